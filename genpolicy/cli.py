@@ -1,13 +1,149 @@
-"""Command line: ``genpolicy toy`` (more subcommands arrive with the offline-RL pipeline)."""
+"""Command line: ``genpolicy train | eval | toy``.
+
+    genpolicy train gmpo --dataset hopper-medium-replay-v5 --env Hopper-v5 --preset cpu --set beta=6
+    genpolicy eval runs/gmpo/best.pt --episodes 10
+
+Configuration precedence: dataclass defaults < presets (in the order given) < ``--FIELD`` flags < ``--set``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import typing
+from importlib import resources
+from pathlib import Path
 
-from .config import add_dataclass_args, dataclass_from_args
+from .config import add_dataclass_args, apply_overrides, dataclass_from_args, field_docs
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "resolve_config", "load_presets"]
+
+
+def load_presets(algo: str) -> dict:
+    """Presets of an algorithm from ``genpolicy/presets/<algo>.yaml`` (empty when there is none)."""
+    import yaml
+
+    f = resources.files("genpolicy") / "presets" / f"{algo}.yaml"
+    return yaml.safe_load(f.read_text()) or {} if f.is_file() else {}
+
+
+def _coerce(cls, key: str, value):
+    """Turn a --set string (parsed as YAML) into the field's type."""
+    import yaml
+
+    hints = typing.get_type_hints(cls)
+    if key not in hints:
+        raise ValueError(f"unknown config key {key!r}; valid keys: {sorted(hints)}")
+    v = yaml.safe_load(value) if isinstance(value, str) else value
+    tp = hints[key]
+    if typing.get_origin(tp) is tuple:
+        return tuple(v) if isinstance(v, (list, tuple)) else (v,)
+    if tp is float and isinstance(v, int):
+        return float(v)
+    if tp is str and not isinstance(v, str):
+        return str(value)
+    if tp in (int, float, bool) and not isinstance(v, tp):
+        raise ValueError(f"{key}={value!r}: expected {tp.__name__}")
+    return v
+
+
+def resolve_config(cls, presets: list[str], available: dict, flags: dict, sets: list[str]):
+    """Defaults < presets < flags < --set, with clear errors for unknown presets and keys."""
+    cfg = cls()
+    for p in presets:
+        if p not in available:
+            raise ValueError(f"unknown preset {p!r}; available: {sorted(available)}")
+        cfg = apply_overrides(cfg, {k: _coerce(cls, k, v) for k, v in available[p].items()})
+    cfg = apply_overrides(cfg, flags)
+    overrides = {}
+    for s in sets:
+        if "=" not in s:
+            raise ValueError(f"--set expects key=value, got {s!r}")
+        k, v = s.split("=", 1)
+        overrides[k.strip()] = _coerce(cls, k.strip(), v)
+    return apply_overrides(cfg, overrides)
+
+
+def _add_train_parser(sub) -> None:
+    from .rl.algos import ALGORITHMS
+
+    train = sub.add_parser("train", help="train an offline-RL algorithm on a dataset")
+    algos = train.add_subparsers(dest="algo", required=True)
+    for name, cls in sorted(ALGORITHMS.items()):
+        p = algos.add_parser(name, help=(cls.__doc__ or "").strip().splitlines()[0],
+                             description=f"Train {name}. Every config field is a flag; presets: "
+                                         f"{', '.join(sorted(load_presets(name))) or 'none'}.")
+        p.add_argument("--dataset", required=True, help="dataset file/folder, minari:ID, or a suite name")
+        p.add_argument("--env", default=None, help="Gymnasium env id for evaluation (e.g. Hopper-v5); none: no eval")
+        p.add_argument("--preset", action="append", default=[], help="preset name (repeatable, applied in order)")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+        p.add_argument("--run-dir", default=None, help="output folder (default runs/<algo>-<dataset>-<seed>)")
+        p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
+        p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
+        group = p.add_argument_group("config fields")
+        docs = field_docs(cls.Config)
+        hints = typing.get_type_hints(cls.Config)
+        for f in dataclasses.fields(cls.Config):
+            tp = hints[f.name]
+            kw = dict(dest=f"cfg_{f.name}", default=argparse.SUPPRESS, metavar=f.name.upper(), help=f"{docs.get(f.name, '')} (default: {f.default})")
+            flag = "--" + f.name.replace("_", "-")
+            if tp is bool:
+                kw.pop("metavar")
+                group.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+            elif typing.get_origin(tp) is tuple:
+                group.add_argument(flag, nargs="+", type=typing.get_args(tp)[0], **kw)
+            else:
+                group.add_argument(flag, type=tp, **kw)
+
+
+def _cmd_train(ns) -> int:
+    import torch
+
+    from .policy import build_algorithm
+    from .rl.algos import ALGORITHMS
+    from .rl.data import OfflineData, load_dataset
+    from .train import load_checkpoint, train
+
+    cls = ALGORITHMS[ns.algo].Config
+    flags = {k[4:]: (tuple(v) if isinstance(v, list) else v) for k, v in vars(ns).items() if k.startswith("cfg_")}
+    cfg = resolve_config(cls, ns.preset, load_presets(ns.algo), flags, ns.set)
+    run_dir = Path(ns.run_dir or f"runs/{ns.algo}-{Path(str(ns.dataset)).stem}-{cfg.seed}")
+    if ns.resume:
+        ck = load_checkpoint(run_dir / "checkpoint.pt")
+        cfg = cls(**ck["config"])  # the resumed run keeps its own resolved config
+    torch.manual_seed(cfg.seed)
+    ds = load_dataset(ns.dataset)
+    data = OfflineData(ds, reward_scale=cfg.reward_scale, normalize_obs=cfg.normalize_obs, device=cfg.device)
+    algo = build_algorithm(ns.algo, data.obs_dim, data.act_dim, dataclasses.asdict(cfg), data.normalizer).to(cfg.device)
+    meta = {"dataset": str(ns.dataset), "presets": list(ns.preset), "command": " ".join(sys.argv)}
+    summary = train(algo, data, run_dir, env_id=ns.env, meta=meta, resume=ns.resume, progress=ns.progress)
+    print(f"run: {run_dir}")
+    for name, t in summary["stage_times"].items():
+        print(f"  {name:10s} {t['seconds']:8.1f} s  {t['steps_per_s']:8.1f} steps/s")
+    if summary["final_score"] is not None:
+        print(f"  final score {summary['final_score']:.1f}   best score {summary['best_score']:.1f} at {summary['best_at']}")
+    return 0
+
+
+def _cmd_eval(ns) -> int:
+    import json
+
+    from .policy import load_policy
+    from .rl.evaluate import evaluate
+    from .train import load_checkpoint
+
+    path = Path(ns.checkpoint)
+    env_id = ns.env
+    if env_id is None:
+        ck = load_checkpoint(path if path.is_file() else path / "checkpoint.pt")
+        env_id = ck["meta"].get("env")
+        if not env_id:
+            raise ValueError("the checkpoint names no environment; pass --env")
+    policy = load_policy(path)
+    res = evaluate(policy.act, env_id, episodes=ns.episodes, seed=ns.seed)
+    print(json.dumps({"env": env_id, **res.as_dict()}, indent=2))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     toy = sub.add_parser("toy", help="Swiss-roll demo: train every path, plot, report held-out log-likelihoods",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_dataclass_args(toy, ToyConfig)
+    _add_train_parser(sub)
+    ev = sub.add_parser("eval", help="evaluate a checkpoint in its environment")
+    ev.add_argument("checkpoint", help="checkpoint.pt, best.pt, or a run folder")
+    ev.add_argument("--episodes", type=int, default=10, help="number of episodes")
+    ev.add_argument("--env", default=None, help="environment id (default: the one the run was trained with)")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the first episode")
     return parser
 
 
@@ -35,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     ns = parser.parse_args(argv)
     try:
-        return {"toy": _cmd_toy}[ns.command](ns)
+        return {"toy": _cmd_toy, "train": _cmd_train, "eval": _cmd_eval}[ns.command](ns)
     except (ValueError, TypeError, FileNotFoundError) as e:
         print(f"genpolicy {ns.command}: error: {e}", file=sys.stderr)
         return 2

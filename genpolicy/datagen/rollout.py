@@ -1,0 +1,109 @@
+"""Roll a policy out in a Gymnasium env and write D4RL-format HDF5 files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..rl.data import TransitionDataset
+
+__all__ = ["collect", "save_d4rl_hdf5", "sha256_of"]
+
+
+def collect(env_id: str, act: Callable[[np.ndarray], np.ndarray] | None, n_transitions: int, seed: int = 0,
+            num_envs: int = 8, max_episode_steps: int = 1000, progress: bool = False) -> TransitionDataset:
+    """Collect ``n_transitions`` with ``act`` (None: uniform random actions) in ``num_envs`` parallel envs.
+
+    Timeouts are set at ``max_episode_steps``; partial episodes at the end are kept with ``timeouts`` set on
+    their last row, so every episode in the file ends with a terminal or a timeout.
+    """
+    from tqdm.auto import tqdm
+
+    from ..rl.envs import make_vec_env
+
+    import gymnasium as gym
+
+    env = make_vec_env(env_id, num_envs, max_episode_steps=max_episode_steps,
+                       vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP})
+    rng = np.random.default_rng(seed)
+    low, high = env.single_action_space.low, env.single_action_space.high
+    buf = [{k: [] for k in ("o", "a", "r", "no", "te", "to")} for _ in range(num_envs)]
+    episodes: list[dict] = []
+    obs, _ = env.reset(seed=[seed + i for i in range(num_envs)])
+    total = 0
+    bar = tqdm(total=n_transitions, desc=f"collect {env_id}", disable=not progress, mininterval=0.5)
+    try:
+        while total < n_transitions:
+            if act is None:
+                a = rng.uniform(low, high, size=(num_envs,) + low.shape).astype(np.float32)
+            else:
+                a = np.clip(np.asarray(act(obs.astype(np.float32)), dtype=np.float32), low, high)
+            nobs, r, term, trunc, info = env.step(a)
+            for i in range(num_envs):
+                b = buf[i]
+                # SAME_STEP autoreset: a finished env already returns its reset obs; the true one is in info
+                final = info["final_obs"][i] if (term[i] or trunc[i]) else nobs[i]
+                b["o"].append(obs[i]), b["a"].append(a[i]), b["r"].append(r[i]), b["no"].append(final)
+                b["te"].append(bool(term[i])), b["to"].append(bool(trunc[i]) and not bool(term[i]))
+                if term[i] or trunc[i]:
+                    episodes.append({k: np.asarray(v) for k, v in b.items()})
+                    buf[i] = {k: [] for k in b}
+            total += num_envs
+            bar.update(num_envs)
+            obs = nobs
+    finally:
+        bar.close()
+        env.close()
+    for b in buf:  # unfinished episodes end by "timeout" at the collection budget
+        if b["o"]:
+            ep = {k: np.asarray(v) for k, v in b.items()}
+            ep["to"][-1] = True
+            episodes.append(ep)
+    cat = lambda k: np.concatenate([e[k] for e in episodes])  # noqa: E731
+    ds = TransitionDataset(cat("o").astype(np.float32), cat("a").astype(np.float32), cat("r").astype(np.float32),
+                           cat("no").astype(np.float32), cat("te"), cat("to"), source=f"collect({env_id})")
+    return _truncate(ds, n_transitions)
+
+
+def _truncate(ds: TransitionDataset, n: int) -> TransitionDataset:
+    if len(ds) <= n:
+        return ds
+    sl = slice(0, n)
+    to = ds.timeouts[sl].copy()
+    if not (ds.terminals[n - 1] or to[-1]):
+        to[-1] = True
+    return TransitionDataset(ds.observations[sl], ds.actions[sl], ds.rewards[sl], ds.next_observations[sl],
+                             ds.terminals[sl], to, ds.source, ds.metadata)
+
+
+def save_d4rl_hdf5(ds: TransitionDataset, path: str | Path, metadata: dict | None = None) -> str:
+    """Write D4RL keys (gzip-compressed, float32 observations/actions) and return the file's sha256."""
+    import h5py
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with h5py.File(tmp, "w") as f:
+        kw = dict(compression="gzip", compression_opts=6, shuffle=True)
+        f.create_dataset("observations", data=ds.observations.astype(np.float32), **kw)
+        f.create_dataset("actions", data=ds.actions.astype(np.float32), **kw)
+        f.create_dataset("rewards", data=ds.rewards.astype(np.float32), **kw)
+        f.create_dataset("next_observations", data=ds.next_observations.astype(np.float32), **kw)
+        f.create_dataset("terminals", data=ds.terminals.astype(bool), **kw)
+        f.create_dataset("timeouts", data=ds.timeouts.astype(bool), **kw)
+        if metadata:
+            f.attrs["metadata"] = json.dumps(metadata)
+    tmp.replace(path)
+    return sha256_of(path)
+
+
+def sha256_of(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

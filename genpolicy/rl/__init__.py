@@ -1,0 +1,1 @@
+"""Offline RL on top of the generative core: datasets, critics, evaluation, algorithms."""

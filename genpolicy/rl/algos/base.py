@@ -1,0 +1,121 @@
+"""What every algorithm provides to the one training loop (genpolicy.train)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..data import Batch, ObsNormalizer
+
+__all__ = ["Stage", "Algorithm", "RunConfig", "ALGORITHMS", "register"]
+
+
+@dataclass
+class RunConfig:
+    """Settings of the training loop shared by every algorithm (flat keys: usable with --set)."""
+
+    seed: int = 0
+    """random seed (model init, batches, noise)"""
+    batch_size: int = 256
+    """minibatch size for every stage"""
+    device: str = "cpu"
+    """torch device"""
+    eval_every: int = 5000
+    """evaluate the policy every this many policy-stage steps (0: only at the end)"""
+    eval_episodes: int = 10
+    """episodes per evaluation"""
+    log_every: int = 100
+    """write metrics every this many steps"""
+    ckpt_every: int = 5000
+    """checkpoint every this many steps (always at stage ends)"""
+    reward_scale: str = "locomotion"
+    """reward scaling: locomotion (1000/return span), antmaze (r - 1) or none"""
+    normalize_obs: bool = True
+    """normalize observations by dataset mean/std (stored with the policy)"""
+    act_solver: str = "euler"
+    """solver used to sample actions"""
+    act_steps: int = 32
+    """solver steps used to sample actions"""
+
+
+@dataclass
+class Stage:
+    """A named phase of training: ``steps`` calls of ``update(batch) -> metrics``.
+
+    Attributes:
+        evaluates: the policy is meaningful during this stage, so the loop evaluates it.
+    """
+
+    name: str
+    steps: int
+    update: Callable[[Batch], dict[str, Tensor]]
+    evaluates: bool = False
+
+
+class Algorithm(nn.Module, ABC):
+    """An offline-RL algorithm: stages of updates, an action method, and its state.
+
+    Subclasses set ``name`` and ``Config``, build their modules and optimizers in ``__init__`` and
+    implement :meth:`stages` and :meth:`act_normalized`.
+    """
+
+    name: str = ""
+    Config: type = RunConfig
+
+    def __init__(self, obs_dim: int, act_dim: int, cfg, normalizer: ObsNormalizer | None = None):
+        super().__init__()
+        self.obs_dim, self.act_dim, self.cfg = obs_dim, act_dim, cfg
+        self.normalizer = normalizer or ObsNormalizer.identity(obs_dim)
+
+    @abstractmethod
+    def stages(self) -> list[Stage]:
+        """The stages in order."""
+
+    @abstractmethod
+    def act_normalized(self, obs: Tensor) -> Tensor:
+        """Actions ``(B, act_dim)`` for already-normalized observations ``(B, obs_dim)``."""
+
+    @abstractmethod
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Every optimizer by name (checkpointed with the modules)."""
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @torch.no_grad()
+    def act(self, obs) -> np.ndarray:
+        """Actions for a batch of *raw* observations ``(B, obs_dim)`` (or one ``(obs_dim,)``), in [-1, 1]."""
+        x = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device)
+        single = x.dim() == 1
+        if single:
+            x = x[None]
+        if x.shape[-1] != self.obs_dim:
+            raise ValueError(f"observations have shape {tuple(x.shape)}; wanted (B, {self.obs_dim})")
+        a = self.act_normalized(self.normalizer(x)).clamp(-1.0, 1.0).cpu().numpy()
+        return a[0] if single else a
+
+    def full_state_dict(self) -> dict:
+        """Modules, optimizers and the observation normalizer."""
+        return {"modules": self.state_dict(), "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()},
+                "normalizer": self.normalizer.state_dict()}
+
+    def load_full_state_dict(self, d: dict) -> None:
+        self.load_state_dict(d["modules"])
+        for k, o in self.optimizers().items():
+            o.load_state_dict(d["optimizers"][k])
+        self.normalizer = ObsNormalizer.from_state_dict(d["normalizer"])
+
+
+ALGORITHMS: dict[str, type[Algorithm]] = {}
+
+
+def register(cls: type[Algorithm]) -> type[Algorithm]:
+    """Class decorator: make an algorithm available to the CLI and to load_policy by its ``name``."""
+    ALGORITHMS[cls.name] = cls
+    return cls

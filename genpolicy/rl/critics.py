@@ -1,0 +1,129 @@
+"""Implicit Q-Learning critic (Kostrikov et al. 2022; paper Eq 32), written once and reused by every algorithm.
+
+    L_V(psi) = E[ L2^tau( min_i Qhat_i(s, a) - V_psi(s) ) ],    L2^tau(u) = |tau - 1(u < 0)| u^2
+    L_Q(xi)  = E[ sum_i (Q_xi_i(s, a) - r - gamma (1 - d) V_psi(s'))^2 ]
+
+V is updated before Q (as in the IQL paper); Qhat are Polyak-averaged target copies of the twin Qs.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .data import Batch
+
+__all__ = ["expectile_loss", "q_loss", "IQLConfig", "IQLCritic", "mlp"]
+
+
+def expectile_loss(diff: Tensor, tau: float) -> Tensor:
+    """Asymmetric squared loss ``|tau - 1(diff < 0)| * diff^2`` (Eq 32), element-wise."""
+    weight = torch.where(diff < 0, 1.0 - tau, tau)
+    return weight * diff.pow(2)
+
+
+def q_loss(q_preds: tuple[Tensor, ...], target: Tensor) -> Tensor:
+    """Sum over the twin heads of the mean squared TD error."""
+    return sum(((q - target) ** 2).mean() for q in q_preds)
+
+
+def mlp(inp: int, out: int, hidden=(256, 256), act=nn.ReLU, layer_norm: bool = False) -> nn.Sequential:
+    """A plain MLP ``inp -> hidden... -> out``."""
+    layers, d = [], inp
+    for h in hidden:
+        layers += [nn.Linear(d, h)] + ([nn.LayerNorm(h)] if layer_norm else []) + [act()]
+        d = h
+    layers.append(nn.Linear(d, out))
+    return nn.Sequential(*layers)
+
+
+class TwinQ(nn.Module):
+    def __init__(self, obs_dim: int, act_dim: int, hidden=(256, 256)):
+        super().__init__()
+        self.q1 = mlp(obs_dim + act_dim, 1, hidden)
+        self.q2 = mlp(obs_dim + act_dim, 1, hidden)
+
+    def both(self, obs: Tensor, act: Tensor) -> tuple[Tensor, Tensor]:
+        sa = torch.cat([obs, act], dim=-1)
+        return self.q1(sa).squeeze(-1), self.q2(sa).squeeze(-1)
+
+    def forward(self, obs: Tensor, act: Tensor) -> Tensor:
+        return torch.minimum(*self.both(obs, act))
+
+
+@dataclass
+class IQLConfig:
+    """IQL critic settings."""
+
+    hidden: tuple[int, ...] = (256, 256)
+    """hidden sizes of the Q and V networks"""
+    expectile: float = 0.7
+    """IQL expectile tau (0.7 locomotion, 0.9 antmaze)"""
+    gamma: float = 0.99
+    """discount factor"""
+    polyak: float = 0.005
+    """target-network averaging rate"""
+    lr: float = 3e-4
+    """Adam learning rate of Q and V"""
+
+
+class IQLCritic(nn.Module):
+    """Twin Q + V with expectile regression; ``update(batch)`` does one V step then one Q step.
+
+    Args:
+        obs_dim, act_dim: sizes. cfg: :class:`IQLConfig`.
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, cfg: IQLConfig | None = None):
+        super().__init__()
+        self.cfg = cfg = cfg or IQLConfig()
+        if not 0 < cfg.expectile < 1:
+            raise ValueError(f"expectile must be in (0, 1), got {cfg.expectile}")
+        self.qf = TwinQ(obs_dim, act_dim, cfg.hidden)
+        self.q_target = copy.deepcopy(self.qf).requires_grad_(False)
+        self.vf = mlp(obs_dim, 1, cfg.hidden)
+        fused = {"fused": True}
+        self.q_opt = torch.optim.Adam(self.qf.parameters(), lr=cfg.lr, **fused)
+        self.v_opt = torch.optim.Adam(self.vf.parameters(), lr=cfg.lr, **fused)
+
+    def v(self, obs: Tensor) -> Tensor:
+        """V(s), shape ``(B,)``."""
+        return self.vf(obs).squeeze(-1)
+
+    def q(self, obs: Tensor, act: Tensor) -> Tensor:
+        """min of the target twin Qs, shape ``(B,)`` (used for advantages and guidance)."""
+        return self.q_target(obs, act)
+
+    @torch.no_grad()
+    def advantage(self, obs: Tensor, act: Tensor) -> Tensor:
+        """A(s, a) = min_i Qhat_i(s, a) - V(s)."""
+        return self.q(obs, act) - self.v(obs)
+
+    def update(self, batch: Batch) -> dict[str, Tensor]:
+        """One IQL step (V, then Q, then Polyak). Returns detached metric tensors."""
+        with torch.no_grad():
+            q_t = self.q_target(batch.obs, batch.actions)
+        v = self.v(batch.obs)
+        v_loss = expectile_loss(q_t - v, self.cfg.expectile).mean()
+        self.v_opt.zero_grad(set_to_none=True)
+        v_loss.backward()
+        self.v_opt.step()
+
+        with torch.no_grad():
+            target = batch.rewards + self.cfg.gamma * (1.0 - batch.dones) * self.v(batch.next_obs)
+        qs = self.qf.both(batch.obs, batch.actions)
+        loss_q = q_loss(qs, target)
+        self.q_opt.zero_grad(set_to_none=True)
+        loss_q.backward()
+        self.q_opt.step()
+
+        with torch.no_grad():
+            torch._foreach_lerp_(list(self.q_target.parameters()), list(self.qf.parameters()), self.cfg.polyak)
+        return {"v_loss": v_loss.detach(), "q_loss": loss_q.detach(), "v_mean": v.detach().mean(),
+                "q_mean": qs[0].detach().mean()}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"q_opt": self.q_opt, "v_opt": self.v_opt}

@@ -1,0 +1,73 @@
+"""Evaluate a policy: N episodes in one vector env, one batched policy call per step, seeded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .envs import env_family, make_vec_env, normalized_score
+
+__all__ = ["EvalResult", "evaluate"]
+
+
+@dataclass
+class EvalResult:
+    """Per-episode returns and lengths, plus D4RL normalized scores when the environment has references."""
+
+    returns: np.ndarray
+    lengths: np.ndarray
+    normalized: np.ndarray | None
+
+    @property
+    def mean_return(self) -> float:
+        return float(self.returns.mean())
+
+    @property
+    def score(self) -> float:
+        """Mean normalized score (or mean return where there are no reference scores)."""
+        return float(self.normalized.mean()) if self.normalized is not None else self.mean_return
+
+    def as_dict(self) -> dict:
+        d = {"return_mean": self.mean_return, "return_std": float(self.returns.std()),
+             "length_mean": float(self.lengths.mean()), "episodes": int(len(self.returns))}
+        if self.normalized is not None:
+            d.update(score_mean=float(self.normalized.mean()), score_std=float(self.normalized.std()))
+        return d
+
+
+def evaluate(act: Callable[[np.ndarray], np.ndarray], env_id: str, episodes: int = 10, seed: int = 0,
+             max_steps: int = 1000) -> EvalResult:
+    """Run ``episodes`` episodes in parallel (one env each) and return their returns.
+
+    Args:
+        act: batched policy ``(n, obs_dim) float32 -> (n, act_dim)``.
+        env_id: Gymnasium id, e.g. ``Hopper-v5``.
+        episodes: number of episodes (= vector-env size).
+        seed: env i is reset with seed ``seed + i``.
+        max_steps: safety cap on steps per episode.
+    """
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    env = make_vec_env(env_id, episodes)
+    try:
+        obs, _ = env.reset(seed=[seed + i for i in range(episodes)])
+        low, high = env.single_action_space.low, env.single_action_space.high
+        returns = np.zeros(episodes)
+        lengths = np.zeros(episodes, dtype=np.int64)
+        alive = np.ones(episodes, dtype=bool)
+        for _ in range(max_steps):
+            a = np.asarray(act(obs.astype(np.float32)), dtype=np.float32)
+            if a.shape != (episodes,) + env.single_action_space.shape:
+                raise ValueError(f"policy returned actions of shape {a.shape}; wanted {(episodes,) + env.single_action_space.shape}")
+            obs, r, term, trunc, _ = env.step(np.clip(a, low, high))
+            returns += np.where(alive, r, 0.0)
+            lengths += alive
+            alive &= ~(term | trunc)
+            if not alive.any():
+                break
+    finally:
+        env.close()
+    norm = normalized_score(env_id, returns) if env_family(env_id) else None
+    return EvalResult(returns=returns, lengths=lengths, normalized=norm)
