@@ -126,6 +126,42 @@ def _cmd_train(ns) -> int:
     return 0
 
 
+def _add_data_parser(sub) -> None:
+    from .datagen.make import ENVS, LEVELS, MakeConfig
+    from .datagen.sac import SACConfig
+
+    data = sub.add_parser("data", help="make D4RL-style datasets from MuJoCo")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    mk = dsub.add_parser("make", help="make one dataset file (+ data card)")
+    mk.add_argument("env", choices=sorted(ENVS))
+    mk.add_argument("level", choices=LEVELS)
+    mk.add_argument("--no-progress", dest="progress", action="store_false")
+    add_dataclass_args(mk, MakeConfig)
+    bh = dsub.add_parser("behaviour", help="train (or resume) the SAC behaviour agent of an env")
+    bh.add_argument("env", choices=sorted(ENVS))
+    bh.add_argument("--root", default="datasets/behaviour", help="behaviour agents live in ROOT/ENV")
+    bh.add_argument("--no-progress", dest="progress", action="store_false")
+    bh.add_argument("--fresh", action="store_true", help="start over instead of resuming")
+    add_dataclass_args(bh, SACConfig)
+
+
+def _cmd_data(ns) -> int:
+    import json
+
+    from .datagen.make import ENVS, MakeConfig, make_dataset
+    from .datagen.sac import SACConfig, train_sac
+
+    if ns.data_command == "make":
+        cfg = dataclass_from_args(MakeConfig, ns)
+        card = make_dataset(ns.env, ns.level, cfg, progress=ns.progress, command=" ".join(["genpolicy"] + sys.argv[1:]))
+        print(json.dumps(card, indent=2))
+        return 0
+    cfg = dataclass_from_args(SACConfig, ns)
+    hist = train_sac(ENVS[ns.env], Path(ns.root) / ns.env, cfg, progress=ns.progress, resume=not ns.fresh)
+    print(json.dumps({"env": ns.env, "eval_returns": hist}, indent=1))
+    return 0
+
+
 def _cmd_eval(ns) -> int:
     import json
 
@@ -151,10 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="genpolicy", description="Generative policies for offline RL.")
     sub = parser.add_subparsers(dest="command", required=True)
-    toy = sub.add_parser("toy", help="Swiss-roll demo: train every path, plot, report held-out log-likelihoods",
-                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    toy = sub.add_parser("toy", help="Swiss-roll demo: train every path, plot, report held-out log-likelihoods")
     add_dataclass_args(toy, ToyConfig)
     _add_train_parser(sub)
+    _add_data_parser(sub)
     ev = sub.add_parser("eval", help="evaluate a checkpoint in its environment")
     ev.add_argument("checkpoint", help="checkpoint.pt, best.pt, or a run folder")
     ev.add_argument("--episodes", type=int, default=10, help="number of episodes")
@@ -177,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     ns = parser.parse_args(argv)
     try:
-        return {"toy": _cmd_toy, "train": _cmd_train, "eval": _cmd_eval}[ns.command](ns)
+        return {"toy": _cmd_toy, "train": _cmd_train, "eval": _cmd_eval, "data": _cmd_data}[ns.command](ns)
     except (ValueError, TypeError, FileNotFoundError) as e:
         print(f"genpolicy {ns.command}: error: {e}", file=sys.stderr)
         return 2

@@ -23,7 +23,7 @@ from torch import Tensor
 __all__ = [
     "DatasetError", "TransitionDataset", "Batch", "OfflineData", "ObsNormalizer", "load_dataset",
     "load_d4rl_hdf5", "load_minari", "load_npz", "episode_returns", "REQUIRED_KEYS", "register_dataset",
-    "DATASET_REGISTRY",
+    "DATASET_REGISTRY", "dataset_dirs", "concat_datasets",
 ]
 
 REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals")
@@ -268,13 +268,53 @@ def register_dataset(name: str, path: str | Path) -> None:
     DATASET_REGISTRY[name] = Path(path)
 
 
+def dataset_dirs() -> list[Path]:
+    """Where suite names are looked up: ``$GENPOLICY_DATASETS`` (os.pathsep-separated), ``./datasets``, and the
+    repository's ``datasets/`` folder."""
+    dirs = [Path(d) for d in os.environ.get("GENPOLICY_DATASETS", "").split(os.pathsep) if d]
+    dirs += [Path("datasets"), Path(__file__).resolve().parents[2] / "datasets"]
+    return dirs
+
+
+def concat_datasets(parts: list[TransitionDataset], source: str) -> TransitionDataset:
+    """Concatenate datasets (each keeps its episode boundaries)."""
+    cat = lambda k: np.concatenate([getattr(p, k) for p in parts])  # noqa: E731
+    ends = []
+    for p in parts:  # make sure each part's last row ends an episode
+        to = p.timeouts.copy()
+        if not (p.terminals[-1] or to[-1]):
+            to[-1] = True
+        ends.append(to)
+    return TransitionDataset(cat("observations"), cat("actions"), cat("rewards"), cat("next_observations"),
+                             cat("terminals"), np.concatenate(ends), source, {"parts": [p.source for p in parts]})
+
+
+def _suite_lookup(name: str, action_bounds) -> TransitionDataset | None:
+    for d in dataset_dirs():
+        f = d / f"{name}.hdf5"
+        if f.exists():
+            return load_d4rl_hdf5(f, action_bounds)
+    if "-medium-expert-" in name:  # composed at load time: medium ∪ expert
+        med, exp = name.replace("-medium-expert-", "-medium-"), name.replace("-medium-expert-", "-expert-")
+        a, b = _suite_lookup(med, action_bounds), _suite_lookup(exp, action_bounds)
+        if a is not None and b is not None:
+            return concat_datasets([a, b], name)
+    return None
+
+
 def load_dataset(spec: str | Path, action_bounds=(-1.0, 1.0)) -> TransitionDataset:
-    """Load by path (``.hdf5``/``.h5``, ``.npz``, Minari folder), ``minari:ID``, or a registered name."""
+    """Load by path (``.hdf5``/``.h5``, ``.npz``, Minari folder), ``minari:ID``, a registered name, or a suite
+    name such as ``hopper-medium-replay-v5`` (looked up in :func:`dataset_dirs`; ``*-medium-expert-*`` is
+    composed from the medium and expert files)."""
     s = str(spec)
     if s.startswith("minari:"):
         return load_minari(s[len("minari:"):], action_bounds)
     if s in DATASET_REGISTRY:
         return load_dataset(DATASET_REGISTRY[s], action_bounds)
+    if "/" not in s and not Path(s).suffix:
+        found = _suite_lookup(s, action_bounds)
+        if found is not None:
+            return found
     p = Path(s)
     if p.is_dir():
         return load_minari(p, action_bounds)

@@ -1,0 +1,154 @@
+"""``genpolicy data make ENV LEVEL``: D4RL-style datasets from our own SAC behaviour agents.
+
+Recipe (following D4RL):
+
+- behaviour agent: SAC trained online (``genpolicy data behaviour ENV --steps N``, resumable), snapshots every
+  ``save_every`` env steps with their evaluation return (stochastic policy);
+- ``random``: uniform random actions;
+- ``expert``: the best snapshot, rolled out with its stochastic policy;
+- ``medium``: the snapshot whose return is closest to one third of the best snapshot's return;
+- ``medium-replay``: the replay buffer from the start of training up to the medium snapshot's step;
+- ``medium-expert``: medium ∪ expert, composed when loaded (no file of its own).
+
+Every file is ``<out>/<env>-<level>-v5.hdf5`` (gzip HDF5, float32) with a data card ``<same>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..rl.data import TransitionDataset, episode_returns
+from ..rl.envs import env_family, normalized_score
+from .rollout import collect, save_d4rl_hdf5
+
+__all__ = ["ENVS", "LEVELS", "MakeConfig", "make_dataset", "data_card", "behaviour_dir"]
+
+#: short name -> Gymnasium id
+ENVS = {"halfcheetah": "HalfCheetah-v5", "hopper": "Hopper-v5", "walker2d": "Walker2d-v5"}
+LEVELS = ("random", "medium", "expert", "medium-replay")
+
+
+@dataclass
+class MakeConfig:
+    """Settings of ``genpolicy data make``."""
+
+    out: str = "datasets"
+    """folder for the dataset files and data cards"""
+    transitions: int = 200_000
+    """transitions for random / medium / expert rollouts"""
+    seed: int = 0
+    """rollout seed"""
+    behaviour_root: str = "datasets/behaviour"
+    """where behaviour agents live (<root>/<env>/)"""
+    medium_fraction: float = 1.0 / 3.0
+    """medium = the snapshot whose return is closest to this fraction of the best snapshot's return"""
+    num_envs: int = 8
+    """parallel environments for rollouts"""
+
+
+def behaviour_dir(cfg: MakeConfig, env: str) -> Path:
+    return Path(cfg.behaviour_root) / env
+
+
+def _versions() -> dict:
+    import gymnasium
+    import mujoco
+
+    return {"gymnasium": gymnasium.__version__, "mujoco": mujoco.__version__, "torch": torch.__version__}
+
+
+def _snapshots(bdir: Path) -> dict[int, float]:
+    hist = bdir / "history.json"
+    if not hist.exists():
+        raise FileNotFoundError(f"no behaviour agent in {bdir}: train one first with "
+                                f"'genpolicy data behaviour {bdir.name} --steps N'")
+    returns = {int(k): float(v) for k, v in json.loads(hist.read_text())["eval_returns"].items()}
+    if not returns:
+        raise FileNotFoundError(f"behaviour agent in {bdir} has no snapshots yet")
+    return returns
+
+
+def pick_snapshots(returns: dict[int, float], medium_fraction: float) -> tuple[int, int]:
+    """(medium step, expert step): expert = best return; medium = closest to ``fraction * best`` (earliest on ties)."""
+    expert = max(returns, key=lambda s: (returns[s], -s))
+    target = medium_fraction * returns[expert]
+    medium = min(sorted(returns), key=lambda s: abs(returns[s] - target))
+    return medium, expert
+
+
+def _actor_policy(path: Path, seed: int):
+    from .sac import load_actor
+
+    actor, meta = load_actor(path)
+    gen = torch.Generator().manual_seed(seed)
+
+    @torch.no_grad()
+    def act(obs: np.ndarray) -> np.ndarray:
+        with torch.random.fork_rng():
+            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+            a, _ = actor(torch.as_tensor(obs))
+        return a.numpy()
+
+    return act, meta
+
+
+def data_card(ds: TransitionDataset, env_id: str, level: str, path: Path, sha: str, extra: dict) -> dict:
+    """The facts a user needs to trust a dataset file."""
+    rets = episode_returns(ds)
+    card = {"name": path.stem, "file": path.name, "env_id": env_id, "env_version": env_id.rsplit("-", 1)[-1],
+            "level": level, **_versions(), "transitions": int(len(ds)), "episodes": int(len(rets)),
+            "return_mean": float(rets.mean()), "return_std": float(rets.std()), "return_min": float(rets.min()),
+            "return_max": float(rets.max()), "terminals": int(ds.terminals.sum()), "timeouts": int(ds.timeouts.sum()),
+            "sha256": sha, **extra}
+    if env_family(env_id):
+        card["normalized_score_mean"] = float(normalized_score(env_id, rets).mean())
+        card["normalized_score_std"] = float(normalized_score(env_id, rets).std())
+    return card
+
+
+def make_dataset(env: str, level: str, cfg: MakeConfig, progress: bool = True, command: str | None = None) -> dict:
+    """Make one dataset file and its data card; returns the card."""
+    if env not in ENVS:
+        raise ValueError(f"unknown env {env!r}; expected one of {sorted(ENVS)}")
+    if level not in LEVELS:
+        raise ValueError(f"unknown level {level!r}; expected one of {LEVELS} (medium-expert is composed at load time)")
+    env_id = ENVS[env]
+    t0 = time.perf_counter()
+    extra: dict = {"seed": cfg.seed, "command": command or f"genpolicy data make {env} {level} --seed {cfg.seed}"}
+    if level == "random":
+        ds = collect(env_id, None, cfg.transitions, seed=cfg.seed, num_envs=cfg.num_envs, progress=progress)
+        extra["behaviour_policy_steps"] = 0
+    else:
+        bdir = behaviour_dir(cfg, env)
+        returns = _snapshots(bdir)
+        medium, expert = pick_snapshots(returns, cfg.medium_fraction)
+        step = expert if level == "expert" else medium
+        extra.update(behaviour_policy_steps=step, behaviour_snapshot_return=returns[step],
+                     behaviour_best_return=returns[expert])
+        if level == "medium-replay":
+            rb = np.load(bdir / "replay.npz")
+            n = min(step, len(rb["rewards"]))
+            if n < step:
+                raise ValueError(f"replay buffer in {bdir} holds {len(rb['rewards'])} steps, fewer than the medium "
+                                 f"snapshot's {step}")
+            te, to = rb["terminals"][:n].copy(), rb["timeouts"][:n].copy()
+            if not (te[-1] or to[-1]):
+                to[-1] = True  # the buffer is cut mid-episode at the medium snapshot
+            ds = TransitionDataset(rb["observations"][:n], rb["actions"][:n], rb["rewards"][:n],
+                                   rb["next_observations"][:n], te, to, source=str(bdir / "replay.npz"))
+        else:
+            act, _ = _actor_policy(bdir / "policies" / f"step_{step:07d}.pt", cfg.seed)
+            ds = collect(env_id, act, cfg.transitions, seed=cfg.seed, num_envs=cfg.num_envs, progress=progress)
+    ds.validate()
+    path = Path(cfg.out) / f"{env}-{level}-v5.hdf5"
+    sha = save_d4rl_hdf5(ds, path)
+    extra["seconds"] = round(time.perf_counter() - t0, 1)
+    card = data_card(ds, env_id, level, path, sha, extra)
+    path.with_suffix(".json").write_text(json.dumps(card, indent=2))
+    return card

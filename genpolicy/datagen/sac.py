@@ -1,0 +1,262 @@
+"""A compact Soft Actor-Critic (Haarnoja et al. 2018) for behaviour policies, with exact resume.
+
+The behaviour agent that makes D4RL-style datasets: tanh-Gaussian actor, twin Q with target networks,
+automatic entropy tuning. Training state (networks, optimizers, replay buffer, RNGs, env step) is saved to
+``<dir>/state.pt`` atomically, so training can span several sessions; policy snapshots with their evaluation
+returns go to ``<dir>/policies/step_XXXXXXX.pt`` and ``<dir>/history.json``.
+
+A compact own implementation rather than stable-baselines3: SB3 drags in pandas/cloudpickle and a
+per-step Python overhead of its own; this one keeps the replay buffer as preallocated numpy arrays and the
+update fused into few kernels, and is small enough to read in one sitting.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..rl.critics import mlp
+
+__all__ = ["SACConfig", "SACAgent", "train_sac", "load_actor"]
+
+
+@dataclass
+class SACConfig:
+    """SAC settings (defaults as in the SAC paper / CleanRL)."""
+
+    total_steps: int = 300_000
+    """environment steps to train for (resume continues up to this)"""
+    start_steps: int = 5000
+    """uniform-random actions before learning starts"""
+    batch_size: int = 256
+    """minibatch size"""
+    hidden: tuple[int, ...] = (256, 256)
+    """actor and critic hidden sizes"""
+    lr: float = 3e-4
+    """Adam learning rate (actor, critics, temperature)"""
+    gamma: float = 0.99
+    """discount"""
+    tau: float = 0.005
+    """target-network rate"""
+    save_every: int = 10_000
+    """snapshot the policy (and evaluate it) every this many env steps"""
+    eval_episodes: int = 5
+    """episodes per snapshot evaluation (stochastic policy, as the datasets use)"""
+    state_every: int = 10_000
+    """write the full resumable state every this many env steps"""
+    seed: int = 0
+    """random seed"""
+
+
+class Actor(nn.Module):
+    def __init__(self, obs_dim: int, act_dim: int, hidden):
+        super().__init__()
+        self.body = mlp(obs_dim, 2 * act_dim, hidden)
+
+    def forward(self, obs: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor]:
+        mu, log_std = self.body(obs).chunk(2, dim=-1)
+        log_std = torch.tanh(log_std)
+        log_std = -5.0 + 3.5 * (log_std + 1.0)  # in [-5, 2]
+        std = log_std.exp()
+        u = mu if deterministic else mu + std * torch.randn_like(mu)
+        a = torch.tanh(u)
+        logp = (-0.5 * ((u - mu) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        logp = logp - (2 * (math.log(2) - u - nn.functional.softplus(-2 * u))).sum(-1)
+        return a, logp
+
+
+class SACAgent(nn.Module):
+    """Actor, twin critics, targets and temperature, with one ``update(batch)``."""
+
+    def __init__(self, obs_dim: int, act_dim: int, cfg: SACConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.actor = Actor(obs_dim, act_dim, cfg.hidden)
+        self.q1, self.q2 = mlp(obs_dim + act_dim, 1, cfg.hidden), mlp(obs_dim + act_dim, 1, cfg.hidden)
+        self.q1_t, self.q2_t = copy.deepcopy(self.q1).requires_grad_(False), copy.deepcopy(self.q2).requires_grad_(False)
+        self.log_alpha = nn.Parameter(torch.zeros(()))
+        self.target_entropy = -float(act_dim)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr, fused=True)
+        self.q_opt = torch.optim.Adam(list(self.q1.parameters()) + list(self.q2.parameters()), lr=cfg.lr, fused=True)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.lr)
+
+    def _q(self, obs, act, target=False):
+        sa = torch.cat([obs, act], -1)
+        a, b = (self.q1_t, self.q2_t) if target else (self.q1, self.q2)
+        return a(sa).squeeze(-1), b(sa).squeeze(-1)
+
+    def update(self, obs, act, rew, nobs, done) -> dict:
+        alpha = self.log_alpha.exp().detach()
+        with torch.no_grad():
+            na, nlogp = self.actor(nobs)
+            tq = torch.minimum(*self._q(nobs, na, target=True)) - alpha * nlogp
+            target = rew + self.cfg.gamma * (1 - done) * tq
+        q1, q2 = self._q(obs, act)
+        q_loss = ((q1 - target) ** 2).mean() + ((q2 - target) ** 2).mean()
+        self.q_opt.zero_grad(set_to_none=True)
+        q_loss.backward()
+        self.q_opt.step()
+
+        a, logp = self.actor(obs)
+        for p in (*self.q1.parameters(), *self.q2.parameters()):
+            p.requires_grad_(False)
+        pi_loss = (alpha * logp - torch.minimum(*self._q(obs, a))).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        pi_loss.backward()
+        self.actor_opt.step()
+        for p in (*self.q1.parameters(), *self.q2.parameters()):
+            p.requires_grad_(True)
+
+        alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+        self.alpha_opt.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.alpha_opt.step()
+        with torch.no_grad():
+            src = list(self.q1.parameters()) + list(self.q2.parameters())
+            dst = list(self.q1_t.parameters()) + list(self.q2_t.parameters())
+            torch._foreach_lerp_(dst, src, self.cfg.tau)
+        return {"q_loss": q_loss.detach(), "pi_loss": pi_loss.detach(), "alpha": alpha}
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        a, _ = self.actor(torch.as_tensor(obs, dtype=torch.float32), deterministic)
+        return a.numpy()
+
+
+class _Replay:
+    def __init__(self, n: int, obs_dim: int, act_dim: int):
+        self.o = np.zeros((n, obs_dim), np.float32)
+        self.a = np.zeros((n, act_dim), np.float32)
+        self.r = np.zeros(n, np.float32)
+        self.no = np.zeros((n, obs_dim), np.float32)
+        self.te = np.zeros(n, bool)
+        self.to = np.zeros(n, bool)
+        self.size = 0
+
+    def add(self, o, a, r, no, te, to):
+        i = self.size
+        self.o[i], self.a[i], self.r[i], self.no[i], self.te[i], self.to[i] = o, a, r, no, te, to
+        self.size += 1
+
+    def arrays(self, upto: int | None = None) -> dict:
+        n = self.size if upto is None else min(upto, self.size)
+        return {"observations": self.o[:n], "actions": self.a[:n], "rewards": self.r[:n],
+                "next_observations": self.no[:n], "terminals": self.te[:n], "timeouts": self.to[:n]}
+
+
+def _evaluate(agent: SACAgent, env_id: str, episodes: int, seed: int) -> float:
+    from ..rl.evaluate import evaluate
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return evaluate(lambda o: agent.act(o), env_id, episodes=episodes, seed=seed).mean_return
+
+
+def train_sac(env_id: str, out_dir: str | Path, cfg: SACConfig, progress: bool = True, resume: bool = True) -> dict:
+    """Train (or resume) a SAC behaviour agent; returns the snapshot history ``{step: eval_return}``.
+
+    Episodes are cut at 1000 steps (a timeout, bootstrapped through). Every transition goes to the replay
+    buffer, which is saved with the state, so that medium-replay datasets can be cut from it later.
+    """
+    import gymnasium as gym
+    from tqdm.auto import tqdm
+
+    out = Path(out_dir)
+    (out / "policies").mkdir(parents=True, exist_ok=True)
+    env = gym.make(env_id, max_episode_steps=1000)
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    random.seed(cfg.seed)
+    agent = SACAgent(obs_dim, act_dim, cfg)
+    replay = _Replay(cfg.total_steps, obs_dim, act_dim)
+    history: dict[int, float] = {}
+    step, ep_ret, ep_count = 0, 0.0, 0
+    state_path = out / "state.pt"
+    if resume and state_path.exists():
+        st = torch.load(state_path, weights_only=False)
+        agent.load_state_dict(st["agent"])
+        for k in ("actor_opt", "q_opt", "alpha_opt"):
+            getattr(agent, k).load_state_dict(st[k])
+        rb = np.load(out / "replay.npz")
+        n = int(st["step"])
+        replay = _Replay(max(cfg.total_steps, n), obs_dim, act_dim)
+        for key, attr in (("observations", "o"), ("actions", "a"), ("rewards", "r"), ("next_observations", "no"),
+                          ("terminals", "te"), ("timeouts", "to")):
+            getattr(replay, attr)[:n] = rb[key][:n]
+        replay.size = n
+        if n and not (replay.te[n - 1] or replay.to[n - 1]):
+            replay.to[n - 1] = True  # the episode in progress at the save is cut here (a timeout)
+        step, history, ep_count = n, {int(k): v for k, v in st["history"].items()}, st["ep_count"]
+        torch.set_rng_state(st["rng_torch"])
+        np.random.set_state(st["rng_numpy"])
+        random.setstate(st["rng_python"])
+    rng = np.random.default_rng(cfg.seed + step)
+    obs, _ = env.reset(seed=cfg.seed + ep_count)
+    bar = tqdm(total=cfg.total_steps, initial=step, desc=f"SAC {env_id}", disable=not progress, mininterval=1.0)
+    t0 = time.perf_counter()
+    while step < cfg.total_steps:
+        if step < cfg.start_steps:
+            a = rng.uniform(-1, 1, act_dim).astype(np.float32)
+        else:
+            a = agent.act(obs[None])[0]
+        nobs, r, term, trunc, _ = env.step(a)
+        replay.add(obs, a, r, nobs, term, trunc and not term)
+        ep_ret += r
+        step += 1
+        obs = nobs
+        if term or trunc:
+            ep_count += 1
+            bar.set_postfix(ep_return=f"{ep_ret:.0f}", refresh=False)
+            ep_ret = 0.0
+            obs, _ = env.reset(seed=cfg.seed + ep_count)
+        if step >= cfg.start_steps:
+            idx = rng.integers(0, replay.size, cfg.batch_size)
+            t = lambda x: torch.from_numpy(x[idx])  # noqa: E731
+            agent.update(t(replay.o), t(replay.a), t(replay.r), t(replay.no), t(replay.te.astype(np.float32)))
+        bar.update(1)
+        if step % cfg.save_every == 0:
+            ret = _evaluate(agent, env_id, cfg.eval_episodes, seed=10_000 + step)
+            history[step] = ret
+            torch.save({"actor": agent.actor.state_dict(), "obs_dim": obs_dim, "act_dim": act_dim,
+                        "hidden": cfg.hidden, "step": step, "eval_return": ret, "env_id": env_id},
+                       out / "policies" / f"step_{step:07d}.pt")
+            (out / "history.json").write_text(json.dumps({"env_id": env_id, "config": asdict(cfg),
+                                                          "eval_returns": history,
+                                                          "seconds_this_session": round(time.perf_counter() - t0)},
+                                                         indent=1))
+            bar.write(f"[SAC {env_id}] step {step}: eval return {ret:.1f}")
+        if step % cfg.state_every == 0 or step == cfg.total_steps:
+            _save_state(out, agent, replay, step, history, ep_count)
+    bar.close()
+    env.close()
+    return history
+
+
+def _save_state(out: Path, agent: SACAgent, replay: _Replay, step: int, history: dict, ep_count: int) -> None:
+    tmp = out / "replay.tmp.npz"
+    np.savez(tmp, **replay.arrays())
+    os.replace(tmp, out / "replay.npz")
+    st = {"agent": agent.state_dict(), "actor_opt": agent.actor_opt.state_dict(), "q_opt": agent.q_opt.state_dict(),
+          "alpha_opt": agent.alpha_opt.state_dict(), "step": step, "history": history, "ep_count": ep_count,
+          "rng_torch": torch.get_rng_state(), "rng_numpy": np.random.get_state(), "rng_python": random.getstate()}
+    torch.save(st, out / "state.tmp.pt")
+    os.replace(out / "state.tmp.pt", out / "state.pt")
+
+
+def load_actor(path: str | Path) -> tuple[Actor, dict]:
+    """A policy snapshot written by :func:`train_sac`: the actor and its metadata."""
+    d = torch.load(path, weights_only=False)
+    actor = Actor(d["obs_dim"], d["act_dim"], tuple(d["hidden"]))
+    actor.load_state_dict(d["actor"])
+    return actor.eval(), d

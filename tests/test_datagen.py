@@ -1,0 +1,88 @@
+"""Dataset generation: tiny-budget behaviour training with resume, every level, data cards that match files."""
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("gymnasium")
+
+from genpolicy.cli import main  # noqa: E402
+from genpolicy.datagen.make import MakeConfig, make_dataset, pick_snapshots  # noqa: E402
+from genpolicy.datagen.rollout import sha256_of  # noqa: E402
+from genpolicy.datagen.sac import SACConfig, train_sac  # noqa: E402
+from genpolicy.rl.data import episode_returns, load_dataset  # noqa: E402
+
+
+def test_pick_snapshots():
+    returns = {10: 100.0, 20: 900.0, 30: 2900.0, 40: 3000.0, 50: 1000.0}
+    assert pick_snapshots(returns, 1 / 3) == (50, 40)  # best 3000 -> target 1000 -> step 50 exactly
+    assert pick_snapshots({10: 5.0, 20: 30.0, 30: 11.0}, 1 / 3)[0] == 30
+
+
+@pytest.fixture(scope="module")
+def behaviour(tmp_path_factory):
+    root = tmp_path_factory.mktemp("behaviour")
+    cfg = SACConfig(total_steps=400, start_steps=200, batch_size=32, hidden=(32, 32), save_every=100,
+                    state_every=200, eval_episodes=1)
+    hist = train_sac("Hopper-v5", root / "hopper", cfg, progress=False)
+    return root, cfg, hist
+
+
+def test_behaviour_training_resumes_from_the_saved_step(behaviour):
+    root, cfg, hist = behaviour
+    assert sorted(hist) == [100, 200, 300, 400]
+    import torch
+
+    st = torch.load(root / "hopper" / "state.pt", weights_only=False)
+    assert st["step"] == 400
+    rb_before = np.load(root / "hopper" / "replay.npz")
+    assert len(rb_before["rewards"]) == 400
+    cfg2 = SACConfig(**{**cfg.__dict__, "total_steps": 600})
+    hist2 = train_sac("Hopper-v5", root / "hopper", cfg2, progress=False)
+    assert sorted(hist2) == [100, 200, 300, 400, 500, 600]  # continued, did not start over
+    assert {k: hist2[k] for k in hist} == hist
+    rb = np.load(root / "hopper" / "replay.npz")
+    assert len(rb["rewards"]) == 600
+    np.testing.assert_array_equal(rb["observations"][:400], rb_before["observations"])
+
+
+@pytest.mark.parametrize("level", ["random", "medium", "expert", "medium-replay"])
+def test_make_produces_a_loadable_file_with_a_matching_card(behaviour, tmp_path, level):
+    root, _, _ = behaviour
+    cfg = MakeConfig(out=str(tmp_path), transitions=600, behaviour_root=str(root), num_envs=4)
+    card = make_dataset("hopper", level, cfg, progress=False)
+    path = tmp_path / f"hopper-{level}-v5.hdf5"
+    ds = load_dataset(path)
+    rets = episode_returns(ds)
+    saved = json.loads(path.with_suffix(".json").read_text())
+    assert saved == card
+    assert card["transitions"] == len(ds) and card["episodes"] == len(rets)
+    assert card["return_mean"] == pytest.approx(rets.mean(), rel=1e-6)
+    assert card["return_max"] == pytest.approx(rets.max(), rel=1e-6)
+    assert card["sha256"] == sha256_of(path)
+    assert card["env_id"] == "Hopper-v5" and card["mujoco"] and card["gymnasium"]
+    assert "normalized_score_mean" in card and card["command"].startswith("genpolicy data make hopper")
+    if level == "medium-replay":
+        assert len(ds) == card["behaviour_policy_steps"]
+    if level != "random":
+        assert card["behaviour_policy_steps"] in (100, 200, 300, 400, 500, 600)
+
+
+def test_suite_names_and_medium_expert_composition(behaviour, tmp_path, monkeypatch):
+    root, _, _ = behaviour
+    cfg = MakeConfig(out=str(tmp_path), transitions=300, behaviour_root=str(root), num_envs=2)
+    for level in ("medium", "expert"):
+        make_dataset("hopper", level, cfg, progress=False)
+    monkeypatch.setenv("GENPOLICY_DATASETS", str(tmp_path))
+    med, exp = load_dataset("hopper-medium-v5"), load_dataset("hopper-expert-v5")
+    both = load_dataset("hopper-medium-expert-v5")
+    assert len(both) == len(med) + len(exp)
+    assert len(episode_returns(both)) == len(episode_returns(med)) + len(episode_returns(exp))
+
+
+def test_cli_data_errors(capsys):
+    with pytest.raises(SystemExit):
+        main(["data", "make", "ant", "medium"])
+    assert main(["data", "make", "hopper", "medium", "--behaviour-root", "/nonexistent", "--no-progress"]) == 2
+    assert "no behaviour agent" in capsys.readouterr().err
