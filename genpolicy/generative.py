@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from .couplings import Coupling, make_coupling
-from .paths import PARAMETERIZATIONS, GaussianPath, expand_t, make_path
+from .paths import PARAMETERIZATIONS, GaussianPath, make_path
 from .solvers import ODESolver, TorchDiffEq, make_solver, uniform_grid
 
 __all__ = ["GenerativeModel", "Trajectory", "SampleWithLogProb", "batch_size_of"]

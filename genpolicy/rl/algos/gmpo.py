@@ -11,6 +11,7 @@ samples K actions per state from it and weights their matching losses by softmax
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -76,8 +77,6 @@ class GMPOConfig(RunConfig):
 
 def advantage_weights(adv: Tensor, beta: float, clamp: float) -> Tensor:
     """``min(exp(beta * adv), clamp)`` computed without overflow (Eq 7 with the paper's clamp)."""
-    import math
-
     return torch.exp(torch.clamp(beta * adv, max=math.log(clamp)))
 
 
