@@ -15,7 +15,7 @@ import typing
 from importlib import resources
 from pathlib import Path
 
-from .config import add_dataclass_args, apply_overrides, dataclass_from_args, field_docs
+from .config import add_dataclass_args, apply_overrides, dataclass_from_args
 
 __all__ = ["main", "build_parser", "resolve_config", "load_presets"]
 
@@ -81,20 +81,8 @@ def _add_train_parser(sub) -> None:
         p.add_argument("--run-dir", default=None, help="output folder (default runs/<algo>-<dataset>-<seed>)")
         p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
         p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
-        group = p.add_argument_group("config fields")
-        docs = field_docs(cls.Config)
-        hints = typing.get_type_hints(cls.Config)
-        for f in dataclasses.fields(cls.Config):
-            tp = hints[f.name]
-            kw = dict(dest=f"cfg_{f.name}", default=argparse.SUPPRESS, metavar=f.name.upper(), help=f"{docs.get(f.name, '')} (default: {f.default})")
-            flag = "--" + f.name.replace("_", "-")
-            if tp is bool:
-                kw.pop("metavar")
-                group.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
-            elif typing.get_origin(tp) is tuple:
-                group.add_argument(flag, nargs="+", type=typing.get_args(tp)[0], **kw)
-            else:
-                group.add_argument(flag, type=tp, **kw)
+        add_dataclass_args(p.add_argument_group("config fields"), cls.Config, dest_prefix="cfg_",
+                           suppress_defaults=True)
 
 
 def _cmd_train(ns) -> int:

@@ -43,21 +43,28 @@ def _base_type(tp):
     return "plain", tp
 
 
-def add_dataclass_args(parser: argparse.ArgumentParser, cls) -> None:
-    """Add one ``--field-name`` flag per dataclass field, with its type, default and docstring."""
+def add_dataclass_args(parser, cls, dest_prefix: str = "", suppress_defaults: bool = False) -> None:
+    """Add one ``--field-name`` flag per dataclass field, with its type, default and docstring.
+
+    Args:
+        parser: an ArgumentParser or argument group.
+        dest_prefix: prefix of each flag's destination name (to tell config fields from other flags).
+        suppress_defaults: leave unset flags out of the namespace (so that presets below them survive).
+    """
     docs = field_docs(cls)
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         kind, tp = _base_type(hints[f.name])
         flag = "--" + f.name.replace("_", "-")
-        help_ = f"{docs.get(f.name, '')} (default: {default})"
+        kw = dict(dest=dest_prefix + f.name, help=f"{docs.get(f.name, '')} (default: {default})",
+                  default=argparse.SUPPRESS if suppress_defaults else default)
         if tp is bool and kind == "plain":
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=help_)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
         elif kind == "seq":
-            parser.add_argument(flag, dest=f.name, nargs="+", type=tp, default=default, help=help_)
+            parser.add_argument(flag, nargs="+", type=tp, metavar=f.name.upper(), **kw)
         else:
-            parser.add_argument(flag, dest=f.name, type=tp, default=default, help=help_)
+            parser.add_argument(flag, type=tp, metavar=f.name.upper(), **kw)
 
 
 def dataclass_from_args(cls, ns: argparse.Namespace):

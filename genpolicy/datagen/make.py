@@ -2,7 +2,7 @@
 
 Recipe (following D4RL):
 
-- behaviour agent: SAC trained online (``genpolicy data behaviour ENV --steps N``, resumable), snapshots every
+- behaviour agent: SAC trained online (``genpolicy data behaviour ENV --total-steps N``, resumable), snapshots every
   ``save_every`` env steps with their evaluation return (stochastic policy);
 - ``random``: uniform random actions;
 - ``expert``: the best snapshot, rolled out with its stochastic policy;
@@ -67,7 +67,7 @@ def _snapshots(bdir: Path) -> dict[int, float]:
     hist = bdir / "history.json"
     if not hist.exists():
         raise FileNotFoundError(f"no behaviour agent in {bdir}: train one first with "
-                                f"'genpolicy data behaviour {bdir.name} --steps N'")
+                                f"'genpolicy data behaviour {bdir.name} --total-steps N'")
     returns = {int(k): float(v) for k, v in json.loads(hist.read_text())["eval_returns"].items()}
     if not returns:
         raise FileNotFoundError(f"behaviour agent in {bdir} has no snapshots yet")
@@ -85,7 +85,7 @@ def pick_snapshots(returns: dict[int, float], medium_fraction: float) -> tuple[i
 def _actor_policy(path: Path, seed: int):
     from .sac import load_actor
 
-    actor, meta = load_actor(path)
+    actor, _ = load_actor(path)
     gen = torch.Generator().manual_seed(seed)
 
     @torch.no_grad()
@@ -95,7 +95,7 @@ def _actor_policy(path: Path, seed: int):
             a, _ = actor(torch.as_tensor(obs))
         return a.numpy()
 
-    return act, meta
+    return act
 
 
 def data_card(ds: TransitionDataset, env_id: str, level: str, path: Path, sha: str, extra: dict) -> dict:
@@ -107,8 +107,8 @@ def data_card(ds: TransitionDataset, env_id: str, level: str, path: Path, sha: s
             "return_max": float(rets.max()), "terminals": int(ds.terminals.sum()), "timeouts": int(ds.timeouts.sum()),
             "sha256": sha, **extra}
     if env_family(env_id):
-        card["normalized_score_mean"] = float(normalized_score(env_id, rets).mean())
-        card["normalized_score_std"] = float(normalized_score(env_id, rets).std())
+        scores = normalized_score(env_id, rets)
+        card["normalized_score_mean"], card["normalized_score_std"] = float(scores.mean()), float(scores.std())
     return card
 
 
@@ -133,17 +133,13 @@ def make_dataset(env: str, level: str, cfg: MakeConfig, progress: bool = True, c
                      behaviour_best_return=returns[expert])
         if level == "medium-replay":
             rb = np.load(bdir / "replay.npz")
-            n = min(step, len(rb["rewards"]))
-            if n < step:
+            if len(rb["rewards"]) < step:
                 raise ValueError(f"replay buffer in {bdir} holds {len(rb['rewards'])} steps, fewer than the medium "
                                  f"snapshot's {step}")
-            te, to = rb["terminals"][:n].copy(), rb["timeouts"][:n].copy()
-            if not (te[-1] or to[-1]):
-                to[-1] = True  # the buffer is cut mid-episode at the medium snapshot
-            ds = TransitionDataset(rb["observations"][:n], rb["actions"][:n], rb["rewards"][:n],
-                                   rb["next_observations"][:n], te, to, source=str(bdir / "replay.npz"))
+            # the buffer is cut (possibly mid-episode) at the medium snapshot's step
+            ds = TransitionDataset(**{k: rb[k] for k in rb.files}, source=str(bdir / "replay.npz")).head(step)
         else:
-            act, _ = _actor_policy(bdir / "policies" / f"step_{step:07d}.pt", cfg.seed)
+            act = _actor_policy(bdir / "policies" / f"step_{step:07d}.pt", cfg.seed)
             ds = collect(env_id, act, cfg.transitions, seed=cfg.seed, num_envs=cfg.num_envs, progress=progress)
     ds.validate()
     path = Path(cfg.out) / f"{env}-{level}-v5.hdf5"

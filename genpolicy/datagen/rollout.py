@@ -66,18 +66,7 @@ def collect(env_id: str, act: Callable[[np.ndarray], np.ndarray] | None, n_trans
     cat = lambda k: np.concatenate([e[k] for e in episodes])  # noqa: E731
     ds = TransitionDataset(cat("o").astype(np.float32), cat("a").astype(np.float32), cat("r").astype(np.float32),
                            cat("no").astype(np.float32), cat("te"), cat("to"), source=f"collect({env_id})")
-    return _truncate(ds, n_transitions)
-
-
-def _truncate(ds: TransitionDataset, n: int) -> TransitionDataset:
-    if len(ds) <= n:
-        return ds
-    sl = slice(0, n)
-    to = ds.timeouts[sl].copy()
-    if not (ds.terminals[n - 1] or to[-1]):
-        to[-1] = True
-    return TransitionDataset(ds.observations[sl], ds.actions[sl], ds.rewards[sl], ds.next_observations[sl],
-                             ds.terminals[sl], to, ds.source, ds.metadata)
+    return ds.head(n_transitions) if len(ds) > n_transitions else ds
 
 
 def save_d4rl_hdf5(ds: TransitionDataset, path: str | Path, metadata: dict | None = None) -> str:

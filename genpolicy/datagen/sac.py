@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from ..rl.critics import mlp
+from ..rl.data import close_last_episode
 
 __all__ = ["SACConfig", "SACAgent", "train_sac", "load_actor"]
 
@@ -134,6 +135,10 @@ class SACAgent(nn.Module):
 
 
 class _Replay:
+    #: D4RL key -> attribute
+    KEYS = (("observations", "o"), ("actions", "a"), ("rewards", "r"), ("next_observations", "no"),
+            ("terminals", "te"), ("timeouts", "to"))
+
     def __init__(self, n: int, obs_dim: int, act_dim: int):
         self.o = np.zeros((n, obs_dim), np.float32)
         self.a = np.zeros((n, act_dim), np.float32)
@@ -150,8 +155,14 @@ class _Replay:
 
     def arrays(self, upto: int | None = None) -> dict:
         n = self.size if upto is None else min(upto, self.size)
-        return {"observations": self.o[:n], "actions": self.a[:n], "rewards": self.r[:n],
-                "next_observations": self.no[:n], "terminals": self.te[:n], "timeouts": self.to[:n]}
+        return {key: getattr(self, attr)[:n] for key, attr in self.KEYS}
+
+    def load(self, arrays, n: int) -> None:
+        """Fill the first ``n`` rows from D4RL-keyed arrays; an episode cut at row n ends there."""
+        for key, attr in self.KEYS:
+            getattr(self, attr)[:n] = arrays[key][:n]
+        self.to[:n] = close_last_episode(self.te[:n], self.to[:n])
+        self.size = n
 
 
 def _evaluate(agent: SACAgent, env_id: str, episodes: int, seed: int) -> float:
@@ -191,12 +202,7 @@ def train_sac(env_id: str, out_dir: str | Path, cfg: SACConfig, progress: bool =
         rb = np.load(out / "replay.npz")
         n = int(st["step"])
         replay = _Replay(max(cfg.total_steps, n), obs_dim, act_dim)
-        for key, attr in (("observations", "o"), ("actions", "a"), ("rewards", "r"), ("next_observations", "no"),
-                          ("terminals", "te"), ("timeouts", "to")):
-            getattr(replay, attr)[:n] = rb[key][:n]
-        replay.size = n
-        if n and not (replay.te[n - 1] or replay.to[n - 1]):
-            replay.to[n - 1] = True  # the episode in progress at the save is cut here (a timeout)
+        replay.load(rb, n)  # the episode in progress at the save is cut there (a timeout)
         step, history, ep_count = n, {int(k): v for k, v in st["history"].items()}, st["ep_count"]
         torch.set_rng_state(st["rng_torch"])
         np.random.set_state(st["rng_numpy"])
@@ -223,7 +229,7 @@ def train_sac(env_id: str, out_dir: str | Path, cfg: SACConfig, progress: bool =
         if step >= cfg.start_steps:
             idx = rng.integers(0, replay.size, cfg.batch_size)
             t = lambda x: torch.from_numpy(x[idx])  # noqa: E731
-            agent.update(t(replay.o), t(replay.a), t(replay.r), t(replay.no), t(replay.te.astype(np.float32)))
+            agent.update(t(replay.o), t(replay.a), t(replay.r), t(replay.no), t(replay.te).float())
         bar.update(1)
         if step % cfg.save_every == 0:
             ret = _evaluate(agent, env_id, cfg.eval_episodes, seed=10_000 + step)

@@ -23,7 +23,7 @@ from torch import Tensor
 __all__ = [
     "DatasetError", "TransitionDataset", "Batch", "OfflineData", "ObsNormalizer", "load_dataset",
     "load_d4rl_hdf5", "load_minari", "load_npz", "episode_returns", "REQUIRED_KEYS", "register_dataset",
-    "DATASET_REGISTRY", "dataset_dirs", "concat_datasets",
+    "DATASET_REGISTRY", "dataset_dirs", "concat_datasets", "close_last_episode",
 ]
 
 REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals")
@@ -63,6 +63,13 @@ class TransitionDataset:
     def __len__(self) -> int:
         return len(self.rewards)
 
+    def head(self, n: int) -> "TransitionDataset":
+        """The first ``n`` transitions; an episode cut at row ``n`` ends there with a timeout."""
+        sl = slice(0, n)
+        return TransitionDataset(self.observations[sl], self.actions[sl], self.rewards[sl], self.next_observations[sl],
+                                 self.terminals[sl], close_last_episode(self.terminals[sl], self.timeouts[sl]),
+                                 self.source, self.metadata)
+
     @property
     def episode_ends(self) -> np.ndarray:
         """Boolean ``(N,)``: the transition ends an episode (terminal, timeout, or the last row)."""
@@ -99,6 +106,15 @@ class TransitionDataset:
             if amin < lo - atol or amax > hi + atol:
                 raise DatasetError(self.source, "actions",
                                    f"values in [{amin:.4g}, {amax:.4g}] exceed the action bounds [{lo}, {hi}]")
+
+
+def close_last_episode(terminals: np.ndarray, timeouts: np.ndarray) -> np.ndarray:
+    """A copy of ``timeouts`` whose last row is set unless it is already a terminal or a timeout, so that an
+    episode cut by the end of the data ends there (bootstrapping through it stays allowed)."""
+    out = np.array(timeouts, dtype=bool, copy=True)
+    if len(out) and not (terminals[-1] or out[-1]):
+        out[-1] = True
+    return out
 
 
 def _as_bool(x) -> np.ndarray:
@@ -279,14 +295,9 @@ def dataset_dirs() -> list[Path]:
 def concat_datasets(parts: list[TransitionDataset], source: str) -> TransitionDataset:
     """Concatenate datasets (each keeps its episode boundaries)."""
     cat = lambda k: np.concatenate([getattr(p, k) for p in parts])  # noqa: E731
-    ends = []
-    for p in parts:  # make sure each part's last row ends an episode
-        to = p.timeouts.copy()
-        if not (p.terminals[-1] or to[-1]):
-            to[-1] = True
-        ends.append(to)
+    timeouts = np.concatenate([close_last_episode(p.terminals, p.timeouts) for p in parts])
     return TransitionDataset(cat("observations"), cat("actions"), cat("rewards"), cat("next_observations"),
-                             cat("terminals"), np.concatenate(ends), source, {"parts": [p.source for p in parts]})
+                             cat("terminals"), timeouts, source, {"parts": [p.source for p in parts]})
 
 
 def _suite_lookup(name: str, action_bounds) -> TransitionDataset | None:
