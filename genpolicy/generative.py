@@ -303,8 +303,11 @@ class GenerativeModel(nn.Module):
 
         def dyn(t: Tensor, y):
             x = y[0]
+            outer_grad = torch.is_grad_enabled()
             with torch.enable_grad():
-                if not x.requires_grad:
+                # under no_grad (e.g. the adjoint's forward pass) x may be a no-grad view that autograd cannot
+                # differentiate through; a fresh leaf is right there, and nothing outside needs the graph
+                if not x.requires_grad or not outer_grad:
                     x = x.detach().requires_grad_(True)
                 v = self.velocity_unchecked(x, t.expand(x.shape[0]), cond)
                 if divergence == "exact":

@@ -194,8 +194,9 @@ def train(algo: Algorithm, data: OfflineData, run_dir: str | Path, env_id: str |
                        initial=first, total=stage.steps, dynamic_ncols=True, mininterval=0.5)
             t0, n0 = time.perf_counter(), first
             algo.train()
+            rows = stage.batch_size or cfg.batch_size
             for step in bar:
-                batch = data.sample(cfg.batch_size, generator=gen)
+                batch = data.sample(rows, generator=gen)
                 logger.accumulate(stage.update(batch))
                 done = step + 1
                 if done % cfg.log_every == 0 or done == stage.steps:

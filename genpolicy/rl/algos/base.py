@@ -49,12 +49,14 @@ class Stage:
 
     Attributes:
         evaluates: the policy is meaningful during this stage, so the loop evaluates it.
+        batch_size: rows per batch for this stage (None: the run's ``batch_size``).
     """
 
     name: str
     steps: int
     update: Callable[[Batch], dict[str, Tensor]]
     evaluates: bool = False
+    batch_size: int | None = None
 
 
 class Algorithm(nn.Module, ABC):

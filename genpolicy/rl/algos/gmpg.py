@@ -1,0 +1,320 @@
+"""GMPG: Generative Model Policy Gradient (paper Section 4.3, Appendix C.7, Algorithm 3).
+
+Stages: behaviour pretraining by flow matching (Eq 3) -> IQL critic -> policy gradient. The policy starts as a
+copy of the behaviour model mu and minimizes KL(pi_theta || pi*) with pi* proportional to mu exp(beta Q), Eq 8:
+
+    L(theta) = E_{s~D, a~pi_theta(.|s)} [ -beta Q(s, a) + log pi_theta(a|s) - log mu(a|s) ]
+
+``a`` is sampled through the ODE solver with the autograd graph kept (direct backpropagation through a
+fixed-step solver, or the adjoint method of torchdiffeq); log pi_theta comes from the same solve by the
+instantaneous change of variables (Eq 44) and log mu from integrating ``a`` back to noise under mu on the same
+grid. Divergences are exact (d vector-Jacobian products) or Hutchinson (Eq 45, probe fixed per solve).
+
+GMPG-static (Eq 42) samples actions from the frozen mu instead and weights the score-function gradient by
+exp(beta (Q - V)) / Z or by softmax_k(beta Q) over K samples.
+
+Only velocity outputs are stable here (Appendix C.7): a non-velocity network is converted by Eq 43 with a warning.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from ...generative import GenerativeModel
+from ..critics import IQLConfig, IQLCritic
+from ..data import Batch
+from .base import Algorithm, RunConfig, Stage, register
+from .gmpo import advantage_weights, build_policy_model
+
+__all__ = ["GMPGConfig", "GMPG", "gmpg_terms", "gmpg_static_terms", "saved_bytes_per_row_step", "grad_solver",
+           "resolve_divergence"]
+
+VARIANTS = ("dynamic", "static")
+GRADIENTS = ("direct", "adjoint")
+
+
+@dataclass
+class GMPGConfig(RunConfig):
+    """GMPG settings (paper Tables 7-8; presets set the per-task values)."""
+
+    path: str = "gvp"
+    """generative path: vpsde, gvp, linear, icfm, sf2m"""
+    param: str = "velocity"
+    """network output; GMPG needs velocity (others are converted by Eq 43, with a warning)"""
+    net: str = "unet"
+    """policy network: unet, mlp, resnet or dit"""
+    net_hidden: tuple[int, ...] = (512, 256, 128)
+    """hidden sizes of the policy network"""
+    beta: float = 1.0
+    """temperature: pi* is proportional to mu exp(beta Q) (paper Table 8, GMPG column)"""
+    variant: str = "dynamic"
+    """dynamic: actions from pi_theta with gradient through the solver (Eq 8); static: from mu (Eq 42)"""
+    static_weights: str = "advantage"
+    """static variant: advantage (exp(beta(Q-V))/Z, one action per state) or softmax (over K samples)"""
+    num_samples: int = 16
+    """static softmax variant: actions sampled per state (K)"""
+    weight_clamp: float = 100.0
+    """static advantage variant: upper clamp of exp(beta(Q-V)) before normalizing"""
+    behaviour_steps: int = 100_000
+    """behaviour-model pretraining steps (flow matching)"""
+    critic_steps: int = 100_000
+    """IQL critic steps"""
+    policy_steps: int = 10_000
+    """policy-gradient steps"""
+    behaviour_lr: float = 1e-4
+    """behaviour-model learning rate"""
+    policy_lr: float = 1e-4
+    """policy-gradient learning rate (1e-5 to 1e-6 for medium-expert)"""
+    critic_lr: float = 3e-4
+    """IQL learning rate"""
+    critic_hidden: tuple[int, ...] = (256, 256)
+    """IQL network hidden sizes"""
+    expectile: float = 0.7
+    """IQL expectile (0.7 locomotion, 0.9 antmaze)"""
+    gamma: float = 0.99
+    """discount"""
+    polyak: float = 0.005
+    """target-network rate"""
+    policy_batch_size: int = 0
+    """states per policy-gradient step (0: batch_size; the paper uses 40960 on a GPU)"""
+    train_solver: str = "euler"
+    """fixed-step solver for training solves: euler, midpoint, heun or rk4"""
+    train_steps: int = 32
+    """solver steps T for training solves (the paper uses 1000 on a GPU)"""
+    gradient: str = "direct"
+    """direct: backpropagate through the solver; adjoint: torchdiffeq's adjoint (memory O(1) in T)"""
+    divergence: str = "auto"
+    """exact, hutchinson, or auto (exact for action dimension <= 32)"""
+    probe: str = "gaussian"
+    """Hutchinson probe: gaussian or rademacher"""
+    chunk_size: int = 0
+    """rows per backward pass within a step (0: chosen from memory_budget_mb)"""
+    memory_budget_mb: int = 2048
+    """autograd memory allowed per chunk when chunk_size is 0"""
+    grad_clip: float = 10.0
+    """clip the policy gradient norm to this (0: off)"""
+
+
+def resolve_divergence(divergence: str, act_dim: int) -> str:
+    """``auto`` becomes exact up to 32 action dimensions, Hutchinson above."""
+    if divergence == "auto":
+        return "exact" if act_dim <= 32 else "hutchinson"
+    if divergence not in ("exact", "hutchinson"):
+        raise ValueError(f"unknown divergence {divergence!r}; expected auto, exact or hutchinson")
+    return divergence
+
+
+_TORCHDIFFEQ_METHOD = {"euler": "euler", "midpoint": "midpoint", "heun": "heun3", "rk4": "rk4"}
+
+
+def grad_solver(solver: str, gradient: str) -> str:
+    """The solver name that :meth:`GenerativeModel.sample_with_log_prob` gets for a gradient mode."""
+    if gradient not in GRADIENTS:
+        raise ValueError(f"unknown gradient mode {gradient!r}; expected one of {GRADIENTS}")
+    if solver not in _TORCHDIFFEQ_METHOD:
+        raise ValueError(f"GMPG trains with a fixed-step solver ({sorted(_TORCHDIFFEQ_METHOD)}), got {solver!r}")
+    if gradient == "direct":
+        return solver
+    if solver == "heun":
+        raise ValueError("the adjoint mode has no heun method; use euler, midpoint or rk4")
+    return f"torchdiffeq-adjoint:{_TORCHDIFFEQ_METHOD[solver]}"
+
+
+def gmpg_terms(policy: GenerativeModel, behaviour: GenerativeModel, q_fn: Callable[[Any, Tensor], Tensor],
+               cond: Any, beta: float, solver: str = "euler", steps: int = 32, divergence: str = "exact",
+               probe: str = "gaussian", n: int | None = None) -> dict[str, Tensor]:
+    """Per-sample terms of Eq 8 with the graph to ``policy``'s parameters.
+
+    Samples ``a ~ pi_theta(.|cond)`` and ``log pi_theta(a|cond)`` on one solve (noise -> data, with
+    gradient), then ``log mu(a|cond)`` by integrating ``a`` back to noise under ``behaviour`` on the same grid
+    (gradient flows through ``a``; mu's own parameters should be frozen).
+
+    Args:
+        q_fn: ``q_fn(cond, a) -> (rows,)``; must be differentiable in ``a``.
+        cond: condition with batch B, or None (then ``n`` is the number of samples).
+
+    Returns:
+        ``loss`` (-beta Q + log pi - log mu), ``q``, ``log_pi``, ``log_mu``, ``kl`` (log pi - log mu), and the
+        actions ``a``; every per-sample term has shape ``(rows,)``.
+    """
+    s = policy.sample_with_log_prob(cond, n=None if cond is not None else n, divergence=divergence, steps=steps,
+                                    solver=solver, grad=True, probe=probe)
+    a = s.x
+    log_mu = behaviour.log_prob(a, cond, divergence=divergence, steps=steps, solver=solver, grad=True, probe=probe)
+    q = q_fn(cond, a)
+    kl = s.log_prob - log_mu
+    return {"loss": -beta * q + kl, "q": q, "log_pi": s.log_prob, "log_mu": log_mu, "kl": kl, "a": a}
+
+
+def gmpg_static_terms(policy: GenerativeModel, actions: Tensor, cond: Any, weights: Tensor, q: Tensor,
+                      log_mu: Tensor, beta: float, solver: str = "euler", steps: int = 32,
+                      divergence: str = "exact", probe: str = "gaussian") -> dict[str, Tensor]:
+    """Per-sample surrogate of GMPG-static (Eq 42) for actions drawn from the frozen behaviour model.
+
+    Its gradient is ``weights * (-beta Q + log pi - log mu) * grad log pi``: the coefficient is held constant
+    and only ``log pi_theta(a|s)`` (data -> noise solve, with gradient) carries the graph.
+    """
+    log_pi = policy.log_prob(actions, cond, divergence=divergence, steps=steps, solver=solver, grad=True, probe=probe)
+    coef = (-beta * q + log_pi.detach() - log_mu).detach()
+    return {"loss": weights * coef * log_pi, "q": q, "log_pi": log_pi, "log_mu": log_mu,
+            "kl": log_pi.detach() - log_mu}
+
+
+def saved_bytes_per_row_step(fn: Callable[[int, int], Tensor], rows: int = 8, steps: int = 2) -> float:
+    """Autograd memory of ``fn(rows, steps)`` per row and solver step, measured by the saved-tensor hooks.
+
+    Shared storages are counted once per save (an over-estimate, which is the safe side for chunking).
+    """
+    total = [0]
+
+    def pack(t: Tensor):
+        total[0] += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn(rows, steps)
+    del out
+    return total[0] / (rows * steps)
+
+
+@register
+class GMPG(Algorithm):
+    """GMPG with an IQL critic; stages ``behaviour``, ``critic``, ``policy``."""
+
+    name = "gmpg"
+    Config = GMPGConfig
+
+    def __init__(self, obs_dim: int, act_dim: int, cfg: GMPGConfig, normalizer=None):
+        super().__init__(obs_dim, act_dim, cfg, normalizer)
+        if cfg.variant not in VARIANTS:
+            raise ValueError(f"unknown GMPG variant {cfg.variant!r}; expected one of {VARIANTS}")
+        if cfg.static_weights not in ("advantage", "softmax"):
+            raise ValueError(f"unknown static_weights {cfg.static_weights!r}; expected 'advantage' or 'softmax'")
+        if cfg.beta < 0:
+            raise ValueError(f"beta must be >= 0, got {cfg.beta}")
+        if cfg.train_steps < 1 or cfg.num_samples < 1:
+            raise ValueError(f"train_steps and num_samples must be >= 1, got {cfg.train_steps}, {cfg.num_samples}")
+        self.solver_name = grad_solver(cfg.train_solver, cfg.gradient)
+        self.div = resolve_divergence(cfg.divergence, act_dim)
+        self.critic = IQLCritic(obs_dim, act_dim, IQLConfig(cfg.critic_hidden, cfg.expectile, cfg.gamma, cfg.polyak,
+                                                            cfg.critic_lr))
+        # GMPG's gradients go through the policy's velocity; anything else is converted by Eq 43
+        self.behaviour = build_policy_model(cfg, obs_dim, act_dim)
+        self.policy = build_policy_model(cfg, obs_dim, act_dim)
+        self.behaviour_opt = torch.optim.Adam(self.behaviour.parameters(), lr=cfg.behaviour_lr, fused=True)
+        self.policy_opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.policy_lr, fused=True)
+        # persistent flags (checkpointed): the copy mu -> pi happened; steps skipped for non-finite values
+        self.register_buffer("policy_initialized", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("skipped_steps", torch.zeros((), dtype=torch.long))
+        self._bytes_per_row_step: float | None = None
+
+    def optimizers(self):
+        return {"behaviour_opt": self.behaviour_opt, "policy_opt": self.policy_opt, **self.critic.optimizers()}
+
+    def stages(self) -> list[Stage]:
+        return [Stage("behaviour", self.cfg.behaviour_steps, self.update_behaviour),
+                Stage("critic", self.cfg.critic_steps, self.critic.update),
+                Stage("policy", self.cfg.policy_steps, self.update_policy, evaluates=True,
+                      batch_size=self.cfg.policy_batch_size or None)]
+
+    # ------------------------------------------------------------------ behaviour
+    def update_behaviour(self, batch: Batch) -> dict[str, Tensor]:
+        """Flow matching of the behaviour policy on dataset actions (Eq 3)."""
+        loss = self.behaviour.matching_loss(batch.actions, batch.obs, kind="flow").mean()
+        self.behaviour_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.behaviour_opt.step()
+        return {"behaviour_loss": loss.detach()}
+
+    # ------------------------------------------------------------------ policy
+    def init_policy_from_behaviour(self) -> None:
+        """pi_theta <- mu (Algorithm 3, line 1197); done once, at the first policy step."""
+        if self.cfg.param != "velocity":
+            warnings.warn(f"GMPG differentiates through the velocity; this model outputs {self.cfg.param!r}, which is "
+                          f"converted by Eq 43 (v = f x - g^2/(2 sigma) eps). The conversion divides by sigma(t) -> 0 "
+                          f"near t=0 and can make gradients unstable (paper Appendix C.7); prefer param=velocity.",
+                          stacklevel=2)
+        self.policy.load_state_dict(self.behaviour.state_dict())
+        self.policy_initialized.fill_(True)
+
+    def _q(self, obs: Tensor, a: Tensor) -> Tensor:
+        return self.critic.q(obs, a)
+
+    @property
+    def samples_per_state(self) -> int:
+        cfg = self.cfg
+        return cfg.num_samples if cfg.variant == "static" and cfg.static_weights == "softmax" else 1
+
+    def _terms(self, obs: Tensor, steps: int) -> dict[str, Tensor]:
+        cfg = self.cfg
+        if cfg.variant == "dynamic":
+            return gmpg_terms(self.policy, self.behaviour, self._q, obs, cfg.beta, self.solver_name, steps,
+                              self.div, cfg.probe)
+        k = self.samples_per_state
+        with torch.no_grad():
+            s = self.behaviour.sample_with_log_prob(obs, n=k, divergence=self.div, steps=steps,
+                                                    solver=cfg.train_solver, probe=cfg.probe)
+            a = s.x.reshape(-1, self.act_dim)
+            obs_k = obs.repeat_interleave(k, dim=0)
+            q = self.critic.q(obs_k, a)
+            if cfg.static_weights == "softmax":
+                w = torch.softmax(cfg.beta * q.reshape(-1, k), dim=1).reshape(-1) * k  # mean 1 per state
+            else:
+                w = advantage_weights(q - self.critic.v(obs_k), cfg.beta, cfg.weight_clamp)
+                w = w / w.mean()  # Z(s) estimated on the batch (self-normalized importance weights)
+        return gmpg_static_terms(self.policy, a, obs_k, w, q, s.log_prob.reshape(-1), cfg.beta, self.solver_name,
+                                 steps, self.div, cfg.probe)
+
+    def chunk_rows(self, rows: int) -> int:
+        """Rows per backward pass: ``chunk_size``, or what fits ``memory_budget_mb`` (measured once)."""
+        cfg = self.cfg
+        if cfg.chunk_size > 0:
+            return min(rows, cfg.chunk_size)
+        if self._bytes_per_row_step is None:
+            obs = torch.zeros(8, self.obs_dim, device=self.device)
+            self._bytes_per_row_step = saved_bytes_per_row_step(lambda r, s: self._terms(obs[:r], s)["loss"], 8, 2)
+        steps_kept = 2 if cfg.gradient == "adjoint" else cfg.train_steps
+        per_row = self._bytes_per_row_step * steps_kept
+        return int(max(1, min(rows, cfg.memory_budget_mb * 2**20 // max(per_row, 1.0))))
+
+    def update_policy(self, batch: Batch) -> dict[str, Tensor]:
+        """One GMPG step (Eq 8 or Eq 42), accumulated over chunks; non-finite steps are skipped and counted."""
+        if not bool(self.policy_initialized):
+            self.init_policy_from_behaviour()
+        self.behaviour.requires_grad_(False)
+        obs = batch.obs
+        rows = obs.shape[0]
+        chunk = self.chunk_rows(rows)
+        self.policy_opt.zero_grad(set_to_none=True)
+        sums: dict[str, Tensor] = {}
+        n_total = rows * self.samples_per_state
+        for lo in range(0, rows, chunk):
+            terms = self._terms(obs[lo:lo + chunk], self.cfg.train_steps)
+            (terms["loss"].sum() / n_total).backward()  # the gradient of the mean over all rows
+            for k in ("loss", "q", "log_pi", "log_mu", "kl"):
+                v = terms[k].detach().sum()
+                sums[k] = sums[k] + v if k in sums else v
+        m = {k: v / n_total for k, v in sums.items()}
+        grads = [p.grad for p in self.policy.parameters() if p.grad is not None]
+        gnorm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) if grads else torch.zeros(())
+        finite = bool(torch.isfinite(m["loss"]) & torch.isfinite(gnorm))
+        if finite:
+            if self.cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.grad_clip)
+            self.policy_opt.step()
+        else:
+            self.policy_opt.zero_grad(set_to_none=True)
+            self.skipped_steps += 1
+        return {"policy_loss": m["loss"], "q_mean": m["q"], "log_pi": m["log_pi"], "log_mu": m["log_mu"],
+                "kl_per_dim": m["kl"] / self.act_dim, "grad_norm": gnorm.detach(),
+                "skipped": torch.tensor(0.0 if finite else 1.0), "skipped_total": self.skipped_steps.float(),
+                "chunk_rows": torch.tensor(float(chunk))}
+
+    def act_normalized(self, obs: Tensor) -> Tensor:
+        model = self.policy if bool(self.policy_initialized) else self.behaviour
+        return model.sample(obs, solver=self.cfg.act_solver, steps=self.cfg.act_steps)
