@@ -246,3 +246,18 @@ def test_cli_gmpg_runs_every_stage_and_deploys(bandit_file, tmp_path):  # noqa: 
     assert bool(policy.policy_initialized)
     a = policy.act(np.zeros((4, 2), np.float32))
     assert a.shape == (4, 1) and np.all(np.abs(a) <= 1)
+
+
+def test_gmpg_presets_are_valid_and_follow_table_8():
+    from genpolicy.cli import load_presets, resolve_config
+
+    presets = load_presets("gmpg")
+    table8 = {"halfcheetah-medium-expert": 4.0, "hopper-medium": 20.0, "walker2d-medium": 1.0,
+              "hopper-medium-replay": 8.0, "walker2d-medium-replay": 4.0}
+    for task, beta in table8.items():
+        assert presets[task]["beta"] == beta
+    for name in presets:  # every preset resolves to a valid config and a buildable algorithm
+        cfg = resolve_config(GMPGConfig, [name], presets, {}, [])
+        assert isinstance(cfg, GMPGConfig)
+    cfg = resolve_config(GMPGConfig, ["cpu", "hopper-medium"], presets, {}, [])
+    assert cfg.policy_lr == 3e-5 and cfg.train_steps == 16 and cfg.net == "mlp"

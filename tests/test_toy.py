@@ -6,7 +6,7 @@ import torch
 
 from genpolicy.analytic import gaussian_log_prob
 from genpolicy.cli import main
-from genpolicy.toy import TOY_MODELS, ToyConfig, ToySpec, swiss_roll, train_toy_model
+from genpolicy.toy import TOY_MODELS, ToyConfig, ToySpec, roll_value, swiss_roll, train_toy_model
 
 
 def test_swiss_roll_and_value_range():
@@ -16,6 +16,13 @@ def test_swiss_roll_and_value_range():
     r = x.norm(dim=1)
     inner, outer = r[v < -3.0].mean(), r[v > 1.0].mean()
     assert inner < 0.5 * outer  # value grows outward along the spiral
+
+
+def test_roll_value_extends_the_data_values():
+    x, v = swiss_roll(3000, noise=0.0, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(roll_value(x), v, atol=1e-4)
+    far = roll_value(torch.tensor([[0.0, 0.0], [10.0, 0.0]]))
+    assert far.tolist() == [-3.5, 1.5]
 
 
 def test_every_model_beats_a_fitted_gaussian_after_short_training():
@@ -39,12 +46,14 @@ def test_every_model_beats_a_fitted_gaussian_after_short_training():
 def test_cli_toy_writes_plots_and_results(tmp_path, capsys):
     out = tmp_path / "toy"
     rc = main(["toy", "--out", str(out), "--train-steps", "30", "--n-train", "2000", "--n-test", "200",
-               "--models", "GVP", "OT-CFM", "--no-progress", "--sample-steps", "8", "--ll-steps", "4"])
+               "--models", "GVP", "OT-CFM", "--no-progress", "--sample-steps", "8", "--ll-steps", "4",
+               "--gmpg-steps", "3", "--gmpg-solver-steps", "4"])
     assert rc == 0
-    for f in ("data.png", "samples.png", "trajectories.png", "losses.png", "results.json"):
+    for f in ("data.png", "samples.png", "trajectories.png", "losses.png", "rl_trajectories.png", "results.json"):
         assert (out / f).stat().st_size > 1000 or f == "results.json"
     res = json.loads((out / "results.json").read_text())
     assert set(res["models"]) == {"GVP", "OT-CFM"}
+    assert set(res["rl"]["samples"]) == {"behaviour", "GMPO", "GMPG"} and len(res["rl"]["gmpg_history"]) == 1
     assert "Gaussian" in capsys.readouterr().out
 
 

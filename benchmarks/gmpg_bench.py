@@ -1,0 +1,184 @@
+"""GMPG benchmark (not a test).
+
+``step``: time and peak memory of one GMPG policy step (Eq 8) for solver steps T, batch sizes, gradient modes
+(direct backpropagation / torchdiffeq adjoint) and divergences (exact / Hutchinson). Each configuration runs in a
+fresh subprocess so that its peak memory (CUDA: max allocated; CPU: peak RSS above the pre-step RSS) is its own.
+Configurations whose estimated time exceeds ``--max-seconds`` are skipped and reported as such, not guessed.
+
+    python benchmarks/gmpg_bench.py step --T 32 100 1000 --batch 256 4096 [--device cuda] [--max-seconds 120]
+
+``scores``: train GMPG and GMPO on datasets with the same presets and print their normalized scores.
+
+    python benchmarks/gmpg_bench.py scores --task hopper-medium-replay-v5:Hopper-v5 --preset cpu
+
+Results go to ``<out>/gmpg_step.json`` / ``<out>/gmpg_scores.json`` and are printed as tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def one_config(T: int, batch: int, gradient: str, divergence: str, device: str, obs_dim: int, act_dim: int,
+               hidden: list[int], repeats: int) -> dict:
+    """Run inside the child: build GMPG, do one warm-up step, then time ``repeats`` steps."""
+    from genpolicy.rl.algos.gmpg import GMPG, GMPGConfig
+    from genpolicy.rl.data import Batch
+
+    torch.manual_seed(0)
+    cfg = GMPGConfig(net="mlp", net_hidden=tuple(hidden), train_steps=T, gradient=gradient, divergence=divergence,
+                     chunk_size=batch, device=device)
+    algo = GMPG(obs_dim, act_dim, cfg).to(device)
+    b = Batch(obs=torch.randn(batch, obs_dim, device=device), actions=torch.zeros(batch, act_dim, device=device),
+              rewards=torch.zeros(batch, device=device), next_obs=torch.zeros(batch, obs_dim, device=device),
+              dones=torch.zeros(batch, device=device))
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    rss0 = _rss_bytes()
+    t = time.perf_counter()
+    algo.update_policy(b)
+    if cuda:
+        torch.cuda.synchronize()
+    first = time.perf_counter() - t
+    peak = (torch.cuda.max_memory_allocated() - base) if cuda else \
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss0
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        m = algo.update_policy(b)
+        if cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    return {"T": T, "batch": batch, "gradient": gradient, "divergence": divergence, "device": device,
+            "step_seconds": min(times) if times else first, "first_step_seconds": first,
+            "peak_mem_mb": round(peak / 2**20, 1), "kl_per_dim": float(m["kl_per_dim"]) if times else None,
+            "threads": torch.get_num_threads()}
+
+
+def cmd_step(ns) -> int:
+    out = Path(ns.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, rate = [], {}  # rate: seconds per (T * batch) measured so far, per (gradient, divergence)
+    for gradient in ns.gradient:
+        for divergence in ns.divergence:
+            for batch in sorted(ns.batch):
+                for T in sorted(ns.T):
+                    key = (gradient, divergence)
+                    est = rate.get(key, 0.0) * T * batch * (1 + ns.repeats)
+                    if est > ns.max_seconds:
+                        rows.append({"T": T, "batch": batch, "gradient": gradient, "divergence": divergence,
+                                     "skipped": f"estimated {est:.0f} s > --max-seconds {ns.max_seconds}"})
+                        print(json.dumps(rows[-1]), flush=True)
+                        continue
+                    args = [sys.executable, __file__, "_child", json.dumps(
+                        {"T": T, "batch": batch, "gradient": gradient, "divergence": divergence,
+                         "device": ns.device, "obs_dim": ns.obs_dim, "act_dim": ns.act_dim, "hidden": ns.hidden,
+                         "repeats": ns.repeats})]
+                    p = subprocess.run(args, capture_output=True, text=True)
+                    if p.returncode != 0:
+                        rows.append({"T": T, "batch": batch, "gradient": gradient, "divergence": divergence,
+                                     "error": p.stderr.strip().splitlines()[-1] if p.stderr else f"rc {p.returncode}"})
+                    else:
+                        r = json.loads(p.stdout.strip().splitlines()[-1])
+                        rate[key] = max(rate.get(key, 0.0), r["step_seconds"] / (T * batch))
+                        rows.append(r)
+                    print(json.dumps(rows[-1]), flush=True)
+    (out / "gmpg_step.json").write_text(json.dumps({"args": vars(ns), "rows": rows}, indent=2, default=str))
+    print(f"\n| T | batch | gradient | divergence | s/step | peak MB |\n|---|---|---|---|---|---|")
+    for r in rows:
+        if "step_seconds" in r:
+            print(f"| {r['T']} | {r['batch']} | {r['gradient']} | {r['divergence']} | {r['step_seconds']:.3f} | "
+                  f"{r['peak_mem_mb']:.0f} |")
+        else:
+            print(f"| {r['T']} | {r['batch']} | {r['gradient']} | {r['divergence']} | "
+                  f"{r.get('skipped') or r.get('error')} | |")
+    return 0
+
+
+def cmd_scores(ns) -> int:
+    from genpolicy.cli import load_presets, resolve_config
+    from genpolicy.policy import build_algorithm
+    from genpolicy.rl.algos import GMPGConfig, GMPOConfig
+    from genpolicy.rl.data import OfflineData, load_dataset
+    from genpolicy.train import train
+
+    out = Path(ns.out)
+    rows = []
+    for task in ns.task:
+        dataset, env = task.split(":")
+        base = dataset.removesuffix("-v5")
+        ds = load_dataset(dataset)
+        for algo_name, cls in (("gmpg", GMPGConfig), ("gmpo", GMPOConfig)):
+            if algo_name not in ns.algo:
+                continue
+            presets = load_presets(algo_name)
+            names = list(ns.preset) + ([base] if base in presets else [])
+            cfg = resolve_config(cls, names, presets, {}, ns.set)
+            data = OfflineData(ds, reward_scale=cfg.reward_scale, normalize_obs=cfg.normalize_obs, device=cfg.device)
+            torch.manual_seed(cfg.seed)
+            algo = build_algorithm(algo_name, data.obs_dim, data.act_dim, dataclasses.asdict(cfg), data.normalizer)
+            s = train(algo, data, out / f"{base}-{algo_name}", env_id=env, meta={"dataset": dataset},
+                      progress=ns.progress)
+            rows.append({"task": base, "algo": algo_name, "presets": names, "final_score": s["final_score"],
+                         "best_score": s["best_score"], "wall_seconds": s["wall_seconds"],
+                         "stage_times": s["stage_times"]})
+            print(json.dumps(rows[-1]), flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gmpg_scores.json").write_text(json.dumps(rows, indent=2))
+    print("\n| task | algo | final | best | wall s |\n|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['task']} | {r['algo']} | {r['final_score']:.1f} | {r['best_score']:.1f} | {r['wall_seconds']:.0f} |")
+    return 0
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "_child":
+        print(json.dumps(one_config(**json.loads(argv[1]))))
+        return 0
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    st = sub.add_parser("step", help="per-step time and peak memory")
+    st.add_argument("--T", type=int, nargs="+", default=[32, 100, 1000])
+    st.add_argument("--batch", type=int, nargs="+", default=[256, 4096])
+    st.add_argument("--gradient", nargs="+", default=["direct", "adjoint"])
+    st.add_argument("--divergence", nargs="+", default=["exact", "hutchinson"])
+    st.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    st.add_argument("--obs-dim", type=int, default=17)
+    st.add_argument("--act-dim", type=int, default=6)
+    st.add_argument("--hidden", type=int, nargs="+", default=[256, 256, 256])
+    st.add_argument("--repeats", type=int, default=2)
+    st.add_argument("--max-seconds", type=float, default=120.0, help="skip configs estimated to take longer")
+    st.add_argument("--out", default="runs/bench")
+    sc = sub.add_parser("scores", help="GMPG and GMPO normalized scores on datasets")
+    sc.add_argument("--task", action="append", required=True, help="DATASET:ENV_ID, e.g. hopper-medium-v5:Hopper-v5")
+    sc.add_argument("--algo", nargs="+", default=["gmpg", "gmpo"])
+    sc.add_argument("--preset", action="append", default=[])
+    sc.add_argument("--set", action="append", default=[])
+    sc.add_argument("--out", default="runs/bench")
+    sc.add_argument("--no-progress", dest="progress", action="store_false")
+    ns = p.parse_args(argv)
+    return cmd_step(ns) if ns.cmd == "step" else cmd_scores(ns)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
