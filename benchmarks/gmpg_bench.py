@@ -103,7 +103,7 @@ def cmd_step(ns) -> int:
                         rows.append(r)
                     print(json.dumps(rows[-1]), flush=True)
     (out / "gmpg_step.json").write_text(json.dumps({"args": vars(ns), "rows": rows}, indent=2, default=str))
-    print(f"\n| T | batch | gradient | divergence | s/step | peak MB |\n|---|---|---|---|---|---|")
+    print("\n| T | batch | gradient | divergence | s/step | peak MB |\n|---|---|---|---|---|---|")
     for r in rows:
         if "step_seconds" in r:
             print(f"| {r['T']} | {r['batch']} | {r['gradient']} | {r['divergence']} | {r['step_seconds']:.3f} | "

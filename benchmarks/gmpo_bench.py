@@ -4,7 +4,7 @@ then report normalized scores, wall time, critic/policy steps/s and per-action l
     python benchmarks/gmpo_bench.py --dataset datasets/hopper-medium-replay-v5.hdf5 --env Hopper-v5 \
         --preset cpu --preset hopper-medium-replay [--set policy_steps=20000] [--out runs/bench]
 
-Both runs share the critic stage's seed, budget and network; BC differs only by beta = 0. Results go to
+Both runs share the seed, policy budget and network; BC differs only by beta = 0 (and skips the unused critic). Results go to
 ``<out>/bench.json`` and are printed as a table.
 """
 
@@ -81,7 +81,9 @@ def main(argv=None) -> int:
         info["data_score_mean"] = float(normalized_score(ns.env, rets).mean())
     results = [run(cfg, data, ns.env, out, "gmpo", ns.dataset, ns.progress)]
     if not ns.skip_bc:
-        results.append(run(dataclasses.replace(cfg, beta=0.0), data, ns.env, out, "bc", ns.dataset, ns.progress))
+        # beta = 0 weighs every action 1, so the critic is unused: skip its stage
+        results.append(run(dataclasses.replace(cfg, beta=0.0, critic_steps=0), data, ns.env, out, "bc", ns.dataset,
+                           ns.progress))
     report = {"info": info, "config": dataclasses.asdict(cfg), "results": results,
               "total_seconds": round(time.perf_counter() - t0, 1)}
     out.mkdir(parents=True, exist_ok=True)

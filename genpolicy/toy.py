@@ -117,11 +117,15 @@ class ToyConfig:
     """behaviour model for GMPG and the path used by GMPO (a TOY_MODELS name)"""
     rl_beta: float = 1.0
     """temperature beta of both GMPO (weights exp(beta V)) and GMPG (-beta V + KL)"""
-    gmpg_steps: int = 300
+    gmpg_steps: int = 150
     """GMPG policy-gradient steps"""
+    gmpg_batch_size: int = 128
+    """samples per GMPG step"""
+    gmpg_solver: str = "midpoint"
+    """solver of GMPG's training solves (Euler's O(h) error biases the KL estimate: -0.9 nats at 16 steps)"""
     gmpg_solver_steps: int = 16
-    """Euler steps of GMPG's training solves"""
-    gmpg_lr: float = 1e-3
+    """steps of GMPG's training solves"""
+    gmpg_lr: float = 3e-4
     """GMPG learning rate"""
     plots: bool = True
     """write PNG plots"""
@@ -215,7 +219,7 @@ def run_toy_rl(cfg: ToyConfig, train: Tensor, models: dict, out: Path) -> dict:
 
     GMPO trains a fresh ``rl_model`` by flow matching weighted by ``min(exp(beta V), 100)``. GMPG copies the
     behaviour model (trained above, or now) and takes ``gmpg_steps`` steps of Eq 8 with Q = V, gradient through
-    a ``gmpg_solver_steps``-step Euler solve and exact divergences.
+    a ``gmpg_solver_steps``-step solve and exact divergences.
     """
     from tqdm.auto import tqdm
 
@@ -241,8 +245,8 @@ def run_toy_rl(cfg: ToyConfig, train: Tensor, models: dict, out: Path) -> dict:
     history = []
     bar = tqdm(range(cfg.gmpg_steps), desc="GMPG   ", disable=not cfg.progress, dynamic_ncols=True, mininterval=0.5)
     for step in bar:
-        tr = gmpg_terms(gmpg, behaviour, lambda c, a: roll_value(a), None, cfg.rl_beta, "euler", cfg.gmpg_solver_steps,
-                        "exact", n=cfg.batch_size)
+        tr = gmpg_terms(gmpg, behaviour, lambda c, a: roll_value(a), None, cfg.rl_beta, cfg.gmpg_solver,
+                        cfg.gmpg_solver_steps, "exact", n=cfg.gmpg_batch_size)
         loss = tr["loss"].mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -82,8 +82,9 @@ class GMPGConfig(RunConfig):
     """target-network rate"""
     policy_batch_size: int = 0
     """states per policy-gradient step (0: batch_size; the paper uses 40960 on a GPU)"""
-    train_solver: str = "euler"
-    """fixed-step solver for training solves: euler, midpoint, heun or rk4"""
+    train_solver: str = "midpoint"
+    """fixed-step solver for training solves: euler, midpoint, heun or rk4 (Euler's O(h) error biases the KL
+    estimate unless T is large, e.g. -0.9 nats at T=16 on the Swiss roll, where midpoint gives -0.003)"""
     train_steps: int = 32
     """solver steps T for training solves (the paper uses 1000 on a GPU)"""
     gradient: str = "direct"
@@ -126,7 +127,7 @@ def grad_solver(solver: str, gradient: str) -> str:
 
 
 def gmpg_terms(policy: GenerativeModel, behaviour: GenerativeModel, q_fn: Callable[[Any, Tensor], Tensor],
-               cond: Any, beta: float, solver: str = "euler", steps: int = 32, divergence: str = "exact",
+               cond: Any, beta: float, solver: str = "midpoint", steps: int = 32, divergence: str = "exact",
                probe: str = "gaussian", n: int | None = None) -> dict[str, Tensor]:
     """Per-sample terms of Eq 8 with the graph to ``policy``'s parameters.
 
@@ -152,7 +153,7 @@ def gmpg_terms(policy: GenerativeModel, behaviour: GenerativeModel, q_fn: Callab
 
 
 def gmpg_static_terms(policy: GenerativeModel, actions: Tensor, cond: Any, weights: Tensor, q: Tensor,
-                      log_mu: Tensor, beta: float, solver: str = "euler", steps: int = 32,
+                      log_mu: Tensor, beta: float, solver: str = "midpoint", steps: int = 32,
                       divergence: str = "exact", probe: str = "gaussian") -> dict[str, Tensor]:
     """Per-sample surrogate of GMPG-static (Eq 42) for actions drawn from the frozen behaviour model.
 
