@@ -37,14 +37,14 @@ def _rss_bytes() -> int:
 
 
 def one_config(T: int, batch: int, gradient: str, divergence: str, device: str, obs_dim: int, act_dim: int,
-               hidden: list[int], repeats: int) -> dict:
+               hidden: list[int], repeats: int, solver: str) -> dict:
     """Run inside the child: build GMPG, do one warm-up step, then time ``repeats`` steps."""
     from genpolicy.rl.algos.gmpg import GMPG, GMPGConfig
     from genpolicy.rl.data import Batch
 
     torch.manual_seed(0)
     cfg = GMPGConfig(net="mlp", net_hidden=tuple(hidden), train_steps=T, gradient=gradient, divergence=divergence,
-                     chunk_size=batch, device=device)
+                     chunk_size=batch, device=device, train_solver=solver)
     algo = GMPG(obs_dim, act_dim, cfg).to(device)
     b = Batch(obs=torch.randn(batch, obs_dim, device=device), actions=torch.zeros(batch, act_dim, device=device),
               rewards=torch.zeros(batch, device=device), next_obs=torch.zeros(batch, obs_dim, device=device),
@@ -68,7 +68,7 @@ def one_config(T: int, batch: int, gradient: str, divergence: str, device: str, 
         if cuda:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t)
-    return {"T": T, "batch": batch, "gradient": gradient, "divergence": divergence, "device": device,
+    return {"T": T, "batch": batch, "gradient": gradient, "divergence": divergence, "device": device, "solver": solver,
             "step_seconds": min(times) if times else first, "first_step_seconds": first,
             "peak_mem_mb": round(peak / 2**20, 1), "kl_per_dim": float(m["kl_per_dim"]) if times else None,
             "threads": torch.get_num_threads()}
@@ -92,7 +92,7 @@ def cmd_step(ns) -> int:
                     args = [sys.executable, __file__, "_child", json.dumps(
                         {"T": T, "batch": batch, "gradient": gradient, "divergence": divergence,
                          "device": ns.device, "obs_dim": ns.obs_dim, "act_dim": ns.act_dim, "hidden": ns.hidden,
-                         "repeats": ns.repeats})]
+                         "repeats": ns.repeats, "solver": ns.solver})]
                     p = subprocess.run(args, capture_output=True, text=True)
                     if p.returncode != 0:
                         rows.append({"T": T, "batch": batch, "gradient": gradient, "divergence": divergence,
@@ -167,6 +167,7 @@ def main(argv=None) -> int:
     st.add_argument("--act-dim", type=int, default=6)
     st.add_argument("--hidden", type=int, nargs="+", default=[256, 256, 256])
     st.add_argument("--repeats", type=int, default=2)
+    st.add_argument("--solver", default="midpoint", help="training solver (euler, midpoint, rk4)")
     st.add_argument("--max-seconds", type=float, default=120.0, help="skip configs estimated to take longer")
     st.add_argument("--out", default="runs/bench")
     sc = sub.add_parser("scores", help="GMPG and GMPO normalized scores on datasets")

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from ..data import Batch, ObsNormalizer
 
-__all__ = ["Stage", "Algorithm", "RunConfig", "ALGORITHMS", "register"]
+__all__ = ["Stage", "Algorithm", "RunConfig", "CriticPolicyConfig", "ALGORITHMS", "register"]
 
 
 @dataclass
@@ -41,6 +41,46 @@ class RunConfig:
     """solver used to sample actions"""
     act_steps: int = 32
     """solver steps used to sample actions"""
+
+
+@dataclass
+class CriticPolicyConfig(RunConfig):
+    """Fields shared by algorithms with an IQL critic and a generative policy (GMPO, GMPG)."""
+
+    path: str = "gvp"
+    """generative path: vpsde, gvp, linear, icfm, sf2m"""
+    param: str = "velocity"
+    """network output: velocity, score, noise or data"""
+    net: str = "unet"
+    """policy network: unet (the paper's 512-256-128 MLP U-Net), mlp, resnet or dit"""
+    net_hidden: tuple[int, ...] = (512, 256, 128)
+    """hidden sizes of the policy network (unet: down-path widths; mlp: layers)"""
+    beta: float = 1.0
+    """temperature beta (paper Table 8)"""
+    critic_steps: int = 100_000
+    """IQL critic steps"""
+    policy_steps: int = 100_000
+    """policy steps"""
+    policy_lr: float = 1e-4
+    """policy learning rate"""
+    critic_lr: float = 3e-4
+    """IQL learning rate"""
+    critic_hidden: tuple[int, ...] = (256, 256)
+    """IQL network hidden sizes"""
+    expectile: float = 0.7
+    """IQL expectile (0.7 locomotion, 0.9 antmaze)"""
+    gamma: float = 0.99
+    """discount"""
+    polyak: float = 0.005
+    """target-network rate"""
+    grad_clip: float = 0.0
+    """clip the policy gradient norm to this (0: off)"""
+
+    def iql(self):
+        """The IQL critic's settings."""
+        from ..critics import IQLConfig
+
+        return IQLConfig(self.critic_hidden, self.expectile, self.gamma, self.polyak, self.critic_lr)
 
 
 @dataclass

@@ -26,9 +26,9 @@ import torch
 from torch import Tensor
 
 from ...generative import GenerativeModel
-from ..critics import IQLConfig, IQLCritic
+from ..critics import IQLCritic
 from ..data import Batch
-from .base import Algorithm, RunConfig, Stage, register
+from .base import Algorithm, CriticPolicyConfig, Stage, register
 from .gmpo import advantage_weights, build_policy_model
 
 __all__ = ["GMPGConfig", "GMPG", "gmpg_terms", "gmpg_static_terms", "saved_bytes_per_row_step", "grad_solver",
@@ -39,19 +39,16 @@ GRADIENTS = ("direct", "adjoint")
 
 
 @dataclass
-class GMPGConfig(RunConfig):
-    """GMPG settings (paper Tables 7-8; presets set the per-task values)."""
+class GMPGConfig(CriticPolicyConfig):
+    """GMPG settings (paper Tables 7-8; presets set the per-task values). ``param`` must be velocity for
+    stable gradients (others are converted by Eq 43, with a warning)."""
 
-    path: str = "gvp"
-    """generative path: vpsde, gvp, linear, icfm, sf2m"""
-    param: str = "velocity"
-    """network output; GMPG needs velocity (others are converted by Eq 43, with a warning)"""
-    net: str = "unet"
-    """policy network: unet, mlp, resnet or dit"""
-    net_hidden: tuple[int, ...] = (512, 256, 128)
-    """hidden sizes of the policy network"""
-    beta: float = 1.0
-    """temperature: pi* is proportional to mu exp(beta Q) (paper Table 8, GMPG column)"""
+    policy_steps: int = 10_000
+    """policy-gradient steps"""
+    policy_lr: float = 1e-4
+    """policy-gradient learning rate (1e-5 to 1e-6 for medium-expert)"""
+    grad_clip: float = 10.0
+    """clip the policy gradient norm to this (0: off)"""
     variant: str = "dynamic"
     """dynamic: actions from pi_theta with gradient through the solver (Eq 8); static: from mu (Eq 42)"""
     static_weights: str = "advantage"
@@ -62,24 +59,8 @@ class GMPGConfig(RunConfig):
     """static advantage variant: upper clamp of exp(beta(Q-V)) before normalizing"""
     behaviour_steps: int = 100_000
     """behaviour-model pretraining steps (flow matching)"""
-    critic_steps: int = 100_000
-    """IQL critic steps"""
-    policy_steps: int = 10_000
-    """policy-gradient steps"""
     behaviour_lr: float = 1e-4
     """behaviour-model learning rate"""
-    policy_lr: float = 1e-4
-    """policy-gradient learning rate (1e-5 to 1e-6 for medium-expert)"""
-    critic_lr: float = 3e-4
-    """IQL learning rate"""
-    critic_hidden: tuple[int, ...] = (256, 256)
-    """IQL network hidden sizes"""
-    expectile: float = 0.7
-    """IQL expectile (0.7 locomotion, 0.9 antmaze)"""
-    gamma: float = 0.99
-    """discount"""
-    polyak: float = 0.005
-    """target-network rate"""
     policy_batch_size: int = 0
     """states per policy-gradient step (0: batch_size; the paper uses 40960 on a GPU)"""
     train_solver: str = "midpoint"
@@ -97,8 +78,6 @@ class GMPGConfig(RunConfig):
     """rows per backward pass within a step (0: chosen from memory_budget_mb)"""
     memory_budget_mb: int = 2048
     """autograd memory allowed per chunk when chunk_size is 0"""
-    grad_clip: float = 10.0
-    """clip the policy gradient norm to this (0: off)"""
 
 
 def resolve_divergence(divergence: str, act_dim: int) -> str:
@@ -202,8 +181,7 @@ class GMPG(Algorithm):
             raise ValueError(f"train_steps and num_samples must be >= 1, got {cfg.train_steps}, {cfg.num_samples}")
         self.solver_name = grad_solver(cfg.train_solver, cfg.gradient)
         self.div = resolve_divergence(cfg.divergence, act_dim)
-        self.critic = IQLCritic(obs_dim, act_dim, IQLConfig(cfg.critic_hidden, cfg.expectile, cfg.gamma, cfg.polyak,
-                                                            cfg.critic_lr))
+        self.critic = IQLCritic(obs_dim, act_dim, cfg.iql())
         # GMPG's gradients go through the policy's velocity; anything else is converted by Eq 43
         self.behaviour = build_policy_model(cfg, obs_dim, act_dim)
         self.policy = build_policy_model(cfg, obs_dim, act_dim)

@@ -20,59 +20,31 @@ from torch import Tensor
 from ...generative import GenerativeModel
 from ...nets import make_net
 from ...paths import make_path
-from ..critics import IQLConfig, IQLCritic
+from ..critics import IQLCritic
 from ..data import Batch
-from .base import Algorithm, RunConfig, Stage, register
+from .base import Algorithm, CriticPolicyConfig, Stage, register
 
 __all__ = ["GMPOConfig", "GMPO", "advantage_weights", "build_policy_model"]
 
 
 @dataclass
-class GMPOConfig(RunConfig):
+class GMPOConfig(CriticPolicyConfig):
     """GMPO settings (paper Tables 7-8 give the defaults for GPU runs; presets override)."""
 
-    path: str = "gvp"
-    """generative path: vpsde, gvp, linear, icfm, sf2m"""
-    param: str = "velocity"
-    """network output: velocity, score, noise or data"""
     loss: str = "flow"
     """matching loss: flow (Eq 40) or score (Eq 39)"""
     weighting: str = "vanilla"
     """score-matching weighting: vanilla or maximum_likelihood (Eq 24)"""
-    net: str = "unet"
-    """policy network: unet (the paper's 512-256-128 MLP U-Net), mlp, resnet or dit"""
-    net_hidden: tuple[int, ...] = (512, 256, 128)
-    """hidden sizes of the policy network (unet: down-path widths; mlp: layers)"""
-    beta: float = 1.0
-    """temperature of the advantage weight exp(beta A) (paper Table 8)"""
     weight_clamp: float = 100.0
-    """upper clamp of the advantage weight"""
+    """upper clamp of the advantage weight exp(beta A)"""
     variant: str = "awr"
     """awr: weights from dataset actions (Eq 7); softmax: K actions from a behaviour model (Eq 41)"""
     num_samples: int = 16
     """softmax variant: actions sampled per state (K)"""
     behaviour_steps: int = 0
-    """softmax variant: behaviour-model pretraining steps"""
+    """softmax variant: behaviour-model pretraining steps (at policy_lr)"""
     behaviour_sample_steps: int = 10
     """softmax variant: solver steps when sampling the K behaviour actions"""
-    critic_steps: int = 100_000
-    """IQL critic steps"""
-    policy_steps: int = 100_000
-    """policy steps"""
-    policy_lr: float = 1e-4
-    """policy (and behaviour model) learning rate"""
-    critic_lr: float = 3e-4
-    """IQL learning rate"""
-    critic_hidden: tuple[int, ...] = (256, 256)
-    """IQL network hidden sizes"""
-    expectile: float = 0.7
-    """IQL expectile (0.7 locomotion, 0.9 antmaze)"""
-    gamma: float = 0.99
-    """discount"""
-    polyak: float = 0.005
-    """target-network rate"""
-    grad_clip: float = 0.0
-    """clip the policy gradient norm to this (0: off)"""
 
 
 def advantage_weights(adv: Tensor, beta: float, clamp: float) -> Tensor:
@@ -80,7 +52,7 @@ def advantage_weights(adv: Tensor, beta: float, clamp: float) -> Tensor:
     return torch.exp(torch.clamp(beta * adv, max=math.log(clamp)))
 
 
-def build_policy_model(cfg: GMPOConfig, obs_dim: int, act_dim: int) -> GenerativeModel:
+def build_policy_model(cfg: CriticPolicyConfig, obs_dim: int, act_dim: int) -> GenerativeModel:
     """The conditional generative policy pi(a | s) described by ``cfg``."""
     kw = {"hidden": tuple(cfg.net_hidden)} if cfg.net in ("unet", "mlp") else {}
     net = make_net(cfg.net, act_dim, obs_dim, **kw)
@@ -102,8 +74,7 @@ class GMPO(Algorithm):
             raise ValueError(f"unknown loss {cfg.loss!r}; expected 'flow' or 'score'")
         if cfg.beta < 0 or cfg.weight_clamp <= 0:
             raise ValueError(f"need beta >= 0 and weight_clamp > 0, got beta={cfg.beta}, weight_clamp={cfg.weight_clamp}")
-        self.critic = IQLCritic(obs_dim, act_dim, IQLConfig(cfg.critic_hidden, cfg.expectile, cfg.gamma, cfg.polyak,
-                                                            cfg.critic_lr))
+        self.critic = IQLCritic(obs_dim, act_dim, cfg.iql())
         self.policy = build_policy_model(cfg, obs_dim, act_dim)
         self.policy_opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.policy_lr, fused=True)
         self.behaviour = None
