@@ -125,7 +125,7 @@ def cmd_scores(ns) -> int:
     rows = []
     for task in ns.task:
         dataset, env = task.split(":")
-        base = dataset.removesuffix("-v5")
+        base = Path(dataset).name.removesuffix(".hdf5").removesuffix(".npz").removesuffix("-v5")  # the preset name
         ds = load_dataset(dataset)
         for algo_name, cls in (("gmpg", GMPGConfig), ("gmpo", GMPOConfig)):
             if algo_name not in ns.algo:
