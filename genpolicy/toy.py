@@ -278,6 +278,21 @@ def run_toy_rl(cfg: ToyConfig, train: Tensor, models: dict, out: Path) -> dict:
     return res
 
 
+def _draw_trajectories(ax, train: Tensor, xs: Tensor, times: Tensor, title: str, alpha: float, ends: Tensor,
+                       end_size: float, end_color, end_kw: dict | None = None):
+    """Generation paths ``xs`` ``(steps+1, n, 2)`` coloured by t over the grey data, and the points ``ends``."""
+    ts = times.expand(xs.shape[1], -1).T
+    ax.scatter(train[:3000, 0], train[:3000, 1], s=1, c="0.85", zorder=0)
+    sc = ax.scatter(xs[..., 0].flatten(), xs[..., 1].flatten(), c=ts.flatten(), cmap="plasma", s=0.3, vmin=0, vmax=1,
+                    alpha=alpha, zorder=1)
+    ax.scatter(ends[:, 0], ends[:, 1], s=end_size, c=end_color, zorder=2, **(end_kw or {}))
+    ax.set_title(title)
+    ax.set_xlim(-3, 3)
+    ax.set_ylim(-3, 3)
+    ax.set_aspect("equal")
+    return sc
+
+
 def _plot_rl(out: Path, train: Tensor, trajs: dict, stats: dict) -> None:
     import matplotlib
 
@@ -286,18 +301,11 @@ def _plot_rl(out: Path, train: Tensor, trajs: dict, stats: dict) -> None:
 
     fig, axes = plt.subplots(1, len(trajs), figsize=(4.4 * len(trajs), 4.6), squeeze=False)
     for ax, (name, traj) in zip(axes[0], trajs.items()):
-        xs = traj.xs[:, :300]
-        ts = traj.times.expand(xs.shape[1], -1).T
-        ax.scatter(train[:3000, 0], train[:3000, 1], s=1, c="0.85", zorder=0)
-        sc = ax.scatter(xs[..., 0].flatten(), xs[..., 1].flatten(), c=ts.flatten(), cmap="plasma", s=0.3, vmin=0,
-                        vmax=1, alpha=0.5, zorder=1)
-        end = traj.xs[-1]
-        ax.scatter(end[:, 0], end[:, 1], s=2, c=roll_value(end), cmap="viridis", vmin=-3.5, vmax=1.5, zorder=2)
         st = stats[name]
-        ax.set_title(f"{name}: mean V {st['value_mean']:.2f}, on roll {100 * st['on_roll_fraction']:.0f}%")
-        ax.set_xlim(-3, 3)
-        ax.set_ylim(-3, 3)
-        ax.set_aspect("equal")
+        sc = _draw_trajectories(ax, train, traj.xs[:, :300], traj.times,
+                                f"{name}: mean V {st['value_mean']:.2f}, on roll {100 * st['on_roll_fraction']:.0f}%",
+                                alpha=0.5, ends=traj.xs[-1], end_size=2, end_color=roll_value(traj.xs[-1]),
+                                end_kw={"cmap": "viridis", "vmin": -3.5, "vmax": 1.5})
     fig.colorbar(sc, ax=axes[0].tolist(), label="t (1 = noise, 0 = data)", shrink=0.8)
     fig.savefig(out / "rl_trajectories.png", dpi=110)
     plt.close(fig)
@@ -352,15 +360,8 @@ def _plot(out: Path, train: Tensor, value: Tensor, models: dict, curves: dict, c
         ax.set_ylim(-2.2, 2.2)
         ax.set_aspect("equal")
         traj = model.sample_trajectory(n=250, solver=cfg.sample_solver, steps=cfg.sample_steps)
-        xs, ts = traj.xs, traj.times.expand(traj.xs.shape[1], -1).T
-        ax2.scatter(train[:3000, 0], train[:3000, 1], s=1, c="0.85", zorder=0)
-        sc = ax2.scatter(xs[..., 0].flatten(), xs[..., 1].flatten(), c=ts.flatten(), cmap="plasma", s=0.3,
-                         vmin=0, vmax=1, alpha=0.6, zorder=1)
-        ax2.scatter(xs[-1, :, 0], xs[-1, :, 1], s=3, c="k", zorder=2)
-        ax2.set_title(f"{name} generation (colour = t)")
-        ax2.set_xlim(-3, 3)
-        ax2.set_ylim(-3, 3)
-        ax2.set_aspect("equal")
+        sc = _draw_trajectories(ax2, train, traj.xs, traj.times, f"{name} generation (colour = t)", alpha=0.6,
+                                ends=traj.xs[-1], end_size=3, end_color="k")
     for k in range(n, rows * cols):
         axes[k // cols][k % cols].axis("off")
         axes2[k // cols][k % cols].axis("off")

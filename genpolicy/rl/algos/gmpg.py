@@ -29,7 +29,7 @@ from ...generative import GenerativeModel
 from ..critics import IQLCritic
 from ..data import Batch
 from .base import Algorithm, CriticPolicyConfig, Stage, register
-from .gmpo import advantage_weights, build_policy_model
+from .gmpo import advantage_weights, build_policy_model, softmax_weights
 
 __all__ = ["GMPGConfig", "GMPG", "gmpg_terms", "gmpg_static_terms", "saved_bytes_per_row_step", "grad_solver",
            "resolve_divergence"]
@@ -221,9 +221,6 @@ class GMPG(Algorithm):
         self.policy.load_state_dict(self.behaviour.state_dict())
         self.policy_initialized.fill_(True)
 
-    def _q(self, obs: Tensor, a: Tensor) -> Tensor:
-        return self.critic.q(obs, a)
-
     @property
     def samples_per_state(self) -> int:
         cfg = self.cfg
@@ -232,7 +229,7 @@ class GMPG(Algorithm):
     def _terms(self, obs: Tensor, steps: int) -> dict[str, Tensor]:
         cfg = self.cfg
         if cfg.variant == "dynamic":
-            return gmpg_terms(self.policy, self.behaviour, self._q, obs, cfg.beta, self.solver_name, steps,
+            return gmpg_terms(self.policy, self.behaviour, self.critic.q, obs, cfg.beta, self.solver_name, steps,
                               self.div, cfg.probe)
         k = self.samples_per_state
         with torch.no_grad():
@@ -242,7 +239,7 @@ class GMPG(Algorithm):
             obs_k = obs.repeat_interleave(k, dim=0)
             q = self.critic.q(obs_k, a)
             if cfg.static_weights == "softmax":
-                w = torch.softmax(cfg.beta * q.reshape(-1, k), dim=1).reshape(-1) * k  # mean 1 per state
+                w = softmax_weights(q.reshape(-1, k), cfg.beta)
             else:
                 w = advantage_weights(q - self.critic.v(obs_k), cfg.beta, cfg.weight_clamp)
                 w = w / w.mean()  # Z(s) estimated on the batch (self-normalized importance weights)
@@ -280,11 +277,11 @@ class GMPG(Algorithm):
                 sums[k] = sums[k] + v if k in sums else v
         m = {k: v / n_total for k, v in sums.items()}
         grads = [p.grad for p in self.policy.parameters() if p.grad is not None]
-        gnorm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) if grads else torch.zeros(())
+        gnorm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
         finite = bool(torch.isfinite(m["loss"]) & torch.isfinite(gnorm))
         if finite:
-            if self.cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.grad_clip)
+            if self.cfg.grad_clip > 0:  # clip with the norm already computed (one norm per step)
+                torch.nn.utils.clip_grads_with_norm_(self.policy.parameters(), self.cfg.grad_clip, gnorm)
             self.policy_opt.step()
         else:
             self.policy_opt.zero_grad(set_to_none=True)

@@ -24,7 +24,7 @@ from ..critics import IQLCritic
 from ..data import Batch
 from .base import Algorithm, CriticPolicyConfig, Stage, register
 
-__all__ = ["GMPOConfig", "GMPO", "advantage_weights", "build_policy_model"]
+__all__ = ["GMPOConfig", "GMPO", "advantage_weights", "softmax_weights", "build_policy_model"]
 
 
 @dataclass
@@ -50,6 +50,11 @@ class GMPOConfig(CriticPolicyConfig):
 def advantage_weights(adv: Tensor, beta: float, clamp: float) -> Tensor:
     """``min(exp(beta * adv), clamp)`` computed without overflow (Eq 7 with the paper's clamp)."""
     return torch.exp(torch.clamp(beta * adv, max=math.log(clamp)))
+
+
+def softmax_weights(q: Tensor, beta: float) -> Tensor:
+    """``K softmax_k(beta q[:, k])`` for ``q`` of shape ``(B, K)``, flattened to ``(B K,)``: mean weight 1 per state."""
+    return torch.softmax(beta * q, dim=1).reshape(-1) * q.shape[1]
 
 
 def build_policy_model(cfg: CriticPolicyConfig, obs_dim: int, act_dim: int) -> GenerativeModel:
@@ -129,7 +134,7 @@ class GMPO(Algorithm):
                 obs = batch.obs.repeat_interleave(k, dim=0)
                 actions = a.reshape(-1, self.act_dim)
                 q = self.critic.q(obs, actions).reshape(-1, k)
-                w = torch.softmax(self.cfg.beta * q, dim=1).reshape(-1) * k  # mean weight 1 per state
+                w = softmax_weights(q, self.cfg.beta)
                 adv = q.reshape(-1) - self.critic.v(obs)
         per_sample = self._matching(self.policy, actions, obs)
         loss = (w * per_sample).mean()
