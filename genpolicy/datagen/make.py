@@ -10,7 +10,13 @@ Recipe (following D4RL):
 - ``medium-replay``: the replay buffer from the start of training up to the medium snapshot's step;
 - ``medium-expert``: medium ∪ expert, composed when loaded (no file of its own).
 
-Every file is ``<out>/<env>-<level>-v5.hdf5`` (gzip HDF5, float32) with a data card ``<same>.json``.
+Every file is ``<out>/<env>-<level>-<version>.hdf5`` (gzip HDF5, float32; ``hopper-medium-v5``,
+``cheetah-run-medium-v0``) with a data card ``<same>.json``.
+
+Environments: Gymnasium MuJoCo v5 (``halfcheetah``, ``hopper``, ``walker2d``: the locomotion-v5 suite) and the
+dm_control tasks ``cartpole-swingup``, ``cheetah-run``, ``walker-walk`` (our stand-in for RL Unplugged; through
+shimmy, needs ``genpolicy[dmc]`` in a venv with ``mujoco==3.17.0``). dm_control returns have no D4RL reference
+constants, so their cards carry returns only (every dm_control reward is in [0, 1], so 1000 is the ceiling).
 """
 
 from __future__ import annotations
@@ -27,10 +33,12 @@ from ..rl.data import TransitionDataset, episode_returns
 from ..rl.envs import env_family, normalized_score
 from .rollout import collect, save_d4rl_hdf5
 
-__all__ = ["ENVS", "LEVELS", "MakeConfig", "make_dataset", "data_card", "behaviour_dir"]
+__all__ = ["ENVS", "LEVELS", "MakeConfig", "make_dataset", "data_card", "behaviour_dir", "dataset_name"]
 
 #: short name -> Gymnasium id
-ENVS = {"halfcheetah": "HalfCheetah-v5", "hopper": "Hopper-v5", "walker2d": "Walker2d-v5"}
+ENVS = {"halfcheetah": "HalfCheetah-v5", "hopper": "Hopper-v5", "walker2d": "Walker2d-v5",
+        "cartpole-swingup": "dm_control/cartpole-swingup-v0", "cheetah-run": "dm_control/cheetah-run-v0",
+        "walker-walk": "dm_control/walker-walk-v0"}
 LEVELS = ("random", "medium", "expert", "medium-replay")
 
 
@@ -56,11 +64,21 @@ def behaviour_dir(cfg: MakeConfig, env: str) -> Path:
     return Path(cfg.behaviour_root) / env
 
 
-def _versions() -> dict:
+def _versions(env_id: str) -> dict:
     import gymnasium
     import mujoco
 
-    return {"gymnasium": gymnasium.__version__, "mujoco": mujoco.__version__, "torch": torch.__version__}
+    v = {"gymnasium": gymnasium.__version__, "mujoco": mujoco.__version__, "torch": torch.__version__}
+    if env_id.startswith("dm_control/"):
+        from importlib.metadata import version
+
+        v.update({"dm_control": version("dm_control"), "shimmy": version("shimmy")})
+    return v
+
+
+def dataset_name(env: str, level: str) -> str:
+    """``hopper``, ``medium`` -> ``hopper-medium-v5``; ``cheetah-run``, ``expert`` -> ``cheetah-run-expert-v0``."""
+    return f"{env}-{level}-{ENVS[env].rsplit('-', 1)[-1]}"
 
 
 def _snapshots(bdir: Path) -> dict[int, float]:
@@ -102,7 +120,7 @@ def data_card(ds: TransitionDataset, env_id: str, level: str, path: Path, sha: s
     """The facts a user needs to trust a dataset file."""
     rets = episode_returns(ds)
     card = {"name": path.stem, "file": path.name, "env_id": env_id, "env_version": env_id.rsplit("-", 1)[-1],
-            "level": level, **_versions(), "transitions": int(len(ds)), "episodes": int(len(rets)),
+            "level": level, **_versions(env_id), "transitions": int(len(ds)), "episodes": int(len(rets)),
             "return_mean": float(rets.mean()), "return_std": float(rets.std()), "return_min": float(rets.min()),
             "return_max": float(rets.max()), "terminals": int(ds.terminals.sum()), "timeouts": int(ds.timeouts.sum()),
             "sha256": sha, **extra}
@@ -142,7 +160,7 @@ def make_dataset(env: str, level: str, cfg: MakeConfig, progress: bool = True, c
             act = _actor_policy(bdir / "policies" / f"step_{step:07d}.pt", cfg.seed)
             ds = collect(env_id, act, cfg.transitions, seed=cfg.seed, num_envs=cfg.num_envs, progress=progress)
     ds.validate()
-    path = Path(cfg.out) / f"{env}-{level}-v5.hdf5"
+    path = Path(cfg.out) / f"{dataset_name(env, level)}.hdf5"
     sha = save_d4rl_hdf5(ds, path)
     extra["seconds"] = round(time.perf_counter() - t0, 1)
     card = data_card(ds, env_id, level, path, sha, extra)

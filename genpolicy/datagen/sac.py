@@ -179,12 +179,13 @@ def train_sac(env_id: str, out_dir: str | Path, cfg: SACConfig, progress: bool =
     Episodes are cut at 1000 steps (a timeout, bootstrapped through). Every transition goes to the replay
     buffer, which is saved with the state, so that medium-replay datasets can be cut from it later.
     """
-    import gymnasium as gym
     from tqdm.auto import tqdm
+
+    from ..rl.envs import make_env
 
     out = Path(out_dir)
     (out / "policies").mkdir(parents=True, exist_ok=True)
-    env = gym.make(env_id, max_episode_steps=1000)
+    env = make_env(env_id, max_episode_steps=1000)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
