@@ -127,26 +127,36 @@ def cmd_scores(ns) -> int:
         dataset, env = task.split(":")
         base = Path(dataset).name.removesuffix(".hdf5").removesuffix(".npz").removesuffix("-v5")  # the preset name
         ds = load_dataset(dataset)
-        for algo_name, cls in (("gmpg", GMPGConfig), ("gmpo", GMPOConfig)):
+        critic = None  # (IQL settings, state) of this task's first run, reused by the second when they match
+        for algo_name, cls in (("gmpo", GMPOConfig), ("gmpg", GMPGConfig)):
             if algo_name not in ns.algo:
                 continue
             presets = load_presets(algo_name)
             names = list(ns.preset) + ([base] if base in presets else [])
             cfg = resolve_config(cls, names, presets, {}, ns.set)
+            key = (cfg.iql(), cfg.critic_steps, cfg.reward_scale, cfg.normalize_obs, cfg.batch_size, cfg.seed)
+            shared = ns.share_critic and critic is not None and critic[0] == key
+            if shared:
+                cfg = dataclasses.replace(cfg, critic_steps=0)
             data = OfflineData(ds, reward_scale=cfg.reward_scale, normalize_obs=cfg.normalize_obs, device=cfg.device)
             torch.manual_seed(cfg.seed)
             algo = build_algorithm(algo_name, data.obs_dim, data.act_dim, dataclasses.asdict(cfg), data.normalizer)
+            if shared:
+                algo.critic.load_state_dict(critic[1])
             s = train(algo, data, out / f"{base}-{algo_name}", env_id=env, meta={"dataset": dataset},
                       progress=ns.progress)
+            if critic is None:
+                critic = (key, {k: v.clone() for k, v in algo.critic.state_dict().items()})
             rows.append({"task": base, "algo": algo_name, "presets": names, "final_score": s["final_score"],
                          "best_score": s["best_score"], "wall_seconds": s["wall_seconds"],
-                         "stage_times": s["stage_times"]})
+                         "critic": "shared" if shared else "own", "stage_times": s["stage_times"]})
             print(json.dumps(rows[-1]), flush=True)
     out.mkdir(parents=True, exist_ok=True)
     (out / "gmpg_scores.json").write_text(json.dumps(rows, indent=2))
-    print("\n| task | algo | final | best | wall s |\n|---|---|---|---|---|")
+    print("\n| task | algo | final | best | critic | wall s |\n|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['task']} | {r['algo']} | {r['final_score']:.1f} | {r['best_score']:.1f} | {r['wall_seconds']:.0f} |")
+        print(f"| {r['task']} | {r['algo']} | {r['final_score']:.1f} | {r['best_score']:.1f} | {r['critic']} | "
+              f"{r['wall_seconds']:.0f} |")
     return 0
 
 
@@ -176,6 +186,9 @@ def main(argv=None) -> int:
     sc.add_argument("--preset", action="append", default=[])
     sc.add_argument("--set", action="append", default=[])
     sc.add_argument("--out", default="runs/bench")
+    sc.add_argument("--own-critics", dest="share_critic", action="store_false",
+                    help="train a critic per algorithm (default: GMPG reuses GMPO's IQL critic when their IQL "
+                         "settings match, so both policies are scored against the same critic)")
     sc.add_argument("--no-progress", dest="progress", action="store_false")
     ns = p.parse_args(argv)
     return cmd_step(ns) if ns.cmd == "step" else cmd_scores(ns)
