@@ -63,6 +63,10 @@ def test_make_produces_a_loadable_file_with_a_matching_card(behaviour, tmp_path,
     assert card["sha256"] == sha256_of(path)
     assert card["env_id"] == "Hopper-v5" and card["mujoco"] and card["gymnasium"]
     assert "normalized_score_mean" in card and card["command"].startswith("genpolicy data make hopper")
+    import h5py
+
+    with h5py.File(path) as f:  # rollouts and the replay buffer keep next_obs[i] == obs[i+1] inside episodes
+        assert f["next_observations"].is_virtual
     if level == "medium-replay":
         assert len(ds) == card["behaviour_policy_steps"]
     if level != "random":
@@ -86,3 +90,49 @@ def test_cli_data_errors(capsys):
         main(["data", "make", "ant", "medium"])
     assert main(["data", "make", "hopper", "medium", "--behaviour-root", "/nonexistent", "--no-progress"]) == 2
     assert "no behaviour agent" in capsys.readouterr().err
+
+
+def _episodic(n_eps=5, length=40, dim=3, seed=0):
+    from genpolicy.rl.data import TransitionDataset
+
+    rng = np.random.default_rng(seed)
+    obs, nobs, te, to = [], [], [], []
+    for k in range(n_eps):
+        states = rng.standard_normal((length + 1, dim)).astype(np.float32)
+        obs.append(states[:-1]), nobs.append(states[1:])
+        end = np.zeros(length, bool)
+        end[-1] = True
+        te.append(end & (k % 2 == 0)), to.append(end & (k % 2 == 1))
+    cat = np.concatenate
+    n = n_eps * length
+    return TransitionDataset(cat(obs), rng.uniform(-1, 1, (n, 2)).astype(np.float32),
+                             rng.standard_normal(n).astype(np.float32), cat(nobs), cat(te), cat(to))
+
+
+def test_virtual_next_observations_are_exact_and_smaller(tmp_path):
+    import h5py
+
+    from genpolicy.datagen.rollout import save_d4rl_hdf5
+
+    ds = _episodic(n_eps=6, length=500, dim=11)
+    save_d4rl_hdf5(ds, tmp_path / "v.hdf5")
+    save_d4rl_hdf5(ds, tmp_path / "full.hdf5", virtual_next=False)
+    with h5py.File(tmp_path / "v.hdf5") as f:
+        assert f["next_observations"].is_virtual and f["final_observations"].shape == (6, 11)
+    back = load_dataset(tmp_path / "v.hdf5")
+    for key in ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts"):
+        np.testing.assert_array_equal(getattr(back, key), getattr(ds, key))
+    assert (tmp_path / "v.hdf5").stat().st_size < 0.7 * (tmp_path / "full.hdf5").stat().st_size
+
+
+def test_next_observations_that_are_not_successors_are_stored_in_full(tmp_path):
+    import h5py
+
+    from genpolicy.datagen.rollout import save_d4rl_hdf5
+
+    ds = _episodic()
+    ds.next_observations[7] += 1.0  # a within-episode row whose successor differs: no virtual mapping
+    save_d4rl_hdf5(ds, tmp_path / "x.hdf5")
+    with h5py.File(tmp_path / "x.hdf5") as f:
+        assert not f["next_observations"].is_virtual and "final_observations" not in f
+    np.testing.assert_array_equal(load_dataset(tmp_path / "x.hdf5").next_observations, ds.next_observations)

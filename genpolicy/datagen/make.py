@@ -162,6 +162,11 @@ def make_dataset(env: str, level: str, cfg: MakeConfig, progress: bool = True, c
     ds.validate()
     path = Path(cfg.out) / f"{dataset_name(env, level)}.hdf5"
     sha = save_d4rl_hdf5(ds, path)
+    import h5py
+
+    with h5py.File(path) as f:
+        extra["next_observations_storage"] = ("virtual (observations[i+1] within episodes, final_observations at "
+                                              "episode ends)" if f["next_observations"].is_virtual else "full")
     extra["seconds"] = round(time.perf_counter() - t0, 1)
     card = data_card(ds, env_id, level, path, sha, extra)
     path.with_suffix(".json").write_text(json.dumps(card, indent=2))
