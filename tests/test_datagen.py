@@ -18,6 +18,10 @@ def test_pick_snapshots():
     returns = {10: 100.0, 20: 900.0, 30: 2900.0, 40: 3000.0, 50: 1000.0}
     assert pick_snapshots(returns, 1 / 3) == (50, 40)  # best 3000 -> target 1000 -> step 50 exactly
     assert pick_snapshots({10: 5.0, 20: 30.0, 30: 11.0}, 1 / 3)[0] == 30
+    # with D4RL reference returns (random -280, expert 12135) the target is -280 + 12415 / 3 = 3858.3
+    hc = {50: 2523.0, 60: 2875.0, 70: 4011.0, 280: 7866.0}
+    assert pick_snapshots(hc, 1 / 3) == (50, 280)  # a third of our best (2622)
+    assert pick_snapshots(hc, 1 / 3, reference=(-280.0, 12135.0)) == (70, 280)
 
 
 @pytest.fixture(scope="module")

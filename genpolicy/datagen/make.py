@@ -6,7 +6,10 @@ Recipe (following D4RL):
   ``save_every`` env steps with their evaluation return (stochastic policy);
 - ``random``: uniform random actions;
 - ``expert``: the best snapshot, rolled out with its stochastic policy;
-- ``medium``: the snapshot whose return is closest to one third of the best snapshot's return;
+- ``medium``: the snapshot whose return is closest to one third of the expert's: by default one third of the way
+  from D4RL's random to D4RL's expert reference return (normalized score 33.3, as D4RL's medium sets sit near
+  their expert's third), so that a weaker own expert does not drag medium below D4RL's medium; tasks without
+  reference returns (dm_control), or ``--medium-reference best``, use one third of the best snapshot's return;
 - ``medium-replay``: the replay buffer from the start of training up to the medium snapshot's step;
 - ``medium-expert``: medium ∪ expert, composed when loaded (no file of its own).
 
@@ -30,7 +33,7 @@ import numpy as np
 import torch
 
 from ..rl.data import TransitionDataset, episode_returns
-from ..rl.envs import env_family, normalized_score
+from ..rl.envs import REF_SCORES, env_family, normalized_score
 from .rollout import collect, save_d4rl_hdf5
 
 __all__ = ["ENVS", "LEVELS", "MakeConfig", "make_dataset", "data_card", "behaviour_dir", "dataset_name"]
@@ -55,7 +58,10 @@ class MakeConfig:
     behaviour_root: str = "datasets/behaviour"
     """where behaviour agents live (<root>/<env>/)"""
     medium_fraction: float = 1.0 / 3.0
-    """medium = the snapshot whose return is closest to this fraction of the best snapshot's return"""
+    """medium = the snapshot whose return is closest to this fraction of the expert's (see medium_reference)"""
+    medium_reference: str = "d4rl"
+    """expert return that medium_fraction applies to: 'd4rl' (the way from D4RL's random to expert reference
+    return; falls back to 'best' without references) or 'best' (our best snapshot's return)"""
     num_envs: int = 8
     """parallel environments for rollouts"""
 
@@ -92,10 +98,21 @@ def _snapshots(bdir: Path) -> dict[int, float]:
     return returns
 
 
-def pick_snapshots(returns: dict[int, float], medium_fraction: float) -> tuple[int, int]:
-    """(medium step, expert step): expert = best return; medium = closest to ``fraction * best`` (earliest on ties)."""
+def medium_target(returns: dict[int, float], medium_fraction: float, reference: tuple[float, float] | None) -> float:
+    """The return medium aims at: ``lo + fraction (hi - lo)`` for reference returns ``(lo, hi)`` (D4RL's random
+    and expert), else ``fraction * best snapshot return``."""
+    if reference is None:
+        return medium_fraction * max(returns.values())
+    lo, hi = reference
+    return lo + medium_fraction * (hi - lo)
+
+
+def pick_snapshots(returns: dict[int, float], medium_fraction: float,
+                   reference: tuple[float, float] | None = None) -> tuple[int, int]:
+    """(medium step, expert step): expert = best return; medium = the return closest to :func:`medium_target`
+    (earliest on ties)."""
     expert = max(returns, key=lambda s: (returns[s], -s))
-    target = medium_fraction * returns[expert]
+    target = medium_target(returns, medium_fraction, reference)
     medium = min(sorted(returns), key=lambda s: abs(returns[s] - target))
     return medium, expert
 
@@ -145,7 +162,12 @@ def make_dataset(env: str, level: str, cfg: MakeConfig, progress: bool = True, c
     else:
         bdir = behaviour_dir(cfg, env)
         returns = _snapshots(bdir)
-        medium, expert = pick_snapshots(returns, cfg.medium_fraction)
+        if cfg.medium_reference not in ("d4rl", "best"):
+            raise ValueError(f"medium_reference must be 'd4rl' or 'best', got {cfg.medium_reference!r}")
+        fam = env_family(env_id)
+        ref = REF_SCORES[fam] if cfg.medium_reference == "d4rl" and fam else None
+        medium, expert = pick_snapshots(returns, cfg.medium_fraction, ref)
+        extra["medium_target_return"] = medium_target(returns, cfg.medium_fraction, ref)
         step = expert if level == "expert" else medium
         extra.update(behaviour_policy_steps=step, behaviour_snapshot_return=returns[step],
                      behaviour_best_return=returns[expert])
