@@ -140,3 +140,12 @@ def test_next_observations_that_are_not_successors_are_stored_in_full(tmp_path):
     with h5py.File(tmp_path / "x.hdf5") as f:
         assert not f["next_observations"].is_virtual and "final_observations" not in f
     np.testing.assert_array_equal(load_dataset(tmp_path / "x.hdf5").next_observations, ds.next_observations)
+
+
+def test_collect_cuts_at_most_one_episode():
+    from genpolicy.datagen.rollout import collect
+
+    # random Hopper episodes end by termination after tens of steps; only the budget's cut may be a timeout
+    ds = collect("Hopper-v5", None, 700, seed=0, num_envs=4)
+    assert len(ds) == 700 and ds.timeouts.sum() <= 1 and ds.terminals.sum() >= 10
+    assert ds.terminals[-1] or ds.timeouts[-1]

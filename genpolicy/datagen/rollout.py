@@ -18,8 +18,10 @@ def collect(env_id: str, act: Callable[[np.ndarray], np.ndarray] | None, n_trans
             num_envs: int = 8, max_episode_steps: int = 1000, progress: bool = False) -> TransitionDataset:
     """Collect ``n_transitions`` with ``act`` (None: uniform random actions) in ``num_envs`` parallel envs.
 
-    Timeouts are set at ``max_episode_steps``; partial episodes at the end are kept with ``timeouts`` set on
-    their last row, so every episode in the file ends with a terminal or a timeout.
+    Timeouts are set at ``max_episode_steps``. The envs run until finished episodes hold ``n_transitions``;
+    episodes still running then are dropped, and the finished ones (in the order they finished) are cut at
+    ``n_transitions``, so at most the last episode is partial (ending in a timeout), as in D4RL's files,
+    rather than one partial episode per env.
     """
     from tqdm.auto import tqdm
 
@@ -34,10 +36,10 @@ def collect(env_id: str, act: Callable[[np.ndarray], np.ndarray] | None, n_trans
     buf = [{k: [] for k in ("o", "a", "r", "no", "te", "to")} for _ in range(num_envs)]
     episodes: list[dict] = []
     obs, _ = env.reset(seed=[seed + i for i in range(num_envs)])
-    total = 0
+    done = 0  # transitions in finished episodes
     bar = tqdm(total=n_transitions, desc=f"collect {env_id}", disable=not progress, mininterval=0.5)
     try:
-        while total < n_transitions:
+        while done < n_transitions:
             if act is None:
                 a = rng.uniform(low, high, size=(num_envs,) + low.shape).astype(np.float32)
             else:
@@ -52,17 +54,12 @@ def collect(env_id: str, act: Callable[[np.ndarray], np.ndarray] | None, n_trans
                 if term[i] or trunc[i]:
                     episodes.append({k: np.asarray(v) for k, v in b.items()})
                     buf[i] = {k: [] for k in b}
-            total += num_envs
-            bar.update(num_envs)
+                    bar.update(min(len(episodes[-1]["r"]), n_transitions - done))
+                    done += len(episodes[-1]["r"])
             obs = nobs
     finally:
         bar.close()
         env.close()
-    for b in buf:  # unfinished episodes end by "timeout" at the collection budget
-        if b["o"]:
-            ep = {k: np.asarray(v) for k, v in b.items()}
-            ep["to"][-1] = True
-            episodes.append(ep)
     cat = lambda k: np.concatenate([e[k] for e in episodes])  # noqa: E731
     ds = TransitionDataset(cat("o").astype(np.float32), cat("a").astype(np.float32), cat("r").astype(np.float32),
                            cat("no").astype(np.float32), cat("te"), cat("to"), source=f"collect({env_id})")
