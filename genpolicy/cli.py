@@ -131,6 +131,10 @@ def _add_data_parser(sub) -> None:
     bh.add_argument("--no-progress", dest="progress", action="store_false")
     bh.add_argument("--fresh", action="store_true", help="start over instead of resuming")
     add_dataclass_args(bh, SACConfig)
+    cv = dsub.add_parser("curves", help="plot the behaviour agents' snapshot returns and the medium/expert picks")
+    cv.add_argument("--out-png", default="datasets/behaviour_curves.png")
+    cv.add_argument("envs", nargs="*", help="short env names (default: every agent found)")
+    add_dataclass_args(cv, MakeConfig)
 
 
 def _cmd_data(ns) -> int:
@@ -139,6 +143,11 @@ def _cmd_data(ns) -> int:
     from .datagen.make import ENVS, MakeConfig, make_dataset
     from .datagen.sac import SACConfig, train_sac
 
+    if ns.data_command == "curves":
+        from .datagen.make import plot_behaviour_curves
+
+        print(plot_behaviour_curves(dataclass_from_args(MakeConfig, ns), ns.out_png, ns.envs or None))
+        return 0
     if ns.data_command == "make":
         cfg = dataclass_from_args(MakeConfig, ns)
         card = make_dataset(ns.env, ns.level, cfg, progress=ns.progress, command=" ".join(["genpolicy"] + sys.argv[1:]))

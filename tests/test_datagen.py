@@ -149,3 +149,14 @@ def test_collect_cuts_at_most_one_episode():
     ds = collect("Hopper-v5", None, 700, seed=0, num_envs=4)
     assert len(ds) == 700 and ds.timeouts.sum() <= 1 and ds.terminals.sum() >= 10
     assert ds.terminals[-1] or ds.timeouts[-1]
+
+
+def test_behaviour_curves_plot(behaviour, tmp_path):
+    root, _, _ = behaviour
+    out = tmp_path / "curves.png"
+    assert main(["data", "curves", "--behaviour-root", str(root), "--out-png", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
+    with pytest.raises(FileNotFoundError):
+        from genpolicy.datagen.make import plot_behaviour_curves
+
+        plot_behaviour_curves(MakeConfig(behaviour_root=str(tmp_path / "none")), tmp_path / "x.png")

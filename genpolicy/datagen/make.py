@@ -36,7 +36,8 @@ from ..rl.data import TransitionDataset, episode_returns
 from ..rl.envs import REF_SCORES, env_family, normalized_score
 from .rollout import collect, save_d4rl_hdf5
 
-__all__ = ["ENVS", "LEVELS", "MakeConfig", "make_dataset", "data_card", "behaviour_dir", "dataset_name"]
+__all__ = ["ENVS", "LEVELS", "MakeConfig", "make_dataset", "data_card", "behaviour_dir", "dataset_name",
+           "plot_behaviour_curves"]
 
 #: short name -> Gymnasium id
 ENVS = {"halfcheetah": "HalfCheetah-v5", "hopper": "Hopper-v5", "walker2d": "Walker2d-v5",
@@ -193,3 +194,42 @@ def make_dataset(env: str, level: str, cfg: MakeConfig, progress: bool = True, c
     card = data_card(ds, env_id, level, path, sha, extra)
     path.with_suffix(".json").write_text(json.dumps(card, indent=2))
     return card
+
+
+def plot_behaviour_curves(cfg: MakeConfig, out_png: str | Path, envs: list[str] | None = None) -> Path:
+    """One panel per behaviour agent: snapshot evaluation return against env steps, with the medium target,
+    the medium and expert snapshots that ``make`` picks, and D4RL's random/expert reference returns."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    found = [e for e in (envs or list(ENVS)) if (behaviour_dir(cfg, e) / "history.json").exists()]
+    if not found:
+        raise FileNotFoundError(f"no behaviour agents under {cfg.behaviour_root}")
+    fig, axes = plt.subplots(1, len(found), figsize=(4.2 * len(found), 3.4), squeeze=False)
+    for ax, env in zip(axes[0], found):
+        returns = _snapshots(behaviour_dir(cfg, env))
+        steps = sorted(returns)
+        fam = env_family(ENVS[env])
+        ref = REF_SCORES[fam] if cfg.medium_reference == "d4rl" and fam else None
+        medium, expert = pick_snapshots(returns, cfg.medium_fraction, ref)
+        ax.plot([s / 1e3 for s in steps], [returns[s] for s in steps], "-o", ms=3, color="C0", label="snapshot eval")
+        ax.axhline(medium_target(returns, cfg.medium_fraction, ref), color="C1", ls=":", label="medium target")
+        ax.plot(medium / 1e3, returns[medium], "s", color="C1", ms=8, label=f"medium ({medium // 1000}k)")
+        ax.plot(expert / 1e3, returns[expert], "*", color="C3", ms=12, label=f"expert ({expert // 1000}k)")
+        if fam:
+            for v, name in zip(REF_SCORES[fam], ("D4RL random", "D4RL expert")):
+                ax.axhline(v, color="gray", ls="--", lw=0.8)
+                ax.text(steps[0] / 1e3, v, name, fontsize=7, va="bottom", color="gray")
+        ax.set_title(ENVS[env])
+        ax.set_xlabel("env steps (k)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0][0].set_ylabel("return (stochastic policy)")
+    fig.tight_layout()
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
