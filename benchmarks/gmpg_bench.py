@@ -191,6 +191,36 @@ def cmd_kl(ns) -> int:
     return 0
 
 
+def cmd_repolicy(ns) -> int:
+    """Run GMPG's policy stage again from a finished run's behaviour model and critic, with --set overrides
+    (e.g. a finer training grid), so that policy-stage settings can be compared without retraining the rest."""
+    from genpolicy.cli import apply_overrides, _coerce
+    from genpolicy.policy import build_algorithm, load_policy
+    from genpolicy.rl.algos import GMPGConfig
+    from genpolicy.rl.data import OfflineData, load_dataset
+    from genpolicy.train import train
+
+    run = Path(ns.run)
+    old = load_policy(run / "checkpoint.pt" if run.is_dir() else run)
+    if not hasattr(old, "behaviour"):
+        raise SystemExit(f"{ns.run} is not a GMPG run (no behaviour model)")
+    over = dict(kv.split("=", 1) for kv in ns.set)
+    cfg = apply_overrides(old.cfg, {k: _coerce(GMPGConfig, k, v) for k, v in over.items()})
+    cfg = dataclasses.replace(cfg, behaviour_steps=0, critic_steps=0)
+    dataset, env = ns.task.split(":")
+    data = OfflineData(load_dataset(dataset), reward_scale=cfg.reward_scale, normalize_obs=cfg.normalize_obs,
+                       device=cfg.device)
+    torch.manual_seed(cfg.seed)
+    algo = build_algorithm("gmpg", data.obs_dim, data.act_dim, dataclasses.asdict(cfg), data.normalizer)
+    algo.behaviour.load_state_dict(old.behaviour.state_dict())
+    algo.critic.load_state_dict(old.critic.state_dict())
+    s = train(algo, data, Path(ns.out), env_id=env, meta={"dataset": dataset, "from": str(run), "set": ns.set},
+              progress=ns.progress)
+    print(json.dumps({"run": ns.out, "set": ns.set, "final_score": s["final_score"], "best_score": s["best_score"],
+                      "wall_seconds": s["wall_seconds"], "stage_times": s["stage_times"]}))
+    return 0
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_child":
@@ -227,8 +257,14 @@ def main(argv=None) -> int:
     kl.add_argument("--grids", nargs="+", default=["midpoint:32", "rk4:64"], help="SOLVER:STEPS")
     kl.add_argument("--states", type=int, default=256)
     kl.add_argument("--seed", type=int, default=0)
+    rp = sub.add_parser("repolicy", help="GMPG's policy stage again from a finished run's behaviour and critic")
+    rp.add_argument("run", help="finished GMPG run folder or checkpoint")
+    rp.add_argument("task", help="DATASET:ENV_ID (the run's dataset)")
+    rp.add_argument("--set", action="append", default=[], help="KEY=VALUE override, e.g. train_steps=32")
+    rp.add_argument("--out", required=True)
+    rp.add_argument("--no-progress", dest="progress", action="store_false")
     ns = p.parse_args(argv)
-    return {"step": cmd_step, "scores": cmd_scores, "kl": cmd_kl}[ns.cmd](ns)
+    return {"step": cmd_step, "scores": cmd_scores, "kl": cmd_kl, "repolicy": cmd_repolicy}[ns.cmd](ns)
 
 
 if __name__ == "__main__":
