@@ -165,16 +165,23 @@ def cmd_scores(ns) -> int:
     return 0
 
 
+def _load_gmpg_run(path: str):
+    """A finished GMPG run's algorithm from its final ``checkpoint.pt`` (not ``best.pt``), or a checkpoint file."""
+    from genpolicy.policy import load_policy
+
+    run = Path(path)
+    algo = load_policy(run / "checkpoint.pt" if run.is_dir() else run)
+    if not hasattr(algo, "behaviour"):
+        raise SystemExit(f"{path} is not a GMPG run (no behaviour model)")
+    return algo
+
+
 def cmd_kl(ns) -> int:
     """Re-estimate a trained GMPG policy's KL on its own samples with finer grids than it was trained on."""
-    from genpolicy.policy import load_policy
     from genpolicy.rl.data import load_dataset
 
     torch.manual_seed(ns.seed)
-    run = Path(ns.run)
-    algo = load_policy(run / "checkpoint.pt" if run.is_dir() else run)
-    if not hasattr(algo, "behaviour"):
-        raise SystemExit(f"{ns.run} is not a GMPG run (no behaviour model)")
+    algo = _load_gmpg_run(ns.run)
     ds = load_dataset(ns.dataset)
     idx = torch.randint(0, len(ds), (ns.states,))
     obs = algo.normalizer(torch.as_tensor(ds.observations[idx.numpy()]))
@@ -194,18 +201,14 @@ def cmd_kl(ns) -> int:
 def cmd_repolicy(ns) -> int:
     """Run GMPG's policy stage again from a finished run's behaviour model and critic, with --set overrides
     (e.g. a finer training grid), so that policy-stage settings can be compared without retraining the rest."""
-    from genpolicy.cli import apply_overrides, _coerce
-    from genpolicy.policy import build_algorithm, load_policy
+    from genpolicy.cli import resolve_config
+    from genpolicy.policy import build_algorithm
     from genpolicy.rl.algos import GMPGConfig
     from genpolicy.rl.data import OfflineData, load_dataset
     from genpolicy.train import train
 
-    run = Path(ns.run)
-    old = load_policy(run / "checkpoint.pt" if run.is_dir() else run)
-    if not hasattr(old, "behaviour"):
-        raise SystemExit(f"{ns.run} is not a GMPG run (no behaviour model)")
-    over = dict(kv.split("=", 1) for kv in ns.set)
-    cfg = apply_overrides(old.cfg, {k: _coerce(GMPGConfig, k, v) for k, v in over.items()})
+    old = _load_gmpg_run(ns.run)
+    cfg = resolve_config(GMPGConfig, [], {}, {}, ns.set, base=old.cfg)
     cfg = dataclasses.replace(cfg, behaviour_steps=0, critic_steps=0)
     dataset, env = ns.task.split(":")
     data = OfflineData(load_dataset(dataset), reward_scale=cfg.reward_scale, normalize_obs=cfg.normalize_obs,
@@ -214,7 +217,7 @@ def cmd_repolicy(ns) -> int:
     algo = build_algorithm("gmpg", data.obs_dim, data.act_dim, dataclasses.asdict(cfg), data.normalizer)
     algo.behaviour.load_state_dict(old.behaviour.state_dict())
     algo.critic.load_state_dict(old.critic.state_dict())
-    s = train(algo, data, Path(ns.out), env_id=env, meta={"dataset": dataset, "from": str(run), "set": ns.set},
+    s = train(algo, data, Path(ns.out), env_id=env, meta={"dataset": dataset, "from": ns.run, "set": ns.set},
               progress=ns.progress)
     print(json.dumps({"run": ns.out, "set": ns.set, "final_score": s["final_score"], "best_score": s["best_score"],
                       "wall_seconds": s["wall_seconds"], "stage_times": s["stage_times"]}))

@@ -48,9 +48,10 @@ def _coerce(cls, key: str, value):
     return v
 
 
-def resolve_config(cls, presets: list[str], available: dict, flags: dict, sets: list[str]):
-    """Defaults < presets < flags < --set, with clear errors for unknown presets and keys."""
-    cfg = cls()
+def resolve_config(cls, presets: list[str], available: dict, flags: dict, sets: list[str], base=None):
+    """Defaults (or ``base``, a ``cls`` instance) < presets < flags < --set, with clear errors for unknown
+    presets and keys."""
+    cfg = cls() if base is None else base
     for p in presets:
         if p not in available:
             raise ValueError(f"unknown preset {p!r}; available: {sorted(available)}")

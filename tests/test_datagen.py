@@ -96,21 +96,14 @@ def test_cli_data_errors(capsys):
     assert "no behaviour agent" in capsys.readouterr().err
 
 
-def _episodic(n_eps=5, length=40, dim=3, seed=0):
+def _episodic(n_eps=5, length=40, obs_dim=3):
+    """Episodes whose next_observations are the next rows' observations, ending alternately in terminals and
+    timeouts (test_data's builder)."""
     from genpolicy.rl.data import TransitionDataset
 
-    rng = np.random.default_rng(seed)
-    obs, nobs, te, to = [], [], [], []
-    for k in range(n_eps):
-        states = rng.standard_normal((length + 1, dim)).astype(np.float32)
-        obs.append(states[:-1]), nobs.append(states[1:])
-        end = np.zeros(length, bool)
-        end[-1] = True
-        te.append(end & (k % 2 == 0)), to.append(end & (k % 2 == 1))
-    cat = np.concatenate
-    n = n_eps * length
-    return TransitionDataset(cat(obs), rng.uniform(-1, 1, (n, 2)).astype(np.float32),
-                             rng.standard_normal(n).astype(np.float32), cat(nobs), cat(te), cat(to))
+    from .test_data import _episodes
+
+    return TransitionDataset(**_episodes(n_eps, length, obs_dim, terminal_last=[k % 2 == 0 for k in range(n_eps)]))
 
 
 def test_virtual_next_observations_are_exact_and_smaller(tmp_path):
@@ -118,7 +111,7 @@ def test_virtual_next_observations_are_exact_and_smaller(tmp_path):
 
     from genpolicy.datagen.rollout import save_d4rl_hdf5
 
-    ds = _episodic(n_eps=6, length=500, dim=11)
+    ds = _episodic(n_eps=6, length=500, obs_dim=11)
     save_d4rl_hdf5(ds, tmp_path / "v.hdf5")
     save_d4rl_hdf5(ds, tmp_path / "full.hdf5", virtual_next=False)
     with h5py.File(tmp_path / "v.hdf5") as f:

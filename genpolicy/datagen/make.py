@@ -108,6 +108,14 @@ def medium_target(returns: dict[int, float], medium_fraction: float, reference: 
     return lo + medium_fraction * (hi - lo)
 
 
+def _medium_reference(cfg: MakeConfig, env_id: str) -> tuple[float, float] | None:
+    """The (random, expert) returns that ``medium_fraction`` applies to, or None for "a fraction of our best"."""
+    if cfg.medium_reference not in ("d4rl", "best"):
+        raise ValueError(f"medium_reference must be 'd4rl' or 'best', got {cfg.medium_reference!r}")
+    fam = env_family(env_id)
+    return REF_SCORES[fam] if cfg.medium_reference == "d4rl" and fam else None
+
+
 def pick_snapshots(returns: dict[int, float], medium_fraction: float,
                    reference: tuple[float, float] | None = None) -> tuple[int, int]:
     """(medium step, expert step): expert = best return; medium = the return closest to :func:`medium_target`
@@ -163,10 +171,7 @@ def make_dataset(env: str, level: str, cfg: MakeConfig, progress: bool = True, c
     else:
         bdir = behaviour_dir(cfg, env)
         returns = _snapshots(bdir)
-        if cfg.medium_reference not in ("d4rl", "best"):
-            raise ValueError(f"medium_reference must be 'd4rl' or 'best', got {cfg.medium_reference!r}")
-        fam = env_family(env_id)
-        ref = REF_SCORES[fam] if cfg.medium_reference == "d4rl" and fam else None
+        ref = _medium_reference(cfg, env_id)
         medium, expert = pick_snapshots(returns, cfg.medium_fraction, ref)
         extra["medium_target_return"] = medium_target(returns, cfg.medium_fraction, ref)
         step = expert if level == "expert" else medium
@@ -211,13 +216,13 @@ def plot_behaviour_curves(cfg: MakeConfig, out_png: str | Path, envs: list[str] 
     for ax, env in zip(axes[0], found):
         returns = _snapshots(behaviour_dir(cfg, env))
         steps = sorted(returns)
-        fam = env_family(ENVS[env])
-        ref = REF_SCORES[fam] if cfg.medium_reference == "d4rl" and fam else None
+        ref = _medium_reference(cfg, ENVS[env])
         medium, expert = pick_snapshots(returns, cfg.medium_fraction, ref)
         ax.plot([s / 1e3 for s in steps], [returns[s] for s in steps], "-o", ms=3, color="C0", label="snapshot eval")
         ax.axhline(medium_target(returns, cfg.medium_fraction, ref), color="C1", ls=":", label="medium target")
         ax.plot(medium / 1e3, returns[medium], "s", color="C1", ms=8, label=f"medium ({medium // 1000}k)")
         ax.plot(expert / 1e3, returns[expert], "*", color="C3", ms=12, label=f"expert ({expert // 1000}k)")
+        fam = env_family(ENVS[env])
         if fam:
             for v, name in zip(REF_SCORES[fam], ("D4RL random", "D4RL expert")):
                 ax.axhline(v, color="gray", ls="--", lw=0.8)

@@ -66,16 +66,6 @@ def collect(env_id: str, act: Callable[[np.ndarray], np.ndarray] | None, n_trans
     return ds.head(n_transitions) if len(ds) > n_transitions else ds
 
 
-def _successor_rows(ds: TransitionDataset) -> np.ndarray | None:
-    """Row indices ``i`` (episode ends excluded) with ``next_observations[i] == observations[i+1]`` exactly, or
-    None when some non-final row breaks that (then the file stores next_observations in full)."""
-    ends = ds.episode_ends
-    inner = np.flatnonzero(~ends)
-    if not np.array_equal(ds.next_observations[inner], ds.observations[inner + 1]):
-        return None
-    return inner
-
-
 def save_d4rl_hdf5(ds: TransitionDataset, path: str | Path, metadata: dict | None = None,
                    virtual_next: bool = True) -> str:
     """Write D4RL keys (gzip-compressed, float32 observations/actions) and return the file's sha256.
@@ -93,7 +83,9 @@ def save_d4rl_hdf5(ds: TransitionDataset, path: str | Path, metadata: dict | Non
     tmp = path.with_name(path.name + ".tmp")
     obs = ds.observations.astype(np.float32)
     nobs = ds.next_observations.astype(np.float32)
-    inner = _successor_rows(TransitionDataset(obs, ds.actions, ds.rewards, nobs, ds.terminals, ds.timeouts))
+    last = ds.episode_ends
+    ends, inner = np.flatnonzero(last), np.flatnonzero(~last)  # inner rows: the successor is the next row
+    virtual = virtual_next and len(obs) > 0 and np.array_equal(nobs[inner], obs[inner + 1])
     with h5py.File(tmp, "w") as f:
         kw = dict(compression="gzip", compression_opts=6, shuffle=True)
         f.create_dataset("observations", data=obs, **kw)
@@ -101,10 +93,9 @@ def save_d4rl_hdf5(ds: TransitionDataset, path: str | Path, metadata: dict | Non
         f.create_dataset("rewards", data=ds.rewards.astype(np.float32), **kw)
         f.create_dataset("terminals", data=ds.terminals.astype(bool), **kw)
         f.create_dataset("timeouts", data=ds.timeouts.astype(bool), **kw)
-        if not virtual_next or inner is None or len(obs) == 0:
+        if not virtual:
             f.create_dataset("next_observations", data=nobs, **kw)
         else:
-            ends = np.flatnonzero(ds.episode_ends)
             f.create_dataset("final_observations", data=nobs[ends], **kw)
             layout = h5py.VirtualLayout(shape=nobs.shape, dtype=np.float32)
             src_obs = h5py.VirtualSource(".", "observations", shape=obs.shape)  # "." = this file
