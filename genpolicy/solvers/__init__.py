@@ -1,47 +1,55 @@
 """Samplers and integrators: fixed-step ODE solvers, Euler-Maruyama, DPM-Solver, torchdiffeq backend.
 
-Every solver has ``sample(model, x1, cond, t_start, t_end, steps, keep_trajectory) -> ODESolution`` and a
-``prediction`` attribute naming what it needs from the model. ODE solvers (:class:`ODESolver`) also
-integrate arbitrary dynamics, which ``GenerativeModel.log_prob`` uses.
+Every solver is a :class:`Sampler`: ``sample(predict, path, x1, t_start, t_end, steps, keep_trajectory)``
+with ``predict(x, t)`` the model's prediction of the kind the solver names in ``prediction``. ODE solvers
+(:class:`ODESolver`) also integrate arbitrary dynamics ``f(t, y)``, which the likelihood module uses.
+One registry, :data:`SOLVERS`, serves every caller; :data:`FIXED_STEP` is the part that can be
+differentiated through (GMPG).
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
+from .base import ODESolution, Predict, Sampler, TrajectoryRecorder, uniform_grid
 from .dpm import DPMSolver
-from .ode import RK4, Euler, Heun, Midpoint, ODESolution, ODESolver, TorchDiffEq, uniform_grid
+from .ode import RK4, Euler, Heun, Midpoint, ODESolver, TorchDiffEq
 from .sde import EulerMaruyama
 
 __all__ = [
-    "DPMSolver", "RK4", "Euler", "Heun", "Midpoint", "ODESolution", "ODESolver", "TorchDiffEq",
-    "EulerMaruyama", "make_solver", "SOLVERS", "uniform_grid",
+    "Sampler", "ODESolution", "TrajectoryRecorder", "Predict", "uniform_grid", "DPMSolver", "RK4", "Euler", "Heun",
+    "Midpoint", "ODESolver", "TorchDiffEq", "EulerMaruyama", "make_solver", "SOLVERS", "FIXED_STEP", "SolverName",
+    "FixedStepName",
 ]
 
+#: the fixed-step ODE solvers on a uniform grid, by name
+FIXED_STEP: dict[str, type[ODESolver]] = {"euler": Euler, "midpoint": Midpoint, "heun": Heun, "rk4": RK4}
+#: every named solver (``torchdiffeq:METHOD`` names are parsed by :func:`make_solver`)
 SOLVERS = {
-    "euler": Euler,
-    "midpoint": Midpoint,
-    "heun": Heun,
-    "rk4": RK4,
+    **FIXED_STEP,
     "sde": EulerMaruyama,
     "euler_maruyama": EulerMaruyama,
     "dpm1": lambda: DPMSolver(1),
     "dpm2": lambda: DPMSolver(2),
     "dpm3": lambda: DPMSolver(3),
 }
+SolverName = Literal[tuple(SOLVERS)]
+FixedStepName = Literal[tuple(FIXED_STEP)]
 _TORCHDIFFEQ_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun", "euler", "midpoint", "rk4",
                         "explicit_adams", "implicit_adams", "heun3")
 
 
-def make_solver(name):
-    """Build a solver from a name, or return a solver instance unchanged.
+def make_solver(name) -> Sampler:
+    """Build a solver from a name, or return a :class:`Sampler` instance unchanged.
 
     Names: ``euler``, ``midpoint``, ``heun``, ``rk4`` (own fixed-step ODE solvers); ``sde`` (Euler-Maruyama);
     ``dpm1``, ``dpm2``, ``dpm3`` (DPM-Solver); ``torchdiffeq:METHOD`` and ``torchdiffeq-adjoint:METHOD``
     (the torchdiffeq extra, e.g. ``torchdiffeq:dopri5``).
     """
     if not isinstance(name, str):
-        if hasattr(name, "sample") and hasattr(name, "prediction"):
+        if isinstance(name, Sampler):
             return name
-        raise TypeError(f"solver must be a name or a solver object, got {type(name).__name__}")
+        raise TypeError(f"solver must be a name or a Sampler, got {type(name).__name__}")
     key = name.lower()
     if key.startswith("torchdiffeq"):
         backend, _, method = key.partition(":")

@@ -11,12 +11,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .ode import ODESolution
+from .base import ODESolution, Predict, Sampler, TrajectoryRecorder
 
 __all__ = ["DPMSolver"]
 
 
-class DPMSolver:
+class DPMSolver(Sampler):
     """DPM-Solver-1/2/3 (Algorithm 1-2 of Lu et al. 2022 with r1 = 1/2 for order 2, (1/3, 2/3) for order 3).
 
     Args:
@@ -31,12 +31,12 @@ class DPMSolver:
         self.order = order
         self.name = f"dpm{order}"
 
-    def sample(self, model, x1: Tensor, cond, t_start: float, t_end: float, steps: int,
-               keep_trajectory: bool = False) -> ODESolution:
-        """Integrate from noise ``x1`` at ``t_start`` to ``t_end`` with ``steps`` steps uniform in lambda."""
+    def sample(self, predict: Predict, path, x1: Tensor, t_start: float, t_end: float, steps: int,
+               keep_trajectory: bool = False, params=()) -> ODESolution:
+        """Integrate from noise ``x1`` at ``t_start`` to ``t_end`` in ``steps`` steps uniform in lambda, with
+        ``predict`` the noise prediction."""
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
-        path = model.path
         ends = torch.tensor([t_start, t_end], device=x1.device, dtype=x1.dtype)
         lam_ends = path.log_snr(ends)
         lams = torch.linspace(0.0, 1.0, steps + 1, device=x1.device, dtype=x1.dtype)
@@ -47,14 +47,10 @@ class DPMSolver:
         r = {1: (), 2: (0.5,), 3: (1.0 / 3.0, 2.0 / 3.0)}[self.order]
         # intermediate times for every step, precomputed: (steps, len(r))
         mids = [path.t_of_log_snr(lams[:-1] + ri * hs) for ri in r]
-        batch = x1.shape[0]
-
-        def eps(x, t):
-            return model.predict_unchecked(x, t.expand(batch), cond, "noise")
-
+        eps = predict
         a, s = path.alpha, path.sigma
         x = x1
-        traj = [x] if keep_trajectory else None
+        rec = TrajectoryRecorder(keep_trajectory, (x,))
         for i in range(steps):
             ts_, tt, h = ts[i], ts[i + 1], hs[i]
             e_s = eps(x, ts_)
@@ -74,9 +70,8 @@ class DPMSolver:
                 d2 = eps(u2, s2) - e_s
                 x = (a(tt) / a(ts_) * x - s(tt) * torch.expm1(h) * e_s
                      - s(tt) / r2 * (torch.expm1(h) / h - 1.0) * d2)
-            if traj is not None:
-                traj.append(x)
-        return ODESolution(y=(x,), trajectory=(torch.stack(traj),) if traj is not None else None, times=ts)
+            rec.add((x,))
+        return rec.solution((x,), ts)
 
     def __repr__(self):
         return f"DPMSolver(order={self.order})"

@@ -6,33 +6,17 @@ The loop indexes a grid tensor that lives on the state's device: no host synchro
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from abc import abstractmethod
 from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
 
-State = tuple[Tensor, ...]
+from .base import ODESolution, Predict, Sampler, State, TrajectoryRecorder, uniform_grid
+
 Dynamics = Callable[[Tensor, State], State]
 
-__all__ = [
-    "ODESolution",
-    "ODESolver",
-    "Euler",
-    "Midpoint",
-    "Heun",
-    "RK4",
-    "TorchDiffEq",
-    "uniform_grid",
-]
-
-
-def uniform_grid(t_start: float, t_end: float, steps: int, like: Tensor) -> Tensor:
-    """``steps + 1`` equally spaced times from ``t_start`` to ``t_end`` on ``like``'s device and dtype."""
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    return torch.linspace(t_start, t_end, steps + 1, device=like.device, dtype=like.dtype)
+__all__ = ["ODESolver", "Euler", "Midpoint", "Heun", "RK4", "TorchDiffEq"]
 
 
 def _axpy(y: State, dt: Tensor, *terms: tuple[float, State]) -> State:
@@ -47,40 +31,16 @@ def _axpy(y: State, dt: Tensor, *terms: tuple[float, State]) -> State:
     return tuple(out)
 
 
-@dataclass
-class ODESolution:
-    """Result of an integration.
+class ODESolver(Sampler):
+    """Integrates ``dy/dt = f(t, y)`` over a grid; as a sampler, the probability-flow ODE (the velocity).
+    Fixed-step subclasses implement :meth:`step` and name their ``torchdiffeq_method`` (the same scheme in
+    torchdiffeq, used by the adjoint mode; None when torchdiffeq has none)."""
 
-    Attributes:
-        y: the state at the last grid time.
-        trajectory: per tuple entry a tensor ``(len(grid), *shape)`` of states at every grid time, or None
-            when not requested.
-        times: the grid, shape ``(steps + 1,)``.
-    """
+    prediction = "velocity"
+    torchdiffeq_method: str | None = None
 
-    y: State
-    trajectory: State | None
-    times: Tensor
-
-
-class ODESolver(ABC):
-    """Integrates ``dy/dt = f(t, y)`` over a grid. Subclasses implement :meth:`step`.
-
-    Attributes:
-        name: registry name.
-        order: order of global accuracy (used by tests and docs).
-    """
-
-    name: str = ""
-    order: int = 0
-    #: what the solver needs from the model: ODE solvers integrate the velocity field.
-    prediction: str = "velocity"
-
-    @abstractmethod
-    def step(self, f: Dynamics, t: Tensor, dt: Tensor, y: State) -> State:
-        """Advance the state ``y`` at time ``t`` by ``dt``."""
-
-    def integrate(self, f: Dynamics, y0: State | Tensor, grid: Tensor, keep_trajectory: bool = False) -> ODESolution:
+    def integrate(self, f: Dynamics, y0: State | Tensor, grid: Tensor, keep_trajectory: bool = False,
+                  params: Sequence[torch.nn.Parameter] = ()) -> ODESolution:
         """Integrate from ``grid[0]`` to ``grid[-1]`` (either direction).
 
         Args:
@@ -88,39 +48,31 @@ class ODESolver(ABC):
             y0: initial state (a tensor or tuple of tensors).
             grid: times, shape ``(N + 1,)``, monotone.
             keep_trajectory: also return every intermediate state.
+            params: parameters ``f`` depends on (only adjoint methods need them).
         """
         y = (y0,) if isinstance(y0, Tensor) else tuple(y0)
-        traj = [y] if keep_trajectory else None
-        n = grid.shape[0] - 1
+        rec = TrajectoryRecorder(keep_trajectory, y)
         dts = grid[1:] - grid[:-1]
-        for i in range(n):
+        for i in range(grid.shape[0] - 1):
             y = self.step(f, grid[i], dts[i], y)
-            if traj is not None:
-                traj.append(y)
-        trajectory = None
-        if traj is not None:
-            trajectory = tuple(torch.stack([s[j] for s in traj]) for j in range(len(y)))
-        return ODESolution(y=y, trajectory=trajectory, times=grid)
+            rec.add(y)
+        return rec.solution(y, grid)
 
-    def sample(self, model, x1: Tensor, cond, t_start: float, t_end: float, steps: int,
-               keep_trajectory: bool = False) -> ODESolution:
-        """Integrate the model's probability-flow ODE from noise ``x1`` at ``t_start`` to ``t_end``."""
+    def sample(self, predict: Predict, path, x1: Tensor, t_start: float, t_end: float, steps: int,
+               keep_trajectory: bool = False, params: Sequence[torch.nn.Parameter] = ()) -> ODESolution:
+        """Integrate the probability-flow ODE ``dx/dt = predict(x, t)`` from noise ``x1`` at ``t_start``."""
         grid = uniform_grid(t_start, t_end, steps, x1)
-        batch = x1.shape[0]
+        return self.integrate(lambda t, y: (predict(y[0], t),), (x1,), grid, keep_trajectory, params)
 
-        def f(t, y):
-            return (model.velocity_unchecked(y[0], t.expand(batch), cond),)
-
-        return self.integrate(f, (x1,), grid, keep_trajectory)
-
-    def __repr__(self):
-        return f"{type(self).__name__}()"
+    @abstractmethod
+    def step(self, f: Dynamics, t: Tensor, dt: Tensor, y: State) -> State:
+        """Advance the state ``y`` at time ``t`` by ``dt``."""
 
 
 class Euler(ODESolver):
     """Explicit Euler, first order."""
 
-    name, order = "euler", 1
+    name, order, torchdiffeq_method = "euler", 1, "euler"
 
     def step(self, f, t, dt, y):
         return _axpy(y, dt, (1.0, f(t, y)))
@@ -129,7 +81,7 @@ class Euler(ODESolver):
 class Midpoint(ODESolver):
     """Explicit midpoint rule, second order."""
 
-    name, order = "midpoint", 2
+    name, order, torchdiffeq_method = "midpoint", 2, "midpoint"
 
     def step(self, f, t, dt, y):
         k1 = f(t, y)
@@ -151,7 +103,7 @@ class Heun(ODESolver):
 class RK4(ODESolver):
     """Classical fourth-order Runge-Kutta, 3/8 rule (as torchdiffeq's ``rk4``)."""
 
-    name, order = "rk4", 4
+    name, order, torchdiffeq_method = "rk4", 4, "rk4"
 
     def step(self, f, t, dt, y):
         third = dt / 3.0
@@ -181,10 +133,10 @@ class TorchDiffEq(ODESolver):
         method: any torchdiffeq method, e.g. ``dopri5`` (adaptive), ``euler``, ``rk4``.
         rtol, atol: tolerances for adaptive methods.
         adjoint: use ``odeint_adjoint`` (memory O(1) in the number of steps).
-        params: parameters to differentiate by the adjoint (the model's, set by GenerativeModel).
     """
 
     name = "torchdiffeq"
+    needs_params = True
 
     def __init__(self, method: str = "dopri5", rtol: float = 1e-5, atol: float = 1e-5, adjoint: bool = False):
         try:
@@ -192,20 +144,19 @@ class TorchDiffEq(ODESolver):
         except ImportError as e:  # pragma: no cover - depends on the environment
             raise ImportError("the torchdiffeq backend needs the extra: pip install 'genpolicy[torchdiffeq]'") from e
         self.method, self.rtol, self.atol, self.adjoint = method, rtol, atol, adjoint
-        self.params: Sequence[torch.nn.Parameter] = ()
 
     def step(self, f, t, dt, y):  # pragma: no cover - integrate is overridden
         raise NotImplementedError("TorchDiffEq integrates whole grids; call integrate()")
 
-    def integrate(self, f, y0, grid, keep_trajectory=False):
+    def integrate(self, f, y0, grid, keep_trajectory=False, params=()):
         import torchdiffeq
 
         y0 = (y0,) if isinstance(y0, Tensor) else tuple(y0)
-        func = _TorchDiffEqFunc(f, self.params)
+        func = _TorchDiffEqFunc(f, params)
         kw = dict(rtol=self.rtol, atol=self.atol, method=self.method)
         if self.adjoint:
             # adjoint_params must be given explicitly since the dynamics are a closure over the model
-            sol = torchdiffeq.odeint_adjoint(func, y0, grid, adjoint_params=tuple(self.params), **kw)
+            sol = torchdiffeq.odeint_adjoint(func, y0, grid, adjoint_params=tuple(params), **kw)
         else:
             sol = torchdiffeq.odeint(func, y0, grid, **kw)
         y = tuple(s[-1] for s in sol)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .ode import ODESolution, uniform_grid
+from .base import ODESolution, Predict, Sampler, TrajectoryRecorder, uniform_grid
 
 __all__ = ["EulerMaruyama"]
 
 
-class EulerMaruyama:
+class EulerMaruyama(Sampler):
     """Euler-Maruyama on a uniform grid; needs the model's score (converted from any parameterization).
 
     Args:
@@ -31,26 +31,19 @@ class EulerMaruyama:
     def __init__(self, generator: torch.Generator | None = None):
         self.generator = generator
 
-    def sample(self, model, x1: Tensor, cond, t_start: float, t_end: float, steps: int,
-               keep_trajectory: bool = False) -> ODESolution:
-        """Simulate the reverse SDE from ``x1`` at ``t_start`` to ``t_end`` (see module doc)."""
-        path = model.path
+    def sample(self, predict: Predict, path, x1: Tensor, t_start: float, t_end: float, steps: int,
+               keep_trajectory: bool = False, params=()) -> ODESolution:
+        """Simulate the reverse SDE from ``x1`` at ``t_start`` to ``t_end`` with ``predict`` the score (module doc)."""
         grid = uniform_grid(t_start, t_end, steps, x1)
         dts = grid[1:] - grid[:-1]
         f_all, g2_all = path.drift(grid), path.diffusion_squared(grid)
-        batch = x1.shape[0]
         x = x1
-        traj = [x] if keep_trajectory else None
+        rec = TrajectoryRecorder(keep_trajectory, (x,))
         for i in range(steps):
-            t = grid[i]
-            score = model.predict_unchecked(x, t.expand(batch), cond, "score")
+            score = predict(x, grid[i])
             x = x + (f_all[i] * x - g2_all[i] * score) * dts[i]
             if i < steps - 1:
                 z = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=self.generator)
                 x = x + torch.sqrt(-g2_all[i] * dts[i]) * z
-            if traj is not None:
-                traj.append(x)
-        return ODESolution(y=(x,), trajectory=(torch.stack(traj),) if traj is not None else None, times=grid)
-
-    def __repr__(self):
-        return "EulerMaruyama()"
+            rec.add((x,))
+        return rec.solution((x,), grid)

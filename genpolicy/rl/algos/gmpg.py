@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from ...generative import GenerativeModel
+from ...solvers import FIXED_STEP
 from ..critics import IQLCritic
 from ..data import Batch
 from .base import Algorithm, CriticPolicyConfig, Stage, register
@@ -89,20 +90,20 @@ def resolve_divergence(divergence: str, act_dim: int) -> str:
     return divergence
 
 
-_TORCHDIFFEQ_METHOD = {"euler": "euler", "midpoint": "midpoint", "heun": "heun3", "rk4": "rk4"}
-
-
 def grad_solver(solver: str, gradient: str) -> str:
-    """The solver name that :meth:`GenerativeModel.sample_with_log_prob` gets for a gradient mode."""
+    """The solver name that :meth:`GenerativeModel.sample_with_log_prob` gets for a gradient mode: the fixed-step
+    solver itself (direct) or the same scheme in torchdiffeq's adjoint (its ``torchdiffeq_method``)."""
     if gradient not in GRADIENTS:
         raise ValueError(f"unknown gradient mode {gradient!r}; expected one of {GRADIENTS}")
-    if solver not in _TORCHDIFFEQ_METHOD:
-        raise ValueError(f"GMPG trains with a fixed-step solver ({sorted(_TORCHDIFFEQ_METHOD)}), got {solver!r}")
+    if solver not in FIXED_STEP:
+        raise ValueError(f"GMPG trains with a fixed-step solver ({sorted(FIXED_STEP)}), got {solver!r}")
     if gradient == "direct":
         return solver
-    if solver == "heun":
-        raise ValueError("the adjoint mode has no heun method; use euler, midpoint or rk4")
-    return f"torchdiffeq-adjoint:{_TORCHDIFFEQ_METHOD[solver]}"
+    method = FIXED_STEP[solver].torchdiffeq_method
+    if method is None:
+        with_adjoint = sorted(n for n, c in FIXED_STEP.items() if c.torchdiffeq_method)
+        raise ValueError(f"the adjoint mode has no {solver} method; use one of {with_adjoint}")
+    return f"torchdiffeq-adjoint:{method}"
 
 
 def gmpg_terms(policy: GenerativeModel, behaviour: GenerativeModel, q_fn: Callable[[Any, Tensor], Tensor],
