@@ -120,11 +120,10 @@ def cmd_step(ns) -> int:
 
 
 def cmd_scores(ns) -> int:
-    from genpolicy.cli import load_presets, resolve_config
-    from genpolicy.policy import build_algorithm
+    from genpolicy.config import load_presets, resolve_config
     from genpolicy.rl.algos import GMPGConfig, GMPOConfig
-    from genpolicy.rl.data import OfflineData, load_dataset
-    from genpolicy.train import train
+    from genpolicy.rl.datasets import load_dataset
+    from genpolicy.train import prepare_run, train
 
     out = Path(ns.out)
     rows = []
@@ -143,9 +142,7 @@ def cmd_scores(ns) -> int:
             shared = ns.share_critic and critic is not None and critic[0] == key
             if shared:
                 cfg = dataclasses.replace(cfg, critic_steps=0)
-            data = OfflineData(ds, reward_scale=cfg.reward_scale, normalize_obs=cfg.normalize_obs, device=cfg.device)
-            torch.manual_seed(cfg.seed)
-            algo = build_algorithm(algo_name, data.obs_dim, data.act_dim, dataclasses.asdict(cfg), data.normalizer)
+            algo, data = prepare_run(algo_name, cfg, ds)
             if shared:
                 algo.critic.load_state_dict(critic[1])
             s = train(algo, data, out / f"{base}-{algo_name}", env_id=env, meta={"dataset": dataset},
@@ -178,7 +175,7 @@ def _load_gmpg_run(path: str):
 
 def cmd_kl(ns) -> int:
     """Re-estimate a trained GMPG policy's KL on its own samples with finer grids than it was trained on."""
-    from genpolicy.rl.data import load_dataset
+    from genpolicy.rl.datasets import load_dataset
 
     torch.manual_seed(ns.seed)
     algo = _load_gmpg_run(ns.run)
@@ -201,20 +198,15 @@ def cmd_kl(ns) -> int:
 def cmd_repolicy(ns) -> int:
     """Run GMPG's policy stage again from a finished run's behaviour model and critic, with --set overrides
     (e.g. a finer training grid), so that policy-stage settings can be compared without retraining the rest."""
-    from genpolicy.cli import resolve_config
-    from genpolicy.policy import build_algorithm
+    from genpolicy.config import resolve_config
     from genpolicy.rl.algos import GMPGConfig
-    from genpolicy.rl.data import OfflineData, load_dataset
-    from genpolicy.train import train
+    from genpolicy.train import prepare_run, train
 
     old = _load_gmpg_run(ns.run)
     cfg = resolve_config(GMPGConfig, [], {}, {}, ns.set, base=old.cfg)
     cfg = dataclasses.replace(cfg, behaviour_steps=0, critic_steps=0)
     dataset, env = ns.task.split(":")
-    data = OfflineData(load_dataset(dataset), reward_scale=cfg.reward_scale, normalize_obs=cfg.normalize_obs,
-                       device=cfg.device)
-    torch.manual_seed(cfg.seed)
-    algo = build_algorithm("gmpg", data.obs_dim, data.act_dim, dataclasses.asdict(cfg), data.normalizer)
+    algo, data = prepare_run("gmpg", cfg, dataset)
     algo.behaviour.load_state_dict(old.behaviour.state_dict())
     algo.critic.load_state_dict(old.critic.state_dict())
     s = train(algo, data, Path(ns.out), env_id=env, meta={"dataset": dataset, "from": ns.run, "set": ns.set},

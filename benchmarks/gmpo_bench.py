@@ -22,12 +22,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from genpolicy.cli import load_presets, resolve_config  # noqa: E402
-from genpolicy.policy import build_algorithm  # noqa: E402
+from genpolicy.config import load_presets, resolve_config  # noqa: E402
 from genpolicy.rl.algos import GMPOConfig  # noqa: E402
-from genpolicy.rl.data import OfflineData, episode_returns, load_dataset  # noqa: E402
+from genpolicy.rl.datasets import TransitionDataset, episode_returns, load_dataset  # noqa: E402
 from genpolicy.rl.envs import env_family, normalized_score  # noqa: E402
-from genpolicy.train import train  # noqa: E402
+from genpolicy.train import prepare_run, train  # noqa: E402
 
 
 def action_latency(algo, obs_dim: int, batch: int, repeats: int = 50) -> float:
@@ -43,9 +42,8 @@ def action_latency(algo, obs_dim: int, batch: int, repeats: int = 50) -> float:
     return float(np.median(times))
 
 
-def run(cfg: GMPOConfig, data: OfflineData, env: str, out: Path, label: str, dataset: str, progress: bool) -> dict:
-    torch.manual_seed(cfg.seed)
-    algo = build_algorithm("gmpo", data.obs_dim, data.act_dim, dataclasses.asdict(cfg), data.normalizer)
+def run(cfg: GMPOConfig, ds: TransitionDataset, env: str, out: Path, label: str, dataset: str, progress: bool) -> dict:
+    algo, data = prepare_run("gmpo", cfg, ds)
     t0 = time.perf_counter()
     summary = train(algo, data, out / label, env_id=env, meta={"dataset": dataset, "label": label}, progress=progress)
     algo.eval()
@@ -71,7 +69,6 @@ def main(argv=None) -> int:
     out = Path(ns.out)
     t0 = time.perf_counter()
     ds = load_dataset(ns.dataset)
-    data = OfflineData(ds, reward_scale=cfg.reward_scale, normalize_obs=cfg.normalize_obs, device=cfg.device)
     load_s = time.perf_counter() - t0
     rets = episode_returns(ds)
     info = {"dataset": ns.dataset, "env": ns.env, "transitions": len(ds), "episodes": len(rets),
@@ -79,10 +76,10 @@ def main(argv=None) -> int:
             "sets": ns.set, "torch_threads": torch.get_num_threads()}
     if env_family(ns.env):
         info["data_score_mean"] = float(normalized_score(ns.env, rets).mean())
-    results = [run(cfg, data, ns.env, out, "gmpo", ns.dataset, ns.progress)]
+    results = [run(cfg, ds, ns.env, out, "gmpo", ns.dataset, ns.progress)]
     if not ns.skip_bc:
         # beta = 0 weighs every action 1, so the critic is unused: skip its stage
-        results.append(run(dataclasses.replace(cfg, beta=0.0, critic_steps=0), data, ns.env, out, "bc", ns.dataset,
+        results.append(run(dataclasses.replace(cfg, beta=0.0, critic_steps=0), ds, ns.env, out, "bc", ns.dataset,
                            ns.progress))
     report = {"info": info, "config": dataclasses.asdict(cfg), "results": results,
               "total_seconds": round(time.perf_counter() - t0, 1)}

@@ -3,67 +3,19 @@
     genpolicy train gmpo --dataset hopper-medium-replay-v5 --env Hopper-v5 --preset cpu --set beta=6
     genpolicy eval runs/gmpo/best.pt --episodes 10
 
-Configuration precedence: dataclass defaults < presets (in the order given) < ``--FIELD`` flags < ``--set``.
+Configuration precedence: dataclass defaults < presets (in the order given) < ``--FIELD`` flags < ``--set``
+(:func:`genpolicy.config.resolve_config`); the run is set up by :func:`genpolicy.train.prepare_run`.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
-import typing
-from importlib import resources
 from pathlib import Path
 
-from .config import add_dataclass_args, apply_overrides, dataclass_from_args
+from .config import add_dataclass_args, dataclass_from_args, load_presets, resolve_config
 
-__all__ = ["main", "build_parser", "resolve_config", "load_presets"]
-
-
-def load_presets(algo: str) -> dict:
-    """Presets of an algorithm from ``genpolicy/presets/<algo>.yaml`` (empty when there is none)."""
-    import yaml
-
-    f = resources.files("genpolicy") / "presets" / f"{algo}.yaml"
-    return yaml.safe_load(f.read_text()) or {} if f.is_file() else {}
-
-
-def _coerce(cls, key: str, value):
-    """Turn a --set string (parsed as YAML) into the field's type."""
-    import yaml
-
-    hints = typing.get_type_hints(cls)
-    if key not in hints:
-        raise ValueError(f"unknown config key {key!r}; valid keys: {sorted(hints)}")
-    v = yaml.safe_load(value) if isinstance(value, str) else value
-    tp = hints[key]
-    if typing.get_origin(tp) is tuple:
-        return tuple(v) if isinstance(v, (list, tuple)) else (v,)
-    if tp is float and isinstance(v, int):
-        return float(v)
-    if tp is str and not isinstance(v, str):
-        return str(value)
-    if tp in (int, float, bool) and not isinstance(v, tp):
-        raise ValueError(f"{key}={value!r}: expected {tp.__name__}")
-    return v
-
-
-def resolve_config(cls, presets: list[str], available: dict, flags: dict, sets: list[str], base=None):
-    """Defaults (or ``base``, a ``cls`` instance) < presets < flags < --set, with clear errors for unknown
-    presets and keys."""
-    cfg = cls() if base is None else base
-    for p in presets:
-        if p not in available:
-            raise ValueError(f"unknown preset {p!r}; available: {sorted(available)}")
-        cfg = apply_overrides(cfg, {k: _coerce(cls, k, v) for k, v in available[p].items()})
-    cfg = apply_overrides(cfg, flags)
-    overrides = {}
-    for s in sets:
-        if "=" not in s:
-            raise ValueError(f"--set expects key=value, got {s!r}")
-        k, v = s.split("=", 1)
-        overrides[k.strip()] = _coerce(cls, k.strip(), v)
-    return apply_overrides(cfg, overrides)
+__all__ = ["main", "build_parser"]
 
 
 def _add_train_parser(sub) -> None:
@@ -87,24 +39,15 @@ def _add_train_parser(sub) -> None:
 
 
 def _cmd_train(ns) -> int:
-    import torch
-
-    from .policy import build_algorithm
     from .rl.algos import ALGORITHMS
-    from .rl.data import OfflineData, load_dataset
-    from .train import load_checkpoint, train
+    from .train import prepare_run, train
 
     cls = ALGORITHMS[ns.algo].Config
     flags = {k[4:]: (tuple(v) if isinstance(v, list) else v) for k, v in vars(ns).items() if k.startswith("cfg_")}
     cfg = resolve_config(cls, ns.preset, load_presets(ns.algo), flags, ns.set)
     run_dir = Path(ns.run_dir or f"runs/{ns.algo}-{Path(str(ns.dataset)).stem}-{cfg.seed}")
-    if ns.resume:
-        ck = load_checkpoint(run_dir / "checkpoint.pt")
-        cfg = cls(**ck["config"])  # the resumed run keeps its own resolved config
-    torch.manual_seed(cfg.seed)
-    ds = load_dataset(ns.dataset)
-    data = OfflineData(ds, reward_scale=cfg.reward_scale, normalize_obs=cfg.normalize_obs, device=cfg.device)
-    algo = build_algorithm(ns.algo, data.obs_dim, data.act_dim, dataclasses.asdict(cfg), data.normalizer).to(cfg.device)
+    # a resumed run keeps the config it was started with
+    algo, data = prepare_run(ns.algo, cfg, ns.dataset, resume_dir=run_dir if ns.resume else None)
     meta = {"dataset": str(ns.dataset), "presets": list(ns.preset), "command": " ".join(sys.argv)}
     summary = train(algo, data, run_dir, env_id=ns.env, meta=meta, resume=ns.resume, progress=ns.progress)
     print(f"run: {run_dir}")
@@ -181,7 +124,7 @@ def _cmd_eval(ns) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .toy import ToyConfig
+    from .demos.toy import ToyConfig
 
     parser = argparse.ArgumentParser(prog="genpolicy", description="Generative policies for offline RL.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -198,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_toy(ns) -> int:
-    from .toy import ToyConfig, format_table, run_toy
+    from .demos.toy import ToyConfig, format_table, run_toy
 
     cfg = dataclass_from_args(ToyConfig, ns)
     results = run_toy(cfg)

@@ -1,5 +1,11 @@
-"""Typed dataclass configs -> command-line flags. A field's docstring (the string literal under it) is its
-``--help`` text; presets and ``--set key=value`` only override fields."""
+"""Typed dataclass configs -> command-line flags, presets and overrides.
+
+A field's docstring (the string literal under it) is its ``--help`` text; a field typed ``Literal[...]`` lists its
+allowed values once (shown by ``--help`` as choices, checked by :func:`check_choices`). Presets
+(``genpolicy/presets/<algo>.yaml``) and ``--set key=value`` only override fields.
+
+Precedence (:func:`resolve_config`): dataclass defaults < presets (in the order given) < ``--FIELD`` flags < ``--set``.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,10 @@ import inspect
 import textwrap
 import typing
 from functools import lru_cache
+from importlib import resources
 
-__all__ = ["field_docs", "add_dataclass_args", "dataclass_from_args", "apply_overrides"]
+__all__ = ["field_docs", "add_dataclass_args", "dataclass_from_args", "apply_overrides", "check_choices",
+           "literal_choices", "load_presets", "resolve_config"]
 
 
 @lru_cache(maxsize=None)
@@ -33,7 +41,28 @@ def field_docs(cls) -> dict[str, str]:
     return docs
 
 
+def literal_choices(tp) -> tuple | None:
+    """The allowed values of a ``Literal[...]`` type (None for any other type)."""
+    return typing.get_args(tp) if typing.get_origin(tp) is typing.Literal else None
+
+
+def check_choices(cfg) -> None:
+    """Raise a one-line ValueError for the first ``Literal`` field of dataclass ``cfg`` holding a value it does not
+    allow (call it from ``__post_init__``)."""
+    for name, tp in _hints(type(cfg)).items():
+        choices = literal_choices(tp)
+        if choices is not None and getattr(cfg, name) not in choices:
+            raise ValueError(f"{type(cfg).__name__}.{name}={getattr(cfg, name)!r}: expected one of {list(choices)}")
+
+
+@lru_cache(maxsize=None)
+def _hints(cls) -> dict:
+    return typing.get_type_hints(cls)
+
+
 def _base_type(tp):
+    if literal_choices(tp) is not None:
+        return "choice", type(literal_choices(tp)[0])
     origin = typing.get_origin(tp)
     if origin in (tuple, list):
         return "seq", typing.get_args(tp)[0]
@@ -52,15 +81,19 @@ def add_dataclass_args(parser, cls, dest_prefix: str = "", suppress_defaults: bo
         suppress_defaults: leave unset flags out of the namespace (so that presets below them survive).
     """
     docs = field_docs(cls)
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         kind, tp = _base_type(hints[f.name])
         flag = "--" + f.name.replace("_", "-")
-        kw = dict(dest=dest_prefix + f.name, help=f"{docs.get(f.name, '')} (default: {default})",
+        choices = literal_choices(hints[f.name])
+        allowed = f"; one of {', '.join(map(str, choices))}" if choices else ""
+        kw = dict(dest=dest_prefix + f.name, help=f"{docs.get(f.name, '')} (default: {default}{allowed})",
                   default=argparse.SUPPRESS if suppress_defaults else default)
         if tp is bool and kind == "plain":
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+        elif kind == "choice":
+            parser.add_argument(flag, type=tp, choices=literal_choices(hints[f.name]), metavar=f.name.upper(), **kw)
         elif kind == "seq":
             parser.add_argument(flag, nargs="+", type=tp, metavar=f.name.upper(), **kw)
         else:
@@ -69,7 +102,7 @@ def add_dataclass_args(parser, cls, dest_prefix: str = "", suppress_defaults: bo
 
 def dataclass_from_args(cls, ns: argparse.Namespace):
     """Build ``cls`` from parsed flags (sequence fields become tuples where typed so)."""
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     kw = {}
     for f in dataclasses.fields(cls):
         v = getattr(ns, f.name)
@@ -86,3 +119,54 @@ def apply_overrides(cfg, overrides: dict):
     if unknown:
         raise ValueError(f"unknown config key(s) {unknown} for {type(cfg).__name__}; valid keys: {sorted(names)}")
     return dataclasses.replace(cfg, **overrides)
+
+
+def load_presets(algo: str) -> dict:
+    """Presets of an algorithm from ``genpolicy/presets/<algo>.yaml`` (empty when there is none)."""
+    import yaml
+
+    f = resources.files("genpolicy") / "presets" / f"{algo}.yaml"
+    return yaml.safe_load(f.read_text()) or {} if f.is_file() else {}
+
+
+def _coerce(cls, key: str, value):
+    """Turn a preset value or a --set string (parsed as YAML) into the field's type."""
+    import yaml
+
+    hints = _hints(cls)
+    if key not in hints:
+        raise ValueError(f"unknown config key {key!r}; valid keys: {sorted(hints)}")
+    v = yaml.safe_load(value) if isinstance(value, str) else value
+    tp = hints[key]
+    if typing.get_origin(tp) is tuple:
+        return tuple(v) if isinstance(v, (list, tuple)) else (v,)
+    if tp is float and isinstance(v, str):  # YAML 1.1 reads 3e-4 (no dot) as a string
+        try:
+            return float(v)
+        except ValueError:
+            raise ValueError(f"{key}={value!r}: expected float") from None
+    if tp is float and isinstance(v, int) and not isinstance(v, bool):
+        return float(v)
+    if (tp is str or literal_choices(tp) is not None) and not isinstance(v, str):
+        return str(value)
+    if tp in (int, float, bool) and not isinstance(v, tp):
+        raise ValueError(f"{key}={value!r}: expected {tp.__name__}")
+    return v
+
+
+def resolve_config(cls, presets: list[str], available: dict, flags: dict, sets: list[str], base=None):
+    """Defaults (or ``base``, a ``cls`` instance) < presets < flags < --set, with clear errors for unknown
+    presets and keys."""
+    cfg = cls() if base is None else base
+    for p in presets:
+        if p not in available:
+            raise ValueError(f"unknown preset {p!r}; available: {sorted(available)}")
+        cfg = apply_overrides(cfg, {k: _coerce(cls, k, v) for k, v in available[p].items()})
+    cfg = apply_overrides(cfg, flags)
+    overrides = {}
+    for s in sets:
+        if "=" not in s:
+            raise ValueError(f"--set expects key=value, got {s!r}")
+        k, v = s.split("=", 1)
+        overrides[k.strip()] = _coerce(cls, k.strip(), v)
+    return apply_overrides(cfg, overrides)

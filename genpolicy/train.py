@@ -18,56 +18,59 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import random
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from .checkpoint import atomic_torch_save, capture_rng, load_torch, restore_rng
 from .rl.algos.base import Algorithm
 from .rl.data import OfflineData
 
-__all__ = ["train", "save_checkpoint", "load_checkpoint", "CHECKPOINT", "BEST"]
+__all__ = ["train", "prepare_run", "save_checkpoint", "load_checkpoint", "CHECKPOINT", "BEST"]
 
 CHECKPOINT, BEST = "checkpoint.pt", "best.pt"
 
 
-def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def prepare_run(algo: str, cfg, dataset, resume_dir: str | Path | None = None) -> tuple[Algorithm, OfflineData]:
+    """Everything before the loop, done one way for every caller (CLI, benchmarks, suites): seed, load the
+    dataset, put it on ``cfg.device`` with the config's reward scaling and normalization, build the algorithm there.
 
+    Args:
+        algo: a registered algorithm name.
+        cfg: an instance of its ``Config``; ignored when resuming (the run keeps the config it was started with).
+        dataset: a dataset spec for :func:`~genpolicy.rl.datasets.load_dataset`, or a loaded ``TransitionDataset``.
+        resume_dir: a run folder whose checkpoint's config replaces ``cfg``.
 
-def _rng_state(gen: torch.Generator) -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-            "batches": gen.get_state()}
+    Returns:
+        ``(algorithm, data)``, ready for :func:`train`.
+    """
+    from .rl.algos import build_algorithm, config_from_dict
+    from .rl.datasets import TransitionDataset, load_dataset
 
-
-def _set_rng_state(s: dict, gen: torch.Generator) -> None:
-    torch.set_rng_state(s["torch"])
-    np.random.set_state(s["numpy"])
-    random.setstate(s["python"])
-    gen.set_state(s["batches"])
+    if resume_dir is not None:
+        ck = load_checkpoint(Path(resume_dir) / CHECKPOINT)
+        if ck["algo"] != algo:
+            raise ValueError(f"{resume_dir} holds a {ck['algo']!r} run, not {algo!r}")
+        cfg = config_from_dict(algo, ck["config"], ck.get("algo_module"))
+    torch.manual_seed(cfg.seed)
+    ds = dataset if isinstance(dataset, TransitionDataset) else load_dataset(dataset)
+    data = OfflineData(ds, reward_scale=cfg.reward_scale, normalize_obs=cfg.normalize_obs, device=cfg.device)
+    return build_algorithm(algo, data.obs_dim, data.act_dim, cfg, data.normalizer).to(cfg.device), data
 
 
 def save_checkpoint(path: Path, algo: Algorithm, meta: dict, stage: int, step: int, gen: torch.Generator,
                     extra: dict) -> None:
     """Write modules, optimizers, position, RNG states and config atomically."""
-    _atomic_torch_save({"algo": algo.name, "meta": meta, "config": dataclasses.asdict(algo.cfg),
-                        "dims": (algo.obs_dim, algo.act_dim), "state": algo.full_state_dict(),
-                        "stage": stage, "step": step, "rng": _rng_state(gen), **extra}, path)
+    atomic_torch_save({"algo": algo.name, "algo_module": type(algo).__module__, "meta": meta,
+                       "config": dataclasses.asdict(algo.cfg), "dims": (algo.obs_dim, algo.act_dim),
+                       "state": algo.full_state_dict(), "stage": stage, "step": step, "rng": capture_rng(gen),
+                       **extra}, path)
 
 
 def load_checkpoint(path: str | Path) -> dict:
     """Read a checkpoint written by :func:`save_checkpoint`."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return load_torch(path)
 
 
 class _Logger:
@@ -140,6 +143,72 @@ def _evaluate(algo: Algorithm, env_id: str, cfg) -> dict:
     return d
 
 
+class _Loop:
+    """One run of :func:`train`: the position, the loop's own state (scores, offsets), logging and saving."""
+
+    def __init__(self, algo: Algorithm, data: OfflineData, run_dir: Path, env_id: str | None, meta: dict,
+                 resume: bool, progress: bool):
+        self.algo, self.data, self.dir, self.env_id, self.progress = algo, data, run_dir, env_id, progress
+        self.meta = dict(meta, env=env_id)
+        self.gen = torch.Generator(device=data.device).manual_seed(algo.cfg.seed)
+        self.start_stage, self.start_step = 0, 0
+        self.state = {"best_score": None, "best_stage_step": None, "final_score": None, "evals": [],
+                      "stage_times": {}, "metrics_offset": None, "evals_offset": None}
+        if resume:
+            ck = load_checkpoint(run_dir / CHECKPOINT)
+            if ck["algo"] != algo.name:
+                raise ValueError(f"checkpoint is for {ck['algo']!r}, not {algo.name!r}")
+            algo.load_full_state_dict(ck["state"])
+            restore_rng(ck["rng"], self.gen)
+            self.start_stage, self.start_step = ck["stage"], ck["step"]
+            self.state.update(ck["loop"])
+        else:
+            _write_config(run_dir, algo, self.meta)
+        self.logger = _Logger(run_dir, self.state["metrics_offset"], self.state["evals_offset"])
+
+    def save(self, name: str, stage_idx: int, step: int) -> None:
+        self.state.update(self.logger.offsets())
+        save_checkpoint(self.dir / name, self.algo, self.meta, stage_idx, step, self.gen, {"loop": self.state})
+
+    def run_stage(self, si: int, stage, first: int) -> None:
+        """Steps ``first..stage.steps`` of stage ``si``: update, log, evaluate, checkpoint."""
+        from tqdm.auto import tqdm
+
+        algo, cfg = self.algo, self.algo.cfg
+        bar = tqdm(range(first, stage.steps), desc=f"{algo.name}:{stage.name}", disable=not self.progress,
+                   initial=first, total=stage.steps, dynamic_ncols=True, mininterval=0.5)
+        t0 = time.perf_counter()
+        algo.train()
+        rows = stage.batch_size or cfg.batch_size
+        for step in bar:
+            self.logger.accumulate(stage.update(self.data.sample(rows, generator=self.gen)))
+            done = step + 1
+            if done % cfg.log_every == 0 or done == stage.steps:
+                vals = self.logger.flush(stage.name, done)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in list(vals.items())[:4]}, refresh=False)
+            if self.env_id and stage.evaluates and ((cfg.eval_every and done % cfg.eval_every == 0)
+                                                    or done == stage.steps):
+                self.evaluate(stage.name, si, done, bar)
+            if done % cfg.ckpt_every == 0 or done == stage.steps:
+                end = done == stage.steps
+                self.save(CHECKPOINT, si + 1 if end else si, 0 if end else done)
+        bar.close()
+        elapsed = time.perf_counter() - t0
+        self.state["stage_times"][stage.name] = {"seconds": round(elapsed, 2),
+                                                 "steps_per_s": round((stage.steps - first) / max(elapsed, 1e-9), 1)}
+
+    def evaluate(self, stage: str, si: int, done: int, bar) -> None:
+        res = _evaluate(self.algo, self.env_id, self.algo.cfg)
+        self.logger.log_eval(stage, done, res)
+        st = self.state
+        st["evals"].append({"stage": stage, "step": done, **res})
+        st["final_score"] = res["score"]
+        if st["best_score"] is None or res["score"] > st["best_score"]:
+            st["best_score"], st["best_stage_step"] = res["score"], [stage, done]
+            self.save(BEST, si, done)
+        bar.write(f"[{stage} {done}] score {res['score']:.1f} (return {res['return_mean']:.1f})")
+
+
 def train(algo: Algorithm, data: OfflineData, run_dir: str | Path, env_id: str | None = None, meta: dict | None = None,
           resume: bool = False, progress: bool = True) -> dict:
     """Run every stage of ``algo`` on ``data``; evaluate on ``env_id`` (if given) during evaluating stages.
@@ -156,72 +225,22 @@ def train(algo: Algorithm, data: OfflineData, run_dir: str | Path, env_id: str |
     Returns:
         The summary (also written to ``summary.json``).
     """
-    from tqdm.auto import tqdm
-
-    cfg = algo.cfg
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    meta = dict(meta or {}, env=env_id)
-    gen = torch.Generator(device=data.device).manual_seed(cfg.seed)
+    loop = _Loop(algo, data, run_dir, env_id, meta or {}, resume, progress)
     stages = algo.stages()
-    start_stage, start_step = 0, 0
-    state = {"best_score": None, "best_stage_step": None, "final_score": None, "evals": [], "stage_times": {},
-             "metrics_offset": None, "evals_offset": None}
-    if resume:
-        ck = load_checkpoint(run_dir / CHECKPOINT)
-        if ck["algo"] != algo.name:
-            raise ValueError(f"checkpoint is for {ck['algo']!r}, not {algo.name!r}")
-        algo.load_full_state_dict(ck["state"])
-        _set_rng_state(ck["rng"], gen)
-        start_stage, start_step = ck["stage"], ck["step"]
-        state.update(ck["loop"])
-    else:
-        _write_config(run_dir, algo, meta)
-    logger = _Logger(run_dir, state["metrics_offset"], state["evals_offset"])
-
-    def checkpoint(stage_idx: int, step: int) -> None:
-        state.update(logger.offsets())
-        save_checkpoint(run_dir / CHECKPOINT, algo, meta, stage_idx, step, gen, {"loop": state})
-
     t_run = time.perf_counter()
     try:
-        for si in range(start_stage, len(stages)):
-            stage = stages[si]
-            first = start_step if si == start_stage else 0
-            if first >= stage.steps:
-                continue
-            bar = tqdm(range(first, stage.steps), desc=f"{algo.name}:{stage.name}", disable=not progress,
-                       initial=first, total=stage.steps, dynamic_ncols=True, mininterval=0.5)
-            t0, n0 = time.perf_counter(), first
-            algo.train()
-            rows = stage.batch_size or cfg.batch_size
-            for step in bar:
-                batch = data.sample(rows, generator=gen)
-                logger.accumulate(stage.update(batch))
-                done = step + 1
-                if done % cfg.log_every == 0 or done == stage.steps:
-                    vals = logger.flush(stage.name, done)
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in list(vals.items())[:4]}, refresh=False)
-                if env_id and stage.evaluates and ((cfg.eval_every and done % cfg.eval_every == 0) or done == stage.steps):
-                    res = _evaluate(algo, env_id, cfg)
-                    logger.log_eval(stage.name, done, res)
-                    state["evals"].append({"stage": stage.name, "step": done, **res})
-                    state["final_score"] = res["score"]
-                    if state["best_score"] is None or res["score"] > state["best_score"]:
-                        state["best_score"], state["best_stage_step"] = res["score"], [stage.name, done]
-                        save_checkpoint(run_dir / BEST, algo, meta, si, done, gen, {"loop": state})
-                    bar.write(f"[{stage.name} {done}] score {res['score']:.1f} (return {res['return_mean']:.1f})")
-                if done % cfg.ckpt_every == 0 or done == stage.steps:
-                    checkpoint(si + 1 if done == stage.steps else si, 0 if done == stage.steps else done)
-            bar.close()
-            elapsed = time.perf_counter() - t0
-            state["stage_times"][stage.name] = {"seconds": round(elapsed, 2),
-                                                "steps_per_s": round((stage.steps - n0) / max(elapsed, 1e-9), 1)}
+        for si in range(loop.start_stage, len(stages)):
+            first = loop.start_step if si == loop.start_stage else 0
+            if first < stages[si].steps:
+                loop.run_stage(si, stages[si], first)
     finally:
-        logger.close()
-    summary = {"algo": algo.name, "best_score": state["best_score"], "best_at": state["best_stage_step"],
-               "final_score": state["final_score"], "stage_times": state["stage_times"],
-               "wall_seconds": round(time.perf_counter() - t_run, 2), "evals": state["evals"], **meta}
+        loop.logger.close()
+    st = loop.state
+    summary = {"algo": algo.name, "best_score": st["best_score"], "best_at": st["best_stage_step"],
+               "final_score": st["final_score"], "stage_times": st["stage_times"],
+               "wall_seconds": round(time.perf_counter() - t_run, 2), "evals": st["evals"], **loop.meta}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from genpolicy.rl.data import (DatasetError, OfflineData, episode_returns, load_dataset, register_dataset)
+from genpolicy.rl.data import OfflineData
+from genpolicy.rl.datasets import DatasetError, episode_returns, load_dataset, register_dataset
 
 
 def _episodes(n_eps=3, length=5, obs_dim=3, act_dim=2, seed=0, terminal_last=(True, False, False)):

@@ -11,7 +11,7 @@ from genpolicy.cli import main  # noqa: E402
 from genpolicy.datagen.make import MakeConfig, make_dataset, pick_snapshots  # noqa: E402
 from genpolicy.datagen.rollout import sha256_of  # noqa: E402
 from genpolicy.datagen.sac import SACConfig, train_sac  # noqa: E402
-from genpolicy.rl.data import episode_returns, load_dataset  # noqa: E402
+from genpolicy.rl.datasets import episode_returns, load_dataset  # noqa: E402
 
 
 def test_pick_snapshots():
@@ -99,7 +99,7 @@ def test_cli_data_errors(capsys):
 def _episodic(n_eps=5, length=40, obs_dim=3):
     """Episodes whose next_observations are the next rows' observations, ending alternately in terminals and
     timeouts (test_data's builder)."""
-    from genpolicy.rl.data import TransitionDataset
+    from genpolicy.rl.datasets import TransitionDataset
 
     from .test_data import _episodes
 

@@ -45,7 +45,7 @@ def test_dm_control_levels_make_loadable_files_with_matching_cards(tmp_path, mon
     from genpolicy.datagen.make import MakeConfig, make_dataset
     from genpolicy.datagen.rollout import sha256_of
     from genpolicy.datagen.sac import SACConfig, train_sac
-    from genpolicy.rl.data import episode_returns, load_dataset
+    from genpolicy.rl.datasets import episode_returns, load_dataset
 
     root = tmp_path / "behaviour"
     sac = SACConfig(total_steps=300, start_steps=100, batch_size=16, hidden=(16, 16), save_every=100,

@@ -249,7 +249,7 @@ def test_cli_gmpg_runs_every_stage_and_deploys(bandit_file, tmp_path):  # noqa: 
 
 
 def test_gmpg_presets_are_valid_and_follow_table_8():
-    from genpolicy.cli import load_presets, resolve_config
+    from genpolicy.config import load_presets, resolve_config
 
     presets = load_presets("gmpg")
     table8 = {"halfcheetah-medium-expert": 4.0, "hopper-medium": 20.0, "walker2d-medium": 1.0,

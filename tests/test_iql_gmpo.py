@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from genpolicy.rl.algos import GMPO, GMPOConfig
-from genpolicy.rl.algos.gmpo import advantage_weights
+from genpolicy.rl.algos.common import advantage_weights
 from genpolicy.rl.critics import IQLConfig, IQLCritic, expectile_loss
-from genpolicy.rl.data import OfflineData, TransitionDataset
+from genpolicy.rl.data import OfflineData
+from genpolicy.rl.datasets import TransitionDataset
 
 
 def test_expectile_loss_hand_computed():

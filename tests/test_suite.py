@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from genpolicy.datagen.rollout import sha256_of
-from genpolicy.rl.data import episode_returns, load_dataset
+from genpolicy.rl.datasets import episode_returns, load_dataset
 from genpolicy.rl.envs import normalized_score
 
 ROOT = Path(__file__).resolve().parents[1] / "datasets"

@@ -6,7 +6,7 @@ import torch
 
 from genpolicy.analytic import gaussian_log_prob
 from genpolicy.cli import main
-from genpolicy.toy import TOY_MODELS, ToyConfig, ToySpec, roll_value, swiss_roll, train_toy_model
+from genpolicy.demos.toy import TOY_MODELS, ToyConfig, ToySpec, roll_value, swiss_roll, train_toy_model
 
 
 def test_swiss_roll_and_value_range():

@@ -129,7 +129,7 @@ def test_cli_config_errors(bandit_file, tmp_path, capsys):
 
 
 def test_presets_resolve_with_precedence():
-    from genpolicy.cli import load_presets, resolve_config
+    from genpolicy.config import load_presets, resolve_config
     from genpolicy.rl.algos import GMPOConfig
 
     presets = load_presets("gmpo")

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..rl.data import TransitionDataset, episode_returns
+from ..rl.datasets import TransitionDataset, episode_returns
 from ..rl.envs import REF_SCORES, env_family, normalized_score
 from .rollout import collect, save_d4rl_hdf5
 

@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..rl.data import TransitionDataset
+from ..rl.datasets import TransitionDataset
 
 __all__ = ["collect", "save_d4rl_hdf5", "sha256_of"]
 

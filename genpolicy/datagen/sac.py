@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -25,8 +24,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..rl.critics import mlp
-from ..rl.data import close_last_episode
+from ..checkpoint import atomic_torch_save, atomic_write, capture_rng, load_torch, restore_rng
+from ..nets import mlp
+from ..rl.datasets import close_last_episode
 
 __all__ = ["SACConfig", "SACAgent", "train_sac", "load_actor"]
 
@@ -187,36 +187,14 @@ def train_sac(env_id: str, out_dir: str | Path, cfg: SACConfig, progress: bool =
     (out / "policies").mkdir(parents=True, exist_ok=True)
     env = make_env(env_id, max_episode_steps=1000)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    random.seed(cfg.seed)
-    agent = SACAgent(obs_dim, act_dim, cfg)
-    replay = _Replay(cfg.total_steps, obs_dim, act_dim)
-    history: dict[int, float] = {}
-    step, ep_ret, ep_count = 0, 0.0, 0
-    state_path = out / "state.pt"
-    if resume and state_path.exists():
-        st = torch.load(state_path, weights_only=False)
-        agent.load_state_dict(st["agent"])
-        for k in ("actor_opt", "q_opt", "alpha_opt"):
-            getattr(agent, k).load_state_dict(st[k])
-        rb = np.load(out / "replay.npz")
-        n = int(st["step"])
-        replay = _Replay(max(cfg.total_steps, n), obs_dim, act_dim)
-        replay.load(rb, n)  # the episode in progress at the save is cut there (a timeout)
-        step, history, ep_count = n, {int(k): v for k, v in st["history"].items()}, st["ep_count"]
-        torch.set_rng_state(st["rng_torch"])
-        np.random.set_state(st["rng_numpy"])
-        random.setstate(st["rng_python"])
+    agent, replay, step, history, ep_count = _start(out, cfg, obs_dim, act_dim, resume)
     rng = np.random.default_rng(cfg.seed + step)
     obs, _ = env.reset(seed=cfg.seed + ep_count)
+    ep_ret = 0.0
     bar = tqdm(total=cfg.total_steps, initial=step, desc=f"SAC {env_id}", disable=not progress, mininterval=1.0)
     t0 = time.perf_counter()
     while step < cfg.total_steps:
-        if step < cfg.start_steps:
-            a = rng.uniform(-1, 1, act_dim).astype(np.float32)
-        else:
-            a = agent.act(obs[None])[0]
+        a = rng.uniform(-1, 1, act_dim).astype(np.float32) if step < cfg.start_steps else agent.act(obs[None])[0]
         nobs, r, term, trunc, _ = env.step(a)
         replay.add(obs, a, r, nobs, term, trunc and not term)
         ep_ret += r
@@ -233,16 +211,12 @@ def train_sac(env_id: str, out_dir: str | Path, cfg: SACConfig, progress: bool =
             agent.update(t(replay.o), t(replay.a), t(replay.r), t(replay.no), t(replay.te).float())
         bar.update(1)
         if step % cfg.save_every == 0:
-            ret = _evaluate(agent, env_id, cfg.eval_episodes, seed=10_000 + step)
-            history[step] = ret
-            torch.save({"actor": agent.actor.state_dict(), "obs_dim": obs_dim, "act_dim": act_dim,
-                        "hidden": cfg.hidden, "step": step, "eval_return": ret, "env_id": env_id},
-                       out / "policies" / f"step_{step:07d}.pt")
+            history[step] = _snapshot(out, agent, env_id, cfg, step, obs_dim, act_dim)
             (out / "history.json").write_text(json.dumps({"env_id": env_id, "config": asdict(cfg),
                                                           "eval_returns": history,
                                                           "seconds_this_session": round(time.perf_counter() - t0)},
                                                          indent=1))
-            bar.write(f"[SAC {env_id}] step {step}: eval return {ret:.1f}")
+            bar.write(f"[SAC {env_id}] step {step}: eval return {history[step]:.1f}")
         if step % cfg.state_every == 0 or step == cfg.total_steps:
             _save_state(out, agent, replay, step, history, ep_count)
     bar.close()
@@ -250,15 +224,40 @@ def train_sac(env_id: str, out_dir: str | Path, cfg: SACConfig, progress: bool =
     return history
 
 
+def _start(out: Path, cfg: SACConfig, obs_dim: int, act_dim: int, resume: bool):
+    """A fresh agent and replay buffer (seeded), or the saved ones: ``(agent, replay, step, history, ep_count)``."""
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    random.seed(cfg.seed)
+    agent = SACAgent(obs_dim, act_dim, cfg)
+    state_path = out / "state.pt"
+    if not (resume and state_path.exists()):
+        return agent, _Replay(cfg.total_steps, obs_dim, act_dim), 0, {}, 0
+    st = load_torch(state_path)
+    agent.load_state_dict(st["agent"])
+    for k in ("actor_opt", "q_opt", "alpha_opt"):
+        getattr(agent, k).load_state_dict(st[k])
+    n = int(st["step"])
+    replay = _Replay(max(cfg.total_steps, n), obs_dim, act_dim)
+    replay.load(np.load(out / "replay.npz"), n)  # the episode in progress at the save is cut there (a timeout)
+    restore_rng(st["rng"])
+    return agent, replay, n, {int(k): v for k, v in st["history"].items()}, st["ep_count"]
+
+
+def _snapshot(out: Path, agent: SACAgent, env_id: str, cfg: SACConfig, step: int, obs_dim: int, act_dim: int) -> float:
+    """Evaluate the agent and save its actor as ``policies/step_NNNNNNN.pt``; returns the evaluation return."""
+    ret = _evaluate(agent, env_id, cfg.eval_episodes, seed=10_000 + step)
+    torch.save({"actor": agent.actor.state_dict(), "obs_dim": obs_dim, "act_dim": act_dim, "hidden": cfg.hidden,
+                "step": step, "eval_return": ret, "env_id": env_id}, out / "policies" / f"step_{step:07d}.pt")
+    return ret
+
+
 def _save_state(out: Path, agent: SACAgent, replay: _Replay, step: int, history: dict, ep_count: int) -> None:
-    tmp = out / "replay.tmp.npz"
-    np.savez(tmp, **replay.arrays())
-    os.replace(tmp, out / "replay.npz")
+    atomic_write(out / "replay.npz", lambda f: np.savez(f, **replay.arrays()))
     st = {"agent": agent.state_dict(), "actor_opt": agent.actor_opt.state_dict(), "q_opt": agent.q_opt.state_dict(),
           "alpha_opt": agent.alpha_opt.state_dict(), "step": step, "history": history, "ep_count": ep_count,
-          "rng_torch": torch.get_rng_state(), "rng_numpy": np.random.get_state(), "rng_python": random.getstate()}
-    torch.save(st, out / "state.tmp.pt")
-    os.replace(out / "state.tmp.pt", out / "state.pt")
+          "rng": capture_rng()}
+    atomic_torch_save(st, out / "state.pt")
 
 
 def load_actor(path: str | Path) -> tuple[Actor, dict]:

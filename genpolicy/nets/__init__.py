@@ -14,13 +14,14 @@ flattened and concatenated in sorted key order (:func:`flatten_condition`).
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 __all__ = [
     "flatten_condition", "GaussianFourierTime", "TimeCondEmbedding", "MLP", "ResNet", "MLPUNet", "DiT1d",
-    "make_net", "NETS",
+    "make_net", "NETS", "NetName", "mlp",
 ]
 
 
@@ -80,6 +81,17 @@ def _act(name: str) -> nn.Module:
     return {"silu": nn.SiLU, "relu": nn.ReLU, "mish": nn.Mish, "gelu": nn.GELU, "tanh": nn.Tanh}[name]()
 
 
+def mlp(inp: int, out: int, hidden=(256, 256), act: str = "relu", layer_norm: bool = False) -> nn.Sequential:
+    """A plain MLP ``inp -> hidden... -> out`` (``Linear [-> LayerNorm] -> act`` per hidden layer); the one MLP
+    builder of the package (critics, SAC, the time-conditioned :class:`MLP`)."""
+    layers, d = [], inp
+    for h in hidden:
+        layers += [nn.Linear(d, h)] + ([nn.LayerNorm(h)] if layer_norm else []) + [_act(act)]
+        d = h
+    layers.append(nn.Linear(d, out))
+    return nn.Sequential(*layers)
+
+
 class MLP(nn.Module):
     """``MLP([x, emb(t, cond)])``.
 
@@ -92,12 +104,7 @@ class MLP(nn.Module):
                  t_scale: float = 30.0):
         super().__init__()
         self.emb = TimeCondEmbedding(cond_dim, emb_dim, t_scale=t_scale)
-        layers, d = [], x_dim + emb_dim
-        for h in hidden:
-            layers += [nn.Linear(d, h), _act(act)]
-            d = h
-        layers.append(nn.Linear(d, x_dim))
-        self.mlp = nn.Sequential(*layers)
+        self.mlp = mlp(x_dim + emb_dim, x_dim, hidden, act)
 
     def forward(self, x: Tensor, t: Tensor, cond=None) -> Tensor:
         return self.mlp(torch.cat([x, self.emb(t, cond)], dim=-1))
@@ -232,6 +239,7 @@ class DiT1d(nn.Module):
 
 
 NETS = {"mlp": MLP, "resnet": ResNet, "unet": MLPUNet, "dit": DiT1d}
+NetName = Literal[tuple(NETS)]
 
 
 def make_net(name: str, x_dim: int, cond_dim: int = 0, **kwargs) -> nn.Module:

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ..nets import mlp
 from .data import Batch
 
-__all__ = ["expectile_loss", "q_loss", "IQLConfig", "IQLCritic", "mlp"]
+__all__ = ["expectile_loss", "q_loss", "IQLConfig", "IQLCritic"]
 
 
 def expectile_loss(diff: Tensor, tau: float) -> Tensor:
@@ -28,16 +29,6 @@ def expectile_loss(diff: Tensor, tau: float) -> Tensor:
 def q_loss(q_preds: tuple[Tensor, ...], target: Tensor) -> Tensor:
     """Sum over the twin heads of the mean squared TD error."""
     return sum(((q - target) ** 2).mean() for q in q_preds)
-
-
-def mlp(inp: int, out: int, hidden=(256, 256), act=nn.ReLU, layer_norm: bool = False) -> nn.Sequential:
-    """A plain MLP ``inp -> hidden... -> out``."""
-    layers, d = [], inp
-    for h in hidden:
-        layers += [nn.Linear(d, h)] + ([nn.LayerNorm(h)] if layer_norm else []) + [act()]
-        d = h
-    layers.append(nn.Linear(d, out))
-    return nn.Sequential(*layers)
 
 
 class TwinQ(nn.Module):

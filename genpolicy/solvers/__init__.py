@@ -22,6 +22,7 @@ __all__ = [
     "FixedStepName",
 ]
 
+
 #: the fixed-step ODE solvers on a uniform grid, by name
 FIXED_STEP: dict[str, type[ODESolver]] = {"euler": Euler, "midpoint": Midpoint, "heun": Heun, "rk4": RK4}
 #: every named solver (``torchdiffeq:METHOD`` names are parsed by :func:`make_solver`)
@@ -33,10 +34,12 @@ SOLVERS = {
     "dpm2": lambda: DPMSolver(2),
     "dpm3": lambda: DPMSolver(3),
 }
-SolverName = Literal[tuple(SOLVERS)]
-FixedStepName = Literal[tuple(FIXED_STEP)]
 _TORCHDIFFEQ_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun", "euler", "midpoint", "rk4",
                         "explicit_adams", "implicit_adams", "heun3")
+#: names a config may give for sampling (the registry and the torchdiffeq methods)
+SolverName = Literal[tuple(SOLVERS) + tuple(f"torchdiffeq:{m}" for m in _TORCHDIFFEQ_METHODS)]
+#: names a config may give for differentiable training solves
+FixedStepName = Literal[tuple(FIXED_STEP)]
 
 
 def make_solver(name) -> Sampler:

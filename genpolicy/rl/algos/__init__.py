@@ -1,7 +1,20 @@
-"""Algorithms register themselves by name (used by the CLI and load_policy)."""
+"""Offline-RL algorithms. Each file here is one algorithm (``@register``-ed, found by discovery); ``base`` holds
+the contract, ``common`` the shared building blocks, ``registry`` the name -> class table."""
 
-from .base import ALGORITHMS, Algorithm, RunConfig, Stage, register
-from .gmpg import GMPG, GMPGConfig
-from .gmpo import GMPO, GMPOConfig
+import importlib
+import pkgutil
 
-__all__ = ["ALGORITHMS", "Algorithm", "RunConfig", "Stage", "register", "GMPO", "GMPOConfig", "GMPG", "GMPGConfig"]
+from .base import Algorithm, RunConfig, Stage
+from .common import CriticPolicyConfig
+from .registry import ALGORITHMS, algorithm_class, build_algorithm, config_from_dict, register
+
+INFRASTRUCTURE = ("base", "common", "registry")
+for _m in pkgutil.iter_modules(__path__):
+    if _m.name not in INFRASTRUCTURE:
+        importlib.import_module(f"{__name__}.{_m.name}")
+
+from .gmpg import GMPG, GMPGConfig  # noqa: E402
+from .gmpo import GMPO, GMPOConfig  # noqa: E402
+
+__all__ = ["ALGORITHMS", "Algorithm", "RunConfig", "CriticPolicyConfig", "Stage", "register", "algorithm_class",
+           "build_algorithm", "config_from_dict", "GMPO", "GMPOConfig", "GMPG", "GMPGConfig", "INFRASTRUCTURE"]

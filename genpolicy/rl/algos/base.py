@@ -1,4 +1,5 @@
-"""What every algorithm provides to the one training loop (genpolicy.train)."""
+"""The contract between an algorithm and the one training loop (genpolicy.train): its config, stages, optimizers,
+action method and state. Shared building blocks are in :mod:`.common`, the registry in :mod:`.registry`."""
 
 from __future__ import annotations
 
@@ -10,14 +11,17 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..data import Batch, ObsNormalizer
+from ...config import check_choices
+from ...solvers import SolverName
+from ..data import Batch, ObsNormalizer, RewardScale
 
-__all__ = ["Stage", "Algorithm", "RunConfig", "CriticPolicyConfig", "ALGORITHMS", "register"]
+__all__ = ["Stage", "Algorithm", "RunConfig"]
 
 
 @dataclass
 class RunConfig:
-    """Settings of the training loop shared by every algorithm (flat keys: usable with --set)."""
+    """Settings of the training loop shared by every algorithm (flat keys: usable with --set). Fields typed
+    ``Literal[...]`` list their allowed values once; they are checked when the config is made."""
 
     seed: int = 0
     """random seed (model init, batches, noise)"""
@@ -33,54 +37,17 @@ class RunConfig:
     """write metrics every this many steps"""
     ckpt_every: int = 5000
     """checkpoint every this many steps (always at stage ends)"""
-    reward_scale: str = "locomotion"
+    reward_scale: RewardScale = "locomotion"
     """reward scaling: locomotion (1000/return span), antmaze (r - 1) or none"""
     normalize_obs: bool = True
     """normalize observations by dataset mean/std (stored with the policy)"""
-    act_solver: str = "euler"
+    act_solver: SolverName = "euler"
     """solver used to sample actions"""
     act_steps: int = 32
     """solver steps used to sample actions"""
 
-
-@dataclass
-class CriticPolicyConfig(RunConfig):
-    """Fields shared by algorithms with an IQL critic and a generative policy (GMPO, GMPG)."""
-
-    path: str = "gvp"
-    """generative path: vpsde, gvp, linear, icfm, sf2m"""
-    param: str = "velocity"
-    """network output: velocity, score, noise or data"""
-    net: str = "unet"
-    """policy network: unet (the paper's 512-256-128 MLP U-Net), mlp, resnet or dit"""
-    net_hidden: tuple[int, ...] = (512, 256, 128)
-    """hidden sizes of the policy network (unet: down-path widths; mlp: layers)"""
-    beta: float = 1.0
-    """temperature beta (paper Table 8)"""
-    critic_steps: int = 100_000
-    """IQL critic steps"""
-    policy_steps: int = 100_000
-    """policy steps"""
-    policy_lr: float = 1e-4
-    """policy learning rate"""
-    critic_lr: float = 3e-4
-    """IQL learning rate"""
-    critic_hidden: tuple[int, ...] = (256, 256)
-    """IQL network hidden sizes"""
-    expectile: float = 0.7
-    """IQL expectile (0.7 locomotion, 0.9 antmaze)"""
-    gamma: float = 0.99
-    """discount"""
-    polyak: float = 0.005
-    """target-network rate"""
-    grad_clip: float = 0.0
-    """clip the policy gradient norm to this (0: off)"""
-
-    def iql(self):
-        """The IQL critic's settings."""
-        from ..critics import IQLConfig
-
-        return IQLConfig(self.critic_hidden, self.expectile, self.gamma, self.polyak, self.critic_lr)
+    def __post_init__(self):
+        check_choices(self)
 
 
 @dataclass
@@ -102,8 +69,10 @@ class Stage:
 class Algorithm(nn.Module, ABC):
     """An offline-RL algorithm: stages of updates, an action method, and its state.
 
-    Subclasses set ``name`` and ``Config``, build their modules and optimizers in ``__init__`` and
-    implement :meth:`stages` and :meth:`act_normalized`.
+    Subclasses set ``name`` and ``Config`` (a :class:`RunConfig` dataclass), build their modules and optimizers in
+    ``__init__`` and implement :meth:`stages`, :meth:`act_normalized` and :meth:`optimizers` (every optimizer:
+    what it leaves out is not checkpointed, and exact resume breaks). Decorate the class with
+    :func:`~genpolicy.rl.algos.registry.register` to make it trainable by name.
     """
 
     name: str = ""
@@ -153,11 +122,3 @@ class Algorithm(nn.Module, ABC):
             o.load_state_dict(d["optimizers"][k])
         self.normalizer = ObsNormalizer.from_state_dict(d["normalizer"])
 
-
-ALGORITHMS: dict[str, type[Algorithm]] = {}
-
-
-def register(cls: type[Algorithm]) -> type[Algorithm]:
-    """Class decorator: make an algorithm available to the CLI and to load_policy by its ``name``."""
-    ALGORITHMS[cls.name] = cls
-    return cls

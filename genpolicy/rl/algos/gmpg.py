@@ -20,22 +20,24 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import torch
 from torch import Tensor
 
 from ...generative import GenerativeModel
-from ...solvers import FIXED_STEP
+from ...likelihood import Probe
+from ...solvers import FIXED_STEP, FixedStepName
 from ..critics import IQLCritic
 from ..data import Batch
-from .base import Algorithm, CriticPolicyConfig, Stage, register
-from .gmpo import advantage_weights, build_policy_model, softmax_weights
+from .base import Algorithm, Stage
+from .common import (CriticPolicyConfig, advantage_weights, behaviour_cloning_stage, build_policy_model,
+                     softmax_weights)
+from .registry import register
 
 __all__ = ["GMPGConfig", "GMPG", "gmpg_terms", "gmpg_static_terms", "saved_bytes_per_row_step", "grad_solver",
            "resolve_divergence"]
 
-VARIANTS = ("dynamic", "static")
 GRADIENTS = ("direct", "adjoint")
 
 
@@ -50,9 +52,9 @@ class GMPGConfig(CriticPolicyConfig):
     """policy-gradient learning rate (1e-5 to 1e-6 for medium-expert)"""
     grad_clip: float = 10.0
     """clip the policy gradient norm to this (0: off)"""
-    variant: str = "dynamic"
+    variant: Literal["dynamic", "static"] = "dynamic"
     """dynamic: actions from pi_theta with gradient through the solver (Eq 8); static: from mu (Eq 42)"""
-    static_weights: str = "advantage"
+    static_weights: Literal["advantage", "softmax"] = "advantage"
     """static variant: advantage (exp(beta(Q-V))/Z, one action per state) or softmax (over K samples)"""
     num_samples: int = 16
     """static softmax variant: actions sampled per state (K)"""
@@ -64,17 +66,17 @@ class GMPGConfig(CriticPolicyConfig):
     """behaviour-model learning rate"""
     policy_batch_size: int = 0
     """states per policy-gradient step (0: batch_size; the paper uses 40960 on a GPU)"""
-    train_solver: str = "midpoint"
-    """fixed-step solver for training solves: euler, midpoint, heun or rk4 (Euler's O(h) error biases the KL
+    train_solver: FixedStepName = "midpoint"
+    """fixed-step solver for training solves (Euler's O(h) error biases the KL
     estimate unless T is large, e.g. -0.9 nats at T=16 on the Swiss roll, where midpoint gives -0.003)"""
     train_steps: int = 32
     """solver steps T for training solves (the paper uses 1000 on a GPU)"""
-    gradient: str = "direct"
+    gradient: Literal["direct", "adjoint"] = "direct"
     """direct: backpropagate through the solver; adjoint: torchdiffeq's adjoint (memory O(1) in T)"""
-    divergence: str = "auto"
+    divergence: Literal["auto", "exact", "hutchinson"] = "auto"
     """exact, hutchinson, or auto (exact for action dimension <= 32)"""
-    probe: str = "gaussian"
-    """Hutchinson probe: gaussian or rademacher"""
+    probe: Probe = "gaussian"
+    """Hutchinson probe distribution"""
     chunk_size: int = 0
     """rows per backward pass within a step (0: chosen from memory_budget_mb)"""
     memory_budget_mb: int = 2048
@@ -172,10 +174,6 @@ class GMPG(Algorithm):
 
     def __init__(self, obs_dim: int, act_dim: int, cfg: GMPGConfig, normalizer=None):
         super().__init__(obs_dim, act_dim, cfg, normalizer)
-        if cfg.variant not in VARIANTS:
-            raise ValueError(f"unknown GMPG variant {cfg.variant!r}; expected one of {VARIANTS}")
-        if cfg.static_weights not in ("advantage", "softmax"):
-            raise ValueError(f"unknown static_weights {cfg.static_weights!r}; expected 'advantage' or 'softmax'")
         if cfg.beta < 0:
             raise ValueError(f"beta must be >= 0, got {cfg.beta}")
         if cfg.train_steps < 1 or cfg.num_samples < 1:
@@ -197,19 +195,11 @@ class GMPG(Algorithm):
         return {"behaviour_opt": self.behaviour_opt, "policy_opt": self.policy_opt, **self.critic.optimizers()}
 
     def stages(self) -> list[Stage]:
-        return [Stage("behaviour", self.cfg.behaviour_steps, self.update_behaviour),
-                Stage("critic", self.cfg.critic_steps, self.critic.update),
-                Stage("policy", self.cfg.policy_steps, self.update_policy, evaluates=True,
-                      batch_size=self.cfg.policy_batch_size or None)]
-
-    # ------------------------------------------------------------------ behaviour
-    def update_behaviour(self, batch: Batch) -> dict[str, Tensor]:
-        """Flow matching of the behaviour policy on dataset actions (Eq 3)."""
-        loss = self.behaviour.matching_loss(batch.actions, batch.obs, kind="flow").mean()
-        self.behaviour_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.behaviour_opt.step()
-        return {"behaviour_loss": loss.detach()}
+        cfg = self.cfg
+        return [behaviour_cloning_stage(self.behaviour, self.behaviour_opt, cfg.behaviour_steps, kind="flow"),  # Eq 3
+                Stage("critic", cfg.critic_steps, self.critic.update),
+                Stage("policy", cfg.policy_steps, self.update_policy, evaluates=True,
+                      batch_size=cfg.policy_batch_size or None)]
 
     # ------------------------------------------------------------------ policy
     def init_policy_from_behaviour(self) -> None:

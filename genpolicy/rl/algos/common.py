@@ -1,0 +1,115 @@
+"""Building blocks shared by algorithms: the critic + generative-policy config, the policy-model builder, the
+weight functions of weighted regression, one optimizer step and one behaviour-cloning stage.
+
+A new algorithm imports what it needs from here (never from a sibling algorithm).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ...generative import GenerativeModel
+from ...nets import NetName, make_net
+from ...paths import Parameterization, PathName, make_path
+from ..data import Batch
+from .base import RunConfig, Stage
+
+__all__ = ["CriticPolicyConfig", "build_policy_model", "advantage_weights", "softmax_weights", "optimizer_step",
+           "weighted_matching_step", "behaviour_cloning_stage"]
+
+
+@dataclass
+class CriticPolicyConfig(RunConfig):
+    """Fields shared by algorithms with an IQL critic and a generative policy (GMPO, GMPG)."""
+
+    path: PathName = "gvp"
+    """generative path"""
+    param: Parameterization = "velocity"
+    """network output"""
+    net: NetName = "unet"
+    """policy network: unet (the paper's 512-256-128 MLP U-Net), mlp, resnet or dit"""
+    net_hidden: tuple[int, ...] = (512, 256, 128)
+    """hidden sizes of the policy network (unet: down-path widths; mlp: layers)"""
+    beta: float = 1.0
+    """temperature beta (paper Table 8)"""
+    critic_steps: int = 100_000
+    """IQL critic steps"""
+    policy_steps: int = 100_000
+    """policy steps"""
+    policy_lr: float = 1e-4
+    """policy learning rate"""
+    critic_lr: float = 3e-4
+    """IQL learning rate"""
+    critic_hidden: tuple[int, ...] = (256, 256)
+    """IQL network hidden sizes"""
+    expectile: float = 0.7
+    """IQL expectile (0.7 locomotion, 0.9 antmaze)"""
+    gamma: float = 0.99
+    """discount"""
+    polyak: float = 0.005
+    """target-network rate"""
+    grad_clip: float = 0.0
+    """clip the policy gradient norm to this (0: off)"""
+
+    def iql(self):
+        """The IQL critic's settings."""
+        from ..critics import IQLConfig
+
+        return IQLConfig(self.critic_hidden, self.expectile, self.gamma, self.polyak, self.critic_lr)
+
+
+def build_policy_model(cfg: CriticPolicyConfig, obs_dim: int, act_dim: int) -> GenerativeModel:
+    """The conditional generative policy pi(a | s) described by ``cfg``."""
+    kw = {"hidden": tuple(cfg.net_hidden)} if cfg.net in ("unet", "mlp") else {}
+    net = make_net(cfg.net, act_dim, obs_dim, **kw)
+    return GenerativeModel(net, make_path(cfg.path), (act_dim,), param=cfg.param)
+
+
+def advantage_weights(adv: Tensor, beta: float, clamp: float) -> Tensor:
+    """``min(exp(beta * adv), clamp)`` computed without overflow (Eq 7 with the paper's clamp)."""
+    return torch.exp(torch.clamp(beta * adv, max=math.log(clamp)))
+
+
+def softmax_weights(q: Tensor, beta: float) -> Tensor:
+    """``K softmax_k(beta q[:, k])`` for ``q`` of shape ``(B, K)``, flattened to ``(B K,)``: mean weight 1 per state."""
+    return torch.softmax(beta * q, dim=1).reshape(-1) * q.shape[1]
+
+
+def optimizer_step(opt: torch.optim.Optimizer, loss: Tensor, model: nn.Module | None = None,
+                   clip: float = 0.0) -> Tensor | None:
+    """Zero the gradients, backpropagate ``loss``, clip ``model``'s gradient norm to ``clip`` (when > 0) and step.
+    Returns the gradient norm before clipping (None without clipping)."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip) if clip > 0 else None
+    opt.step()
+    return gnorm
+
+
+def weighted_matching_step(model: GenerativeModel, opt: torch.optim.Optimizer, x0: Tensor, cond=None,
+                           weights: Tensor | None = None, kind: str = "flow", weighting: str = "vanilla",
+                           clip: float = 0.0) -> tuple[Tensor, Tensor, Tensor | None]:
+    """One step on the (weighted) matching loss ``mean(w * L_matching)`` (Eq 7, 39, 40; plain BC without weights).
+
+    Returns the loss, the per-sample matching losses (detached) and the gradient norm (None without clipping).
+    """
+    per_sample = model.matching_loss(x0, cond, kind=kind, weighting=weighting)
+    loss = (weights * per_sample).mean() if weights is not None else per_sample.mean()
+    gnorm = optimizer_step(opt, loss, model, clip)
+    return loss.detach(), per_sample.detach(), gnorm
+
+
+def behaviour_cloning_stage(model: GenerativeModel, opt: torch.optim.Optimizer, steps: int, kind: str = "flow",
+                            weighting: str = "vanilla", clip: float = 0.0, name: str = "behaviour") -> Stage:
+    """A stage fitting ``model`` to the dataset's actions given states by its matching loss (Eq 3, 23, 26)."""
+
+    def update(batch: Batch) -> dict[str, Tensor]:
+        loss, _, _ = weighted_matching_step(model, opt, batch.actions, batch.obs, kind=kind, weighting=weighting,
+                                            clip=clip)
+        return {f"{name}_loss": loss}
+
+    return Stage(name, steps, update)

@@ -1,0 +1,345 @@
+"""Offline dataset files: D4RL-format HDF5, Minari local folders and .npz, validated on load.
+
+    ds = load_dataset("path/to/hopper-medium-v2.hdf5")           # D4RL keys
+    ds = load_dataset("minari:mujoco/hopper/medium-v0")           # <MINARI_DATASETS_PATH>/mujoco/hopper/medium-v0
+    ds = load_dataset("hopper-medium-replay-v5")                 # the bundled suite (datasets/)
+    ds = load_dataset("data.npz")
+
+A bad file raises :class:`DatasetError` naming the file, the key and the problem. The in-memory side (tensors on a
+device, batches, observation normalization) is :mod:`genpolicy.rl.data`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "DatasetError", "TransitionDataset", "load_dataset",
+    "load_d4rl_hdf5", "load_minari", "load_npz", "episode_returns", "REQUIRED_KEYS", "register_dataset",
+    "DATASET_REGISTRY", "dataset_dirs", "concat_datasets", "close_last_episode",
+]
+
+REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals")
+#: name -> path of a dataset known by name (filled by :func:`register_dataset`)
+DATASET_REGISTRY: dict[str, Path] = {}
+
+
+class DatasetError(ValueError):
+    """A dataset file is missing, malformed or inconsistent."""
+
+    def __init__(self, source: str, key: str | None, problem: str):
+        where = f"{source}" + (f" [{key}]" if key else "")
+        super().__init__(f"{where}: {problem}")
+        self.source, self.key, self.problem = source, key, problem
+
+
+@dataclass
+class TransitionDataset:
+    """Flat transitions in D4RL layout (numpy, float32 except flags).
+
+    Attributes:
+        observations, actions, rewards, next_observations: ``(N, obs)``, ``(N, act)``, ``(N,)``, ``(N, obs)``.
+        terminals: true environment termination (no bootstrap), ``(N,)`` bool.
+        timeouts: episode cut by a time limit (bootstrap allowed, episode ends), ``(N,)`` bool.
+        source: where it came from (for messages). metadata: free-form (env id, data card, ...).
+    """
+
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    next_observations: np.ndarray
+    terminals: np.ndarray
+    timeouts: np.ndarray
+    source: str = "<memory>"
+    metadata: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.rewards)
+
+    def head(self, n: int) -> "TransitionDataset":
+        """The first ``n`` transitions; an episode cut at row ``n`` ends there with a timeout."""
+        sl = slice(0, n)
+        return TransitionDataset(self.observations[sl], self.actions[sl], self.rewards[sl], self.next_observations[sl],
+                                 self.terminals[sl], close_last_episode(self.terminals[sl], self.timeouts[sl]),
+                                 self.source, self.metadata)
+
+    @property
+    def episode_ends(self) -> np.ndarray:
+        """Boolean ``(N,)``: the transition ends an episode (terminal, timeout, or the last row)."""
+        ends = self.terminals | self.timeouts
+        if len(ends):
+            ends = ends.copy()
+            ends[-1] = True
+        return ends
+
+    def validate(self, action_bounds: tuple[float, float] | None = (-1.0, 1.0), atol: float = 1e-4) -> None:
+        """Check shapes, lengths, finiteness and action bounds; raise :class:`DatasetError` on the first problem."""
+        n = len(self.rewards)
+        if n == 0:
+            raise DatasetError(self.source, "rewards", "dataset has no transitions")
+        for key in ("observations", "actions", "next_observations", "rewards", "terminals", "timeouts"):
+            arr = getattr(self, key)
+            if len(arr) != n:
+                raise DatasetError(self.source, key, f"has {len(arr)} rows but rewards has {n}")
+        for key, nd in (("observations", 2), ("actions", 2), ("next_observations", 2), ("rewards", 1)):
+            if getattr(self, key).ndim != nd:
+                raise DatasetError(self.source, key, f"expected {nd} dimensions, got shape {getattr(self, key).shape}")
+        if self.observations.shape[1:] != self.next_observations.shape[1:]:
+            raise DatasetError(self.source, "next_observations",
+                               f"shape {self.next_observations.shape} does not match observations {self.observations.shape}")
+        for key in ("observations", "actions", "next_observations", "rewards"):
+            arr = getattr(self, key)
+            bad = ~np.isfinite(arr)
+            if bad.any():
+                row = int(np.argwhere(bad)[0][0])
+                raise DatasetError(self.source, key, f"{int(bad.sum())} non-finite value(s), first at row {row}")
+        if action_bounds is not None:
+            lo, hi = action_bounds
+            amin, amax = float(self.actions.min()), float(self.actions.max())
+            if amin < lo - atol or amax > hi + atol:
+                raise DatasetError(self.source, "actions",
+                                   f"values in [{amin:.4g}, {amax:.4g}] exceed the action bounds [{lo}, {hi}]")
+
+
+def close_last_episode(terminals: np.ndarray, timeouts: np.ndarray) -> np.ndarray:
+    """A copy of ``timeouts`` whose last row is set unless it is already a terminal or a timeout, so that an
+    episode cut by the end of the data ends there (bootstrapping through it stays allowed)."""
+    out = np.array(timeouts, dtype=bool, copy=True)
+    if len(out) and not (terminals[-1] or out[-1]):
+        out[-1] = True
+    return out
+
+
+def _as_bool(x) -> np.ndarray:
+    return np.asarray(x).astype(bool).reshape(-1)
+
+
+def _derive_next_observations(obs, actions, rewards, terminals, timeouts, source):
+    """next_obs[i] = obs[i+1] inside an episode; rows that end by timeout (or the file's last row) without a
+    terminal have no known successor and are dropped, as D4RL's qlearning_dataset does."""
+    n = len(rewards)
+    next_obs = np.empty_like(obs)
+    next_obs[:-1] = obs[1:]
+    next_obs[-1] = obs[-1]
+    ends = terminals | timeouts
+    drop = (timeouts & ~terminals).copy()
+    if n and not ends[-1]:
+        drop[-1] = True
+    # a terminal row's next observation is never used for bootstrapping; keep it as the row's own obs
+    next_obs[terminals] = obs[terminals]
+    keep = ~drop
+    ends_kept = ends | np.roll(drop, -1)  # the row before a dropped timeout row now ends its episode
+    return (obs[keep], actions[keep], rewards[keep], next_obs[keep], terminals[keep],
+            (ends_kept & ~terminals)[keep])
+
+
+def _from_arrays(get, keys: set, source: str, metadata: dict) -> TransitionDataset:
+    missing = [k for k in REQUIRED_KEYS if k not in keys]
+    if missing:
+        raise DatasetError(source, missing[0], f"required key missing (file has {sorted(keys)})")
+    obs = np.asarray(get("observations"), dtype=np.float32)
+    actions = np.asarray(get("actions"), dtype=np.float32)
+    rewards = np.asarray(get("rewards"), dtype=np.float32).reshape(-1)
+    terminals = _as_bool(get("terminals"))
+    timeouts = _as_bool(get("timeouts")) if "timeouts" in keys else np.zeros(len(rewards), dtype=bool)
+    n = len(rewards)
+    for key, arr in (("observations", obs), ("actions", actions), ("terminals", terminals), ("timeouts", timeouts)):
+        if len(arr) != n:
+            raise DatasetError(source, key, f"has {len(arr)} rows but rewards has {n}")
+    if "next_observations" in keys:
+        next_obs = np.asarray(get("next_observations"), dtype=np.float32)
+        ds = TransitionDataset(obs, actions, rewards, next_obs, terminals, timeouts, source, metadata)
+    else:
+        o, a, r, no, te, to = _derive_next_observations(obs, actions, rewards, terminals, timeouts, source)
+        ds = TransitionDataset(o, a, r, no, te, to, source, {**metadata, "next_observations": "derived"})
+    return ds
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError as e:  # pragma: no cover
+        raise ImportError("reading HDF5 datasets needs h5py: pip install h5py") from e
+    return h5py
+
+
+def load_d4rl_hdf5(path: str | Path, action_bounds=(-1.0, 1.0)) -> TransitionDataset:
+    """Load a D4RL-format HDF5 file (keys observations, actions, rewards, terminals[, timeouts, next_observations])."""
+    h5py = _h5py()
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"dataset file not found: {path}")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise DatasetError(str(path), None, f"not a readable HDF5 file ({e})") from e
+    with f:
+        keys = set(f.keys())
+        meta = {}
+        if "metadata" in f.attrs:
+            try:
+                meta = json.loads(f.attrs["metadata"])
+            except (TypeError, ValueError):
+                meta = {}
+        card = path.with_suffix(".json")
+        if card.exists():
+            meta.setdefault("card", json.loads(card.read_text()))
+        ds = _from_arrays(lambda k: f[k][()], keys, str(path), meta)
+    ds.validate(action_bounds)
+    return ds
+
+
+def load_npz(path: str | Path, action_bounds=(-1.0, 1.0)) -> TransitionDataset:
+    """Load a ``.npz`` file with the D4RL keys."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"dataset file not found: {path}")
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise DatasetError(str(path), None, f"not a readable .npz file ({e})") from e
+    with z:
+        ds = _from_arrays(lambda k: z[k], set(z.files), str(path), {})
+    ds.validate(action_bounds)
+    return ds
+
+
+def _minari_root() -> Path:
+    return Path(os.environ.get("MINARI_DATASETS_PATH", Path.home() / ".minari" / "datasets"))
+
+
+def _flatten_obs(node, source: str, key: str) -> np.ndarray:
+    """Minari observations may be a dataset or a group of datasets (dict observations): concatenate sorted keys."""
+    h5py = _h5py()
+    if isinstance(node, h5py.Dataset):
+        arr = node[()]
+        return arr.reshape(arr.shape[0], -1).astype(np.float32)
+    parts = [_flatten_obs(node[k], source, f"{key}/{k}") for k in sorted(node.keys())]
+    if not parts:
+        raise DatasetError(source, key, "empty observation group")
+    return np.concatenate(parts, axis=1)
+
+
+def load_minari(spec: str | Path, action_bounds=(-1.0, 1.0)) -> TransitionDataset:
+    """Load a Minari dataset from its local folder, with h5py only (no network, no gym.make).
+
+    Args:
+        spec: a folder ``.../<name>-vN`` containing ``data/main_data.hdf5`` (and ``metadata.json``), or a
+            dataset id ``namespace/env/name-vN`` under ``$MINARI_DATASETS_PATH`` (default ``~/.minari/datasets``).
+    """
+    h5py = _h5py()
+    folder = Path(spec)
+    if not (folder / "data" / "main_data.hdf5").exists():
+        folder = _minari_root() / str(spec)
+    main = folder / "data" / "main_data.hdf5"
+    if not main.exists():
+        raise FileNotFoundError(f"Minari dataset not found: {spec} (looked for {main})")
+    meta = {}
+    if (folder / "metadata.json").exists():
+        meta = json.loads((folder / "metadata.json").read_text())
+    source = str(main)
+    obs, nxt, act, rew, term, trunc = [], [], [], [], [], []
+    with h5py.File(main, "r") as f:
+        episodes = sorted((k for k in f.keys() if k.startswith("episode_")), key=lambda k: int(k.split("_")[1]))
+        if not episodes:
+            raise DatasetError(source, None, "no episode_N groups")
+        for ep in episodes:
+            g = f[ep]
+            for key in ("observations", "actions", "rewards", "terminations", "truncations"):
+                if key not in g:
+                    raise DatasetError(source, f"{ep}/{key}", "required key missing")
+            o = _flatten_obs(g["observations"], source, f"{ep}/observations")
+            a = np.asarray(g["actions"][()], dtype=np.float32)
+            t = len(a)
+            if len(o) != t + 1:
+                raise DatasetError(source, f"{ep}/observations", f"has {len(o)} rows; expected len(actions)+1 = {t + 1}")
+            for key in ("rewards", "terminations", "truncations"):
+                if len(g[key]) != t:
+                    raise DatasetError(source, f"{ep}/{key}", f"has {len(g[key])} rows but actions has {t}")
+            obs.append(o[:-1])
+            nxt.append(o[1:])
+            act.append(a.reshape(t, -1))
+            rew.append(np.asarray(g["rewards"][()], dtype=np.float32))
+            te, tr = _as_bool(g["terminations"][()]), _as_bool(g["truncations"][()])
+            tr = tr.copy()
+            if t and not (te[-1] or tr[-1]):
+                tr[-1] = True  # the episode ends here in the file
+            term.append(te)
+            trunc.append(tr & ~te)
+    ds = TransitionDataset(np.concatenate(obs), np.concatenate(act), np.concatenate(rew), np.concatenate(nxt),
+                           np.concatenate(term), np.concatenate(trunc), source, meta)
+    ds.validate(action_bounds)
+    return ds
+
+
+def register_dataset(name: str, path: str | Path) -> None:
+    """Make ``load_dataset(name)`` find ``path``."""
+    DATASET_REGISTRY[name] = Path(path)
+
+
+def dataset_dirs() -> list[Path]:
+    """Where suite names are looked up: ``$GENPOLICY_DATASETS`` (os.pathsep-separated), ``./datasets``, and the
+    repository's ``datasets/`` folder."""
+    dirs = [Path(d) for d in os.environ.get("GENPOLICY_DATASETS", "").split(os.pathsep) if d]
+    dirs += [Path("datasets"), Path(__file__).resolve().parents[2] / "datasets"]
+    return dirs
+
+
+def concat_datasets(parts: list[TransitionDataset], source: str) -> TransitionDataset:
+    """Concatenate datasets (each keeps its episode boundaries)."""
+    cat = lambda k: np.concatenate([getattr(p, k) for p in parts])  # noqa: E731
+    timeouts = np.concatenate([close_last_episode(p.terminals, p.timeouts) for p in parts])
+    return TransitionDataset(cat("observations"), cat("actions"), cat("rewards"), cat("next_observations"),
+                             cat("terminals"), timeouts, source, {"parts": [p.source for p in parts]})
+
+
+def _suite_lookup(name: str, action_bounds) -> TransitionDataset | None:
+    for d in dataset_dirs():
+        f = d / f"{name}.hdf5"
+        if f.exists():
+            return load_d4rl_hdf5(f, action_bounds)
+    if "-medium-expert-" in name:  # composed at load time: medium ∪ expert
+        med, exp = name.replace("-medium-expert-", "-medium-"), name.replace("-medium-expert-", "-expert-")
+        a, b = _suite_lookup(med, action_bounds), _suite_lookup(exp, action_bounds)
+        if a is not None and b is not None:
+            return concat_datasets([a, b], name)
+    return None
+
+
+def load_dataset(spec: str | Path, action_bounds=(-1.0, 1.0)) -> TransitionDataset:
+    """Load by path (``.hdf5``/``.h5``, ``.npz``, Minari folder), ``minari:ID``, a registered name, or a suite
+    name such as ``hopper-medium-replay-v5`` (looked up in :func:`dataset_dirs`; ``*-medium-expert-*`` is
+    composed from the medium and expert files)."""
+    s = str(spec)
+    if s.startswith("minari:"):
+        return load_minari(s[len("minari:"):], action_bounds)
+    if s in DATASET_REGISTRY:
+        return load_dataset(DATASET_REGISTRY[s], action_bounds)
+    if "/" not in s and not Path(s).suffix:
+        found = _suite_lookup(s, action_bounds)
+        if found is not None:
+            return found
+    p = Path(s)
+    if p.is_dir():
+        return load_minari(p, action_bounds)
+    if p.suffix in (".hdf5", ".h5"):
+        return load_d4rl_hdf5(p, action_bounds)
+    if p.suffix == ".npz":
+        return load_npz(p, action_bounds)
+    if not p.exists():
+        known = sorted(DATASET_REGISTRY)
+        raise FileNotFoundError(f"no dataset {s!r}: not a file or folder, not 'minari:ID', and not a known name "
+                                f"({', '.join(known) if known else 'no names registered'})")
+    raise DatasetError(s, None, "unknown file type; expected .hdf5, .h5, .npz or a Minari folder")
+
+
+def episode_returns(ds: TransitionDataset) -> np.ndarray:
+    """Undiscounted return of each episode, in file order."""
+    ends = ds.episode_ends
+    ids = np.concatenate([[0], np.cumsum(ends)[:-1]])
+    return np.bincount(ids, weights=ds.rewards.astype(np.float64))
