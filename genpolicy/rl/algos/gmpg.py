@@ -244,7 +244,9 @@ class GMPG(Algorithm):
             return min(rows, cfg.chunk_size)
         if self._bytes_per_row_step is None:
             obs = torch.zeros(8, self.obs_dim, device=self.device)
-            self._bytes_per_row_step = saved_bytes_per_row_step(lambda r, s: self._terms(obs[:r], s)["loss"], 8, 2)
+            # the probe draws noise: fork the RNG so that a resumed run (which measures again) stays exact
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                self._bytes_per_row_step = saved_bytes_per_row_step(lambda r, s: self._terms(obs[:r], s)["loss"], 8, 2)
         steps_kept = 2 if cfg.gradient == "adjoint" else cfg.train_steps
         per_row = self._bytes_per_row_step * steps_kept
         return int(max(1, min(rows, cfg.memory_budget_mb * 2**20 // max(per_row, 1.0))))

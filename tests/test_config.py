@@ -1,0 +1,48 @@
+"""Config fields with a fixed set of values are Literal types: one list, checked once, shown by --help."""
+
+import typing
+
+import pytest
+
+from genpolicy.cli import main
+from genpolicy.config import literal_choices, resolve_config
+from genpolicy.nets import NETS
+from genpolicy.paths import PATHS
+from genpolicy.rl.algos import ALGORITHMS, GMPGConfig, GMPOConfig
+from genpolicy.solvers import FIXED_STEP, SOLVERS
+
+
+def test_literal_fields_come_from_the_registries():
+    hints = typing.get_type_hints(GMPGConfig)
+    assert literal_choices(hints["path"]) == tuple(PATHS)
+    assert literal_choices(hints["net"]) == tuple(NETS)
+    assert literal_choices(hints["train_solver"]) == tuple(FIXED_STEP)
+    assert set(SOLVERS) <= set(literal_choices(hints["act_solver"]))
+    for cls in ALGORITHMS.values():  # defaults are allowed values
+        cls.Config()
+
+
+def test_a_bad_value_is_one_clear_error():
+    with pytest.raises(ValueError, match=r"GMPOConfig.path='nope': expected one of \['vpsde', 'gvp'"):
+        GMPOConfig(path="nope")
+    with pytest.raises(ValueError, match="train_solver='dpm2'"):
+        GMPGConfig(train_solver="dpm2")
+
+
+def test_help_lists_the_choices_and_argparse_rejects_others(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "gmpo", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "one of awr, softmax" in out and "one of vpsde, gvp, linear, icfm, sf2m" in out
+    with pytest.raises(SystemExit) as e:
+        main(["train", "gmpo", "--dataset", "x", "--variant", "qgpo"])
+    assert e.value.code == 2 and "invalid choice: 'qgpo'" in capsys.readouterr().err
+
+
+def test_set_values_are_checked_and_yaml_1_1_floats_are_read(capsys):
+    assert main(["train", "gmpo", "--dataset", "x", "--set", "variant=qgpo"]) == 2
+    assert "GMPOConfig.variant='qgpo': expected one of ['awr', 'softmax']" in capsys.readouterr().err
+    cfg = resolve_config(GMPOConfig, [], {}, {}, ["policy_lr=3e-4", "beta=2"])
+    assert cfg.policy_lr == 3e-4 and isinstance(cfg.beta, float)
+    with pytest.raises(ValueError, match="expected float"):
+        resolve_config(GMPOConfig, [], {}, {}, ["beta=fast"])
