@@ -55,6 +55,11 @@ class CriticPolicyConfig(RunConfig):
     grad_clip: float = 0.0
     """clip the policy gradient norm to this (0: off)"""
 
+    def __post_init__(self):
+        super().__post_init__()
+        if self.beta < 0:
+            raise ValueError(f"beta must be >= 0, got {self.beta}")
+
     def iql(self):
         """The IQL critic's settings."""
         from ..critics import IQLConfig

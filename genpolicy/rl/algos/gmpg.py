@@ -82,6 +82,12 @@ class GMPGConfig(CriticPolicyConfig):
     memory_budget_mb: int = 2048
     """autograd memory allowed per chunk when chunk_size is 0"""
 
+    def __post_init__(self):
+        super().__post_init__()
+        if self.train_steps < 1 or self.num_samples < 1:
+            raise ValueError(f"train_steps and num_samples must be >= 1, got {self.train_steps}, {self.num_samples}")
+        grad_solver(self.train_solver, self.gradient)  # e.g. heun has no adjoint counterpart
+
 
 def resolve_divergence(divergence: str, act_dim: int) -> str:
     """``auto`` becomes exact up to 32 action dimensions, Hutchinson above."""
@@ -174,10 +180,6 @@ class GMPG(Algorithm):
 
     def __init__(self, obs_dim: int, act_dim: int, cfg: GMPGConfig, normalizer=None):
         super().__init__(obs_dim, act_dim, cfg, normalizer)
-        if cfg.beta < 0:
-            raise ValueError(f"beta must be >= 0, got {cfg.beta}")
-        if cfg.train_steps < 1 or cfg.num_samples < 1:
-            raise ValueError(f"train_steps and num_samples must be >= 1, got {cfg.train_steps}, {cfg.num_samples}")
         self.solver_name = grad_solver(cfg.train_solver, cfg.gradient)
         self.div = resolve_divergence(cfg.divergence, act_dim)
         self.critic = IQLCritic(obs_dim, act_dim, cfg.iql())

@@ -47,6 +47,11 @@ class GMPOConfig(CriticPolicyConfig):
     behaviour_sample_steps: int = 10
     """softmax variant: solver steps when sampling the K behaviour actions"""
 
+    def __post_init__(self):
+        super().__post_init__()
+        if self.weight_clamp <= 0:
+            raise ValueError(f"weight_clamp must be > 0, got {self.weight_clamp}")
+
 
 @register
 class GMPO(Algorithm):
@@ -57,8 +62,6 @@ class GMPO(Algorithm):
 
     def __init__(self, obs_dim: int, act_dim: int, cfg: GMPOConfig, normalizer=None):
         super().__init__(obs_dim, act_dim, cfg, normalizer)
-        if cfg.beta < 0 or cfg.weight_clamp <= 0:
-            raise ValueError(f"need beta >= 0 and weight_clamp > 0, got beta={cfg.beta}, weight_clamp={cfg.weight_clamp}")
         self.critic = IQLCritic(obs_dim, act_dim, cfg.iql())
         self.policy = build_policy_model(cfg, obs_dim, act_dim)
         self.policy_opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.policy_lr, fused=True)
