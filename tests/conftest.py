@@ -9,9 +9,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 from genpolicy.analytic import GaussianOracle
 from genpolicy.generative import GenerativeModel
-from genpolicy.paths import make_path
+from genpolicy.paths import PATHS, make_path
 
-PATH_NAMES = ["vpsde", "gvp", "linear", "icfm", "sf2m"]
+PATH_NAMES = list(PATHS)  # every registered path runs through the closed-form tests
 DIFFUSION_PATHS = ["vpsde", "gvp", "linear"]
 
 

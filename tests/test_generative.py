@@ -16,6 +16,13 @@ ODE_STEPS = {"euler": 300, "midpoint": 60, "heun": 60, "rk4": 30}
 OTHER_STEPS = {"dpm1": 300, "dpm2": 60, "dpm3": 30}
 
 
+def test_every_registered_solver_has_a_closed_form_sampling_test():
+    from genpolicy.solvers import SOLVERS
+
+    assert set(SOLVERS) == set(ODE_STEPS) | set(OTHER_STEPS) | {"sde", "euler_maruyama"}, \
+        "a new solver needs its step count in ODE_STEPS / OTHER_STEPS (the Gaussian sampling test below)"
+
+
 def _exact_prior(model, m, cov, n, need):
     """Noise at the start time drawn from the exact marginal N(alpha m, alpha^2 C + sigma^2 I), whitened."""
     t1 = torch.tensor(model._interval(need)[1], dtype=torch.float64)
