@@ -24,8 +24,9 @@ from torch import Tensor, nn
 
 from . import likelihood
 from .couplings import Coupling, make_coupling
-from .matching import LOSS_KINDS, WEIGHTINGS, matching_loss
-from .paths import PARAMETERIZATIONS, GaussianPath, make_path
+from .matching import LOSS_KINDS, WEIGHTINGS, LossKind, Weighting, matching_loss
+from .likelihood import Divergence, Probe
+from .paths import PARAMETERIZATIONS, GaussianPath, Parameterization, make_path
 from .solvers import Sampler, make_solver, uniform_grid
 
 __all__ = ["GenerativeModel", "Trajectory", "SampleWithLogProb", "batch_size_of"]
@@ -99,7 +100,7 @@ class GenerativeModel(nn.Module):
     """
 
     def __init__(self, net: nn.Module, path: GaussianPath | str, x_shape: tuple[int, ...] | int,
-                 param: str = "velocity", coupling: str | Coupling | None = "independent"):
+                 param: Parameterization = "velocity", coupling: str | Coupling | None = "independent"):
         super().__init__()
         if param not in PARAMETERIZATIONS:
             raise ValueError(f"unknown parameterization {param!r}; expected one of {PARAMETERIZATIONS}")
@@ -178,7 +179,7 @@ class GenerativeModel(nn.Module):
         return self.predict(x, t, cond, "velocity")
 
     # ------------------------------------------------------------------ training
-    def matching_loss(self, x0: Tensor, cond: Any = None, kind: str = "flow", weighting: str = "vanilla",
+    def matching_loss(self, x0: Tensor, cond: Any = None, kind: LossKind = "flow", weighting: Weighting = "vanilla",
                       t: Tensor | None = None, x1: Tensor | None = None) -> Tensor:
         """Per-sample matching loss, shape ``(B,)`` (average it, or weight it as GMPO does).
 
@@ -290,8 +291,8 @@ class GenerativeModel(nn.Module):
         return Trajectory(xs=xs.reshape(xs.shape[0], *prefix, *self.x_shape), times=sol.times)
 
     # ------------------------------------------------------------------ likelihood (genpolicy.likelihood)
-    def log_prob(self, x: Tensor, cond: Any = None, divergence: str = "exact", steps: int = 32,
-                 solver: Any = "rk4", grad: bool = False, probe: str = "gaussian") -> Tensor:
+    def log_prob(self, x: Tensor, cond: Any = None, divergence: Divergence = "exact", steps: int = 32,
+                 solver: Any = "rk4", grad: bool = False, probe: Probe = "gaussian") -> Tensor:
         """log p(x | cond) by the instantaneous change of variables (Eq 44), integrating data -> noise.
 
         Args:
@@ -316,9 +317,9 @@ class GenerativeModel(nn.Module):
         return likelihood.log_prob_from_data(self.prediction_fn(cond, "velocity"), x, grid, self.path.prior_std(t1),
                                              solver, noise_probe, grad, self._params_for(solver))
 
-    def sample_with_log_prob(self, cond: Any = None, n: int | None = None, divergence: str = "exact",
+    def sample_with_log_prob(self, cond: Any = None, n: int | None = None, divergence: Divergence = "exact",
                              steps: int = 32, solver: Any = "euler", grad: bool = False,
-                             x1: Tensor | None = None, probe: str = "gaussian") -> SampleWithLogProb:
+                             x1: Tensor | None = None, probe: Probe = "gaussian") -> SampleWithLogProb:
         """Sample and compute log p of each sample on the same ODE solve (noise -> data), as GMPG needs.
 
         Arguments as in :meth:`sample` and :meth:`log_prob`.

@@ -22,7 +22,7 @@ Weighting = Literal[WEIGHTINGS]
 
 
 def matching_loss(predict: Callable[[Tensor, Tensor, str], Tensor], path: GaussianPath, x0: Tensor, x1: Tensor,
-                  t: Tensor, kind: str = "flow", weighting: str = "vanilla") -> Tensor:
+                  t: Tensor, kind: LossKind = "flow", weighting: Weighting = "vanilla") -> Tensor:
     """Per-sample loss ``(B,)`` of ``predict(x_t, t, kind) -> prediction`` at ``x_t`` between data ``x0`` and
     (already coupled) noise ``x1`` at times ``t`` ``(B,)``."""
     ps = path.sample(x0, x1, t)

@@ -28,10 +28,12 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 
+from ..config import check_choices
 from ..rl.datasets import TransitionDataset, episode_returns
 from ..rl.envs import REF_SCORES, env_family, normalized_score
 from .rollout import collect, save_d4rl_hdf5
@@ -60,11 +62,14 @@ class MakeConfig:
     """where behaviour agents live (<root>/<env>/)"""
     medium_fraction: float = 1.0 / 3.0
     """medium = the snapshot whose return is closest to this fraction of the expert's (see medium_reference)"""
-    medium_reference: str = "d4rl"
+    medium_reference: Literal["d4rl", "best"] = "d4rl"
     """expert return that medium_fraction applies to: 'd4rl' (the way from D4RL's random to expert reference
     return; falls back to 'best' without references) or 'best' (our best snapshot's return)"""
     num_envs: int = 8
     """parallel environments for rollouts"""
+
+    def __post_init__(self):
+        check_choices(self)
 
 
 def behaviour_dir(cfg: MakeConfig, env: str) -> Path:
@@ -110,8 +115,6 @@ def medium_target(returns: dict[int, float], medium_fraction: float, reference: 
 
 def _medium_reference(cfg: MakeConfig, env_id: str) -> tuple[float, float] | None:
     """The (random, expert) returns that ``medium_fraction`` applies to, or None for "a fraction of our best"."""
-    if cfg.medium_reference not in ("d4rl", "best"):
-        raise ValueError(f"medium_reference must be 'd4rl' or 'best', got {cfg.medium_reference!r}")
     fam = env_family(env_id)
     return REF_SCORES[fam] if cfg.medium_reference == "d4rl" and fam else None
 

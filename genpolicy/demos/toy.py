@@ -27,7 +27,8 @@ from ..analytic import gaussian_log_prob
 from ..config import check_choices
 from ..generative import GenerativeModel
 from ..nets import MLP
-from ..paths import make_path
+from ..matching import LossKind, Weighting
+from ..paths import Parameterization, make_path
 from ..rl.algos.common import advantage_weights, optimizer_step, weighted_matching_step
 from ..rl.algos.gmpg import gmpg_terms
 from ..solvers import FixedStepName, SolverName
@@ -72,10 +73,10 @@ class ToySpec:
 
     name: str
     path: str
-    param: str = "velocity"
-    loss: str = "flow"
-    weighting: str = "vanilla"
-    coupling: str = "independent"
+    param: Parameterization = "velocity"
+    loss: LossKind = "flow"
+    weighting: Weighting = "vanilla"
+    coupling: Literal["independent", "ot"] = "independent"
     path_kwargs: dict = field(default_factory=dict)
 
 

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from ...generative import GenerativeModel
-from ...likelihood import Probe
+from ...likelihood import DIVERGENCES, Probe
 from ...solvers import FIXED_STEP, FixedStepName
 from ..critics import IQLCritic
 from ..data import Batch
@@ -74,7 +74,7 @@ class GMPGConfig(CriticPolicyConfig):
     gradient: Literal["direct", "adjoint"] = "direct"
     """direct: backpropagate through the solver; adjoint: torchdiffeq's adjoint (memory O(1) in T)"""
     divergence: Literal["auto", "exact", "hutchinson"] = "auto"
-    """exact, hutchinson, or auto (exact for action dimension <= 32)"""
+    """divergence estimator; auto: exact for action dimension <= 32, Hutchinson above"""
     probe: Probe = "gaussian"
     """Hutchinson probe distribution"""
     chunk_size: int = 0
@@ -93,8 +93,8 @@ def resolve_divergence(divergence: str, act_dim: int) -> str:
     """``auto`` becomes exact up to 32 action dimensions, Hutchinson above."""
     if divergence == "auto":
         return "exact" if act_dim <= 32 else "hutchinson"
-    if divergence not in ("exact", "hutchinson"):
-        raise ValueError(f"unknown divergence {divergence!r}; expected auto, exact or hutchinson")
+    if divergence not in DIVERGENCES:
+        raise ValueError(f"unknown divergence {divergence!r}; expected auto or one of {DIVERGENCES}")
     return divergence
 
 
