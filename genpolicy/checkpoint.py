@@ -1,8 +1,10 @@
-"""Crash-safe files and RNG state, for every resumable job (the training loop, the SAC behaviour agents).
+"""Crash-safe, pickle-free checkpoint files and RNG state, for every resumable job (training, SAC agents).
 
 A file is written to ``NAME.tmp``, flushed to disk (fsync) and renamed over ``NAME``, so a job killed at any moment
-leaves either the old or the new file, never a torn one. RNG capture covers torch, numpy, Python's ``random`` and
-optionally one ``torch.Generator`` (e.g. the batch sampler's).
+leaves either the old or the new file, never a torn one. Files hold only tensors and plain data (dicts, lists,
+tuples, str, numbers, None) and are read with ``torch.load(..., weights_only=True)``: opening a checkpoint never
+runs code, and a file that would need to is refused. RNG capture covers torch, numpy, Python's ``random`` and
+optionally one ``torch.Generator`` (e.g. the batch sampler's), stored as tensors and lists.
 """
 
 from __future__ import annotations
@@ -15,7 +17,11 @@ from typing import Callable, IO
 import numpy as np
 import torch
 
-__all__ = ["atomic_write", "atomic_torch_save", "capture_rng", "restore_rng", "load_torch"]
+__all__ = ["atomic_write", "atomic_torch_save", "capture_rng", "restore_rng", "load_torch", "UnsafeCheckpointError"]
+
+
+class UnsafeCheckpointError(ValueError):
+    """A file that needs Python objects beyond tensors and plain data to load (refused: loading could run code)."""
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
@@ -35,16 +41,31 @@ def atomic_torch_save(obj, path: str | Path) -> None:
 
 
 def load_torch(path: str | Path) -> dict:
-    """Read a file written by :func:`atomic_torch_save` (on the CPU), with a clear error when it is missing."""
+    """Read a file written by :func:`atomic_torch_save` on the CPU with ``weights_only=True``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        UnsafeCheckpointError: the file holds other Python objects (a pickle payload, or an old-format file).
+    """
+    import pickle
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        what = str(e).split("WeightsUnpickler error:")[-1].strip().splitlines()[0]
+        raise UnsafeCheckpointError(f"{path}: refusing to load: it holds Python objects other than tensors and "
+                                    f"plain data ({what})") from None
 
 
 def capture_rng(gen: torch.Generator | None = None) -> dict:
-    """The global torch, numpy and Python RNG states (and ``gen``'s, when given)."""
-    s = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """The global torch, numpy and Python RNG states (and ``gen``'s, when given), as tensors and lists."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    s = {"torch": torch.get_rng_state(), "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+         "python": [version, list(internal), gauss]}
     if gen is not None:
         s["batches"] = gen.get_state()
     return s
@@ -53,7 +74,9 @@ def capture_rng(gen: torch.Generator | None = None) -> dict:
 def restore_rng(s: dict, gen: torch.Generator | None = None) -> None:
     """Undo :func:`capture_rng`: set the global states (and ``gen``'s)."""
     torch.set_rng_state(s["torch"])
-    np.random.set_state(s["numpy"])
-    random.setstate(s["python"])
+    name, keys, pos, has_gauss, cached = s["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = s["python"]
+    random.setstate((version, tuple(internal), gauss))
     if gen is not None:
         gen.set_state(s["batches"])

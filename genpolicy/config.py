@@ -13,13 +13,14 @@ import argparse
 import ast
 import dataclasses
 import inspect
+import re
 import textwrap
 import typing
 from functools import lru_cache
 from importlib import resources
 
 __all__ = ["field_docs", "add_dataclass_args", "dataclass_from_args", "apply_overrides", "check_choices",
-           "literal_choices", "load_presets", "resolve_config"]
+           "literal_choices", "load_presets", "resolve_config", "check_resume_changes", "to_yaml"]
 
 
 @lru_cache(maxsize=None)
@@ -37,7 +38,7 @@ def field_docs(cls) -> dict[str, str]:
         for node, nxt in zip(body, body[1:]):
             if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr)
                     and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)):
-                docs[node.target.id] = " ".join(nxt.value.value.split())
+                docs[node.target.id] = " ".join(nxt.value.value.replace("``", "").split())
     return docs
 
 
@@ -47,12 +48,36 @@ def literal_choices(tp) -> tuple | None:
 
 
 def check_choices(cfg) -> None:
-    """Raise a one-line ValueError for the first ``Literal`` field of dataclass ``cfg`` holding a value it does not
-    allow (call it from ``__post_init__``)."""
+    """Validate dataclass ``cfg`` (call it from ``__post_init__``): every ``Literal`` field holds an allowed value and
+    every field named in the class's ``limits`` (a ClassVar dict, merged over the class hierarchy) is in range.
+    Raises a one-line ValueError naming the field, the value and what is allowed."""
     for name, tp in _hints(type(cfg)).items():
         choices = literal_choices(tp)
         if choices is not None and getattr(cfg, name) not in choices:
             raise ValueError(f"{type(cfg).__name__}.{name}={getattr(cfg, name)!r}: expected one of {list(choices)}")
+    limits = {}
+    for klass in reversed(type(cfg).__mro__):
+        limits.update(vars(klass).get("limits", {}))
+    for name, spec in limits.items():
+        value = getattr(cfg, name)
+        for v in value if isinstance(value, (tuple, list)) else (value,):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not _in_range(v, spec):
+                raise ValueError(f"{type(cfg).__name__}.{name}={value!r}: must be {spec.replace('x', name)}")
+
+
+_RANGE = re.compile(r"^(?:(?P<lo>[-\d.e]+)(?P<lop><=?)x(?P<hip><=?)(?P<hi>[-\d.e]+)|(?P<op>>=?)(?P<b>[-\d.e]+))$")
+
+
+def _in_range(v: float, spec: str) -> bool:
+    """``v`` satisfies ``spec``: ``>=a``, ``>a``, or ``a<x<b`` with ``<`` or ``<=`` on either side."""
+    m = _RANGE.match(spec.replace(" ", ""))
+    if m is None:
+        raise ValueError(f"bad range spec {spec!r}")
+    if m["op"]:
+        return v >= float(m["b"]) if m["op"] == ">=" else v > float(m["b"])
+    lo_ok = v >= float(m["lo"]) if m["lop"] == "<=" else v > float(m["lo"])
+    hi_ok = v <= float(m["hi"]) if m["hip"] == "<=" else v < float(m["hi"])
+    return lo_ok and hi_ok
 
 
 @lru_cache(maxsize=None)
@@ -72,18 +97,21 @@ def _base_type(tp):
     return "plain", tp
 
 
-def add_dataclass_args(parser, cls, dest_prefix: str = "", suppress_defaults: bool = False) -> None:
+def add_dataclass_args(parser, cls, dest_prefix: str = "", suppress_defaults: bool = False, shown=None) -> None:
     """Add one ``--field-name`` flag per dataclass field, with its type, default and docstring.
 
     Args:
         parser: an ArgumentParser or argument group.
         dest_prefix: prefix of each flag's destination name (to tell config fields from other flags).
         suppress_defaults: leave unset flags out of the namespace (so that presets below them survive).
+        shown: a ``cls`` instance whose values ``--help`` shows as the defaults (e.g. with presets applied).
     """
     docs = field_docs(cls)
     hints = _hints(cls)
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if shown is not None:
+            default = getattr(shown, f.name)
         kind, tp = _base_type(hints[f.name])
         flag = "--" + f.name.replace("_", "-")
         choices = literal_choices(hints[f.name])
@@ -170,3 +198,35 @@ def resolve_config(cls, presets: list[str], available: dict, flags: dict, sets: 
         k, v = s.split("=", 1)
         overrides[k.strip()] = _coerce(cls, k.strip(), v)
     return apply_overrides(cfg, overrides)
+
+
+def _class_union(cls, attr: str) -> set:
+    return {name for klass in cls.__mro__ for name in getattr(klass, attr, ())}
+
+
+def check_resume_changes(old, new) -> dict:
+    """The fields ``new`` changes from ``old`` (a run's config when it is resumed); raises a one-line ValueError
+    unless each is declared safe by the config class: ``resume_safe`` (any value) or ``stage_steps`` (a stage
+    length, which may only grow)."""
+    changed = {f.name: getattr(new, f.name) for f in dataclasses.fields(new)
+               if getattr(new, f.name) != getattr(old, f.name)}
+    safe, grow = _class_union(type(new), "resume_safe"), _class_union(type(new), "stage_steps")
+    refused = sorted(k for k in changed if k not in safe | grow)
+    shrunk = sorted(k for k in changed if k in grow and changed[k] < getattr(old, k))
+    if refused or shrunk:
+        why = []
+        if refused:
+            why.append(f"{', '.join(refused)} cannot change in a resumed run (it would no longer be the run that "
+                       f"started); allowed: {', '.join(sorted(safe | grow))}")
+        if shrunk:
+            why.append(f"{', '.join(shrunk)} may only grow")
+        raise ValueError("; ".join(why))
+    return changed
+
+
+def to_yaml(cfg) -> str:
+    """The config as YAML (sequences as lists), readable back as a preset by :func:`resolve_config`."""
+    import yaml
+
+    return yaml.safe_dump({k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()},
+                          sort_keys=False)

@@ -11,52 +11,139 @@ Run directory layout::
     summary.json       best and final scores, wall time, steps/s per stage
 
 Resuming (``resume=True``) restores everything, including RNG states, so that a run killed with SIGKILL and
-resumed ends with the same weights as an uninterrupted run with the same seed.
+resumed ends with the same weights as an uninterrupted run with the same seed. SIGINT/SIGTERM finish the current
+step, write a checkpoint and raise :class:`TrainingInterrupted`. A resumed run must be given the same data
+(checked by digest). Metrics that turn non-finite stop the run with the stage and steps named, unless the stage
+skips such steps itself (``Stage.skips_non_finite``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import math
+import signal
+import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .checkpoint import atomic_torch_save, capture_rng, load_torch, restore_rng
 from .rl.algos.base import Algorithm
 from .rl.data import OfflineData
 
-__all__ = ["train", "prepare_run", "save_checkpoint", "load_checkpoint", "CHECKPOINT", "BEST"]
+__all__ = ["train", "prepare_run", "run_config", "preflight", "open_env", "save_checkpoint", "load_checkpoint", "CHECKPOINT", "BEST", "TrainingInterrupted",
+           "NonFiniteMetrics"]
 
 CHECKPOINT, BEST = "checkpoint.pt", "best.pt"
 
 
-def prepare_run(algo: str, cfg, dataset, resume_dir: str | Path | None = None) -> tuple[Algorithm, OfflineData]:
+class TrainingInterrupted(Exception):
+    """SIGINT or SIGTERM arrived; the step in progress finished and a checkpoint was written."""
+
+    def __init__(self, signum: int, stage: str, step: int, run_dir: Path):
+        super().__init__(f"{signal.Signals(signum).name} at {stage} step {step}; checkpoint written to "
+                         f"{run_dir / CHECKPOINT}")
+        self.signum, self.stage, self.step, self.run_dir = signum, stage, step, run_dir
+
+
+class NonFiniteMetrics(ValueError):
+    """A stage's metrics became NaN or infinite."""
+
+
+def prepare_run(algo: str, cfg, dataset) -> tuple[Algorithm, OfflineData]:
     """Everything before the loop, done one way for every caller (CLI, benchmarks, suites): seed, load the
     dataset, put it on ``cfg.device`` with the config's reward scaling and normalization, build the algorithm there.
 
     Args:
         algo: a registered algorithm name.
-        cfg: an instance of its ``Config``; ignored when resuming (the run keeps the config it was started with).
+        cfg: an instance of its ``Config`` (for a resumed run: :func:`run_config`, with any safe changes).
         dataset: a dataset spec for :func:`~genpolicy.rl.datasets.load_dataset`, or a loaded ``TransitionDataset``.
-        resume_dir: a run folder whose checkpoint's config replaces ``cfg``.
 
     Returns:
-        ``(algorithm, data)``, ready for :func:`train`.
+        ``(algorithm, data)``, ready for :func:`preflight` and :func:`train`.
     """
-    from .rl.algos import build_algorithm, config_from_dict
+    from .rl.algos import build_algorithm
     from .rl.datasets import TransitionDataset, load_dataset
 
-    if resume_dir is not None:
-        ck = load_checkpoint(Path(resume_dir) / CHECKPOINT)
-        if ck["algo"] != algo:
-            raise ValueError(f"{resume_dir} holds a {ck['algo']!r} run, not {algo!r}")
-        cfg = config_from_dict(algo, ck["config"], ck.get("algo_module"))
     torch.manual_seed(cfg.seed)
     ds = dataset if isinstance(dataset, TransitionDataset) else load_dataset(dataset)
     data = OfflineData(ds, reward_scale=cfg.reward_scale, normalize_obs=cfg.normalize_obs, device=cfg.device)
     return build_algorithm(algo, data.obs_dim, data.act_dim, cfg, data.normalizer).to(cfg.device), data
+
+
+def run_config(run_dir: str | Path, algo: str, **replace):
+    """The config a run in ``run_dir`` was started with (from its checkpoint), with ``replace`` applied."""
+    from .rl.algos import config_from_dict
+
+    path = Path(run_dir) / CHECKPOINT
+    if not path.exists():
+        raise FileNotFoundError(f"nothing to resume: {path} does not exist")
+    ck = load_checkpoint(path)
+    if ck["algo"] != algo:
+        raise ValueError(f"{run_dir} holds a {ck['algo']!r} run, not {algo!r}")
+    return config_from_dict(algo, ck["config"], ck.get("algo_module"), **replace)
+
+
+def preflight(algo: Algorithm, data: OfflineData, env_id: str | None = None) -> dict:
+    """Check in seconds what the run will need, on copies, without moving any random state: the environment
+    exists and its observation and action sizes match the data; one update of every stage runs (on a deep
+    copy of the algorithm, with a small batch); ``act`` on a real observation returns finite actions in range.
+
+    Returns:
+        ``{"seconds": ..., "obs": [...]}`` (the observation used). Raises a one-line ValueError on a problem.
+    """
+    import copy
+
+    t0 = time.perf_counter()
+    raw = _raw_observation(algo, data, env_id)
+    devices = [data.device] if data.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        twin = copy.deepcopy(algo)
+        gen = torch.Generator(device=data.device).manual_seed(0)
+        for stage in twin.stages():
+            if stage.steps > 0:
+                try:
+                    stage.update(data.sample(min(stage.batch_size or algo.cfg.batch_size, 32), generator=gen))
+                except Exception as e:
+                    raise type(e)(f"preflight: one {stage.name} step failed: {e}") from e
+        twin.eval()
+        a = twin.act(raw[None])
+    if a.shape != (1, algo.act_dim) or not np.all(np.isfinite(a)):
+        raise ValueError(f"preflight: act() returned {a.shape} {a.tolist()}; wanted finite (1, {algo.act_dim})")
+    return {"seconds": round(time.perf_counter() - t0, 2), "obs": raw.tolist()}
+
+
+def _raw_observation(algo: Algorithm, data: OfflineData, env_id: str | None) -> np.ndarray:
+    """A real observation: from a reset of ``env_id`` (after checking its sizes) or the data's first row."""
+    if env_id is None:
+        x = data.obs[0].cpu() * data.normalizer.std + data.normalizer.mean
+        return x.numpy().astype(np.float32)
+    env = open_env(env_id)
+    try:
+        obs_dim, act_dim = int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape))
+        if (obs_dim, act_dim) != (algo.obs_dim, algo.act_dim):
+            raise ValueError(f"{env_id} has observations of size {obs_dim} and actions of size {act_dim}; the "
+                             f"data ({data.source}) has {algo.obs_dim} and {algo.act_dim}")
+        obs, _ = env.reset(seed=0)
+    finally:
+        env.close()
+    return np.asarray(obs, dtype=np.float32).reshape(-1)
+
+
+def open_env(env_id: str):
+    """``make_env(env_id)`` with a one-line error for an id that does not exist (listing close matches)."""
+    from .rl.envs import make_env
+
+    try:
+        return make_env(env_id)
+    except ImportError:
+        raise
+    except Exception as e:  # gymnasium's NameNotFound / VersionNotFound / NamespaceNotFound and friends
+        raise ValueError(f"unknown environment {env_id!r}: {' '.join(str(e).split())}") from None
 
 
 def save_checkpoint(path: Path, algo: Algorithm, meta: dict, stage: int, step: int, gen: torch.Generator,
@@ -134,9 +221,8 @@ def _evaluate(algo: Algorithm, env_id: str, cfg) -> dict:
 
     was_training = algo.training
     algo.eval()
-    with torch.random.fork_rng():  # evaluation must not move the training RNG (exact resume)
-        torch.manual_seed(cfg.seed + 12345)
-        res = evaluate(algo.act, env_id, episodes=cfg.eval_episodes, seed=cfg.seed + 10_000)
+    # evaluation must not move the training RNG (exact resume): evaluate forks it and seeds the policy's noise
+    res = evaluate(algo.act, env_id, episodes=cfg.eval_episodes, seed=cfg.seed + 10_000, policy_seed=cfg.seed + 12345)
     algo.train(was_training)
     d = res.as_dict()
     d["score"] = res.score
@@ -152,12 +238,18 @@ class _Loop:
         self.meta = dict(meta, env=env_id)
         self.gen = torch.Generator(device=data.device).manual_seed(algo.cfg.seed)
         self.start_stage, self.start_step = 0, 0
+        self.meta["data"] = data.fingerprint
         self.state = {"best_score": None, "best_stage_step": None, "final_score": None, "evals": [],
-                      "stage_times": {}, "metrics_offset": None, "evals_offset": None}
+                      "stage_times": {}, "metrics_offset": None, "evals_offset": None, "wall_seconds": 0.0,
+                      "segments": 0}
+        self.t0 = time.perf_counter()
+        self.stop_signal: int | None = None
         if resume:
             ck = load_checkpoint(run_dir / CHECKPOINT)
             if ck["algo"] != algo.name:
                 raise ValueError(f"checkpoint is for {ck['algo']!r}, not {algo.name!r}")
+            _check_same_data(ck["meta"].get("data"), data.fingerprint, run_dir)
+            self._record_changes(ck)
             algo.load_full_state_dict(ck["state"])
             restore_rng(ck["rng"], self.gen)
             self.start_stage, self.start_step = ck["stage"], ck["step"]
@@ -165,9 +257,31 @@ class _Loop:
         else:
             _write_config(run_dir, algo, self.meta)
         self.logger = _Logger(run_dir, self.state["metrics_offset"], self.state["evals_offset"])
+        self.wall_before = self.state["wall_seconds"]
+        self.state["segments"] += 1
+
+    def _record_changes(self, ck: dict) -> None:
+        """Refuse config changes a resumed run may not make; record the allowed ones in the config history."""
+        from .config import check_resume_changes
+        from .rl.algos import config_from_dict
+
+        old = config_from_dict(ck["algo"], ck["config"], ck.get("algo_module"), device=self.algo.cfg.device)
+        changes = check_resume_changes(old, self.algo.cfg)
+        history = list(ck["meta"].get("config_history", []))
+        if changes:
+            history.append({"segment": ck["loop"].get("segments", 1) + 1, "at": [ck["stage"], ck["step"]],
+                            "changes": {k: list(v) if isinstance(v, tuple) else v for k, v in changes.items()}})
+        self.meta["config_history"] = history
+        if changes:
+            _write_config(self.dir, self.algo, self.meta)
+
+    def wall_seconds(self) -> float:
+        """Wall time of every segment of the run (resumed runs add theirs)."""
+        return round(self.wall_before + time.perf_counter() - self.t0, 2)
 
     def save(self, name: str, stage_idx: int, step: int) -> None:
         self.state.update(self.logger.offsets())
+        self.state["wall_seconds"] = self.wall_seconds()
         save_checkpoint(self.dir / name, self.algo, self.meta, stage_idx, step, self.gen, {"loop": self.state})
 
     def run_stage(self, si: int, stage, first: int) -> None:
@@ -186,12 +300,20 @@ class _Loop:
             if done % cfg.log_every == 0 or done == stage.steps:
                 vals = self.logger.flush(stage.name, done)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in list(vals.items())[:4]}, refresh=False)
+                bad = sorted(k for k, v in vals.items() if not math.isfinite(v))
+                if bad and not stage.skips_non_finite:
+                    raise NonFiniteMetrics(f"{stage.name} stage: {', '.join(bad)} non-finite in steps "
+                                           f"{max(first, done - cfg.log_every) + 1}-{done} (lower the learning "
+                                           f"rates or check the data's reward scale)")
             if self.env_id and stage.evaluates and ((cfg.eval_every and done % cfg.eval_every == 0)
                                                     or done == stage.steps):
                 self.evaluate(stage.name, si, done, bar)
-            if done % cfg.ckpt_every == 0 or done == stage.steps:
-                end = done == stage.steps
+            end = done == stage.steps
+            if done % cfg.ckpt_every == 0 or end or self.stop_signal is not None:
                 self.save(CHECKPOINT, si + 1 if end else si, 0 if end else done)
+            if self.stop_signal is not None:
+                bar.close()
+                raise TrainingInterrupted(self.stop_signal, stage.name, done, self.dir)
         bar.close()
         elapsed = time.perf_counter() - t0
         self.state["stage_times"][stage.name] = {"seconds": round(elapsed, 2),
@@ -229,20 +351,53 @@ def train(algo: Algorithm, data: OfflineData, run_dir: str | Path, env_id: str |
     run_dir.mkdir(parents=True, exist_ok=True)
     loop = _Loop(algo, data, run_dir, env_id, meta or {}, resume, progress)
     stages = algo.stages()
-    t_run = time.perf_counter()
     try:
-        for si in range(loop.start_stage, len(stages)):
-            first = loop.start_step if si == loop.start_stage else 0
-            if first < stages[si].steps:
-                loop.run_stage(si, stages[si], first)
+        with _stop_on_signals(loop):
+            for si in range(loop.start_stage, len(stages)):
+                first = loop.start_step if si == loop.start_stage else 0
+                if first < stages[si].steps:
+                    loop.run_stage(si, stages[si], first)
     finally:
         loop.logger.close()
     st = loop.state
     summary = {"algo": algo.name, "best_score": st["best_score"], "best_at": st["best_stage_step"],
                "final_score": st["final_score"], "stage_times": st["stage_times"],
-               "wall_seconds": round(time.perf_counter() - t_run, 2), "evals": st["evals"], **loop.meta}
+               "wall_seconds": loop.wall_seconds(), "segments": st["segments"], "evals": st["evals"], **loop.meta}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+@contextlib.contextmanager
+def _stop_on_signals(loop: _Loop):
+    """SIGINT/SIGTERM set ``loop.stop_signal`` (the loop checkpoints and stops after the step in progress); a
+    second signal of the same kind aborts at once. Only in the main thread (signal handlers live there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if loop.stop_signal is not None:  # asked twice: stop now
+            raise KeyboardInterrupt
+        loop.stop_signal = signum
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _check_same_data(recorded: dict | None, given: dict, run_dir: Path) -> None:
+    """A resumed run must train on the data it started with."""
+    if recorded is None:
+        return  # a checkpoint from before digests were recorded
+    keys = ("sha256", "rows", "obs_dim", "act_dim", "reward_scale", "normalize_obs")
+    diff = [k for k in keys if recorded.get(k) != given.get(k)]
+    if diff:
+        raise ValueError(f"{run_dir} was trained on {recorded.get('source')} ({recorded.get('rows')} rows, obs "
+                         f"{recorded.get('obs_dim')}, act {recorded.get('act_dim')}); the data given now "
+                         f"({given.get('source')}) differs in {', '.join(diff)}")
 
 
 def _write_config(run_dir: Path, algo: Algorithm, meta: dict) -> None:

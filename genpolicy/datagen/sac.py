@@ -262,7 +262,7 @@ def _save_state(out: Path, agent: SACAgent, replay: _Replay, step: int, history:
 
 def load_actor(path: str | Path) -> tuple[Actor, dict]:
     """A policy snapshot written by :func:`train_sac`: the actor and its metadata."""
-    d = torch.load(path, weights_only=False)
+    d = load_torch(path)
     actor = Actor(d["obs_dim"], d["act_dim"], tuple(d["hidden"]))
     actor.load_state_dict(d["actor"])
     return actor.eval(), d

@@ -76,6 +76,10 @@ class OfflineData:
         if reward_scale not in REWARD_SCALES:
             raise ValueError(f"unknown reward_scale {reward_scale!r}; expected one of {list(REWARD_SCALES)}")
         self.source = ds.source
+        #: what identifies the data a run was trained on (checked when a run is resumed)
+        self.fingerprint = {"source": str(ds.source), "sha256": ds.sha256(), "rows": len(ds),
+                            "obs_dim": int(ds.observations.shape[1]), "act_dim": int(ds.actions.shape[1]),
+                            "reward_scale": reward_scale, "normalize_obs": bool(normalize_obs)}
         self.device = torch.device(device)
         self.obs_dim, self.act_dim = ds.observations.shape[1], ds.actions.shape[1]
         rewards = ds.rewards.astype(np.float32)

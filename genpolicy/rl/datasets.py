@@ -21,7 +21,7 @@ import numpy as np
 __all__ = [
     "DatasetError", "TransitionDataset", "load_dataset",
     "load_d4rl_hdf5", "load_minari", "load_npz", "episode_returns", "REQUIRED_KEYS", "register_dataset",
-    "DATASET_REGISTRY", "dataset_dirs", "concat_datasets", "close_last_episode",
+    "DATASET_REGISTRY", "dataset_dirs", "available_datasets", "concat_datasets", "close_last_episode",
 ]
 
 REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals")
@@ -60,6 +60,15 @@ class TransitionDataset:
 
     def __len__(self) -> int:
         return len(self.rewards)
+
+    def sha256(self) -> str:
+        """Digest of the transitions (every array, in order): what a resumed run checks it is given again."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for key in ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts"):
+            h.update(np.ascontiguousarray(getattr(self, key)).tobytes())
+        return h.hexdigest()
 
     def head(self, n: int) -> "TransitionDataset":
         """The first ``n`` transitions; an episode cut at row ``n`` ends there with a timeout."""
@@ -290,6 +299,32 @@ def dataset_dirs() -> list[Path]:
     return dirs
 
 
+def available_datasets() -> list[dict]:
+    """Every dataset ``load_dataset`` accepts by name: the suite files found in :func:`dataset_dirs` (with their
+    data cards' facts), the medium-expert compositions, and registered names."""
+    found: dict[str, dict] = {}
+    for d in dataset_dirs():
+        for f in sorted(d.glob("*.hdf5")):
+            if f.stem in found:
+                continue
+            card = f.with_suffix(".json")
+            info = json.loads(card.read_text()) if card.exists() else {}
+            found[f.stem] = {"name": f.stem, "path": str(f), "size_mb": round(f.stat().st_size / 2**20, 1),
+                             "transitions": info.get("transitions"), "episodes": info.get("episodes"),
+                             "return_mean": info.get("return_mean"), "score_mean": info.get("normalized_score_mean")}
+    for name in list(found):
+        if "-medium-" in name:
+            me = name.replace("-medium-", "-medium-expert-")
+            expert = name.replace("-medium-", "-expert-")
+            if expert in found and me not in found:
+                found[me] = {"name": me, "path": f"{found[name]['path']} + {found[expert]['path']}",
+                             "size_mb": None, "transitions": None, "episodes": None, "return_mean": None,
+                             "score_mean": None, "composed": True}
+    for name, path in DATASET_REGISTRY.items():
+        found.setdefault(name, {"name": name, "path": str(path), "registered": True})
+    return [found[k] for k in sorted(found)]
+
+
 def concat_datasets(parts: list[TransitionDataset], source: str) -> TransitionDataset:
     """Concatenate datasets (each keeps its episode boundaries)."""
     cat = lambda k: np.concatenate([getattr(p, k) for p in parts])  # noqa: E731
@@ -332,9 +367,9 @@ def load_dataset(spec: str | Path, action_bounds=(-1.0, 1.0)) -> TransitionDatas
     if p.suffix == ".npz":
         return load_npz(p, action_bounds)
     if not p.exists():
-        known = sorted(DATASET_REGISTRY)
+        known = [d["name"] for d in available_datasets()]
         raise FileNotFoundError(f"no dataset {s!r}: not a file or folder, not 'minari:ID', and not a known name "
-                                f"({', '.join(known) if known else 'no names registered'})")
+                                f"(known: {', '.join(known) if known else 'none found'}; see genpolicy datasets)")
     raise DatasetError(s, None, "unknown file type; expected .hdf5, .h5, .npz or a Minari folder")
 
 

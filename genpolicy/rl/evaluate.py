@@ -9,7 +9,7 @@ import numpy as np
 
 from .envs import env_family, make_vec_env, normalized_score
 
-__all__ = ["EvalResult", "evaluate"]
+__all__ = ["EvalResult", "evaluate", "score_definition"]
 
 
 @dataclass
@@ -38,7 +38,7 @@ class EvalResult:
 
 
 def evaluate(act: Callable[[np.ndarray], np.ndarray], env_id: str, episodes: int = 10, seed: int = 0,
-             max_steps: int = 1000) -> EvalResult:
+             max_steps: int = 1000, policy_seed: int | None = None) -> EvalResult:
     """Run ``episodes`` episodes in parallel (one env each) and return their returns.
 
     Args:
@@ -47,9 +47,17 @@ def evaluate(act: Callable[[np.ndarray], np.ndarray], env_id: str, episodes: int
         episodes: number of episodes (= vector-env size).
         seed: env i is reset with seed ``seed + i``.
         max_steps: safety cap on steps per episode.
+        policy_seed: seed torch's RNG (the policy's sampling noise) with this inside a fork of the RNG state, so
+            that the same policy and seeds give the same returns and the caller's random state does not move.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if policy_seed is not None:
+        import torch
+
+        with torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_initialized() else []):
+            torch.manual_seed(policy_seed)
+            return evaluate(act, env_id, episodes, seed, max_steps)
     env = make_vec_env(env_id, episodes)
     try:
         obs, _ = env.reset(seed=[seed + i for i in range(episodes)])
@@ -71,3 +79,15 @@ def evaluate(act: Callable[[np.ndarray], np.ndarray], env_id: str, episodes: int
         env.close()
     norm = normalized_score(env_id, returns) if env_family(env_id) else None
     return EvalResult(returns=returns, lengths=lengths, normalized=norm)
+
+
+def score_definition(env_id: str) -> str:
+    """What ``score`` means for ``env_id``: the D4RL normalization and the reference returns it uses."""
+    from .envs import REF_SCORES
+
+    fam = env_family(env_id)
+    if fam is None:
+        return "mean undiscounted return (no D4RL reference returns for this environment)"
+    lo, hi = REF_SCORES[fam]
+    return (f"D4RL-normalized score 100 (R - {lo:g}) / ({hi:g} - {lo:g}), with D4RL's {fam} random and expert "
+            f"reference returns")

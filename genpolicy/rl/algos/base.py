@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
 import torch
@@ -46,8 +46,28 @@ class RunConfig:
     act_steps: int = 32
     """solver steps used to sample actions"""
 
+    #: fields a resumed run may change (config.check_resume_changes); ``stage_steps`` may only grow
+    resume_safe: ClassVar[tuple[str, ...]] = ("eval_every", "eval_episodes", "log_every", "ckpt_every", "device")
+    stage_steps: ClassVar[tuple[str, ...]] = ()
+    #: allowed ranges, checked with the choices when the config is made (subclasses add their own)
+    limits: ClassVar[dict[str, str]] = {"seed": ">=0", "batch_size": ">=1", "eval_every": ">=0", "eval_episodes": ">=1",
+                                        "log_every": ">=1", "ckpt_every": ">=1", "act_steps": ">=1"}
+
     def __post_init__(self):
         check_choices(self)
+        _check_device(self.device)
+
+
+def _check_device(device: str) -> None:
+    """A one-line error for a device torch cannot parse or this machine does not have."""
+    try:
+        d = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device={device!r}: not a torch device (e.g. cpu, cuda, cuda:1, mps)") from None
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r}: CUDA is not available on this machine; use device=cpu")
+    if d.type == "cuda" and d.index is not None and d.index >= torch.cuda.device_count():
+        raise ValueError(f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
 @dataclass
@@ -57,6 +77,8 @@ class Stage:
     Attributes:
         evaluates: the policy is meaningful during this stage, so the loop evaluates it.
         batch_size: rows per batch for this stage (None: the run's ``batch_size``).
+        skips_non_finite: the update skips (and counts) non-finite steps itself, so non-finite metrics do not
+            stop the run.
     """
 
     name: str
@@ -64,6 +86,7 @@ class Stage:
     update: Callable[[Batch], dict[str, Tensor]]
     evaluates: bool = False
     batch_size: int | None = None
+    skips_non_finite: bool = False
 
 
 class Algorithm(nn.Module, ABC):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -55,10 +56,11 @@ class CriticPolicyConfig(RunConfig):
     grad_clip: float = 0.0
     """clip the policy gradient norm to this (0: off)"""
 
-    def __post_init__(self):
-        super().__post_init__()
-        if self.beta < 0:
-            raise ValueError(f"beta must be >= 0, got {self.beta}")
+    stage_steps: ClassVar[tuple[str, ...]] = ("critic_steps", "policy_steps", "behaviour_steps")
+    limits: ClassVar[dict[str, str]] = {"net_hidden": ">=1", "beta": ">=0", "critic_steps": ">=0", "policy_steps": ">=0",
+                                        "policy_lr": ">0", "critic_lr": ">0", "critic_hidden": ">=1",
+                                        "expectile": "0<x<1", "gamma": "0<=x<=1", "polyak": "0<x<=1",
+                                        "grad_clip": ">=0"}
 
     def iql(self):
         """The IQL critic's settings."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -82,10 +82,12 @@ class GMPGConfig(CriticPolicyConfig):
     memory_budget_mb: int = 2048
     """autograd memory allowed per chunk when chunk_size is 0"""
 
+    limits: ClassVar[dict[str, str]] = {"num_samples": ">=1", "weight_clamp": ">0", "behaviour_steps": ">=0",
+                                        "behaviour_lr": ">0", "policy_batch_size": ">=0", "train_steps": ">=1",
+                                        "chunk_size": ">=0", "memory_budget_mb": ">=1"}
+
     def __post_init__(self):
         super().__post_init__()
-        if self.train_steps < 1 or self.num_samples < 1:
-            raise ValueError(f"train_steps and num_samples must be >= 1, got {self.train_steps}, {self.num_samples}")
         grad_solver(self.train_solver, self.gradient)  # e.g. heun has no adjoint counterpart
 
 
@@ -201,7 +203,7 @@ class GMPG(Algorithm):
         return [behaviour_cloning_stage(self.behaviour, self.behaviour_opt, cfg.behaviour_steps, kind="flow"),  # Eq 3
                 Stage("critic", cfg.critic_steps, self.critic.update),
                 Stage("policy", cfg.policy_steps, self.update_policy, evaluates=True,
-                      batch_size=cfg.policy_batch_size or None)]
+                      batch_size=cfg.policy_batch_size or None, skips_non_finite=True)]
 
     # ------------------------------------------------------------------ policy
     def init_policy_from_behaviour(self) -> None:

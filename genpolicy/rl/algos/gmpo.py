@@ -12,7 +12,7 @@ samples K actions per state from it and weights their matching losses by softmax
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -47,10 +47,8 @@ class GMPOConfig(CriticPolicyConfig):
     behaviour_sample_steps: int = 10
     """softmax variant: solver steps when sampling the K behaviour actions"""
 
-    def __post_init__(self):
-        super().__post_init__()
-        if self.weight_clamp <= 0:
-            raise ValueError(f"weight_clamp must be > 0, got {self.weight_clamp}")
+    limits: ClassVar[dict[str, str]] = {"weight_clamp": ">0", "num_samples": ">=1", "behaviour_steps": ">=0",
+                                        "behaviour_sample_steps": ">=1"}
 
 
 @register

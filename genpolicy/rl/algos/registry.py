@@ -38,14 +38,15 @@ def algorithm_class(name: str, module: str | None = None) -> type[Algorithm]:
     return ALGORITHMS[name]
 
 
-def config_from_dict(name: str, config: dict, module: str | None = None):
-    """The algorithm's Config from a plain dict (as stored in checkpoints); unknown keys are an error."""
+def config_from_dict(name: str, config: dict, module: str | None = None, **replace):
+    """The algorithm's Config from a plain dict (as stored in checkpoints), with ``replace`` applied first (e.g.
+    ``device="cpu"`` for a run trained on a GPU); unknown keys are an error."""
     cls = algorithm_class(name, module).Config
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(config) - fields)
     if unknown:
         raise ValueError(f"config keys {unknown} are not fields of {cls.__name__}")
-    return cls(**config)
+    return cls(**{**config, **replace})
 
 
 def build_algorithm(name: str, obs_dim: int, act_dim: int, cfg, normalizer=None) -> Algorithm:

@@ -1,0 +1,53 @@
+"""``genpolicy data make | behaviour | curves``: D4RL-style datasets from our own MuJoCo agents."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ..config import add_dataclass_args, dataclass_from_args
+
+
+def add_parser(sub, name: str, text: str, argv: list[str]) -> None:
+    from ..datagen.make import ENVS, LEVELS, MakeConfig
+    from ..datagen.sac import SACConfig
+
+    data = sub.add_parser(name, help=text, description=text)
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    mk = dsub.add_parser("make", help="make one dataset file (+ data card)")
+    mk.add_argument("env", choices=sorted(ENVS))
+    mk.add_argument("level", choices=LEVELS)
+    mk.add_argument("--no-progress", dest="progress", action="store_false")
+    add_dataclass_args(mk, MakeConfig)
+    bh = dsub.add_parser("behaviour", help="train (or resume) the SAC behaviour agent of an env")
+    bh.add_argument("env", choices=sorted(ENVS))
+    bh.add_argument("--root", default="datasets/behaviour", help="behaviour agents live in ROOT/ENV")
+    bh.add_argument("--no-progress", dest="progress", action="store_false")
+    bh.add_argument("--fresh", action="store_true", help="start over instead of resuming")
+    add_dataclass_args(bh, SACConfig)
+    cv = dsub.add_parser("curves", help="plot the behaviour agents' snapshot returns and the medium/expert picks")
+    cv.add_argument("--out-png", default="datasets/behaviour_curves.png")
+    cv.add_argument("envs", nargs="*", help="short env names (default: every agent found)")
+    add_dataclass_args(cv, MakeConfig)
+
+
+def run(ns) -> int:
+    from ..datagen.make import ENVS, MakeConfig, make_dataset
+    from ..datagen.sac import SACConfig, train_sac
+
+    if ns.data_command == "curves":
+        from ..datagen.make import plot_behaviour_curves
+
+        print(plot_behaviour_curves(dataclass_from_args(MakeConfig, ns), ns.out_png, ns.envs or None))
+        return 0
+    if ns.data_command == "make":
+        cfg = dataclass_from_args(MakeConfig, ns)
+        card = make_dataset(ns.env, ns.level, cfg, progress=ns.progress,
+                            command=" ".join(["genpolicy"] + sys.argv[1:]))
+        print(json.dumps(card, indent=2))
+        return 0
+    cfg = dataclass_from_args(SACConfig, ns)
+    hist = train_sac(ENVS[ns.env], Path(ns.root) / ns.env, cfg, progress=ns.progress, resume=not ns.fresh)
+    print(json.dumps({"env": ns.env, "eval_returns": hist}, indent=1))
+    return 0

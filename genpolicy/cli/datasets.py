@@ -1,0 +1,36 @@
+"""``genpolicy datasets``: the names ``--dataset`` accepts, with each data card's facts."""
+
+from __future__ import annotations
+
+import json
+
+
+def add_parser(sub, name: str, text: str, argv: list[str]) -> None:
+    p = sub.add_parser(name, help=text, description=text + " (searched in $GENPOLICY_DATASETS, ./datasets and the "
+                                                           "repository's datasets/).")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def run(ns) -> int:
+    from ..rl.datasets import available_datasets, dataset_dirs
+
+    rows = available_datasets()
+    if ns.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    if not rows:
+        print(f"no datasets found in {', '.join(map(str, dataset_dirs()))}")
+        return 0
+
+    def f(v, fmt):
+        width = int(fmt.split(".")[0].rstrip("df"))
+        return format(v, fmt) if v is not None else "-".rjust(width)
+
+    print(f"{'name':34s} {'MB':>6s} {'transitions':>11s} {'episodes':>8s} {'return':>8s} {'score':>6s}")
+    for r in rows:
+        note = "  (medium + expert, composed on load)" if r.get("composed") else ""
+        note = "  (registered)" if r.get("registered") else note
+        print(f"{r['name']:34s} {f(r.get('size_mb'), '6.1f')} {f(r.get('transitions'), '11d')} "
+              f"{f(r.get('episodes'), '8d')} {f(r.get('return_mean'), '8.1f')} {f(r.get('score_mean'), '6.1f')}{note}")
+    print("score: D4RL-normalized mean return of the data (100 = D4RL's expert reference return)")
+    return 0
