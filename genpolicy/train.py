@@ -107,9 +107,13 @@ def preflight(algo: Algorithm, data: OfflineData, env_id: str | None = None) -> 
         for stage in twin.stages():
             if stage.steps > 0:
                 try:
-                    stage.update(data.sample(min(stage.batch_size or algo.cfg.batch_size, 32), generator=gen))
+                    m = stage.update(data.sample(min(stage.batch_size or algo.cfg.batch_size, 32), generator=gen))
                 except Exception as e:
                     raise type(e)(f"preflight: one {stage.name} step failed: {e}") from e
+                bad = sorted(k for k, v in m.items() if not bool(torch.isfinite(v).all()))
+                if bad and not stage.skips_non_finite:
+                    raise NonFiniteMetrics(f"preflight: one {stage.name} step gives non-finite {', '.join(bad)} "
+                                           f"(check the data's reward scale and the learning rates)")
         twin.eval()
         a = twin.act(raw[None])
     if a.shape != (1, algo.act_dim) or not np.all(np.isfinite(a)):

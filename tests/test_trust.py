@@ -1,0 +1,247 @@
+"""What a user must be able to trust: preflight errors before training, protected run folders, clean interrupts
+with exact resume, seeded evaluation, pickle-free loading, export, --print-config and plots."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from genpolicy import load_policy
+from genpolicy.checkpoint import UnsafeCheckpointError, load_torch
+from genpolicy.cli import main
+from genpolicy.config import load_presets, resolve_config
+from genpolicy.rl.algos import GMPOConfig
+from genpolicy.rl.datasets import TransitionDataset
+
+from .test_iql_gmpo import _bandit
+
+TINY = ["--no-progress", "--set", "net=mlp", "--set", "net_hidden=[32,32]", "--set", "critic_hidden=[32,32]",
+        "--set", "batch_size=32", "--set", "log_every=5", "--set", "act_steps=2"]
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _save_npz(ds: TransitionDataset, path):
+    np.savez(path, observations=ds.observations, actions=ds.actions, rewards=ds.rewards,
+             next_observations=ds.next_observations, terminals=ds.terminals, timeouts=ds.timeouts)
+    return path
+
+
+@pytest.fixture
+def bandit(tmp_path):
+    return _save_npz(_bandit(n=600), tmp_path / "bandit.npz")
+
+
+@pytest.fixture
+def hopper_like(tmp_path):
+    """Random transitions with Hopper-v5's sizes (11-D observations, 3-D actions)."""
+    rng = np.random.default_rng(0)
+    n = 400
+    obs = rng.normal(size=(n, 11)).astype(np.float32)
+    ds = TransitionDataset(obs, rng.uniform(-1, 1, (n, 3)).astype(np.float32), rng.normal(size=n).astype(np.float32),
+                           rng.normal(size=(n, 11)).astype(np.float32), np.zeros(n, bool),
+                           (np.arange(n) % 100 == 99))
+    return _save_npz(ds, tmp_path / "hopper_like.npz")
+
+
+def _train(data, run, *extra):
+    return ["train", "gmpo", "--dataset", str(data), "--run-dir", str(run), *TINY, "--set", "critic_steps=10",
+            "--set", "policy_steps=10", *extra]
+
+
+@pytest.mark.parametrize("bad, needle", [
+    (["--env", "Hoper-v5"], "unknown environment 'Hoper-v5'"),
+    (["--env", "Hopper-v5"], "Hopper-v5 has observations of size 11 and actions of size 3; the data"),
+    (["--set", "act_solver=rk5"], "act_solver='rk5': expected one of"),
+    (["--set", "path=gvpp"], "path='gvpp': expected one of ['vpsde', 'gvp'"),
+    (["--set", "net=transformer"], "net='transformer': expected one of"),
+    (["--set", "batch_size=0"], "batch_size=0: must be >=1"),
+    (["--dataset", "hopper-medum-v5"], "no dataset 'hopper-medum-v5'"),
+])
+def test_preflight_errors_are_one_line_and_come_before_training(bandit, tmp_path, capsys, bad, needle):
+    pytest.importorskip("gymnasium")
+    run = tmp_path / "run"
+    argv = _train(bad[1], run) if bad[0] == "--dataset" else _train(bandit, run, *bad)
+    t = time.perf_counter()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert time.perf_counter() - t < 10
+    assert needle in err and len(err.strip().splitlines()) == 1, err
+    assert not (run / "metrics.jsonl").exists()  # no training step ran
+    if bad[0] == "--dataset":
+        assert "hopper-medium-v5" in err  # the error lists the names it knows
+
+
+def test_a_second_run_into_a_folder_is_refused_and_changes_nothing(bandit, tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    assert main(_train(bandit, run)) == 0
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.rglob("*") if p.is_file()}
+    assert main(_train(bandit, run)) == 2
+    assert "already holds a run; pass --resume to continue it, --overwrite" in capsys.readouterr().err
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.rglob("*") if p.is_file()} == before
+    assert main(_train(bandit, run, "--overwrite")) == 0
+    assert "--overwrite: the run in" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)  # default folder names get a fresh suffix instead
+    argv = [a for a in _train(bandit, run) if a not in ("--run-dir", str(run))]
+    assert main(argv) == 0 and main(argv) == 0
+    assert "this one goes to runs/gmpo-bandit-0-2" in capsys.readouterr().err
+    assert (tmp_path / "runs/gmpo-bandit-0-2/checkpoint.pt").exists()
+
+
+def _cli(*args):
+    return [sys.executable, "-m", "genpolicy.cli", *args]
+
+
+@pytest.mark.parametrize("algo", ["gmpo", "gmpg"])
+def test_sigint_checkpoints_and_the_resumed_run_is_exact(bandit, tmp_path, algo):
+    steps = ["--set", "critic_steps=150", "--set", "policy_steps=150", "--set", "ckpt_every=1000"]
+    if algo == "gmpg":
+        steps += ["--set", "behaviour_steps=50", "--set", "train_steps=2", "--set", "policy_batch_size=16"]
+    args = ["train", algo, "--dataset", str(bandit), *TINY, *steps]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    subprocess.run(_cli(*args, "--run-dir", str(tmp_path / "full")), check=True, env=env, capture_output=True)
+    run = tmp_path / "cut"
+    proc = subprocess.Popen(_cli(*args, "--run-dir", str(run)), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:  # interrupt inside the policy stage
+        lines = (run / "metrics.jsonl").read_text().splitlines() if (run / "metrics.jsonl").exists() else []
+        if any(json.loads(x)["stage"] == "policy" for x in lines if x.strip()):
+            proc.send_signal(signal.SIGINT)
+            break
+        time.sleep(0.02)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "SIGINT at policy step" in err and f"resume with: genpolicy train {algo}" in err
+    ck = load_torch(run / "checkpoint.pt")
+    assert ck["step"] > 0  # written at the interrupted step, inside the stage
+    subprocess.run(_cli(*args, "--run-dir", str(run), "--resume"), check=True, env=env, capture_output=True)
+    a = load_torch(tmp_path / "full" / "checkpoint.pt")["state"]["modules"]
+    b = load_torch(run / "checkpoint.pt")["state"]["modules"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["segments"] == 2 and summary["wall_seconds"] > 0
+
+
+def test_resume_applies_safe_changes_records_them_and_refuses_the_rest(bandit, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(_train(bandit, run)) == 0
+    assert main(_train(bandit, run, "--resume", "--set", "beta=3", "--set", "expectile=0.8")) == 2
+    assert "beta, expectile cannot change in a resumed run" in capsys.readouterr().err
+    assert main(_train(bandit, run, "--resume", "--set", "policy_steps=5")) == 2
+    assert "policy_steps may only grow" in capsys.readouterr().err
+    assert main(_train(bandit, run, "--resume", "--set", "policy_steps=20", "--set", "eval_episodes=3")) == 0
+    doc = yaml.safe_load((run / "config.yaml").read_text())
+    assert doc["config"]["policy_steps"] == 20
+    assert doc["config_history"][-1]["changes"] == {"policy_steps": 20, "eval_episodes": 3}
+    other = _save_npz(_bandit(n=600, seed=1), tmp_path / "other.npz")
+    assert main(_train(other, run, "--resume", "--set", "policy_steps=30")) == 2
+    assert "differs in sha256" in capsys.readouterr().err
+
+
+def test_non_finite_losses_stop_the_run_with_the_stage_named(tmp_path, capsys):
+    ds = _bandit(n=600)
+    ds.rewards[:] = 3e38  # reward_scale=none keeps them: the TD targets overflow
+    data = _save_npz(ds, tmp_path / "huge.npz")
+    assert main(_train(data, tmp_path / "run", "--set", "reward_scale=none")) == 2
+    assert "preflight: one critic step gives non-finite q_loss" in capsys.readouterr().err
+    assert main(_train(data, tmp_path / "run2", "--set", "reward_scale=none", "--no-preflight")) == 2
+    err = capsys.readouterr().err
+    assert "critic stage: " in err and "non-finite in steps 1-5" in err
+
+
+def _evil_file(path, marker):
+    class Evil:
+        def __reduce__(self):
+            return (pathlib.Path.touch, (pathlib.Path(marker),))
+
+    torch.save({"algo": "gmpo", "config": Evil(), "meta": {}, "state": {}}, path)
+    return path
+
+
+def test_a_pickle_payload_is_refused_by_every_loader_and_never_runs(bandit, tmp_path, capsys):
+    from genpolicy.datagen.sac import SACConfig, _start, load_actor
+
+    marker = tmp_path / "PWNED"
+    run = tmp_path / "run"
+    run.mkdir()
+    evil = _evil_file(run / "checkpoint.pt", marker)
+    for load in (load_torch, load_policy, load_actor):
+        with pytest.raises(UnsafeCheckpointError):
+            load(evil)
+    with pytest.raises(UnsafeCheckpointError):
+        load_policy(run)
+    assert main(["eval", str(run), "--env", "Hopper-v5"]) == 2
+    assert main(["export", str(run), "-o", str(tmp_path / "p.safetensors")]) == 2
+    assert main(_train(bandit, run, "--resume")) == 2
+    assert capsys.readouterr().err.count("refusing to load") == 3
+    _evil_file(tmp_path / "state.pt", marker)
+    with pytest.raises(UnsafeCheckpointError):
+        _start(tmp_path, SACConfig(), 3, 1, resume=True)
+    assert not marker.exists()
+
+
+def test_export_loads_without_pickle_and_acts_like_the_run(bandit, tmp_path):
+    run = tmp_path / "run"
+    assert main(_train(bandit, run)) == 0
+    out = tmp_path / "policy.safetensors"
+    assert main(["export", str(run), "-o", str(out)]) == 0
+    assert main(["export", str(run), "-o", str(out)]) == 2  # no silent overwrite
+    exported, original = load_policy(out), load_policy(run / "checkpoint.pt")
+    obs = np.random.default_rng(0).normal(size=(6, 2)).astype(np.float32)
+    torch.manual_seed(3)
+    a = original.act(obs)
+    torch.manual_seed(3)
+    np.testing.assert_array_equal(exported.act(obs), a)
+
+
+def test_seeded_evaluations_repeat_and_say_what_they_scored(hopper_like, tmp_path, capsys):
+    pytest.importorskip("gymnasium")
+    run = tmp_path / "run"
+    assert main(["train", "gmpo", "--dataset", str(hopper_like), "--env", "Hopper-v5", "--run-dir", str(run), *TINY,
+                 "--set", "critic_steps=5", "--set", "policy_steps=5", "--set", "eval_episodes=1"]) == 0
+    capsys.readouterr()
+    outs = []
+    for _ in range(2):
+        assert main(["eval", str(run), "--episodes", "2", "--seed", "7", "--checkpoint", "final"]) == 0
+        cap = capsys.readouterr()
+        outs.append(json.loads(cap.out))
+    assert outs[0]["returns"] == outs[1]["returns"]
+    assert outs[0]["checkpoint"].endswith("checkpoint.pt") and "final state" in outs[0]["selected"]
+    assert "D4RL-normalized" in outs[0]["score_definition"] and "3234.3" in outs[0]["score_definition"]
+    assert "unfinished" not in cap.err
+    assert main(["eval", str(run), "--episodes", "1", "--env", "Walker2d-v5"]) == 2  # sizes checked first
+
+
+def test_print_config_round_trips(capsys):
+    argv = ["train", "gmpo", "--preset", "cpu", "--preset", "hopper-medium", "--set", "beta=2.5",
+            "--policy-steps", "77", "--print-config"]
+    assert main(argv) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    want = resolve_config(GMPOConfig, ["cpu", "hopper-medium"], load_presets("gmpo"), {"policy_steps": 77},
+                          ["beta=2.5"])
+    assert resolve_config(GMPOConfig, ["printed"], {"printed": printed}, {}, []) == want
+
+
+def test_plot_writes_a_png(bandit, tmp_path):
+    run = tmp_path / "run"
+    assert main(_train(bandit, run)) == 0
+    assert main(["plot", str(run)]) == 0
+    png = (run / "curves.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_help_is_fast_because_it_does_not_import_torch():
+    code = ("import sys, contextlib, io\nfrom genpolicy.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try: main(['--help'])\n    except SystemExit: pass\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout
+    assert out.strip() == "False"
