@@ -297,4 +297,6 @@ def format_table(results: dict) -> str:
         for name, st in rl["samples"].items():
             lines.append(f"{name:10s} {st['value_mean']:8.2f} {100 * st['on_roll_fraction']:7.0f}% "
                          f"{st['nn_distance_mean']:8.3f}")
+        lines.append("mean V: mean value of 2000 samples; on roll: share within 0.1 of a training point; "
+                     "nn dist: mean distance to the nearest training point")
     return "\n".join(lines)

@@ -34,14 +34,19 @@ def plot_rl(out: Path, train: Tensor, trajs: dict, stats: dict, value_fn) -> Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(trajs), figsize=(4.4 * len(trajs), 4.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(trajs), figsize=(4.6 * len(trajs), 5.4), squeeze=False, layout="constrained")
     for ax, (name, traj) in zip(axes[0], trajs.items()):
         st = stats[name]
         sc = _draw_trajectories(ax, train, traj.xs[:, :300], traj.times,
-                                f"{name}: mean V {st['value_mean']:.2f}, on roll {100 * st['on_roll_fraction']:.0f}%",
+                                f"{name}\nmean V {st['value_mean']:.2f}, on roll {100 * st['on_roll_fraction']:.0f}%",
                                 alpha=0.5, ends=traj.xs[-1], end_size=2, end_color=value_fn(traj.xs[-1]),
                                 end_kw={"cmap": "viridis", "vmin": -3.5, "vmax": 1.5})
-    fig.colorbar(sc, ax=axes[0].tolist(), label="t (1 = noise, 0 = data)", shrink=0.8)
+    fig.colorbar(sc, ax=axes[0].tolist(), label="path colour: t (1 = noise, 0 = data)", shrink=0.8)
+    fig.get_layout_engine().set(h_pad=0.15)
+    fig.text(0.5, 0.005, "Paths: 300 generations from noise; dots: 2000 samples coloured by the value V (yellow high). "
+             "mean V: the samples' mean value. on roll: share of samples\nwithin 0.1 of a training point "
+             "(grey: the data). The paper's Figure 3: GMPO and GMPG should move mass to high V while staying on "
+             "the roll.", ha="center", va="bottom", fontsize=8, wrap=True)
     fig.savefig(out / "rl_trajectories.png", dpi=110)
     plt.close(fig)
 
@@ -84,15 +89,15 @@ def plot_models(out: Path, train: Tensor, value: Tensor, models: dict, curves: d
     for k in range(n, rows * cols):
         axes[k // cols][k % cols].axis("off")
         axes2[k // cols][k % cols].axis("off")
-    axes[0][0].legend(loc="lower left", markerscale=4)
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=2, markerscale=4, fontsize=9)
     fig2.colorbar(sc, ax=axes2, label="t (1 = noise, 0 = data)", shrink=0.8)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))  # room for the legend below the panels
     fig.savefig(out / "samples.png", dpi=110)
     fig2.savefig(out / "trajectories.png", dpi=110)
     plt.close(fig)
     plt.close(fig2)
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7.2, 4))
     for name, c in curves.items():
         if c:
             steps, vals = zip(*c)
@@ -100,7 +105,7 @@ def plot_models(out: Path, train: Tensor, value: Tensor, models: dict, curves: d
     ax.set_xlabel("step")
     ax.set_ylabel("matching loss (25-step mean)")
     ax.set_yscale("log")
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # outside: never over the curves
     fig.tight_layout()
     fig.savefig(out / "losses.png", dpi=110)
     plt.close(fig)
