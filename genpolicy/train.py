@@ -28,14 +28,13 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .checkpoint import atomic_torch_save, capture_rng, load_torch, restore_rng
 from .rl.algos.base import Algorithm
 from .rl.data import OfflineData
 
-__all__ = ["train", "prepare_run", "run_config", "preflight", "open_env", "save_checkpoint", "load_checkpoint", "CHECKPOINT", "BEST", "TrainingInterrupted",
+__all__ = ["train", "prepare_run", "run_config", "save_checkpoint", "load_checkpoint", "CHECKPOINT", "BEST", "TrainingInterrupted",
            "NonFiniteMetrics"]
 
 CHECKPOINT, BEST = "checkpoint.pt", "best.pt"
@@ -64,7 +63,7 @@ def prepare_run(algo: str, cfg, dataset) -> tuple[Algorithm, OfflineData]:
         dataset: a dataset spec for :func:`~genpolicy.rl.datasets.load_dataset`, or a loaded ``TransitionDataset``.
 
     Returns:
-        ``(algorithm, data)``, ready for :func:`preflight` and :func:`train`.
+        ``(algorithm, data)``, ready for :func:`genpolicy.preflight.preflight` and :func:`train`.
     """
     from .rl.algos import build_algorithm
     from .rl.datasets import TransitionDataset, load_dataset
@@ -86,68 +85,6 @@ def run_config(run_dir: str | Path, algo: str, **replace):
     if ck["algo"] != algo:
         raise ValueError(f"{run_dir} holds a {ck['algo']!r} run, not {algo!r}")
     return config_from_dict(algo, ck["config"], ck.get("algo_module"), **replace)
-
-
-def preflight(algo: Algorithm, data: OfflineData, env_id: str | None = None) -> dict:
-    """Check in seconds what the run will need, on copies, without moving any random state: the environment
-    exists and its observation and action sizes match the data; one update of every stage runs (on a deep
-    copy of the algorithm, with a small batch); ``act`` on a real observation returns finite actions in range.
-
-    Returns:
-        ``{"seconds": ..., "obs": [...]}`` (the observation used). Raises a one-line ValueError on a problem.
-    """
-    import copy
-
-    t0 = time.perf_counter()
-    raw = _raw_observation(algo, data, env_id)
-    devices = [data.device] if data.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        twin = copy.deepcopy(algo)
-        gen = torch.Generator(device=data.device).manual_seed(0)
-        for stage in twin.stages():
-            if stage.steps > 0:
-                try:
-                    m = stage.update(data.sample(min(stage.batch_size or algo.cfg.batch_size, 32), generator=gen))
-                except Exception as e:
-                    raise type(e)(f"preflight: one {stage.name} step failed: {e}") from e
-                bad = sorted(k for k, v in m.items() if not bool(torch.isfinite(v).all()))
-                if bad and not stage.skips_non_finite:
-                    raise NonFiniteMetrics(f"preflight: one {stage.name} step gives non-finite {', '.join(bad)} "
-                                           f"(check the data's reward scale and the learning rates)")
-        twin.eval()
-        a = twin.act(raw[None])
-    if a.shape != (1, algo.act_dim) or not np.all(np.isfinite(a)):
-        raise ValueError(f"preflight: act() returned {a.shape} {a.tolist()}; wanted finite (1, {algo.act_dim})")
-    return {"seconds": round(time.perf_counter() - t0, 2), "obs": raw.tolist()}
-
-
-def _raw_observation(algo: Algorithm, data: OfflineData, env_id: str | None) -> np.ndarray:
-    """A real observation: from a reset of ``env_id`` (after checking its sizes) or the data's first row."""
-    if env_id is None:
-        x = data.obs[0].cpu() * data.normalizer.std + data.normalizer.mean
-        return x.numpy().astype(np.float32)
-    env = open_env(env_id)
-    try:
-        obs_dim, act_dim = int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape))
-        if (obs_dim, act_dim) != (algo.obs_dim, algo.act_dim):
-            raise ValueError(f"{env_id} has observations of size {obs_dim} and actions of size {act_dim}; the "
-                             f"data ({data.source}) has {algo.obs_dim} and {algo.act_dim}")
-        obs, _ = env.reset(seed=0)
-    finally:
-        env.close()
-    return np.asarray(obs, dtype=np.float32).reshape(-1)
-
-
-def open_env(env_id: str):
-    """``make_env(env_id)`` with a one-line error for an id that does not exist (listing close matches)."""
-    from .rl.envs import make_env
-
-    try:
-        return make_env(env_id)
-    except ImportError:
-        raise
-    except Exception as e:  # gymnasium's NameNotFound / VersionNotFound / NamespaceNotFound and friends
-        raise ValueError(f"unknown environment {env_id!r}: {' '.join(str(e).split())}") from None
 
 
 def save_checkpoint(path: Path, algo: Algorithm, meta: dict, stage: int, step: int, gen: torch.Generator,

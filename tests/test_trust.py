@@ -218,6 +218,12 @@ def test_seeded_evaluations_repeat_and_say_what_they_scored(hopper_like, tmp_pat
     assert "D4RL-normalized" in outs[0]["score_definition"] and "3234.3" in outs[0]["score_definition"]
     assert "unfinished" not in cap.err
     assert main(["eval", str(run), "--episodes", "1", "--env", "Walker2d-v5"]) == 2  # sizes checked first
+    ck = load_torch(run / "checkpoint.pt")
+    ck["stage"], ck["step"] = 1, 2  # as if the run had stopped inside its policy stage
+    torch.save(ck, run / "checkpoint.pt")
+    capsys.readouterr()
+    assert main(["eval", str(run), "--episodes", "1"]) == 0
+    assert "warning: the run is unfinished (7 of 10 steps)" in capsys.readouterr().err
 
 
 def test_print_config_round_trips(capsys):
@@ -228,6 +234,15 @@ def test_print_config_round_trips(capsys):
     want = resolve_config(GMPOConfig, ["cpu", "hopper-medium"], load_presets("gmpo"), {"policy_steps": 77},
                           ["beta=2.5"])
     assert resolve_config(GMPOConfig, ["printed"], {"printed": printed}, {}, []) == want
+
+
+def test_help_shows_the_choices_and_the_preset_resolved_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "gmpo", "--preset", "cpu", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Defaults shown include the presets cpu" in out
+    assert "--net NET policy network: unet (the paper's 512-256-128 MLP U-Net), mlp, resnet or dit (default: mlp;" in out
+    assert "``" not in out
 
 
 def test_plot_writes_a_png(bandit, tmp_path):

@@ -34,7 +34,8 @@ def _position(file: Path) -> tuple[str | None, int, int]:
 def run(ns) -> int:
     from ..policy import load_policy, pick_checkpoint, progress_of
     from ..rl.evaluate import evaluate, score_definition
-    from ..train import CHECKPOINT, open_env
+    from ..preflight import open_env
+    from ..train import CHECKPOINT
 
     if ns.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {ns.episodes}")

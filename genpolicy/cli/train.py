@@ -113,7 +113,8 @@ def run(ns) -> int:
 
 
 def _train(ns, cfg, run_dir: Path, note: str) -> int:
-    from ..train import TrainingInterrupted, preflight, prepare_run, train
+    from ..preflight import preflight
+    from ..train import TrainingInterrupted, prepare_run, train
 
     algo, data = prepare_run(ns.algo, cfg, ns.dataset)
     if ns.preflight:
