@@ -28,11 +28,15 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
     """Call ``write(f)`` on a temporary binary file beside ``path``, fsync it, and rename it to ``path``."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # e.g. a full disk: leave no half-written file behind
+        raise
 
 
 def atomic_torch_save(obj, path: str | Path) -> None:

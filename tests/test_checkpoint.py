@@ -20,6 +20,7 @@ def test_a_write_that_fails_leaves_the_old_file(tmp_path):
     with pytest.raises(RuntimeError):
         atomic_write(f, broken)
     assert load_torch(f) == {"step": 1}
+    assert not (tmp_path / "state.pt.tmp").exists()
     atomic_write(tmp_path / "a.npz", lambda fh: np.savez(fh, x=np.arange(3)))  # numpy keeps the name as given
     assert np.load(tmp_path / "a.npz")["x"].tolist() == [0, 1, 2]
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
