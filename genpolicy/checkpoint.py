@@ -70,6 +70,8 @@ def capture_rng(gen: torch.Generator | None = None) -> dict:
     version, internal, gauss = random.getstate()
     s = {"torch": torch.get_rng_state(), "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
          "python": [version, list(internal), gauss]}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        s["cuda"] = torch.cuda.get_rng_state_all()  # GPU noise (and compiled steps' random streams)
     if gen is not None:
         s["batches"] = gen.get_state()
     return s
@@ -82,5 +84,7 @@ def restore_rng(s: dict, gen: torch.Generator | None = None) -> None:
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     version, internal, gauss = s["python"]
     random.setstate((version, tuple(internal), gauss))
+    if "cuda" in s and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(s["cuda"])
     if gen is not None:
         gen.set_state(s["batches"])

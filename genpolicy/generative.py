@@ -109,6 +109,9 @@ class GenerativeModel(nn.Module):
         self.param = param
         self.x_shape = (x_shape,) if isinstance(x_shape, int) else tuple(x_shape)
         self.coupling = make_coupling(coupling)
+        self._prior_stds: dict[float, float] = {}
+        for need in ("velocity", "noise"):
+            self._prior_std(self._interval(need)[1])
 
     # ------------------------------------------------------------------ validation helpers
     def _check_x(self, x: Tensor, name: str = "x") -> None:
@@ -180,7 +183,7 @@ class GenerativeModel(nn.Module):
 
     # ------------------------------------------------------------------ training
     def matching_loss(self, x0: Tensor, cond: Any = None, kind: LossKind = "flow", weighting: Weighting = "vanilla",
-                      t: Tensor | None = None, x1: Tensor | None = None) -> Tensor:
+                      t: Tensor | None = None, x1: Tensor | None = None, check: bool = True) -> Tensor:
         """Per-sample matching loss, shape ``(B,)`` (average it, or weight it as GMPO does).
 
         ``kind="flow"``: conditional flow matching (Eq 26), ``1/2 ||v_theta(x_t) - v(x_t | x0, x1)||^2``.
@@ -194,32 +197,35 @@ class GenerativeModel(nn.Module):
             weighting: score-matching weighting (ignored for flow matching).
             t: optional times ``(B,)``; uniform on the model's training interval when None.
             x1: optional noise ``(B, *x_shape)``; standard normal when None.
+            check: validate shapes and finiteness of the inputs. Training loops on validated data pass False:
+                the checks read tensor values on the host, which synchronises and breaks compiled graphs.
         """
         if kind not in LOSS_KINDS:
             raise ValueError(f"unknown loss kind {kind!r}; expected one of {LOSS_KINDS}")
         if weighting not in WEIGHTINGS:
             raise ValueError(f"unknown weighting {weighting!r}; expected one of {WEIGHTINGS}")
-        self._check_x(x0, "x0")
         b = x0.shape[0]
-        self._check_cond(cond, b)
+        if check:
+            self._check_x(x0, "x0")
+            self._check_cond(cond, b)
         if kind == "score" and type(self.coupling).__name__ != "IndependentCoupling":
             raise ValueError("score matching needs the independent coupling: with an OT coupling x_t given x0 "
                              "is not Gaussian, so the denoising score target is wrong")
         t0, t1 = self._interval("velocity" if kind == "flow" else "noise")
         if t is None:
             t = t0 + (t1 - t0) * torch.rand(b, device=x0.device, dtype=x0.dtype)
-        else:
+        elif check:
             t = self._check_t(t, x0)
         if x1 is None:
             x1 = torch.randn_like(x0)
-        else:
+        elif check:
             self._check_x(x1, "x1")
         x1 = self.coupling.couple(x0, x1, cond)
         return matching_loss(lambda x, tt, k: self.predict_unchecked(x, tt, cond, k), self.path, x0, x1, t, kind,
                              weighting)
 
     # ------------------------------------------------------------------ sampling
-    def _prepare(self, cond: Any, n: int | None, x1: Tensor | None, like: Tensor | None = None):
+    def _prepare(self, cond: Any, n: int | None, x1: Tensor | None, check: bool = True):
         """Returns (cond repeated per sample, number of rows, output shape prefix)."""
         if cond is None:
             if n is None and x1 is None:
@@ -229,7 +235,8 @@ class GenerativeModel(nn.Module):
                 raise ValueError(f"x1 has batch {x1.shape[0]} but n={n}")
             return None, rows, (rows,)
         b = batch_size_of(cond)
-        self._check_cond(cond, None)
+        if check:
+            self._check_cond(cond, None)
         if n is None:
             return cond, b, (b,)
         if n < 1:
@@ -246,15 +253,21 @@ class GenerativeModel(nn.Module):
         p = next(self.parameters(), None)
         device = p.device if p is not None else (_device_of(cond) if cond is not None else "cpu")
         dtype = p.dtype if p is not None else torch.get_default_dtype()
-        return self.path.prior_std(t1) * torch.randn(rows, *self.x_shape, device=device, dtype=dtype)
+        return self._prior_std(t1) * torch.randn(rows, *self.x_shape, device=device, dtype=dtype)
+
+    def _prior_std(self, t1: float) -> float:
+        """``path.prior_std(t1)``, computed once per t1 (a host value: kept out of compiled steps)."""
+        if t1 not in self._prior_stds:
+            self._prior_stds[t1] = self.path.prior_std(t1)
+        return self._prior_stds[t1]
 
     def _params_for(self, solver: Sampler) -> list:
         """The trainable parameters when ``solver`` needs them (adjoint methods), else nothing."""
         return [p for p in self.parameters() if p.requires_grad] if solver.needs_params else []
 
-    def _run_sampler(self, cond, n, solver, steps, grad, x1, keep_trajectory):
+    def _run_sampler(self, cond, n, solver, steps, grad, x1, keep_trajectory, check=True):
         solver = make_solver(solver)
-        cond_r, rows, prefix = self._prepare(cond, n, x1)
+        cond_r, rows, prefix = self._prepare(cond, n, x1, check)
         t0, t1 = self._interval(solver.prediction)
         x1 = self._noise(rows, t1, x1, cond)
         with torch.set_grad_enabled(grad):
@@ -263,7 +276,7 @@ class GenerativeModel(nn.Module):
         return sol, prefix
 
     def sample(self, cond: Any = None, n: int | None = None, solver: Any = "euler", steps: int = 32,
-               grad: bool = False, x1: Tensor | None = None) -> Tensor:
+               grad: bool = False, x1: Tensor | None = None, check: bool = True) -> Tensor:
         """Draw x ~ p(. | cond) (or p(.)) by integrating from noise to data.
 
         Args:
@@ -276,11 +289,12 @@ class GenerativeModel(nn.Module):
             grad: keep the autograd graph through the solver (for policy gradients); False runs under
                 ``torch.no_grad()``.
             x1: optional starting noise, ``(rows, *x_shape)``.
+            check: validate the condition (host sync); False inside training steps and compiled acting.
 
         Returns:
             ``(n, *x_shape)`` unconditional; ``(B, *x_shape)`` conditional with n None; else ``(B, n, *x_shape)``.
         """
-        sol, prefix = self._run_sampler(cond, n, solver, steps, grad, x1, False)
+        sol, prefix = self._run_sampler(cond, n, solver, steps, grad, x1, False, check)
         return sol.y[0].reshape(*prefix, *self.x_shape)
 
     def sample_trajectory(self, cond: Any = None, n: int | None = None, solver: Any = "euler", steps: int = 32,
@@ -314,7 +328,7 @@ class GenerativeModel(nn.Module):
         t0, t1 = self._interval("velocity")
         grid = uniform_grid(t0, t1, steps, x)
         noise_probe = likelihood.make_probe(divergence, probe, x)
-        return likelihood.log_prob_from_data(self.prediction_fn(cond, "velocity"), x, grid, self.path.prior_std(t1),
+        return likelihood.log_prob_from_data(self.prediction_fn(cond, "velocity"), x, grid, self._prior_std(t1),
                                              solver, noise_probe, grad, self._params_for(solver))
 
     def sample_with_log_prob(self, cond: Any = None, n: int | None = None, divergence: Divergence = "exact",
@@ -331,7 +345,7 @@ class GenerativeModel(nn.Module):
         noise_probe = likelihood.make_probe(divergence, probe, x1)
         grid = uniform_grid(t1, t0, steps, x1)
         x0, logp = likelihood.sample_with_log_prob(self.prediction_fn(cond_r, "velocity"), x1, grid,
-                                                   self.path.prior_std(t1), solver, noise_probe, grad,
+                                                   self._prior_std(t1), solver, noise_probe, grad,
                                                    self._params_for(solver))
         return SampleWithLogProb(x=x0.reshape(*prefix, *self.x_shape), log_prob=logp.reshape(prefix))
 

@@ -34,7 +34,7 @@ from .checkpoint import atomic_torch_save, capture_rng, load_torch, restore_rng
 from .rl.algos.base import Algorithm
 from .rl.data import OfflineData
 
-__all__ = ["train", "prepare_run", "run_config", "save_checkpoint", "load_checkpoint", "CHECKPOINT", "BEST", "TrainingInterrupted",
+__all__ = ["train", "prepare_run", "run_config", "stage_update", "compile_mode", "save_checkpoint", "load_checkpoint", "CHECKPOINT", "BEST", "TrainingInterrupted",
            "NonFiniteMetrics"]
 
 CHECKPOINT, BEST = "checkpoint.pt", "best.pt"
@@ -235,8 +235,9 @@ class _Loop:
         t0 = time.perf_counter()
         algo.train()
         rows = stage.batch_size or cfg.batch_size
+        update = stage_update(algo, stage)
         for step in bar:
-            self.logger.accumulate(stage.update(self.data.sample(rows, generator=self.gen)))
+            self.logger.accumulate(update(self.data.sample(rows, generator=self.gen)))
             done = step + 1
             if done % cfg.log_every == 0 or done == stage.steps:
                 vals = self.logger.flush(stage.name, done)
@@ -290,6 +291,8 @@ def train(algo: Algorithm, data: OfflineData, run_dir: str | Path, env_id: str |
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if compile_mode(algo.cfg, algo.device) != "off":
+        torch._dynamo.reset()  # compiled code of earlier runs in this process is keyed to their modules
     loop = _Loop(algo, data, run_dir, env_id, meta or {}, resume, progress)
     stages = algo.stages()
     try:
@@ -306,6 +309,29 @@ def train(algo: Algorithm, data: OfflineData, run_dir: str | Path, env_id: str |
                "wall_seconds": loop.wall_seconds(), "segments": st["segments"], "evals": st["evals"], **loop.meta}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def compile_mode(cfg, device: torch.device) -> str:
+    """``cfg.compile`` with ``auto`` resolved: on for CUDA, off elsewhere."""
+    if cfg.compile == "auto":
+        return "on" if device.type == "cuda" else "off"
+    return cfg.compile
+
+
+def stage_update(algo: Algorithm, stage):
+    """The function the loop calls for ``stage``: its eager ``update``, or its ``functional`` form compiled whole
+    (``fullgraph=True``; on CUDA with ``mode="reduce-overhead"``, i.e. replayed as a CUDA graph)."""
+    mode = compile_mode(algo.cfg, algo.device)
+    if mode == "off" or stage.functional is None:
+        return stage.update
+    from .optim import ensure_adam_state
+
+    for opt in algo.optimizers().values():  # optimizer state exists before the graph reads it
+        ensure_adam_state(opt)
+    if mode == "trace":
+        return torch.compile(stage.functional, fullgraph=True, backend="aot_eager")
+    return torch.compile(stage.functional, fullgraph=True,
+                         mode="reduce-overhead" if algo.device.type == "cuda" else None)
 
 
 @contextlib.contextmanager

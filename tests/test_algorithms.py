@@ -2,6 +2,7 @@
 parameter, exact resume after an interruption in any stage, act shapes and deployment. A new algorithm file is
 picked up by discovery and by these tests with no other edit (``toy_algorithm.py`` shows one)."""
 
+import copy
 import dataclasses
 import pkgutil
 import subprocess
@@ -28,7 +29,8 @@ SMALL = {"net": "mlp", "net_hidden": (16, 16), "critic_hidden": (16, 16), "batch
 STEPS = 6  # steps per stage in these tests
 NAMES = sorted(ALGORITHMS)
 #: every algorithm with its defaults, plus the variants that add stages or sampling
-CASES = [(n, {}) for n in NAMES] + [("gmpo", {"variant": "softmax"}), ("gmpg", {"variant": "static"})]
+CASES = [(n, {}) for n in NAMES] + [("gmpo", {"variant": "softmax"}), ("gmpg", {"variant": "static"}),
+                                    ("gmpo", {"compile": "trace"}), ("gmpg", {"compile": "trace"})]
 
 
 def _small_config(name, **extra):
@@ -82,20 +84,20 @@ def test_stages_and_optimizers_cover_every_parameter(name, extra, data):
     assert covered <= owned, "an optimizer holds parameters that are not the algorithm's modules"
 
 
-def _kill_after(algo, n):
-    """Make the n-th update (counted across stages) raise, as if the process died right after it."""
-    stages = algo.stages
+def _dies_after(data, n):
+    """A view of ``data`` whose (n+1)-th batch raises, as if the process died right after the n-th update (outside
+    the update itself, so compiled steps are covered too)."""
+    view = copy.copy(data)
     count = [0]
 
-    def wrap(update):
-        def f(batch):
-            count[0] += 1
-            if count[0] > n:
-                raise KeyboardInterrupt
-            return update(batch)
-        return f
+    def sample(*args, **kwargs):
+        count[0] += 1
+        if count[0] > n:
+            raise KeyboardInterrupt
+        return data.sample(*args, **kwargs)
 
-    algo.stages = lambda: [dataclasses.replace(s, update=wrap(s.update)) for s in stages()]
+    view.sample = sample
+    return view
 
 
 @pytest.mark.parametrize("name,extra", CASES)
@@ -106,9 +108,8 @@ def test_resume_after_an_interruption_in_any_stage_is_exact(name, extra, data, t
     for si in range(len(full.stages())):
         run = tmp_path / f"killed{si}"
         algo = _build(name, data, **extra)
-        _kill_after(algo, si * STEPS + STEPS - 1)  # dies after step 5 of stage si; the last checkpoint is at 3
-        with pytest.raises(KeyboardInterrupt):
-            train(algo, data, run, progress=False)
+        with pytest.raises(KeyboardInterrupt):  # dies after step 5 of stage si; the last checkpoint is at 3
+            train(algo, _dies_after(data, si * STEPS + STEPS - 1), run, progress=False)
         torch.manual_seed(12345)  # the resumed process starts from another RNG state
         resumed = _build(name, data, **extra)
         torch.randn(7)

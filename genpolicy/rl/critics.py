@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ..nets import mlp
+from ..optim import minimize
 from .data import Batch
 
 __all__ = ["expectile_loss", "q_loss", "IQLConfig", "IQLCritic"]
@@ -29,6 +30,18 @@ def expectile_loss(diff: Tensor, tau: float) -> Tensor:
 def q_loss(q_preds: tuple[Tensor, ...], target: Tensor) -> Tensor:
     """Sum over the twin heads of the mean squared TD error."""
     return sum(((q - target) ** 2).mean() for q in q_preds)
+
+
+def _v_loss(vf: nn.Module, obs: Tensor, q_t: Tensor, tau: float) -> tuple[Tensor, dict]:
+    """Expectile regression of V(s) on the target twin-Q minimum (Eq 32, first line)."""
+    v = vf(obs).squeeze(-1)
+    return expectile_loss(q_t - v, tau).mean(), {"v_mean": v.mean()}
+
+
+def _q_loss(qf: "TwinQ", obs: Tensor, act: Tensor, target: Tensor) -> tuple[Tensor, dict]:
+    """TD regression of both Q heads on r + gamma (1 - d) V(s') (Eq 32, second line)."""
+    qs = qf.both(obs, act)
+    return q_loss(qs, target), {"q_mean": qs[0].mean()}
 
 
 class TwinQ(nn.Module):
@@ -93,28 +106,22 @@ class IQLCritic(nn.Module):
         """A(s, a) = min_i Qhat_i(s, a) - V(s)."""
         return self.q(obs, act) - self.v(obs)
 
-    def update(self, batch: Batch) -> dict[str, Tensor]:
-        """One IQL step (V, then Q, then Polyak). Returns detached metric tensors."""
+    def update(self, batch: Batch, functional: bool = False) -> dict[str, Tensor]:
+        """One IQL step (V, then Q, then Polyak). Returns detached metric tensors.
+
+        ``functional=True`` takes the same step through :func:`genpolicy.optim.minimize`'s functional form, which
+        ``torch.compile(fullgraph=True)`` captures as one graph."""
         with torch.no_grad():
             q_t = self.q_target(batch.obs, batch.actions)
-        v = self.v(batch.obs)
-        v_loss = expectile_loss(q_t - v, self.cfg.expectile).mean()
-        self.v_opt.zero_grad(set_to_none=True)
-        v_loss.backward()
-        self.v_opt.step()
-
+        v_loss, v_aux, _ = minimize(self.v_opt, self.vf, _v_loss, batch.obs, q_t, self.cfg.expectile,
+                                    functional=functional)
         with torch.no_grad():
             target = batch.rewards + self.cfg.gamma * (1.0 - batch.dones) * self.v(batch.next_obs)
-        qs = self.qf.both(batch.obs, batch.actions)
-        loss_q = q_loss(qs, target)
-        self.q_opt.zero_grad(set_to_none=True)
-        loss_q.backward()
-        self.q_opt.step()
-
+        loss_q, q_aux, _ = minimize(self.q_opt, self.qf, _q_loss, batch.obs, batch.actions, target,
+                                    functional=functional)
         with torch.no_grad():
             torch._foreach_lerp_(list(self.q_target.parameters()), list(self.qf.parameters()), self.cfg.polyak)
-        return {"v_loss": v_loss.detach(), "q_loss": loss_q.detach(), "v_mean": v.detach().mean(),
-                "q_mean": qs[0].detach().mean()}
+        return {"v_loss": v_loss, "q_loss": loss_q, "v_mean": v_aux["v_mean"], "q_mean": q_aux["q_mean"]}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"q_opt": self.q_opt, "v_opt": self.v_opt}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -45,9 +45,14 @@ class RunConfig:
     """solver used to sample actions"""
     act_steps: int = 32
     """solver steps used to sample actions"""
+    compile: Literal["auto", "off", "on", "trace"] = "auto"
+    """compile each stage's update whole (torch.compile, fullgraph; CUDA graphs on a GPU): auto = on for CUDA and off
+    on CPU (CPU steps are compute-bound: compiling gains nothing there), off = eager (the reference), on, or
+    trace (capture the graph without generating code: a fast check that a step compiles whole)"""
 
     #: fields a resumed run may change (config.check_resume_changes); ``stage_steps`` may only grow
-    resume_safe: ClassVar[tuple[str, ...]] = ("eval_every", "eval_episodes", "log_every", "ckpt_every", "device")
+    resume_safe: ClassVar[tuple[str, ...]] = ("eval_every", "eval_episodes", "log_every", "ckpt_every", "device",
+                                              "compile")
     stage_steps: ClassVar[tuple[str, ...]] = ()
     #: allowed ranges, checked with the choices when the config is made (subclasses add their own)
     limits: ClassVar[dict[str, str]] = {"seed": ">=0", "batch_size": ">=1", "eval_every": ">=0", "eval_episodes": ">=1",
@@ -79,6 +84,9 @@ class Stage:
         batch_size: rows per batch for this stage (None: the run's ``batch_size``).
         skips_non_finite: the update skips (and counts) non-finite steps itself, so non-finite metrics do not
             stop the run.
+        functional: the same update written without ``backward``/``torch.optim`` calls or host syncs
+            (:func:`genpolicy.optim.minimize` with ``functional=True``), which the loop compiles whole when the
+            config's ``compile`` is on; None: the stage always runs ``update`` eagerly.
     """
 
     name: str
@@ -87,6 +95,7 @@ class Stage:
     evaluates: bool = False
     batch_size: int | None = None
     skips_non_finite: bool = False
+    functional: Callable[[Batch], dict[str, Tensor]] | None = None
 
 
 class Algorithm(nn.Module, ABC):

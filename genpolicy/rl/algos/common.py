@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import ClassVar
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ...generative import GenerativeModel
 from ...nets import NetName, make_net
 from ...paths import Parameterization, PathName, make_path
+from ...optim import minimize, optimizer_step
 from ..data import Batch
 from .base import RunConfig, Stage
 
 __all__ = ["CriticPolicyConfig", "build_policy_model", "advantage_weights", "softmax_weights", "optimizer_step",
-           "weighted_matching_step", "behaviour_cloning_stage"]
+           "minimize", "weighted_matching_step", "behaviour_cloning_stage", "critic_stage"]
 
 
 @dataclass
@@ -86,37 +88,38 @@ def softmax_weights(q: Tensor, beta: float) -> Tensor:
     return torch.softmax(beta * q, dim=1).reshape(-1) * q.shape[1]
 
 
-def optimizer_step(opt: torch.optim.Optimizer, loss: Tensor, model: nn.Module | None = None,
-                   clip: float = 0.0) -> Tensor | None:
-    """Zero the gradients, backpropagate ``loss``, clip ``model``'s gradient norm to ``clip`` (when > 0) and step.
-    Returns the gradient norm before clipping (None without clipping)."""
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip) if clip > 0 else None
-    opt.step()
-    return gnorm
+def _weighted_matching(model: GenerativeModel, x0: Tensor, cond, weights: Tensor | None, kind: str,
+                       weighting: str) -> tuple[Tensor, dict]:
+    per_sample = model.matching_loss(x0, cond, kind=kind, weighting=weighting, check=False)  # data checked at load
+    loss = (weights * per_sample).mean() if weights is not None else per_sample.mean()
+    return loss, {"per_sample": per_sample}
 
 
 def weighted_matching_step(model: GenerativeModel, opt: torch.optim.Optimizer, x0: Tensor, cond=None,
                            weights: Tensor | None = None, kind: str = "flow", weighting: str = "vanilla",
-                           clip: float = 0.0) -> tuple[Tensor, Tensor, Tensor | None]:
+                           clip: float = 0.0, functional: bool = False) -> tuple[Tensor, Tensor, Tensor | None]:
     """One step on the (weighted) matching loss ``mean(w * L_matching)`` (Eq 7, 39, 40; plain BC without weights).
 
     Returns the loss, the per-sample matching losses (detached) and the gradient norm (None without clipping).
+    ``functional`` selects :func:`genpolicy.optim.minimize`'s compilable form.
     """
-    per_sample = model.matching_loss(x0, cond, kind=kind, weighting=weighting)
-    loss = (weights * per_sample).mean() if weights is not None else per_sample.mean()
-    gnorm = optimizer_step(opt, loss, model, clip)
-    return loss.detach(), per_sample.detach(), gnorm
+    loss, aux, gnorm = minimize(opt, model, _weighted_matching, x0, cond, weights, kind, weighting, clip=clip,
+                                functional=functional)
+    return loss, aux["per_sample"], gnorm
 
 
 def behaviour_cloning_stage(model: GenerativeModel, opt: torch.optim.Optimizer, steps: int, kind: str = "flow",
                             weighting: str = "vanilla", clip: float = 0.0, name: str = "behaviour") -> Stage:
     """A stage fitting ``model`` to the dataset's actions given states by its matching loss (Eq 3, 23, 26)."""
 
-    def update(batch: Batch) -> dict[str, Tensor]:
+    def update(batch: Batch, functional: bool = False) -> dict[str, Tensor]:
         loss, _, _ = weighted_matching_step(model, opt, batch.actions, batch.obs, kind=kind, weighting=weighting,
-                                            clip=clip)
+                                            clip=clip, functional=functional)
         return {f"{name}_loss": loss}
 
-    return Stage(name, steps, update)
+    return Stage(name, steps, update, functional=partial(update, functional=True))
+
+
+def critic_stage(critic, steps: int, name: str = "critic") -> Stage:
+    """The IQL critic's stage, with its compilable form."""
+    return Stage(name, steps, critic.update, functional=partial(critic.update, functional=True))

@@ -32,7 +32,7 @@ from ..critics import IQLCritic
 from ..data import Batch
 from .base import Algorithm, Stage
 from .common import (CriticPolicyConfig, advantage_weights, behaviour_cloning_stage, build_policy_model,
-                     softmax_weights)
+                     critic_stage, softmax_weights)
 from .registry import register
 
 __all__ = ["GMPGConfig", "GMPG", "gmpg_terms", "gmpg_static_terms", "saved_bytes_per_row_step", "grad_solver",
@@ -201,7 +201,7 @@ class GMPG(Algorithm):
     def stages(self) -> list[Stage]:
         cfg = self.cfg
         return [behaviour_cloning_stage(self.behaviour, self.behaviour_opt, cfg.behaviour_steps, kind="flow"),  # Eq 3
-                Stage("critic", cfg.critic_steps, self.critic.update),
+                critic_stage(self.critic, cfg.critic_steps),
                 Stage("policy", cfg.policy_steps, self.update_policy, evaluates=True,
                       batch_size=cfg.policy_batch_size or None, skips_non_finite=True)]
 

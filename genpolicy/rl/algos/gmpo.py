@@ -12,6 +12,7 @@ samples K actions per state from it and weights their matching losses by softmax
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import ClassVar, Literal
 
 import torch
@@ -22,7 +23,7 @@ from ..critics import IQLCritic
 from ..data import Batch
 from .base import Algorithm, Stage
 from .common import (CriticPolicyConfig, advantage_weights, behaviour_cloning_stage, build_policy_model,
-                     softmax_weights, weighted_matching_step)
+                     critic_stage, softmax_weights, weighted_matching_step)
 from .registry import register
 
 __all__ = ["GMPOConfig", "GMPO"]
@@ -80,12 +81,14 @@ class GMPO(Algorithm):
         if self.behaviour is not None:  # softmax variant (Algorithm 2)
             st.append(behaviour_cloning_stage(self.behaviour, self.behaviour_opt, cfg.behaviour_steps, cfg.loss,
                                               cfg.weighting, cfg.grad_clip))
-        st.append(Stage("critic", cfg.critic_steps, self.critic.update))
-        st.append(Stage("policy", cfg.policy_steps, self.update_policy, evaluates=True))
+        st.append(critic_stage(self.critic, cfg.critic_steps))
+        st.append(Stage("policy", cfg.policy_steps, self.update_policy, evaluates=True,
+                        functional=partial(self.update_policy, functional=True)))
         return st
 
-    def update_policy(self, batch: Batch) -> dict[str, Tensor]:
-        """One advantage-weighted matching step (Eq 7) or softmax-weighted step (Eq 41)."""
+    def update_policy(self, batch: Batch, functional: bool = False) -> dict[str, Tensor]:
+        """One advantage-weighted matching step (Eq 7) or softmax-weighted step (Eq 41); ``functional``: the
+        compilable form of the same step (genpolicy.optim.minimize)."""
         cfg = self.cfg
         if cfg.variant == "awr":
             obs, actions = batch.obs, batch.actions
@@ -95,15 +98,15 @@ class GMPO(Algorithm):
         else:
             k = cfg.num_samples
             with torch.no_grad():
-                a = self.behaviour.sample(batch.obs, n=k, solver=cfg.act_solver,
-                                          steps=cfg.behaviour_sample_steps).clamp(-1, 1)
+                a = self.behaviour.sample(batch.obs, n=k, solver=cfg.act_solver, steps=cfg.behaviour_sample_steps,
+                                          check=False).clamp(-1, 1)
                 obs = batch.obs.repeat_interleave(k, dim=0)
                 actions = a.reshape(-1, self.act_dim)
                 q = self.critic.q(obs, actions).reshape(-1, k)
                 w = softmax_weights(q, cfg.beta)
                 adv = q.reshape(-1) - self.critic.v(obs)
         loss, per_sample, gnorm = weighted_matching_step(self.policy, self.policy_opt, actions, obs, w, cfg.loss,
-                                                         cfg.weighting, cfg.grad_clip)
+                                                         cfg.weighting, cfg.grad_clip, functional)
         m = {"policy_loss": loss, "matching_loss": per_sample.mean(), "weight_mean": w.mean(),
              "weight_max": w.max(), "adv_mean": adv.mean()}
         if gnorm is not None:
