@@ -236,9 +236,12 @@ class _Loop:
         algo.train()
         rows = stage.batch_size or cfg.batch_size
         update = stage_update(algo, stage)
+        t_first = None
         for step in bar:
             self.logger.accumulate(update(self.data.sample(rows, generator=self.gen)))
             done = step + 1
+            if t_first is None:
+                t_first = time.perf_counter()  # the first step includes compiling (when compile is on)
             if done % cfg.log_every == 0 or done == stage.steps:
                 vals = self.logger.flush(stage.name, done)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in list(vals.items())[:4]}, refresh=False)
@@ -257,9 +260,11 @@ class _Loop:
                 bar.close()
                 raise TrainingInterrupted(self.stop_signal, stage.name, done, self.dir)
         bar.close()
-        elapsed = time.perf_counter() - t0
-        self.state["stage_times"][stage.name] = {"seconds": round(elapsed, 2),
-                                                 "steps_per_s": round((stage.steps - first) / max(elapsed, 1e-9), 1)}
+        now = time.perf_counter()
+        rest = stage.steps - first - 1
+        self.state["stage_times"][stage.name] = {
+            "seconds": round(now - t0, 2), "first_step_seconds": round(t_first - t0, 3),
+            "steps_per_s": round(rest / max(now - t_first, 1e-9), 1) if rest > 0 else None}
 
     def evaluate(self, stage: str, si: int, done: int, bar) -> None:
         res = _evaluate(self.algo, self.env_id, self.algo.cfg)

@@ -135,7 +135,8 @@ def _train(ns, cfg, run_dir: Path, note: str) -> int:
         return 128 + e.signum if e.signum in (signal.SIGINT, signal.SIGTERM) else 1
     print(f"run: {run_dir}")
     for name, t in summary["stage_times"].items():
-        print(f"  {name:10s} {t['seconds']:8.1f} s  {t['steps_per_s']:8.1f} steps/s")
+        rate = f"{t['steps_per_s']:8.1f}" if t["steps_per_s"] is not None else "       -"
+        print(f"  {name:10s} {t['seconds']:8.1f} s  {rate} steps/s  (first step {t['first_step_seconds']:.2f} s)")
     if summary["final_score"] is not None:
         print(f"  final score {summary['final_score']:.1f}   best score {summary['best_score']:.1f} "
               f"at {summary['best_at']}")

@@ -1,0 +1,197 @@
+"""Speed benchmark (not a test): steps/s of each training stage in isolation and in the full loop, act latency,
+peak memory, eager vs whole-step compiled, and the paper-budget projection. Writes JSON so that two commits can be
+compared side by side (run both in one session: machines are noisy).
+
+    python benchmarks/speed.py                       # CPU: threads as torch sets them
+    python benchmarks/speed.py --device cuda --out runs/speed-gpu.json
+    python benchmarks/speed.py --quick               # fewer steps, skips the slow rows
+
+Shapes are walker2d's (17-D observations, 6-D actions); batches are drawn from 100k random transitions on the
+device, as the loop draws them. "compiled" is RunConfig.compile=on: torch.compile(fullgraph=True) of the stage's
+functional form (CUDA graphs on a GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from genpolicy.rl.algos import GMPGConfig, GMPOConfig, build_algorithm  # noqa: E402
+from genpolicy.rl.data import OfflineData  # noqa: E402
+from genpolicy.rl.datasets import TransitionDataset  # noqa: E402
+from genpolicy.train import stage_update, train  # noqa: E402
+
+OBS, ACT = 17, 6
+PAPER_CRITIC_STEPS, PAPER_POLICY_STEPS = 122_000, 244_000  # the paper code's walker2d-medium epochs on 100k rows
+
+
+def _data(device: str) -> OfflineData:
+    rng = np.random.default_rng(0)
+    n = 100_000
+    ds = TransitionDataset(rng.normal(size=(n, OBS)).astype(np.float32), rng.uniform(-1, 1, (n, ACT)).astype(np.float32),
+                           rng.normal(size=n).astype(np.float32), rng.normal(size=(n, OBS)).astype(np.float32),
+                           np.zeros(n, bool), np.arange(n) % 1000 == 999)
+    return OfflineData(ds, reward_scale="none", normalize_obs=True, device=device)
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _prepared(algo_name: str, cfg, stage_name: str, data, batch: int, compiled: bool):
+    """The loop's update function for one stage (compiled and warmed up when asked), or None without a
+    compiled form; plus the first call's seconds (compile time)."""
+    cfg = type(cfg)(**{**cfg.__dict__, "compile": "on" if compiled else "off"})
+    torch.manual_seed(0)
+    algo = build_algorithm(algo_name, OBS, ACT, cfg, data.normalizer).to(cfg.device)
+    stage = next(s for s in algo.stages() if s.name == stage_name)
+    if compiled and stage.functional is None:
+        return None, None
+    fn = stage_update(algo, stage)
+    gen = torch.Generator(device=data.device).manual_seed(0)
+    t = time.perf_counter()
+    fn(data.sample(batch, generator=gen))
+    _sync(cfg.device)
+    first = time.perf_counter() - t
+    for _ in range(2):
+        fn(data.sample(batch, generator=gen))
+    _sync(cfg.device)
+    return (fn, gen), first
+
+
+def _time(prepared, data, batch: int, steps: int, device: str) -> float:
+    fn, gen = prepared
+    t = time.perf_counter()
+    for _ in range(steps):
+        m = fn(data.sample(batch, generator=gen))
+    float(next(iter(m.values())))
+    _sync(device)
+    return steps / (time.perf_counter() - t)
+
+
+def stage_rates(algo_name: str, cfg, stage_name: str, data, batch: int, steps: int, modes: list[bool],
+                rounds: int) -> dict:
+    """Steps/s of one stage, eager and compiled timed in alternation ``rounds`` times (median, min, max)."""
+    prepared = {c: _prepared(algo_name, cfg, stage_name, data, batch, c) for c in modes}
+    if str(cfg.device).startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    rates: dict[bool, list] = {c: [] for c in modes}
+    for _ in range(rounds):
+        for c in modes:
+            if prepared[c][0] is not None:
+                rates[c].append(_time(prepared[c][0], data, batch, steps, cfg.device))
+    out = {}
+    for c in modes:
+        key = "compiled" if c else "eager"
+        if not rates[c]:
+            out[key] = {"steps_per_s": None, "note": "no compiled form (eager only)"}
+            continue
+        out[key] = {"steps_per_s": round(float(np.median(rates[c])), 1), "min": round(min(rates[c]), 1),
+                    "max": round(max(rates[c]), 1), "first_call_s": round(prepared[c][1], 2)}
+    if str(cfg.device).startswith("cuda"):
+        out["peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
+    return out
+
+
+def act_latency(cfg, device: str, repeats: int = 30) -> float:
+    torch.manual_seed(0)
+    algo = build_algorithm("gmpo", OBS, ACT, cfg).to(device).eval()
+    obs = np.zeros((1, OBS), np.float32)
+    for _ in range(3):
+        algo.act(obs)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        algo.act(obs)
+        times.append(time.perf_counter() - t)
+    return 1e3 * float(np.median(times))
+
+
+def full_loop(cfg, data, steps: int, compiled: bool, out: Path) -> dict:
+    cfg = type(cfg)(**{**cfg.__dict__, "compile": "on" if compiled else "off", "critic_steps": steps,
+                       "policy_steps": steps, "log_every": 100, "ckpt_every": 10**9})
+    torch.manual_seed(0)
+    algo = build_algorithm("gmpo", OBS, ACT, cfg, data.normalizer).to(cfg.device)
+    s = train(algo, data, out / ("compiled" if compiled else "eager"), progress=False)
+    return {k: {"steps_per_s": v["steps_per_s"], "first_step_s": v["first_step_seconds"]}
+            for k, v in s["stage_times"].items()}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--compile", choices=["off", "on", "both"], default="both")
+    p.add_argument("--quick", action="store_true", help="fewer steps; skip the unet batch-4096 and GMPG rows on CPU")
+    p.add_argument("--rounds", type=int, default=3, help="alternating eager/compiled timing rounds per row")
+    p.add_argument("--out", default="runs/speed.json")
+    ns = p.parse_args(argv)
+    if ns.threads:
+        torch.set_num_threads(ns.threads)
+    dev = ns.device
+    cpu = not dev.startswith("cuda")
+    data = _data(dev)
+    n = 20 if ns.quick else 100
+    modes = {"off": [False], "on": [True], "both": [False, True]}[ns.compile]
+    base = dict(device=dev, critic_hidden=(256, 256))
+    mlp = GMPOConfig(**base, net="mlp", net_hidden=(256, 256, 256))
+    unet = GMPOConfig(**base, net="unet")
+    rows = [("IQL critic (twin Q + V, 2x256), batch 256", "gmpo", mlp, "critic", 256, n * 3),
+            ("IQL critic, batch 4096", "gmpo", mlp, "critic", 4096, n),
+            ("GMPO policy, unet 512-256-128, batch 4096", "gmpo", unet, "policy", 4096, max(3, n // 10 if cpu else n)),
+            ("GMPO policy, mlp 3x256, batch 256", "gmpo", mlp, "policy", 256, n * 3),
+            ("GMPG step, midpoint T=32, exact divergence, batch " + ("256" if cpu else "4096"), "gmpg",
+             GMPGConfig(**base, net="mlp", net_hidden=(256, 256, 256), train_steps=32, chunk_size=4096), "policy",
+             256 if cpu else 4096, 3 if cpu else 20)]
+    if ns.quick and cpu:
+        rows = [r for r in rows if "unet" not in r[0] and "GMPG" not in r[0]]
+    results = {"device": torch.cuda.get_device_name() if not cpu else platform.processor() or platform.machine(),
+               "torch": torch.__version__, "threads": torch.get_num_threads(), "rows": []}
+    for label, algo, cfg, stage, batch, steps in rows:
+        row = {"step": label, "batch": batch, **stage_rates(algo, cfg, stage, data, batch, steps, modes, ns.rounds)}
+        print(json.dumps(row), flush=True)
+        results["rows"].append(row)
+    results["act_ms_batch1_unet_16_euler"] = round(act_latency(GMPOConfig(**base, net="unet", act_steps=16), dev), 2)
+    results["full_loop_steps_per_s"] = {("compiled" if c else "eager"): full_loop(mlp, data, n * 10, c, Path(ns.out).parent
+                                                                                   / "speed_runs") for c in modes}
+    by = {r["step"]: r for r in results["rows"]}
+    proj = {}
+    for mode in ("eager", "compiled"):
+        c = by["IQL critic, batch 4096"].get(mode, {}).get("steps_per_s")
+        u = by.get("GMPO policy, unet 512-256-128, batch 4096", {}).get(mode, {}).get("steps_per_s")
+        if c and u:
+            proj[mode] = round((PAPER_CRITIC_STEPS / c + PAPER_POLICY_STEPS / u) / 60, 1)
+    results["paper_budget_minutes"] = proj
+    results["vectorized_seeds"] = "not implemented yet (issue 14, item 4)"
+    out = Path(ns.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"\ndevice {results['device']}, torch {results['torch']}, {results['threads']} threads\n")
+    print(f"steps/s: median of {ns.rounds} alternating rounds (min-max)\n")
+    print("| step | eager steps/s | compiled steps/s | compile s |\n|---|---|---|---|")
+
+    def cell(d):
+        return f"{d['steps_per_s']} ({d['min']}-{d['max']})" if d.get("steps_per_s") else d.get("note", "-")
+
+    for r in results["rows"]:
+        e, c = r.get("eager", {}), r.get("compiled", {})
+        print(f"| {r['step']} | {cell(e)} | {cell(c)} | {c.get('first_call_s', '-')} |")
+    print(f"\nact, batch 1, unet, 16 Euler steps (eager): {results['act_ms_batch1_unet_16_euler']} ms")
+    print(f"full loop (GMPO mlp, batch 256, data sampling and logging included): {results['full_loop_steps_per_s']}")
+    print(f"paper budget (122k critic + 244k unet policy steps at batch 4096), minutes: {proj or 'needs both rows'}")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
