@@ -103,18 +103,19 @@ def stage_rates(algo_name: str, cfg, stage_name: str, data, batch: int, steps: i
     return out
 
 
-def act_latency(cfg, device: str, repeats: int = 30) -> float:
+def act_latency(cfg, device: str, compiled: bool, repeats: int = 30) -> float:
+    """Median milliseconds of one ``act`` call on one raw observation (after warm-up / compiling)."""
     torch.manual_seed(0)
     algo = build_algorithm("gmpo", OBS, ACT, cfg).to(device).eval()
     obs = np.zeros((1, OBS), np.float32)
     for _ in range(3):
-        algo.act(obs)
+        algo.act(obs, compiled=compiled)
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
-        algo.act(obs)
+        algo.act(obs, compiled=compiled)
         times.append(time.perf_counter() - t)
-    return 1e3 * float(np.median(times))
+    return round(1e3 * float(np.median(times)), 2)
 
 
 def full_loop(cfg, data, steps: int, compiled: bool, out: Path) -> dict:
@@ -161,7 +162,9 @@ def main(argv=None) -> int:
         row = {"step": label, "batch": batch, **stage_rates(algo, cfg, stage, data, batch, steps, modes, ns.rounds)}
         print(json.dumps(row), flush=True)
         results["rows"].append(row)
-    results["act_ms_batch1_unet_16_euler"] = round(act_latency(GMPOConfig(**base, net="unet", act_steps=16), dev), 2)
+    act_cfg = GMPOConfig(**base, net="unet", act_steps=16)
+    results["act_ms_batch1_unet_16_euler"] = {("compiled" if c else "eager"): act_latency(act_cfg, dev, c)
+                                              for c in modes}
     results["full_loop_steps_per_s"] = {("compiled" if c else "eager"): full_loop(mlp, data, n * 10, c, Path(ns.out).parent
                                                                                    / "speed_runs") for c in modes}
     by = {r["step"]: r for r in results["rows"]}
@@ -186,7 +189,7 @@ def main(argv=None) -> int:
     for r in results["rows"]:
         e, c = r.get("eager", {}), r.get("compiled", {})
         print(f"| {r['step']} | {cell(e)} | {cell(c)} | {c.get('first_call_s', '-')} |")
-    print(f"\nact, batch 1, unet, 16 Euler steps (eager): {results['act_ms_batch1_unet_16_euler']} ms")
+    print(f"\nact, batch 1, unet, 16 Euler steps, ms: {results['act_ms_batch1_unet_16_euler']}")
     print(f"full loop (GMPO mlp, batch 256, data sampling and logging included): {results['full_loop_steps_per_s']}")
     print(f"paper budget (122k critic + 244k unet policy steps at batch 4096), minutes: {proj or 'needs both rows'}")
     print(f"wrote {out}")

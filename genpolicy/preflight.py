@@ -42,7 +42,7 @@ def preflight(algo: Algorithm, data: OfflineData, env_id: str | None = None) -> 
                     raise NonFiniteMetrics(f"preflight: one {stage.name} step gives non-finite {', '.join(bad)} "
                                            f"(check the data's reward scale and the learning rates)")
         twin.eval()
-        a = twin.act(raw[None])
+        a = twin.act(raw[None], compiled=False)
     if a.shape != (1, algo.act_dim) or not np.all(np.isfinite(a)):
         raise ValueError(f"preflight: act() returned {a.shape} {a.tolist()}; wanted finite (1, {algo.act_dim})")
     return {"seconds": round(time.perf_counter() - t0, 2), "obs": raw.tolist()}

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import atomic_torch_save, capture_rng, load_torch, restore_rng
-from .rl.algos.base import Algorithm
+from .rl.algos.base import Algorithm, compile_mode
 from .rl.data import OfflineData
 
 __all__ = ["train", "prepare_run", "run_config", "stage_update", "compile_mode", "save_checkpoint", "load_checkpoint", "CHECKPOINT", "BEST", "TrainingInterrupted",
@@ -314,13 +314,6 @@ def train(algo: Algorithm, data: OfflineData, run_dir: str | Path, env_id: str |
                "wall_seconds": loop.wall_seconds(), "segments": st["segments"], "evals": st["evals"], **loop.meta}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
-
-
-def compile_mode(cfg, device: torch.device) -> str:
-    """``cfg.compile`` with ``auto`` resolved: on for CUDA, off elsewhere."""
-    if cfg.compile == "auto":
-        return "on" if device.type == "cuda" else "off"
-    return cfg.compile
 
 
 def stage_update(algo: Algorithm, stage):

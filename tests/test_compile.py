@@ -104,3 +104,24 @@ def test_compiled_steps_make_no_host_sync_on_a_gpu():
             update(data.sample(64, generator=gen))
         finally:
             torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.parametrize("name,backend", [("gmpo", "on"), ("gmpo", "trace"), ("gmpg", "trace")])
+def test_compiled_act_equals_eager_act_for_the_same_seed(name, backend, data):
+    cfg = (GMPOConfig if name == "gmpo" else GMPGConfig)(**SMALL, compile=backend)
+    torch.manual_seed(0)
+    algo = build_algorithm(name, data.obs_dim, data.act_dim, cfg, data.normalizer).eval()
+    obs = torch.randn(5, data.obs_dim).numpy()
+    torch.manual_seed(3)
+    eager = algo.act(obs, compiled=False)
+    torch.manual_seed(3)
+    compiled = algo.act(obs)  # cfg.compile decides: compiled
+    torch.testing.assert_close(torch.as_tensor(compiled), torch.as_tensor(eager), rtol=1e-5, atol=1e-5)
+    twin = copy.deepcopy(algo)  # a copy compiles its own act (it must not act with the original's weights)
+    with torch.no_grad():
+        for p in twin.parameters():
+            p.add_(0.1)
+    torch.manual_seed(3)
+    assert not torch.allclose(torch.as_tensor(twin.act(obs)), torch.as_tensor(compiled))
+    with pytest.raises(ValueError, match="non-finite"):
+        algo.act(obs * float("nan"))

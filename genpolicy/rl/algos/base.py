@@ -15,7 +15,7 @@ from ...config import check_choices
 from ...solvers import SolverName
 from ..data import Batch, ObsNormalizer, RewardScale
 
-__all__ = ["Stage", "Algorithm", "RunConfig"]
+__all__ = ["Stage", "Algorithm", "RunConfig", "compile_mode"]
 
 
 @dataclass
@@ -61,6 +61,13 @@ class RunConfig:
     def __post_init__(self):
         check_choices(self)
         _check_device(self.device)
+
+
+def compile_mode(cfg, device: torch.device) -> str:
+    """``cfg.compile`` with ``auto`` resolved: on for CUDA, off elsewhere."""
+    if cfg.compile == "auto":
+        return "on" if device.type == "cuda" else "off"
+    return cfg.compile
 
 
 def _check_device(device: str) -> None:
@@ -132,16 +139,37 @@ class Algorithm(nn.Module, ABC):
         return next(self.parameters()).device
 
     @torch.no_grad()
-    def act(self, obs) -> np.ndarray:
-        """Actions for a batch of *raw* observations ``(B, obs_dim)`` (or one ``(obs_dim,)``), in [-1, 1]."""
+    def act(self, obs, compiled: bool | None = None) -> np.ndarray:
+        """Actions for a batch of *raw* observations ``(B, obs_dim)`` (or one ``(obs_dim,)``), in [-1, 1].
+
+        ``compiled``: run :meth:`act_normalized` compiled whole (the first call compiles); None follows the
+        config's ``compile`` (on for CUDA by default). Random draws stay eager ones, so a seed gives the same
+        actions either way."""
         x = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device)
         single = x.dim() == 1
         if single:
             x = x[None]
-        if x.shape[-1] != self.obs_dim:
+        if x.dim() != 2 or x.shape[-1] != self.obs_dim:
             raise ValueError(f"observations have shape {tuple(x.shape)}; wanted (B, {self.obs_dim})")
-        a = self.act_normalized(self.normalizer(x)).clamp(-1.0, 1.0).cpu().numpy()
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"observations contain {int((~torch.isfinite(x)).sum())} non-finite value(s)")
+        mode = compile_mode(self.cfg, self.device) if compiled is None else ("on" if compiled else "off")
+        fn = self.act_normalized if mode == "off" else self._compiled_act(mode)
+        a = fn(self.normalizer(x)).clamp(-1.0, 1.0).cpu().numpy()
         return a[0] if single else a
+
+    def _compiled_act(self, mode: str):
+        cached = self.__dict__.get("_act_cache")
+        if cached is None or cached[0] != (id(self), mode):  # a deep copy must not reuse the original's function
+            options = {"fallback_random": True}  # eager random streams: seeded acting equals the eager path
+            if mode == "trace":
+                fn = torch.compile(self.act_normalized, fullgraph=True, backend="aot_eager")
+            else:
+                if self.device.type == "cuda":
+                    options["triton.cudagraphs"] = True
+                fn = torch.compile(self.act_normalized, fullgraph=True, options=options)
+            cached = self.__dict__["_act_cache"] = ((id(self), mode), fn)
+        return cached[1]
 
     def full_state_dict(self) -> dict:
         """Modules, optimizers and the observation normalizer."""

@@ -192,6 +192,10 @@ class GMPG(Algorithm):
         self.policy_opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.policy_lr, fused=True)
         # persistent flags (checkpointed): the copy mu -> pi happened; steps skipped for non-finite values
         self.register_buffer("policy_initialized", torch.zeros((), dtype=torch.bool))
+        # the same flag as a host value (read in every step and act without a device sync), kept in step with the
+        # buffer when a state dict is loaded
+        self._policy_ready = False
+        self.register_load_state_dict_post_hook(lambda module, keys: module._sync_ready())
         self.register_buffer("skipped_steps", torch.zeros((), dtype=torch.long))
         self._bytes_per_row_step: float | None = None
 
@@ -215,6 +219,10 @@ class GMPG(Algorithm):
                           stacklevel=2)
         self.policy.load_state_dict(self.behaviour.state_dict())
         self.policy_initialized.fill_(True)
+        self._policy_ready = True
+
+    def _sync_ready(self) -> None:
+        self._policy_ready = bool(self.policy_initialized)
 
     @property
     def samples_per_state(self) -> int:
@@ -257,7 +265,7 @@ class GMPG(Algorithm):
 
     def update_policy(self, batch: Batch) -> dict[str, Tensor]:
         """One GMPG step (Eq 8 or Eq 42), accumulated over chunks; non-finite steps are skipped and counted."""
-        if not bool(self.policy_initialized):
+        if not self._policy_ready:
             self.init_policy_from_behaviour()
         self.behaviour.requires_grad_(False)
         obs = batch.obs
@@ -289,5 +297,5 @@ class GMPG(Algorithm):
                 "chunk_rows": torch.tensor(float(chunk))}
 
     def act_normalized(self, obs: Tensor) -> Tensor:
-        model = self.policy if bool(self.policy_initialized) else self.behaviour
-        return model.sample(obs, solver=self.cfg.act_solver, steps=self.cfg.act_steps)
+        model = self.policy if self._policy_ready else self.behaviour
+        return model.sample(obs, solver=self.cfg.act_solver, steps=self.cfg.act_steps, check=False)

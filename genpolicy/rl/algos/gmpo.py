@@ -114,4 +114,4 @@ class GMPO(Algorithm):
         return m
 
     def act_normalized(self, obs: Tensor) -> Tensor:
-        return self.policy.sample(obs, solver=self.cfg.act_solver, steps=self.cfg.act_steps)
+        return self.policy.sample(obs, solver=self.cfg.act_solver, steps=self.cfg.act_steps, check=False)
