@@ -123,7 +123,7 @@ class _Logger:
         except ImportError:  # tensorboard is optional
             pass
         self.sums: dict[str, torch.Tensor] = {}
-        self.count = 0
+        self.counts: dict[str, int] = {}  # per metric: an update may report some metrics only on some steps
 
     def offsets(self) -> dict:
         return {"metrics_offset": self.metrics_path.stat().st_size, "evals_offset": self.evals_path.stat().st_size}
@@ -131,13 +131,13 @@ class _Logger:
     def accumulate(self, metrics: dict) -> None:
         for k, v in metrics.items():
             self.sums[k] = self.sums[k] + v if k in self.sums else v.detach().clone()
-        self.count += 1
+            self.counts[k] = self.counts.get(k, 0) + 1
 
     def flush(self, stage: str, step: int) -> dict:
-        if not self.count:
+        if not self.counts:
             return {}
-        vals = {k: float(v) / self.count for k, v in self.sums.items()}  # one host sync per interval
-        self.sums, self.count = {}, 0
+        vals = {k: float(v) / self.counts[k] for k, v in self.sums.items()}  # one host sync per interval
+        self.sums, self.counts = {}, {}
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps({"stage": stage, "step": step, **vals}) + "\n")
         if self.tb is not None:

@@ -21,12 +21,40 @@ from ...optim import minimize, optimizer_step
 from ..data import Batch
 from .base import RunConfig, Stage
 
-__all__ = ["CriticPolicyConfig", "build_policy_model", "advantage_weights", "softmax_weights", "optimizer_step",
+__all__ = ["CriticConfig", "CriticPolicyConfig", "build_policy_model", "advantage_weights", "softmax_weights", "optimizer_step",
            "minimize", "weighted_matching_step", "behaviour_cloning_stage", "critic_stage"]
 
 
 @dataclass
-class CriticPolicyConfig(RunConfig):
+class CriticConfig(RunConfig):
+    """Fields of algorithms with an IQL critic (IQL, GMPO, GMPG, ...)."""
+
+    critic_steps: int = 100_000
+    """IQL critic steps"""
+    critic_lr: float = 3e-4
+    """IQL learning rate"""
+    critic_hidden: tuple[int, ...] = (256, 256)
+    """IQL network hidden sizes"""
+    expectile: float = 0.7
+    """IQL expectile (0.7 locomotion, 0.9 antmaze)"""
+    gamma: float = 0.99
+    """discount"""
+    polyak: float = 0.005
+    """target-network rate"""
+
+    stage_steps: ClassVar[tuple[str, ...]] = ("critic_steps", "policy_steps", "behaviour_steps")
+    limits: ClassVar[dict[str, str]] = {"critic_steps": ">=0", "critic_lr": ">0", "critic_hidden": ">=1",
+                                        "expectile": "0<x<1", "gamma": "0<=x<=1", "polyak": "0<x<=1"}
+
+    def iql(self):
+        """The IQL critic's settings."""
+        from ..critics import IQLConfig
+
+        return IQLConfig(self.critic_hidden, self.expectile, self.gamma, self.polyak, self.critic_lr)
+
+
+@dataclass
+class CriticPolicyConfig(CriticConfig):
     """Fields shared by algorithms with an IQL critic and a generative policy (GMPO, GMPG)."""
 
     path: PathName = "gvp"
@@ -39,36 +67,15 @@ class CriticPolicyConfig(RunConfig):
     """hidden sizes of the policy network (unet: down-path widths; mlp: layers)"""
     beta: float = 1.0
     """temperature beta (paper Table 8)"""
-    critic_steps: int = 100_000
-    """IQL critic steps"""
     policy_steps: int = 100_000
     """policy steps"""
     policy_lr: float = 1e-4
     """policy learning rate"""
-    critic_lr: float = 3e-4
-    """IQL learning rate"""
-    critic_hidden: tuple[int, ...] = (256, 256)
-    """IQL network hidden sizes"""
-    expectile: float = 0.7
-    """IQL expectile (0.7 locomotion, 0.9 antmaze)"""
-    gamma: float = 0.99
-    """discount"""
-    polyak: float = 0.005
-    """target-network rate"""
     grad_clip: float = 0.0
     """clip the policy gradient norm to this (0: off)"""
 
-    stage_steps: ClassVar[tuple[str, ...]] = ("critic_steps", "policy_steps", "behaviour_steps")
-    limits: ClassVar[dict[str, str]] = {"net_hidden": ">=1", "beta": ">=0", "critic_steps": ">=0", "policy_steps": ">=0",
-                                        "policy_lr": ">0", "critic_lr": ">0", "critic_hidden": ">=1",
-                                        "expectile": "0<x<1", "gamma": "0<=x<=1", "polyak": "0<x<=1",
+    limits: ClassVar[dict[str, str]] = {"net_hidden": ">=1", "beta": ">=0", "policy_steps": ">=0", "policy_lr": ">0",
                                         "grad_clip": ">=0"}
-
-    def iql(self):
-        """The IQL critic's settings."""
-        from ..critics import IQLConfig
-
-        return IQLConfig(self.critic_hidden, self.expectile, self.gamma, self.polyak, self.critic_lr)
 
 
 def build_policy_model(cfg: CriticPolicyConfig, obs_dim: int, act_dim: int) -> GenerativeModel:

@@ -1,0 +1,119 @@
+"""TD3+BC (Fujimoto & Gu 2021): TD3 with a behaviour-cloning term in the actor loss,
+
+    pi = argmax E_{(s,a)~D}[ lambda Q1(s, pi(s)) - (pi(s) - a)^2 ],   lambda = alpha / mean|Q1(s, pi(s))|   (Eq 3-4)
+
+twin critics with target policy smoothing (noise 0.2 clipped at 0.5), the actor and targets updated every
+``policy_freq`` critic steps. One stage, ``train``; eager only (the every-other-step actor update is a host-side
+branch, so the step is not compiled whole).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from ...optim import minimize
+from ..actors import DeterministicActor
+from ..critics import TwinQ, q_loss
+from ..data import Batch
+from .base import Algorithm, RunConfig, Stage
+from .registry import register
+
+__all__ = ["TD3BCConfig", "TD3BC"]
+
+
+@dataclass
+class TD3BCConfig(RunConfig):
+    """TD3+BC settings (the paper's Table 3 / its code's defaults)."""
+
+    steps: int = 1_000_000
+    """training steps (critic updates)"""
+    alpha: float = 2.5
+    """weight of Q against the BC term (lambda = alpha / mean |Q|)"""
+    actor_lr: float = 3e-4
+    """actor learning rate"""
+    critic_lr: float = 3e-4
+    """critic learning rate"""
+    hidden: tuple[int, ...] = (256, 256)
+    """hidden sizes of actor and critics"""
+    gamma: float = 0.99
+    """discount"""
+    tau: float = 0.005
+    """target-network rate"""
+    policy_noise: float = 0.2
+    """std of the target policy smoothing noise"""
+    noise_clip: float = 0.5
+    """clip of that noise"""
+    policy_freq: int = 2
+    """actor and target updates every this many critic updates"""
+
+    stage_steps: ClassVar[tuple[str, ...]] = ("steps",)
+    limits: ClassVar[dict[str, str]] = {"steps": ">=0", "alpha": ">=0", "actor_lr": ">0", "critic_lr": ">0",
+                                        "hidden": ">=1", "gamma": "0<=x<=1", "tau": "0<x<=1", "policy_noise": ">=0",
+                                        "noise_clip": ">=0", "policy_freq": ">=1"}
+
+
+def _critic_loss(qf: TwinQ, obs: Tensor, act: Tensor, target: Tensor) -> tuple[Tensor, dict]:
+    qs = qf.both(obs, act)
+    return q_loss(qs, target), {"q_mean": qs[0].mean()}
+
+
+def _actor_loss(actor: DeterministicActor, qf: TwinQ, obs: Tensor, act: Tensor, alpha: float) -> tuple[Tensor, dict]:
+    pi = actor(obs)
+    q = qf.both(obs, pi)[0]
+    lam = alpha / q.abs().mean().detach()
+    bc = ((pi - act) ** 2).mean()
+    return -lam * q.mean() + bc, {"bc_mse": bc, "lambda": lam}
+
+
+@register
+class TD3BC(Algorithm):
+    """TD3+BC: twin critics and a deterministic actor trained together; one stage, ``train``."""
+
+    name = "td3bc"
+    Config = TD3BCConfig
+
+    def __init__(self, obs_dim: int, act_dim: int, cfg: TD3BCConfig, normalizer=None):
+        super().__init__(obs_dim, act_dim, cfg, normalizer)
+        self.actor = DeterministicActor(obs_dim, act_dim, cfg.hidden)
+        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
+        self.qf = TwinQ(obs_dim, act_dim, cfg.hidden)
+        self.q_target = copy.deepcopy(self.qf).requires_grad_(False)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
+        self.q_opt = torch.optim.Adam(self.qf.parameters(), lr=cfg.critic_lr, fused=True)
+        # critic updates so far: a buffer (checkpointed) mirrored by a host counter (read without a sync)
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+        self._updates = 0
+        self.register_load_state_dict_post_hook(lambda m, keys: setattr(m, "_updates", int(m.updates)))
+
+    def optimizers(self):
+        return {"actor_opt": self.actor_opt, "q_opt": self.q_opt}
+
+    def stages(self) -> list[Stage]:
+        return [Stage("train", self.cfg.steps, self.update, evaluates=True)]
+
+    def update(self, batch: Batch) -> dict[str, Tensor]:
+        cfg = self.cfg
+        with torch.no_grad():  # target policy smoothing (TD3)
+            noise = (torch.randn_like(batch.actions) * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
+            next_a = (self.actor_target(batch.next_obs) + noise).clamp(-1.0, 1.0)
+            target = batch.rewards + cfg.gamma * (1.0 - batch.dones) * self.q_target(batch.next_obs, next_a)
+        loss_q, q_aux, _ = minimize(self.q_opt, self.qf, _critic_loss, batch.obs, batch.actions, target)
+        self._updates += 1
+        self.updates += 1
+        m = {"q_loss": loss_q, "q_mean": q_aux["q_mean"]}
+        if self._updates % cfg.policy_freq == 0:
+            loss_pi, aux, _ = minimize(self.actor_opt, self.actor, _actor_loss, self.qf, batch.obs, batch.actions,
+                                       cfg.alpha)
+            with torch.no_grad():
+                torch._foreach_lerp_(list(self.q_target.parameters()), list(self.qf.parameters()), cfg.tau)
+                torch._foreach_lerp_(list(self.actor_target.parameters()), list(self.actor.parameters()), cfg.tau)
+            m.update(actor_loss=loss_pi, bc_mse=aux["bc_mse"], lam=aux["lambda"])
+        return m
+
+    def act_normalized(self, obs: Tensor) -> Tensor:
+        return self.actor(obs)
