@@ -244,7 +244,7 @@ class GenerativeModel(nn.Module):
         idx = torch.arange(b, device=_device_of(cond)).repeat_interleave(n)
         return _index_cond(cond, idx), b * n, (b, n)
 
-    def _noise(self, rows: int, t1: float, x1: Tensor | None, cond: Any) -> Tensor:
+    def _noise(self, rows: int, t1: float, x1: Tensor | None, cond: Any, temperature: float = 1.0) -> Tensor:
         if x1 is not None:
             self._check_x(x1, "x1")
             if x1.shape[0] != rows:
@@ -253,7 +253,8 @@ class GenerativeModel(nn.Module):
         p = next(self.parameters(), None)
         device = p.device if p is not None else (_device_of(cond) if cond is not None else "cpu")
         dtype = p.dtype if p is not None else torch.get_default_dtype()
-        return self._prior_std(t1) * torch.randn(rows, *self.x_shape, device=device, dtype=dtype)
+        std = self._prior_std(t1) * temperature if temperature != 1.0 else self._prior_std(t1)
+        return std * torch.randn(rows, *self.x_shape, device=device, dtype=dtype)
 
     def _prior_std(self, t1: float) -> float:
         """``path.prior_std(t1)``, computed once per t1 (a host value: kept out of compiled steps)."""
@@ -265,18 +266,20 @@ class GenerativeModel(nn.Module):
         """The trainable parameters when ``solver`` needs them (adjoint methods), else nothing."""
         return [p for p in self.parameters() if p.requires_grad] if solver.needs_params else []
 
-    def _run_sampler(self, cond, n, solver, steps, grad, x1, keep_trajectory, check=True):
+    def _run_sampler(self, cond, n, solver, steps, grad, x1, keep_trajectory, check=True, temperature=1.0):
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
         solver = make_solver(solver)
         cond_r, rows, prefix = self._prepare(cond, n, x1, check)
         t0, t1 = self._interval(solver.prediction)
-        x1 = self._noise(rows, t1, x1, cond)
+        x1 = self._noise(rows, t1, x1, cond, temperature)
         with torch.set_grad_enabled(grad):
             sol = solver.sample(self.prediction_fn(cond_r, solver.prediction), self.path, x1, t1, t0, steps,
                                 keep_trajectory, self._params_for(solver))
         return sol, prefix
 
     def sample(self, cond: Any = None, n: int | None = None, solver: Any = "euler", steps: int = 32,
-               grad: bool = False, x1: Tensor | None = None, check: bool = True) -> Tensor:
+               grad: bool = False, x1: Tensor | None = None, check: bool = True, temperature: float = 1.0) -> Tensor:
         """Draw x ~ p(. | cond) (or p(.)) by integrating from noise to data.
 
         Args:
@@ -290,17 +293,20 @@ class GenerativeModel(nn.Module):
                 ``torch.no_grad()``.
             x1: optional starting noise, ``(rows, *x_shape)``.
             check: validate the condition (host sync); False inside training steps and compiled acting.
+            temperature: scale of the initial noise: 1 samples the model's distribution, 0 starts every sample from
+                the prior's mean (for a Gaussian on a path with alpha(1) = 0 the samples' covariance scales by
+                temperature^2). Ignored when ``x1`` is given.
 
         Returns:
             ``(n, *x_shape)`` unconditional; ``(B, *x_shape)`` conditional with n None; else ``(B, n, *x_shape)``.
         """
-        sol, prefix = self._run_sampler(cond, n, solver, steps, grad, x1, False, check)
+        sol, prefix = self._run_sampler(cond, n, solver, steps, grad, x1, False, check, temperature)
         return sol.y[0].reshape(*prefix, *self.x_shape)
 
     def sample_trajectory(self, cond: Any = None, n: int | None = None, solver: Any = "euler", steps: int = 32,
-                          grad: bool = False, x1: Tensor | None = None) -> Trajectory:
+                          grad: bool = False, x1: Tensor | None = None, temperature: float = 1.0) -> Trajectory:
         """Like :meth:`sample` but returns every intermediate state (for plots like the paper's Figure 3)."""
-        sol, prefix = self._run_sampler(cond, n, solver, steps, grad, x1, True)
+        sol, prefix = self._run_sampler(cond, n, solver, steps, grad, x1, True, temperature=temperature)
         xs = sol.trajectory[0]
         return Trajectory(xs=xs.reshape(xs.shape[0], *prefix, *self.x_shape), times=sol.times)
 

@@ -114,7 +114,7 @@ class _Logger:
                 with open(p, "r+b") as f:
                     f.truncate(off)
         if evals_offset in (None, 0):
-            self.evals_path.write_text("stage,step,score,return_mean,return_std,length_mean\n")
+            self.evals_path.write_text("stage,step,score,return_mean,return_std,length_mean,episodes,score_se\n")
         self.tb = None
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -147,8 +147,9 @@ class _Logger:
 
     def log_eval(self, stage: str, step: int, res: dict) -> None:
         with open(self.evals_path, "a") as f:
+            se = "" if res.get("score_se") is None else f"{res['score_se']:.4f}"
             f.write(f"{stage},{step},{res['score']:.4f},{res['return_mean']:.4f},{res['return_std']:.4f},"
-                    f"{res['length_mean']:.1f}\n")
+                    f"{res['length_mean']:.1f},{res['episodes']},{se}\n")
         if self.tb is not None:
             self.tb.add_scalar(f"{stage}/eval_score", res["score"], step)
 
@@ -157,13 +158,13 @@ class _Logger:
             self.tb.close()
 
 
-def _evaluate(algo: Algorithm, env_id: str, cfg) -> dict:
+def _evaluate(algo: Algorithm, env_id: str, cfg, episodes: int) -> dict:
     from .rl.evaluate import evaluate
 
     was_training = algo.training
     algo.eval()
     # evaluation must not move the training RNG (exact resume): evaluate forks it and seeds the policy's noise
-    res = evaluate(algo.act, env_id, episodes=cfg.eval_episodes, seed=cfg.seed + 10_000, policy_seed=cfg.seed + 12345)
+    res = evaluate(algo.act, env_id, episodes=episodes, seed=cfg.seed + 10_000, policy_seed=cfg.seed + 12345)
     algo.train(was_training)
     d = res.as_dict()
     d["score"] = res.score
@@ -225,8 +226,9 @@ class _Loop:
         self.state["wall_seconds"] = self.wall_seconds()
         save_checkpoint(self.dir / name, self.algo, self.meta, stage_idx, step, self.gen, {"loop": self.state})
 
-    def run_stage(self, si: int, stage, first: int) -> None:
-        """Steps ``first..stage.steps`` of stage ``si``: update, log, evaluate, checkpoint."""
+    def run_stage(self, si: int, stage, first: int, final: bool = False) -> None:
+        """Steps ``first..stage.steps`` of stage ``si``: update, log, evaluate, checkpoint. ``final``: the last
+        evaluating stage, whose closing evaluation (``final_eval_episodes``) gives the run's final score."""
         from tqdm.auto import tqdm
 
         algo, cfg = self.algo, self.algo.cfg
@@ -252,7 +254,7 @@ class _Loop:
                                            f"rates or check the data's reward scale)")
             if self.env_id and stage.evaluates and ((cfg.eval_every and done % cfg.eval_every == 0)
                                                     or done == stage.steps):
-                self.evaluate(stage.name, si, done, bar)
+                self.evaluate(stage.name, si, done, bar, final and done == stage.steps)
             end = done == stage.steps
             if done % cfg.ckpt_every == 0 or end or self.stop_signal is not None:
                 self.save(CHECKPOINT, si + 1 if end else si, 0 if end else done)
@@ -266,12 +268,13 @@ class _Loop:
             "seconds": round(now - t0, 2), "first_step_seconds": round(t_first - t0, 3),
             "steps_per_s": round(rest / max(now - t_first, 1e-9), 1) if rest > 0 else None}
 
-    def evaluate(self, stage: str, si: int, done: int, bar) -> None:
-        res = _evaluate(self.algo, self.env_id, self.algo.cfg)
+    def evaluate(self, stage: str, si: int, done: int, bar, final: bool = False) -> None:
+        cfg = self.algo.cfg
+        res = _evaluate(self.algo, self.env_id, cfg, cfg.final_eval_episodes if final else cfg.eval_episodes)
         self.logger.log_eval(stage, done, res)
         st = self.state
-        st["evals"].append({"stage": stage, "step": done, **res})
-        st["final_score"] = res["score"]
+        st["evals"].append({"stage": stage, "step": done, "final": final, **res})
+        st["final_score"], st["final_score_se"], st["final_episodes"] = res["score"], res["score_se"], res["episodes"]
         if st["best_score"] is None or res["score"] > st["best_score"]:
             st["best_score"], st["best_stage_step"] = res["score"], [stage, done]
             self.save(BEST, si, done)
@@ -300,17 +303,19 @@ def train(algo: Algorithm, data: OfflineData, run_dir: str | Path, env_id: str |
         torch._dynamo.reset()  # compiled code of earlier runs in this process is keyed to their modules
     loop = _Loop(algo, data, run_dir, env_id, meta or {}, resume, progress)
     stages = algo.stages()
+    last_eval = max((i for i, s in enumerate(stages) if s.evaluates and s.steps > 0), default=None)
     try:
         with _stop_on_signals(loop):
             for si in range(loop.start_stage, len(stages)):
                 first = loop.start_step if si == loop.start_stage else 0
                 if first < stages[si].steps:
-                    loop.run_stage(si, stages[si], first)
+                    loop.run_stage(si, stages[si], first, final=si == last_eval)
     finally:
         loop.logger.close()
     st = loop.state
     summary = {"algo": algo.name, "best_score": st["best_score"], "best_at": st["best_stage_step"],
-               "final_score": st["final_score"], "stage_times": st["stage_times"],
+               "final_score": st["final_score"], "final_score_se": st.get("final_score_se"),
+               "final_episodes": st.get("final_episodes"), "stage_times": st["stage_times"],
                "wall_seconds": loop.wall_seconds(), "segments": st["segments"], "evals": st["evals"], **loop.meta}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary

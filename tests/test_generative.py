@@ -299,3 +299,17 @@ class TestMatchingLoss:
         xt = (1 - t)[:, None] * x0 + t[:, None] * x1
         expect = 0.5 * ((net(xt, t) - (x1 - x0)) ** 2).sum(1)
         torch.testing.assert_close(model.matching_loss(x0, t=t, x1=x1), expect)
+
+
+@pytest.mark.parametrize("path", ["gvp", "linear"])
+def test_sampling_temperature_scales_the_covariance(path):
+    """With alpha(1) = 0 the probability-flow map of N(m, C) is x0 = m + C^(1/2) x1 / sigma(1): noise of scale tau
+    gives N(m, tau^2 C), and tau = 0 gives m itself."""
+    model, m, cov = oracle_model(path, "velocity")
+    torch.manual_seed(0)
+    x = model.sample(n=20000, solver="rk4", steps=50, temperature=0.5)
+    _assert_moments(x.double(), m, 0.25 * cov, tol=0.03)
+    x0 = model.sample(n=10, solver="rk4", steps=50, temperature=0.0)
+    torch.testing.assert_close(x0.double(), m.expand(10, -1), atol=2e-3, rtol=0)
+    with pytest.raises(ValueError, match="temperature"):
+        model.sample(n=2, temperature=-1.0)

@@ -1,4 +1,4 @@
-"""Command line: ``genpolicy train | eval | export | plot | datasets | data | toy``.
+"""Command line: ``genpolicy train | eval | export | plot | bench | datasets | data | toy``.
 
     genpolicy train gmpo --dataset hopper-medium-replay-v5 --env Hopper-v5 --preset cpu --set beta=6
     genpolicy eval runs/gmpo-hopper-medium-replay-v5-0 --episodes 10
@@ -21,6 +21,7 @@ COMMANDS = {
     "eval": ("evaluate a run or policy file in its environment (seeded)", "genpolicy.cli.evaluate"),
     "export": ("write a run's policy as one safetensors file (no pickle)", "genpolicy.cli.export"),
     "plot": ("plot learning curves of runs (scores and losses)", "genpolicy.cli.plot"),
+    "bench": ("run algorithms x tasks x seeds and tabulate mean +- s.e. (resumable)", "genpolicy.cli.bench"),
     "datasets": ("list the datasets that --dataset accepts by name", "genpolicy.cli.datasets"),
     "data": ("make D4RL-style datasets from MuJoCo", "genpolicy.cli.data"),
     "toy": ("Swiss-roll demo: train every path, plot, report held-out log-likelihoods", "genpolicy.cli.toy"),

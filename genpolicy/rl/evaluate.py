@@ -29,9 +29,15 @@ class EvalResult:
         """Mean normalized score (or mean return where there are no reference scores)."""
         return float(self.normalized.mean()) if self.normalized is not None else self.mean_return
 
+    @property
+    def score_se(self) -> float | None:
+        """Standard error of :attr:`score` over the episodes (None for one episode)."""
+        x = self.normalized if self.normalized is not None else self.returns
+        return float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else None
+
     def as_dict(self) -> dict:
         d = {"return_mean": self.mean_return, "return_std": float(self.returns.std()),
-             "length_mean": float(self.lengths.mean()), "episodes": int(len(self.returns))}
+             "length_mean": float(self.lengths.mean()), "episodes": int(len(self.returns)), "score_se": self.score_se}
         if self.normalized is not None:
             d.update(score_mean=float(self.normalized.mean()), score_std=float(self.normalized.std()))
         return d

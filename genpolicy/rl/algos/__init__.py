@@ -15,6 +15,8 @@ for _m in pkgutil.iter_modules(__path__):
 
 from .gmpg import GMPG, GMPGConfig  # noqa: E402
 from .gmpo import GMPO, GMPOConfig  # noqa: E402
+from .iql import IQL, IQLAWRConfig  # noqa: E402
 
 __all__ = ["ALGORITHMS", "Algorithm", "RunConfig", "CriticPolicyConfig", "Stage", "register", "algorithm_class",
-           "build_algorithm", "config_from_dict", "GMPO", "GMPOConfig", "GMPG", "GMPGConfig", "INFRASTRUCTURE"]
+           "build_algorithm", "config_from_dict", "GMPO", "GMPOConfig", "GMPG", "GMPGConfig", "IQL", "IQLAWRConfig",
+           "INFRASTRUCTURE"]

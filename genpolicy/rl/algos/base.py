@@ -45,6 +45,10 @@ class RunConfig:
     """solver used to sample actions"""
     act_steps: int = 32
     """solver steps used to sample actions"""
+    act_temperature: float = 1.0
+    """initial-noise scale when sampling actions (1: the model's distribution; 0: from the prior's mean)"""
+    final_eval_episodes: int = 50
+    """episodes of the evaluation at the end of the last evaluating stage (the run's final score, with its s.e.)"""
     compile: Literal["auto", "off", "on", "trace"] = "auto"
     """compile each stage's update whole (torch.compile, fullgraph; CUDA graphs on a GPU): auto = on for CUDA and off
     on CPU (CPU steps are compute-bound: compiling gains nothing there), off = eager (the reference), on, or
@@ -52,11 +56,12 @@ class RunConfig:
 
     #: fields a resumed run may change (config.check_resume_changes); ``stage_steps`` may only grow
     resume_safe: ClassVar[tuple[str, ...]] = ("eval_every", "eval_episodes", "log_every", "ckpt_every", "device",
-                                              "compile")
+                                              "compile", "final_eval_episodes")
     stage_steps: ClassVar[tuple[str, ...]] = ()
     #: allowed ranges, checked with the choices when the config is made (subclasses add their own)
     limits: ClassVar[dict[str, str]] = {"seed": ">=0", "batch_size": ">=1", "eval_every": ">=0", "eval_episodes": ">=1",
-                                        "log_every": ">=1", "ckpt_every": ">=1", "act_steps": ">=1"}
+                                        "log_every": ">=1", "ckpt_every": ">=1", "act_steps": ">=1",
+                                        "act_temperature": ">=0", "final_eval_episodes": ">=1"}
 
     def __post_init__(self):
         check_choices(self)

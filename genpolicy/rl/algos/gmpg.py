@@ -298,4 +298,5 @@ class GMPG(Algorithm):
 
     def act_normalized(self, obs: Tensor) -> Tensor:
         model = self.policy if self._policy_ready else self.behaviour
-        return model.sample(obs, solver=self.cfg.act_solver, steps=self.cfg.act_steps, check=False)
+        return model.sample(obs, solver=self.cfg.act_solver, steps=self.cfg.act_steps, check=False,
+                              temperature=self.cfg.act_temperature)

@@ -114,4 +114,5 @@ class GMPO(Algorithm):
         return m
 
     def act_normalized(self, obs: Tensor) -> Tensor:
-        return self.policy.sample(obs, solver=self.cfg.act_solver, steps=self.cfg.act_steps, check=False)
+        return self.policy.sample(obs, solver=self.cfg.act_solver, steps=self.cfg.act_steps, check=False,
+                              temperature=self.cfg.act_temperature)

@@ -1,0 +1,230 @@
+"""The suite runner: algorithms x tasks x seeds at a named budget, resumable, with one IQL critic per (task, seed)
+shared by every algorithm whose critic settings match, and a results table (mean +- s.e. over seeds, the data's own
+score beside it) plus learning curves per task.
+
+    genpolicy bench --algos bc iql gmpo --tasks hopper-medium-v5:Hopper-v5 --seeds 0 1 2 --budget cpu
+
+Layout under ``--out``: ``TASK/ALGO/seed-K/`` (one ordinary run folder each), ``TASK/critic/seed-K/`` (the shared
+critic's run), ``results.md``, ``results.csv``, ``curves-TASK.png``. Running the same command again skips finished
+runs (they have ``summary.json``), resumes a half-finished one from its checkpoint, and rewrites the table from
+the run folders (so rows are never duplicated).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Task", "parse_task", "run_suite", "collect", "write_table", "plot_curves"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """A dataset and the environment that evaluates it (None: no evaluation)."""
+
+    dataset: str
+    env: str | None
+
+    @property
+    def name(self) -> str:
+        return Path(self.dataset).name.removesuffix(".hdf5").removesuffix(".npz")
+
+
+def parse_task(spec: str) -> Task:
+    """``DATASET:ENV`` or ``DATASET`` (no evaluation)."""
+    dataset, _, env = spec.partition(":")
+    return Task(dataset, env or None)
+
+
+def _config(algo: str, budget: list[str], task: Task, sets: list[str]):
+    from .config import load_presets, resolve_config
+    from .rl.algos import ALGORITHMS
+
+    presets = load_presets(algo)
+    task_preset = task.name.removesuffix("-v5")
+    names = [b for b in budget if b in presets] + ([task_preset] if task_preset in presets else [])
+    missing = [b for b in budget if b not in presets]
+    if missing:
+        raise ValueError(f"{algo} has no preset {missing}; its presets: {sorted(presets)}")
+    cls = ALGORITHMS[algo].Config
+    fields = {f.name for f in dataclasses.fields(cls)}
+    own_sets = [s for s in sets if s.split("=", 1)[0].strip() in fields]  # --set keys apply where they exist
+    return resolve_config(cls, names, presets, {}, own_sets), names
+
+
+def _critic_key(cfg) -> tuple | None:
+    from .rl.algos.common import CriticConfig
+
+    if not isinstance(cfg, CriticConfig) or cfg.critic_steps == 0:
+        return None
+    return (cfg.iql(), cfg.critic_steps, cfg.reward_scale, cfg.normalize_obs, cfg.batch_size, cfg.seed, cfg.device)
+
+
+def _finished(d: Path) -> bool:
+    return (d / "summary.json").exists()
+
+
+def _run(algo: str, cfg, task: Task, d: Path, ds, meta: dict, progress: bool, critic_state=None) -> None:
+    from .preflight import preflight
+    from .train import CHECKPOINT, prepare_run, run_config, train
+
+    resume = (d / CHECKPOINT).exists()
+    if resume:
+        cfg = run_config(d, algo, device=cfg.device)
+    a, data = prepare_run(algo, cfg, ds)
+    if not resume:
+        preflight(a, data, task.env)
+        if critic_state is not None:
+            a.critic.load_state_dict(critic_state)
+    train(a, data, d, env_id=task.env, meta=meta, resume=resume, progress=progress)
+
+
+def _shared_critic(task: Task, seed_cfg, d: Path, ds, progress: bool) -> dict:
+    """The IQL critic for this (task, seed, critic settings), trained once in ``d`` (resumable) and reused."""
+    from .rl.algos import IQLAWRConfig
+    from .rl.algos.common import CriticConfig
+    from .train import CHECKPOINT, load_checkpoint
+
+    if not _finished(d):
+        shared = {f.name: getattr(seed_cfg, f.name) for f in dataclasses.fields(CriticConfig)}
+        cfg = IQLAWRConfig(**{**shared, "policy_steps": 0, "final_eval_episodes": 1})
+        _run("iql", cfg, Task(task.dataset, None), d, ds, {"dataset": task.dataset, "role": "shared critic"}, progress)
+    modules = load_checkpoint(d / CHECKPOINT)["state"]["modules"]
+    return {k[len("critic."):]: v for k, v in modules.items() if k.startswith("critic.")}
+
+
+def run_suite(algos: list[str], tasks: list[Task], seeds: list[int], budget: list[str], out: str | Path,
+              sets: list[str] | None = None, share_critic: bool = True, progress: bool = True) -> Path:
+    """Train every (task, algorithm, seed) not yet finished, then write the table and curves; returns the table."""
+    from .rl.datasets import load_dataset
+
+    out = Path(out)
+    sets = list(sets or [])
+    for task in tasks:
+        ds = None
+        for seed in seeds:
+            for algo in algos:
+                cfg, names = _config(algo, budget, task, sets + [f"seed={seed}"])
+                d = out / task.name / algo / f"seed-{seed}"
+                if _finished(d):
+                    continue
+                ds = ds if ds is not None else load_dataset(task.dataset)
+                meta = {"dataset": task.dataset, "presets": names, "suite": str(out)}
+                key = _critic_key(cfg) if share_critic else None
+                state = None
+                if key is not None and not (d / "checkpoint.pt").exists():
+                    digest = hashlib.sha256(repr(key).encode()).hexdigest()[:8]  # stable across processes
+                    cdir = out / task.name / "critic" / f"seed-{seed}-{digest}"
+                    state = _shared_critic(task, cfg, cdir, ds, progress)
+                    cfg = dataclasses.replace(cfg, critic_steps=0)
+                    meta["critic_from"] = str(cdir)
+                _run(algo, cfg, task, d, ds, meta, progress, state)
+    rows = collect(out, tasks, algos)
+    table = write_table(rows, out)
+    for task in tasks:
+        plot_curves(out, task, algos)
+    return table
+
+
+def collect(out: str | Path, tasks: list[Task], algos: list[str]) -> list[dict]:
+    """One row per (task, algorithm): final scores of the finished seeds, mean and standard error."""
+    from .rl.datasets import available_datasets
+
+    data_scores = {r["name"]: r.get("score_mean") for r in available_datasets()}
+    rows = []
+    for task in tasks:
+        for algo in algos:
+            scores, seeds, secs = [], [], []
+            for f in sorted((Path(out) / task.name / algo).glob("seed-*/summary.json")):
+                s = json.loads(f.read_text())
+                if s.get("final_score") is not None:
+                    scores.append(s["final_score"])
+                    seeds.append(int(f.parent.name.split("-")[1]))
+                    secs.append(s.get("wall_seconds") or 0.0)
+            n = len(scores)
+            rows.append({"task": task.name, "algo": algo, "seeds": seeds, "n": n,
+                         "mean": float(np.mean(scores)) if n else None,
+                         "se": float(np.std(scores, ddof=1) / math.sqrt(n)) if n > 1 else None,
+                         "scores": scores, "data_score": data_scores.get(task.name),
+                         "train_minutes": round(float(np.mean(secs)) / 60, 1) if n else None})
+    return rows
+
+
+def write_table(rows: list[dict], out: str | Path) -> Path:
+    """``results.md`` (tasks as rows, algorithms as columns, mean +- s.e. (n)) and ``results.csv`` (one row per
+    task and algorithm, with every seed's score)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    algos = list(dict.fromkeys(r["algo"] for r in rows))
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    by = {(r["task"], r["algo"]): r for r in rows}
+
+    def cell(r):
+        if not r or r["mean"] is None:
+            return "-"
+        se = f" ± {r['se']:.1f}" if r["se"] is not None else ""
+        return f"{r['mean']:.1f}{se} ({r['n']})"
+
+    lines = ["| task | data | " + " | ".join(algos) + " |", "|---|---|" + "---|" * len(algos)]
+    for t in tasks:
+        ds = next((by[(t, a)]["data_score"] for a in algos if (t, a) in by), None)
+        lines.append(f"| {t} | {'-' if ds is None else f'{ds:.1f}'} | "
+                     + " | ".join(cell(by.get((t, a))) for a in algos) + " |")
+    lines += ["", "Final D4RL-normalized score, mean ± standard error over seeds (number of seeds); "
+                  "data: the dataset's own mean normalized score."]
+    md = out / "results.md"
+    md.write_text("\n".join(lines) + "\n")
+    with open(out / "results.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["task", "algo", "n", "mean", "se", "data_score", "train_minutes", "seeds", "scores"])
+        for r in rows:
+            w.writerow([r["task"], r["algo"], r["n"], r["mean"], r["se"], r["data_score"], r["train_minutes"],
+                        " ".join(map(str, r["seeds"])), " ".join(f"{s:.3f}" for s in r["scores"])])
+    return md
+
+
+def plot_curves(out: str | Path, task: Task, algos: list[str]) -> Path | None:
+    """``curves-TASK.png``: evaluation score against step per algorithm, mean over seeds with a shaded s.e."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plotting import read_run
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    drew = False
+    for algo in algos:
+        curves = [read_run(d)["evals"] for d in sorted((Path(out) / task.name / algo).glob("seed-*"))
+                  if (d / "metrics.jsonl").exists()]
+        curves = [{step: score for _, step, score in c} for c in curves if c]
+        steps = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
+        if not steps:
+            continue
+        ys = np.array([[c[s] for s in steps] for c in curves])
+        mean = ys.mean(0)
+        se = ys.std(0, ddof=1) / math.sqrt(len(ys)) if len(ys) > 1 else np.zeros_like(mean)
+        ax.plot(steps, mean, marker=".", label=f"{algo} ({len(ys)} seeds)")
+        ax.fill_between(steps, mean - se, mean + se, alpha=0.2)
+        drew = True
+    if not drew:
+        plt.close(fig)
+        return None
+    from .rl.datasets import available_datasets
+
+    data = next((r.get("score_mean") for r in available_datasets() if r["name"] == task.name), None)
+    if data is not None:
+        ax.axhline(data, ls="--", color="0.35", lw=1, label="the data's own score")
+    ax.set(title=f"{task.name}", xlabel="step of the evaluating stage", ylabel="score (D4RL-normalized)")
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    path = Path(out) / f"curves-{task.name}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,55 @@
+"""The suite runner: killed and run again, it skips finished runs, resumes the rest, shares one critic per task and
+seed, and writes one table row per (task, algorithm)."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from genpolicy.train import load_checkpoint
+
+from .test_trust import hopper_like  # noqa: F401  (fixture)
+
+TINY = ["--set", "critic_steps=30", "--set", "policy_steps=4", "--set", "eval_every=0", "--set", "eval_episodes=1",
+        "--set", "final_eval_episodes=2", "--set", "act_steps=2", "--set", "net=mlp", "--set", "net_hidden=[32,32]",
+        "--set", "critic_hidden=[32,32]", "--set", "actor_hidden=[32,32]", "--set", "batch_size=32"]
+
+
+def test_the_suite_resumes_after_sigkill_without_redoing_or_duplicating(hopper_like, tmp_path):  # noqa: F811
+    pytest.importorskip("gymnasium")
+    out = tmp_path / "suite"
+    cmd = [sys.executable, "-m", "genpolicy.cli", "bench", "--algos", "bc", "iql", "gmpo", "--tasks",
+           f"{hopper_like}:Hopper-v5", "--seeds", "0", "1", "--out", str(out), "--no-progress", *TINY]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    first = None
+    while time.time() < deadline and proc.poll() is None:
+        done = sorted(out.glob("*/*/seed-*/summary.json"))
+        if done:
+            first = done[0]
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    proc.wait()
+    assert first is not None and proc.returncode == -signal.SIGKILL, "the suite finished before it could be killed"
+    stamp = first.stat().st_mtime_ns
+    subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=600)
+    assert first.stat().st_mtime_ns == stamp  # the finished run was not redone
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [(r["task"], r["algo"]) for r in rows] == [("hopper_like", a) for a in ("bc", "iql", "gmpo")]
+    assert all(r["n"] == "2" and r["mean"] not in ("", "None") for r in rows)
+    md = (out / "results.md").read_text()
+    assert md.count("| hopper_like |") == 1 and "± " in md
+    critics = sorted((out / "hopper_like" / "critic").iterdir())
+    assert len(critics) == 2  # one per seed, shared by iql and gmpo
+    for algo in ("iql", "gmpo"):
+        ck = load_checkpoint(out / "hopper_like" / algo / "seed-1" / "checkpoint.pt")
+        assert ck["config"]["critic_steps"] == 0 and "critic" in ck["meta"]["critic_from"]
+    assert (out / "curves-hopper_like.png").exists()
+    subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=600)  # all done: nothing to do
+    assert len(list(csv.DictReader(open(out / "results.csv")))) == 3
