@@ -7,7 +7,7 @@ import csv
 import json
 from pathlib import Path
 
-__all__ = ["read_run", "plot_runs"]
+__all__ = ["read_run", "plot_runs", "save_figure"]
 
 
 def read_run(run_dir: str | Path) -> dict:
@@ -85,9 +85,16 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path) -> Path:
             ax.set_yscale("log")
         if ax.lines:
             ax.legend(fontsize=7, loc="best")
+    return save_figure(fig, out)
+
+
+def save_figure(fig, out: str | Path, dpi: int = 110) -> Path:
+    """Lay out, write (creating the folder) and close a matplotlib figure; returns the path."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=dpi)
     plt.close(fig)
     return out

@@ -196,7 +196,7 @@ def plot_curves(out: str | Path, task: Task, algos: list[str]) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .plotting import read_run
+    from .plotting import read_run, save_figure
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     drew = False
@@ -223,8 +223,4 @@ def plot_curves(out: str | Path, task: Task, algos: list[str]) -> Path | None:
         ax.axhline(data, ls="--", color="0.35", lw=1, label="the data's own score")
     ax.set(title=f"{task.name}", xlabel="step of the evaluating stage", ylabel="score (D4RL-normalized)")
     ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    path = Path(out) / f"curves-{task.name}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, Path(out) / f"curves-{task.name}.png")

@@ -235,9 +235,6 @@ def plot_behaviour_curves(cfg: MakeConfig, out_png: str | Path, envs: list[str] 
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
     axes[0][0].set_ylabel("return (stochastic policy)")
-    fig.tight_layout()
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    from ..plotting import save_figure
+
+    return save_figure(fig, out_png)
