@@ -13,6 +13,7 @@ import argparse
 import ast
 import dataclasses
 import inspect
+import math
 import re
 import textwrap
 import typing
@@ -20,7 +21,8 @@ from functools import lru_cache
 from importlib import resources
 
 __all__ = ["field_docs", "add_dataclass_args", "dataclass_from_args", "apply_overrides", "check_choices",
-           "literal_choices", "load_presets", "resolve_config", "check_resume_changes", "to_yaml"]
+           "literal_choices", "load_presets", "resolve_config", "check_resume_changes", "to_yaml",
+           "steps_from_epochs"]
 
 
 @lru_cache(maxsize=None)
@@ -230,3 +232,15 @@ def to_yaml(cfg) -> str:
 
     return yaml.safe_dump({k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()},
                           sort_keys=False)
+
+
+def steps_from_epochs(cfg, rows: int):
+    """``cfg`` with every budget given in epochs (passes over ``rows`` transitions at ``cfg.batch_size``) turned into
+    its step field: the class's ``epoch_fields`` maps e.g. ``critic_epochs`` to ``critic_steps``; 0 epochs leaves the
+    step count as it is. The paper's code states its budgets in epochs."""
+    fields = {}
+    for klass in reversed(type(cfg).__mro__):
+        fields.update(vars(klass).get("epoch_fields", {}))
+    steps = {s: max(1, math.ceil(getattr(cfg, e) * rows / cfg.batch_size)) for e, s in fields.items()
+             if getattr(cfg, e) > 0}
+    return dataclasses.replace(cfg, **steps) if steps else cfg

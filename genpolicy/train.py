@@ -68,8 +68,11 @@ def prepare_run(algo: str, cfg, dataset) -> tuple[Algorithm, OfflineData]:
     from .rl.algos import build_algorithm
     from .rl.datasets import TransitionDataset, load_dataset
 
+    from .config import steps_from_epochs
+
     torch.manual_seed(cfg.seed)
     ds = dataset if isinstance(dataset, TransitionDataset) else load_dataset(dataset)
+    cfg = steps_from_epochs(cfg, len(ds))  # budgets stated in epochs become step counts for this dataset
     data = OfflineData(ds, reward_scale=cfg.reward_scale, normalize_obs=cfg.normalize_obs, device=cfg.device)
     return build_algorithm(algo, data.obs_dim, data.act_dim, cfg, data.normalizer).to(cfg.device), data
 

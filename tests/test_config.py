@@ -46,3 +46,14 @@ def test_set_values_are_checked_and_yaml_1_1_floats_are_read(capsys):
     assert cfg.policy_lr == 3e-4 and isinstance(cfg.beta, float)
     with pytest.raises(ValueError, match="expected float"):
         resolve_config(GMPOConfig, [], {}, {}, ["beta=fast"])
+
+
+def test_budgets_in_epochs_become_steps_for_the_dataset():
+    from genpolicy.config import load_presets, steps_from_epochs
+
+    cfg = resolve_config(GMPOConfig, ["paper"], load_presets("gmpo"), {}, [])
+    assert (cfg.critic_epochs, cfg.policy_epochs, cfg.batch_size) == (5000, 10000, 4096)  # the paper's code
+    got = steps_from_epochs(cfg, 100_000)
+    assert (got.critic_steps, got.policy_steps) == (122_071, 244_141)  # ceil(epochs * rows / batch)
+    plain = GMPOConfig(critic_steps=7)
+    assert steps_from_epochs(plain, 100_000) == plain  # 0 epochs: the step counts stand

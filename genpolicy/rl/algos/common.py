@@ -41,10 +41,15 @@ class CriticConfig(RunConfig):
     """discount"""
     polyak: float = 0.005
     """target-network rate"""
+    critic_epochs: float = 0.0
+    """critic budget in passes over the dataset at batch_size, replacing critic_steps when > 0 (the paper's code:
+    5000 at batch 4096)"""
 
     stage_steps: ClassVar[tuple[str, ...]] = ("critic_steps", "policy_steps", "behaviour_steps")
     limits: ClassVar[dict[str, str]] = {"critic_steps": ">=0", "critic_lr": ">0", "critic_hidden": ">=1",
-                                        "expectile": "0<x<1", "gamma": "0<=x<=1", "polyak": "0<x<=1"}
+                                        "expectile": "0<x<1", "gamma": "0<=x<=1", "polyak": "0<x<=1",
+                                        "critic_epochs": ">=0"}
+    epoch_fields: ClassVar[dict[str, str]] = {"critic_epochs": "critic_steps"}
 
     def iql(self):
         """The IQL critic's settings."""
@@ -73,9 +78,13 @@ class CriticPolicyConfig(CriticConfig):
     """policy learning rate"""
     grad_clip: float = 0.0
     """clip the policy gradient norm to this (0: off)"""
+    policy_epochs: float = 0.0
+    """policy budget in passes over the dataset at batch_size, replacing policy_steps when > 0 (the paper's code:
+    GMPO 10000 at batch 4096)"""
 
     limits: ClassVar[dict[str, str]] = {"net_hidden": ">=1", "beta": ">=0", "policy_steps": ">=0", "policy_lr": ">0",
-                                        "grad_clip": ">=0"}
+                                        "grad_clip": ">=0", "policy_epochs": ">=0"}
+    epoch_fields: ClassVar[dict[str, str]] = {"policy_epochs": "policy_steps"}
 
 
 def build_policy_model(cfg: CriticPolicyConfig, obs_dim: int, act_dim: int) -> GenerativeModel:
