@@ -125,15 +125,17 @@ def weighted_matching_step(model: GenerativeModel, opt: torch.optim.Optimizer, x
 
 
 def behaviour_cloning_stage(model: GenerativeModel, opt: torch.optim.Optimizer, steps: int, kind: str = "flow",
-                            weighting: str = "vanilla", clip: float = 0.0, name: str = "behaviour") -> Stage:
-    """A stage fitting ``model`` to the dataset's actions given states by its matching loss (Eq 3, 23, 26)."""
+                            weighting: str = "vanilla", clip: float = 0.0, name: str = "behaviour",
+                            evaluates: bool = False) -> Stage:
+    """A stage fitting ``model`` to the dataset's actions given states by its matching loss (Eq 3, 23, 26);
+    ``evaluates``: the policy that acts is (built on) this model, so the loop evaluates during the stage."""
 
     def update(batch: Batch, functional: bool = False) -> dict[str, Tensor]:
         loss, _, _ = weighted_matching_step(model, opt, batch.actions, batch.obs, kind=kind, weighting=weighting,
                                             clip=clip, functional=functional)
         return {f"{name}_loss": loss}
 
-    return Stage(name, steps, update, functional=partial(update, functional=True))
+    return Stage(name, steps, update, evaluates=evaluates, functional=partial(update, functional=True))
 
 
 def critic_stage(critic, steps: int, name: str = "critic") -> Stage:
