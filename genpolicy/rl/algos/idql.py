@@ -60,8 +60,7 @@ def idql_weights(q: Tensor, v: Tensor, tau: float, eps: float = 1e-6) -> Tensor:
 
 @register
 class IDQL(Algorithm):
-    """IDQL: IQL critic plus a diffusion behaviour policy, actions resampled by the critic; stages ``critic``,
-    ``policy``."""
+    """IDQL: IQL critic and a diffusion behaviour policy whose samples the critic selects; stages critic, policy."""
 
     name = "idql"
     Config = IDQLConfig
