@@ -89,3 +89,9 @@ def test_gmpo_config_errors():
         GMPO(2, 1, GMPOConfig(variant="qgpo"))
     with pytest.raises(ValueError, match="beta"):
         GMPO(2, 1, GMPOConfig(beta=-1.0))
+
+
+def test_gmpo_normalized_weights_have_batch_mean_one():
+    frac_hi, metrics = _train_gmpo(beta=10.0, steps=300, normalize_weights=True)
+    assert float(metrics["weight_mean"]) == pytest.approx(1.0, abs=1e-5)
+    assert float(metrics["weight_max"]) > 1.0

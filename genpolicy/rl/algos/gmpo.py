@@ -47,6 +47,8 @@ class GMPOConfig(CriticPolicyConfig):
     """softmax variant: behaviour-model pretraining steps (at policy_lr)"""
     behaviour_sample_steps: int = 10
     """softmax variant: solver steps when sampling the K behaviour actions"""
+    normalize_weights: bool = False
+    """awr variant: divide the advantage weights by their batch mean (self-normalized weights, as GMPG-static)"""
 
     limits: ClassVar[dict[str, str]] = {"weight_clamp": ">0", "num_samples": ">=1", "behaviour_steps": ">=0",
                                         "behaviour_sample_steps": ">=1"}
@@ -95,6 +97,8 @@ class GMPO(Algorithm):
             with torch.no_grad():
                 adv = self.critic.advantage(obs, actions)
                 w = advantage_weights(adv, cfg.beta, cfg.weight_clamp)
+                if cfg.normalize_weights:
+                    w = w / w.mean()
         else:
             k = cfg.num_samples
             with torch.no_grad():
