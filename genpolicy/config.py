@@ -57,10 +57,7 @@ def check_choices(cfg) -> None:
         choices = literal_choices(tp)
         if choices is not None and getattr(cfg, name) not in choices:
             raise ValueError(f"{type(cfg).__name__}.{name}={getattr(cfg, name)!r}: expected one of {list(choices)}")
-    limits = {}
-    for klass in reversed(type(cfg).__mro__):
-        limits.update(vars(klass).get("limits", {}))
-    for name, spec in limits.items():
+    for name, spec in _class_dict(type(cfg), "limits").items():
         value = getattr(cfg, name)
         for v in value if isinstance(value, (tuple, list)) else (value,):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not _in_range(v, spec):
@@ -203,7 +200,16 @@ def resolve_config(cls, presets: list[str], available: dict, flags: dict, sets: 
 
 
 def _class_union(cls, attr: str) -> set:
-    return {name for klass in cls.__mro__ for name in getattr(klass, attr, ())}
+    """The names a ClassVar tuple ``attr`` declares anywhere in ``cls``'s hierarchy."""
+    return {name for klass in cls.__mro__ for name in vars(klass).get(attr, ())}
+
+
+def _class_dict(cls, attr: str) -> dict:
+    """A ClassVar dict ``attr`` merged over ``cls``'s hierarchy (subclasses add to and override their bases)."""
+    merged = {}
+    for klass in reversed(cls.__mro__):
+        merged.update(vars(klass).get(attr, {}))
+    return merged
 
 
 def check_resume_changes(old, new) -> dict:
@@ -238,9 +244,6 @@ def steps_from_epochs(cfg, rows: int):
     """``cfg`` with every budget given in epochs (passes over ``rows`` transitions at ``cfg.batch_size``) turned into
     its step field: the class's ``epoch_fields`` maps e.g. ``critic_epochs`` to ``critic_steps``; 0 epochs leaves the
     step count as it is. The paper's code states its budgets in epochs."""
-    fields = {}
-    for klass in reversed(type(cfg).__mro__):
-        fields.update(vars(klass).get("epoch_fields", {}))
-    steps = {s: max(1, math.ceil(getattr(cfg, e) * rows / cfg.batch_size)) for e, s in fields.items()
-             if getattr(cfg, e) > 0}
+    steps = {s: max(1, math.ceil(getattr(cfg, e) * rows / cfg.batch_size))
+             for e, s in _class_dict(type(cfg), "epoch_fields").items() if getattr(cfg, e) > 0}
     return dataclasses.replace(cfg, **steps) if steps else cfg

@@ -253,8 +253,7 @@ class GenerativeModel(nn.Module):
         p = next(self.parameters(), None)
         device = p.device if p is not None else (_device_of(cond) if cond is not None else "cpu")
         dtype = p.dtype if p is not None else torch.get_default_dtype()
-        std = self._prior_std(t1) * temperature if temperature != 1.0 else self._prior_std(t1)
-        return std * torch.randn(rows, *self.x_shape, device=device, dtype=dtype)
+        return self._prior_std(t1) * temperature * torch.randn(rows, *self.x_shape, device=device, dtype=dtype)
 
     def _prior_std(self, t1: float) -> float:
         """``path.prior_std(t1)``, computed once per t1 (a host value: kept out of compiled steps)."""

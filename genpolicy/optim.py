@@ -44,6 +44,8 @@ def ensure_adam_state(opt: torch.optim.Optimizer) -> None:
 def functional_adam_(opt: torch.optim.Optimizer, params: list[Tensor], grads: list[Tensor]) -> None:
     """Adam (Kingma & Ba; torch's defaults: no AMSGrad, no weight decay) applied in place to ``params`` and to
     ``opt``'s state tensors, with foreach ops only (traceable; the step counts stay tensors, so no recompiles)."""
+    if len(opt.param_groups) != 1:
+        raise ValueError(f"functional_adam_ takes an optimizer with one parameter group, got {len(opt.param_groups)}")
     group = opt.param_groups[0]
     (b1, b2), lr, eps = group["betas"], group["lr"], group["eps"]
     if group.get("weight_decay", 0) or group.get("amsgrad", False) or group.get("maximize", False):

@@ -10,7 +10,7 @@ import torch
 from .rl.algos.base import Algorithm
 from .rl.data import OfflineData
 
-__all__ = ["preflight", "open_env"]
+__all__ = ["preflight", "open_env", "env_observation"]
 
 
 def preflight(algo: Algorithm, data: OfflineData, env_id: str | None = None) -> dict:
@@ -23,7 +23,7 @@ def preflight(algo: Algorithm, data: OfflineData, env_id: str | None = None) -> 
     """
     import copy
 
-    from .train import NonFiniteMetrics
+    from .train import NonFiniteMetrics, non_finite
 
     t0 = time.perf_counter()
     raw = _raw_observation(algo, data, env_id)
@@ -37,8 +37,8 @@ def preflight(algo: Algorithm, data: OfflineData, env_id: str | None = None) -> 
                     m = stage.update(data.sample(min(stage.batch_size or algo.cfg.batch_size, 32), generator=gen))
                 except Exception as e:
                     raise type(e)(f"preflight: one {stage.name} step failed: {e}") from e
-                bad = sorted(k for k, v in m.items() if not bool(torch.isfinite(v).all()))
-                if bad and not stage.skips_non_finite:
+                bad = non_finite(stage, m)
+                if bad:
                     raise NonFiniteMetrics(f"preflight: one {stage.name} step gives non-finite {', '.join(bad)} "
                                            f"(check the data's reward scale and the learning rates)")
         twin.eval()
@@ -53,12 +53,18 @@ def _raw_observation(algo: Algorithm, data: OfflineData, env_id: str | None) -> 
     if env_id is None:
         x = data.obs[0].cpu() * data.normalizer.std + data.normalizer.mean
         return x.numpy().astype(np.float32)
+    return env_observation(env_id, algo.obs_dim, algo.act_dim, f"the data ({data.source})")
+
+
+def env_observation(env_id: str, obs_dim: int, act_dim: int, what: str) -> np.ndarray:
+    """Open ``env_id``, check that its observation and action sizes are ``what``'s (one-line error otherwise) and
+    return the observation of a reset with seed 0."""
     env = open_env(env_id)
     try:
-        obs_dim, act_dim = int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape))
-        if (obs_dim, act_dim) != (algo.obs_dim, algo.act_dim):
-            raise ValueError(f"{env_id} has observations of size {obs_dim} and actions of size {act_dim}; the "
-                             f"data ({data.source}) has {algo.obs_dim} and {algo.act_dim}")
+        sizes = int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape))
+        if sizes != (obs_dim, act_dim):
+            raise ValueError(f"{env_id} has observations of size {sizes[0]} and actions of size {sizes[1]}; "
+                             f"{what} has {obs_dim} and {act_dim}")
         obs, _ = env.reset(seed=0)
     finally:
         env.close()

@@ -34,8 +34,8 @@ from .checkpoint import atomic_torch_save, capture_rng, load_torch, restore_rng
 from .rl.algos.base import Algorithm, compile_mode
 from .rl.data import OfflineData
 
-__all__ = ["train", "prepare_run", "run_config", "stage_update", "compile_mode", "save_checkpoint", "load_checkpoint", "CHECKPOINT", "BEST", "TrainingInterrupted",
-           "NonFiniteMetrics"]
+__all__ = ["train", "prepare_run", "run_config", "stage_update", "compile_mode", "save_checkpoint", "load_checkpoint",
+           "CHECKPOINT", "BEST", "TrainingInterrupted", "NonFiniteMetrics", "non_finite"]
 
 CHECKPOINT, BEST = "checkpoint.pt", "best.pt"
 
@@ -53,6 +53,12 @@ class NonFiniteMetrics(ValueError):
     """A stage's metrics became NaN or infinite."""
 
 
+def non_finite(stage, metrics: dict) -> list[str]:
+    """Names of the scalar ``metrics`` (tensors or floats) that are NaN or infinite, unless ``stage`` skips such
+    steps itself (``Stage.skips_non_finite``)."""
+    return [] if stage.skips_non_finite else sorted(k for k, v in metrics.items() if not math.isfinite(float(v)))
+
+
 def prepare_run(algo: str, cfg, dataset) -> tuple[Algorithm, OfflineData]:
     """Everything before the loop, done one way for every caller (CLI, benchmarks, suites): seed, load the
     dataset, put it on ``cfg.device`` with the config's reward scaling and normalization, build the algorithm there.
@@ -65,10 +71,9 @@ def prepare_run(algo: str, cfg, dataset) -> tuple[Algorithm, OfflineData]:
     Returns:
         ``(algorithm, data)``, ready for :func:`genpolicy.preflight.preflight` and :func:`train`.
     """
+    from .config import steps_from_epochs
     from .rl.algos import build_algorithm
     from .rl.datasets import TransitionDataset, load_dataset
-
-    from .config import steps_from_epochs
 
     torch.manual_seed(cfg.seed)
     ds = dataset if isinstance(dataset, TransitionDataset) else load_dataset(dataset)
@@ -250,8 +255,8 @@ class _Loop:
             if done % cfg.log_every == 0 or done == stage.steps:
                 vals = self.logger.flush(stage.name, done)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in list(vals.items())[:4]}, refresh=False)
-                bad = sorted(k for k, v in vals.items() if not math.isfinite(v))
-                if bad and not stage.skips_non_finite:
+                bad = non_finite(stage, vals)
+                if bad:
                     raise NonFiniteMetrics(f"{stage.name} stage: {', '.join(bad)} non-finite in steps "
                                            f"{max(first, done - cfg.log_every) + 1}-{done} (lower the learning "
                                            f"rates or check the data's reward scale)")

@@ -21,7 +21,7 @@ from genpolicy.rl.data import OfflineData
 from genpolicy.train import CHECKPOINT, train
 
 from . import toy_algorithm  # noqa: F401  (registers "toybc")
-from .test_iql_gmpo import _bandit
+from .test_iql_gmpo import _bandit, save_npz
 
 #: shrinks any algorithm's config: applied to the fields it has
 SMALL = {"net": "mlp", "net_hidden": (16, 16), "critic_hidden": (16, 16), "batch_size": 16, "act_steps": 2,
@@ -137,9 +137,7 @@ def test_act_shapes_and_deployment(name, data, tmp_path):
 
 def test_an_algorithm_in_one_file_trains_from_the_cli_and_loads_in_a_fresh_process(tmp_path):
     ds = _bandit(n=300)
-    f = tmp_path / "bandit.npz"
-    np.savez(f, observations=ds.observations, actions=ds.actions, rewards=ds.rewards,
-             next_observations=ds.next_observations, terminals=ds.terminals, timeouts=ds.timeouts)
+    f = save_npz(ds, tmp_path / "bandit.npz")
     run = tmp_path / "run"
     assert main(["train", "toybc", "--dataset", str(f), "--run-dir", str(run), "--no-progress",
                  "--bc-steps", "40", "--set", "batch_size=32"]) == 0

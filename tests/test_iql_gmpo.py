@@ -32,6 +32,13 @@ def _bandit(n=4000, seed=0, obs_dim=2):
     return TransitionDataset(obs, a, r, obs.copy(), np.ones(n, bool), np.zeros(n, bool))
 
 
+def save_npz(ds: TransitionDataset, path):
+    """Write ``ds`` as a ``.npz`` dataset file (D4RL keys) and return its path."""
+    np.savez(path, observations=ds.observations, actions=ds.actions, rewards=ds.rewards,
+             next_observations=ds.next_observations, terminals=ds.terminals, timeouts=ds.timeouts)
+    return path
+
+
 def test_iql_values_on_a_bandit_match_closed_form():
     """Terminal one-step data: Q(s, a) -> r(a); V(s) -> the tau-expectile of r over the data's actions."""
     torch.manual_seed(0)

@@ -15,7 +15,7 @@ from genpolicy.cli import main
 from genpolicy.policy import load_policy
 from genpolicy.train import load_checkpoint
 
-from .test_iql_gmpo import _bandit
+from .test_iql_gmpo import _bandit, save_npz
 
 TINY = ["--set", "net=mlp", "--set", "net_hidden=[32,32]", "--set", "critic_hidden=[32,32]", "--set", "batch_size=64",
         "--set", "log_every=10"]
@@ -23,11 +23,7 @@ TINY = ["--set", "net=mlp", "--set", "net_hidden=[32,32]", "--set", "critic_hidd
 
 @pytest.fixture
 def bandit_file(tmp_path):
-    ds = _bandit(n=2000)
-    path = tmp_path / "bandit.npz"
-    np.savez(path, observations=ds.observations, actions=ds.actions, rewards=ds.rewards,
-             next_observations=ds.next_observations, terminals=ds.terminals, timeouts=ds.timeouts)
-    return path
+    return save_npz(_bandit(n=2000), tmp_path / "bandit.npz")
 
 
 def _cmd(dataset, run_dir, *extra):

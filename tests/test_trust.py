@@ -21,22 +21,16 @@ from genpolicy.config import load_presets, resolve_config
 from genpolicy.rl.algos import GMPOConfig
 from genpolicy.rl.datasets import TransitionDataset
 
-from .test_iql_gmpo import _bandit
+from .test_iql_gmpo import _bandit, save_npz
 
 TINY = ["--no-progress", "--set", "net=mlp", "--set", "net_hidden=[32,32]", "--set", "critic_hidden=[32,32]",
         "--set", "batch_size=32", "--set", "log_every=5", "--set", "act_steps=2"]
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _save_npz(ds: TransitionDataset, path):
-    np.savez(path, observations=ds.observations, actions=ds.actions, rewards=ds.rewards,
-             next_observations=ds.next_observations, terminals=ds.terminals, timeouts=ds.timeouts)
-    return path
-
-
 @pytest.fixture
 def bandit(tmp_path):
-    return _save_npz(_bandit(n=600), tmp_path / "bandit.npz")
+    return save_npz(_bandit(n=600), tmp_path / "bandit.npz")
 
 
 @pytest.fixture
@@ -48,7 +42,7 @@ def hopper_like(tmp_path):
     ds = TransitionDataset(obs, rng.uniform(-1, 1, (n, 3)).astype(np.float32), rng.normal(size=n).astype(np.float32),
                            rng.normal(size=(n, 11)).astype(np.float32), np.zeros(n, bool),
                            (np.arange(n) % 100 == 99))
-    return _save_npz(ds, tmp_path / "hopper_like.npz")
+    return save_npz(ds, tmp_path / "hopper_like.npz")
 
 
 def _train(data, run, *extra):
@@ -141,7 +135,7 @@ def test_resume_applies_safe_changes_records_them_and_refuses_the_rest(bandit, t
     doc = yaml.safe_load((run / "config.yaml").read_text())
     assert doc["config"]["policy_steps"] == 20
     assert doc["config_history"][-1]["changes"] == {"policy_steps": 20, "eval_episodes": 3}
-    other = _save_npz(_bandit(n=600, seed=1), tmp_path / "other.npz")
+    other = save_npz(_bandit(n=600, seed=1), tmp_path / "other.npz")
     assert main(_train(other, run, "--resume", "--set", "policy_steps=30")) == 2
     assert "differs in sha256" in capsys.readouterr().err
 
@@ -149,7 +143,7 @@ def test_resume_applies_safe_changes_records_them_and_refuses_the_rest(bandit, t
 def test_non_finite_losses_stop_the_run_with_the_stage_named(tmp_path, capsys):
     ds = _bandit(n=600)
     ds.rewards[:] = 3e38  # reward_scale=none keeps them: the TD targets overflow
-    data = _save_npz(ds, tmp_path / "huge.npz")
+    data = save_npz(ds, tmp_path / "huge.npz")
     assert main(_train(data, tmp_path / "run", "--set", "reward_scale=none")) == 2
     assert "preflight: one critic step gives non-finite q_loss" in capsys.readouterr().err
     assert main(_train(data, tmp_path / "run2", "--set", "reward_scale=none", "--no-preflight")) == 2

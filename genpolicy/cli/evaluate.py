@@ -34,7 +34,7 @@ def _position(file: Path) -> tuple[str | None, int, int]:
 def run(ns) -> int:
     from ..policy import load_policy, pick_checkpoint, progress_of
     from ..rl.evaluate import evaluate, score_definition
-    from ..preflight import open_env
+    from ..preflight import env_observation
     from ..train import CHECKPOINT
 
     if ns.episodes < 1:
@@ -46,15 +46,10 @@ def run(ns) -> int:
         raise ValueError(f"{file} names no environment; pass --env")
     policy = load_policy(file)
     final = Path(ns.path) / CHECKPOINT if Path(ns.path).is_dir() else file  # the run's progress is the final state's
-    done, total = progress_of(policy, *_position(final)[1:]) if final.exists() else progress_of(policy, stage, step)
-    env = open_env(env_id)  # preflight: the env exists and fits the policy
-    try:
-        sizes = (int(env.observation_space.shape[0]), int(env.action_space.shape[0]))
-    finally:
-        env.close()
-    if sizes != (policy.obs_dim, policy.act_dim):
-        raise ValueError(f"{env_id} has observation/action sizes {sizes}; the policy has "
-                         f"{(policy.obs_dim, policy.act_dim)}")
+    if final != file and final.exists():
+        stage, step = _position(final)[1:]
+    done, total = progress_of(policy, stage, step)
+    env_observation(env_id, policy.obs_dim, policy.act_dim, "the policy")  # preflight: the env exists and fits
     print(f"evaluating {file} ({why}) on {env_id}, {ns.episodes} episodes, seed {ns.seed}", file=sys.stderr)
     if done < total:
         print(f"warning: the run is unfinished ({done} of {total} steps); this scores a policy from mid-training",

@@ -55,12 +55,17 @@ def _is_run(d: Path) -> bool:
     return any((d / f).exists() for f in RUN_FILES)
 
 
+def _named_dir(ns, cfg) -> tuple[Path, Path]:
+    """(the folder the flags name, the default one: runs/<algo>-<dataset>-<seed>)."""
+    default = Path(f"runs/{ns.algo}-{Path(str(ns.dataset)).stem}-{cfg.seed}")
+    return (Path(ns.run_dir) if ns.run_dir else default), default
+
+
 def _run_dir(ns, cfg) -> tuple[Path, str]:
     """The folder this command writes to, and a message when it is not the one named by default or flags."""
     if ns.resume and ns.overwrite:
         raise ValueError("--resume and --overwrite exclude each other")
-    default = Path(f"runs/{ns.algo}-{Path(str(ns.dataset)).stem}-{cfg.seed}")
-    d = Path(ns.run_dir) if ns.run_dir else default
+    d, default = _named_dir(ns, cfg)
     if ns.resume:
         if not (d / "checkpoint.pt").exists():
             raise FileNotFoundError(f"nothing to resume in {d} (no checkpoint.pt)")
@@ -82,33 +87,32 @@ def _run_dir(ns, cfg) -> tuple[Path, str]:
 
 
 def _resolve(ns, cls):
+    """The config this command runs: defaults < presets < flags < --set; for --resume, the run's own config with
+    those applied on top, refused (before any data is loaded) unless every change is safe for a resumed run."""
     flags = {k[4:]: (tuple(v) if isinstance(v, list) else v) for k, v in vars(ns).items() if k.startswith("cfg_")}
     cfg = resolve_config(cls, ns.preset, load_presets(ns.algo), flags, ns.set)
     if not ns.resume:
-        return cfg, flags
+        return cfg
+    from ..config import check_resume_changes
     from ..train import run_config
 
-    d = Path(ns.run_dir or f"runs/{ns.algo}-{Path(str(ns.dataset)).stem}-{cfg.seed}")
-    base = run_config(d, ns.algo, device=cfg.device)
-    return resolve_config(cls, ns.preset, load_presets(ns.algo), flags, ns.set, base=base), flags
+    base = run_config(_named_dir(ns, cfg)[0], ns.algo, device=cfg.device)
+    cfg = resolve_config(cls, ns.preset, load_presets(ns.algo), flags, ns.set, base=base)
+    check_resume_changes(base, cfg)
+    return cfg
 
 
 def run(ns) -> int:
-    from ..config import check_resume_changes
     from ..rl.algos import ALGORITHMS
 
     cls = ALGORITHMS[ns.algo].Config
-    cfg, _ = _resolve(ns, cls)
+    cfg = _resolve(ns, cls)
     if ns.print_config:
         print(to_yaml(cfg), end="")
         return 0
     if not ns.dataset:
         raise ValueError("--dataset is required (a file, minari:ID, or a name from 'genpolicy datasets')")
     run_dir, note = _run_dir(ns, cfg)
-    if ns.resume:
-        from ..train import run_config
-
-        check_resume_changes(run_config(run_dir, ns.algo, device=cfg.device), cfg)  # before loading any data
     return _train(ns, cfg, run_dir, note)
 
 
