@@ -104,8 +104,14 @@ def run_suite(algos: list[str], tasks: list[Task], seeds: list[int], budget: lis
     """Train every (task, algorithm, seed) not yet finished, then write the table and curves; returns the table."""
     from .rl.datasets import load_dataset
 
+    from .rl.algos import ALGORITHMS
+
     out = Path(out)
     sets = list(sets or [])
+    known = {f.name for a in algos for f in dataclasses.fields(ALGORITHMS[a].Config)}
+    unknown = sorted({k.split("=", 1)[0].strip() for k in sets} - known)
+    if unknown:  # a --set key no algorithm has would otherwise be dropped without a word
+        raise ValueError(f"--set key(s) {unknown} are fields of none of {algos}")
     for task in tasks:
         ds = None
         for seed in seeds:

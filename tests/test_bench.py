@@ -53,3 +53,12 @@ def test_the_suite_resumes_after_sigkill_without_redoing_or_duplicating(hopper_l
     assert (out / "curves-hopper_like.png").exists()
     subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=600)  # all done: nothing to do
     assert len(list(csv.DictReader(open(out / "results.csv")))) == 3
+
+
+def test_a_set_key_no_algorithm_has_is_an_error(hopper_like, tmp_path):  # noqa: F811
+    from genpolicy.suite import parse_task, run_suite
+
+    with pytest.raises(ValueError, match=r"\['polcy_steps'\] are fields of none of \['bc', 'iql'\]"):
+        run_suite(["bc", "iql"], [parse_task(f"{hopper_like}:Hopper-v5")], [0], ["cpu"], tmp_path / "s",
+                  ["polcy_steps=4"], progress=False)
+    assert not (tmp_path / "s").exists()
