@@ -7,9 +7,13 @@ import pytest
 import torch
 
 from genpolicy.optim import ensure_adam_state, functional_adam_, minimize
-from genpolicy.rl.algos import build_algorithm
+from genpolicy.rl.algos import ALGORITHMS, build_algorithm
+from genpolicy.rl.algos.bc import BCConfig
 from genpolicy.rl.algos.gmpg import GMPGConfig
 from genpolicy.rl.algos.gmpo import GMPOConfig
+from genpolicy.rl.algos.idql import IDQLConfig
+from genpolicy.rl.algos.iql import IQLAWRConfig
+from genpolicy.rl.algos.td3bc import TD3BCConfig
 from genpolicy.rl.data import OfflineData
 
 from .test_iql_gmpo import _bandit
@@ -17,7 +21,15 @@ from .test_iql_gmpo import _bandit
 SMALL = dict(net="mlp", net_hidden=(32, 32), critic_hidden=(32, 32), batch_size=64, act_steps=2, num_samples=3)
 CASES = [("gmpo", GMPOConfig(**SMALL)), ("gmpo", GMPOConfig(**SMALL, variant="softmax", behaviour_sample_steps=2)),
          ("gmpo", GMPOConfig(**SMALL, loss="score", param="noise", path="vpsde", grad_clip=1.0)),
-         ("gmpg", GMPGConfig(**SMALL, train_steps=2))]
+         ("gmpg", GMPGConfig(**SMALL, train_steps=2)), ("bc", BCConfig(actor_hidden=(32, 32), batch_size=64)),
+         ("iql", IQLAWRConfig(critic_hidden=(32, 32), actor_hidden=(32, 32), batch_size=64)),
+         ("idql", IDQLConfig(**SMALL)), ("td3bc", TD3BCConfig(hidden=(32, 32), batch_size=64))]
+#: stages that run eagerly by design: GMPG's chunked policy gradient with skip logic; TD3+BC's every-other-step actor
+EAGER_ONLY = {("gmpg", "policy"), ("td3bc", "train")}
+
+
+def test_every_registered_algorithm_is_held_to_its_eager_step():
+    assert {name for name, _ in CASES} >= {n for n in ALGORITHMS if not n.startswith("toy")}
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +57,7 @@ def test_each_compiled_stage_takes_the_eager_step(name, cfg, data):
     compiled_stages = 0
     for i, stage in enumerate(algo.stages()):
         if stage.functional is None:
-            assert name == "gmpg" and stage.name == "policy"  # chunked, with skip logic: eager by design
+            assert (name, stage.name) in EAGER_ONLY, f"{name}:{stage.name} has no compilable form"
             continue
         for opt in algo.optimizers().values():
             ensure_adam_state(opt)
@@ -60,7 +72,7 @@ def test_each_compiled_stage_takes_the_eager_step(name, cfg, data):
         explained = torch._dynamo.explain(copy.deepcopy(algo).stages()[i].functional)(batch)
         assert explained.graph_break_count == 0, explained.break_reasons
         compiled_stages += 1
-    assert compiled_stages == (2 if name == "gmpg" else len(algo.stages()))
+    assert compiled_stages == sum((name, st.name) not in EAGER_ONLY for st in algo.stages())
 
 
 def test_functional_adam_is_torch_adam():
