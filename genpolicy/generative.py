@@ -26,7 +26,7 @@ from . import likelihood
 from .couplings import Coupling, make_coupling
 from .matching import LOSS_KINDS, WEIGHTINGS, LossKind, Weighting, matching_loss
 from .likelihood import Divergence, Probe
-from .paths import PARAMETERIZATIONS, GaussianPath, Parameterization, make_path
+from .paths import PARAMETERIZATIONS, GaussianPath, Parameterization, expand_t, make_path
 from .solvers import Sampler, make_solver, uniform_grid
 
 __all__ = ["GenerativeModel", "Trajectory", "SampleWithLogProb", "batch_size_of"]
@@ -154,9 +154,21 @@ class GenerativeModel(nn.Module):
         out = self.net(x, t, cond)
         return self.path.convert(out, x, t, self.param, kind)
 
-    def prediction_fn(self, cond: Any, kind: str):
-        """``predict(x, t)`` of ``kind`` for a scalar time ``t`` and a fixed condition, as solvers take it."""
-        return lambda x, t: self.predict_unchecked(x, t.expand(x.shape[0]), cond, kind)
+    def prediction_fn(self, cond: Any, kind: str, guidance=None):
+        """``predict(x, t)`` of ``kind`` for a scalar time ``t`` and a fixed condition, as solvers take it.
+
+        ``guidance(x, t, cond)``: a term added to the model's score, ``grad_x log h_t(x)`` (energy guidance: the
+        sampler then follows ``p_t(x) h_t(x)``; QGPO Eq 13); its noise form is ``eps - sigma_t guidance``."""
+        if guidance is None:
+            return lambda x, t: self.predict_unchecked(x, t.expand(x.shape[0]), cond, kind)
+
+        def guided(x, t):
+            tt = t.expand(x.shape[0])
+            eps = self.predict_unchecked(x, tt, cond, "noise")
+            eps = eps - expand_t(self.path.sigma(tt), x) * guidance(x, tt, cond)
+            return self.path.convert(eps, x, tt, "noise", kind)
+
+        return guided
 
     def predict(self, x: Tensor, t: Tensor | float, cond: Any = None, kind: str = "velocity") -> Tensor:
         """The model's prediction of ``kind`` at ``(x, t)``.
@@ -244,9 +256,11 @@ class GenerativeModel(nn.Module):
         idx = torch.arange(b, device=_device_of(cond)).repeat_interleave(n)
         return _index_cond(cond, idx), b * n, (b, n)
 
-    def _noise(self, rows: int, t1: float, x1: Tensor | None, cond: Any, temperature: float = 1.0) -> Tensor:
+    def _noise(self, rows: int, t1: float, x1: Tensor | None, cond: Any, temperature: float = 1.0,
+               check: bool = True) -> Tensor:
         if x1 is not None:
-            self._check_x(x1, "x1")
+            if check:
+                self._check_x(x1, "x1")
             if x1.shape[0] != rows:
                 raise ValueError(f"x1 has batch {x1.shape[0]}; wanted {rows}")
             return x1
@@ -265,20 +279,22 @@ class GenerativeModel(nn.Module):
         """The trainable parameters when ``solver`` needs them (adjoint methods), else nothing."""
         return [p for p in self.parameters() if p.requires_grad] if solver.needs_params else []
 
-    def _run_sampler(self, cond, n, solver, steps, grad, x1, keep_trajectory, check=True, temperature=1.0):
+    def _run_sampler(self, cond, n, solver, steps, grad, x1, keep_trajectory, check=True, temperature=1.0,
+                     guidance=None):
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
         solver = make_solver(solver)
         cond_r, rows, prefix = self._prepare(cond, n, x1, check)
-        t0, t1 = self._interval(solver.prediction)
-        x1 = self._noise(rows, t1, x1, cond, temperature)
+        t0, t1 = self._interval("noise" if guidance is not None else solver.prediction)
+        x1 = self._noise(rows, t1, x1, cond, temperature, check)
         with torch.set_grad_enabled(grad):
-            sol = solver.sample(self.prediction_fn(cond_r, solver.prediction), self.path, x1, t1, t0, steps,
-                                keep_trajectory, self._params_for(solver))
+            sol = solver.sample(self.prediction_fn(cond_r, solver.prediction, guidance), self.path, x1, t1, t0,
+                                steps, keep_trajectory, self._params_for(solver))
         return sol, prefix
 
     def sample(self, cond: Any = None, n: int | None = None, solver: Any = "euler", steps: int = 32,
-               grad: bool = False, x1: Tensor | None = None, check: bool = True, temperature: float = 1.0) -> Tensor:
+               grad: bool = False, x1: Tensor | None = None, check: bool = True, temperature: float = 1.0,
+               guidance=None) -> Tensor:
         """Draw x ~ p(. | cond) (or p(.)) by integrating from noise to data.
 
         Args:
@@ -295,11 +311,14 @@ class GenerativeModel(nn.Module):
             temperature: scale of the initial noise: 1 samples the model's distribution, 0 starts every sample from
                 the prior's mean (for a Gaussian on a path with alpha(1) = 0 the samples' covariance scales by
                 temperature^2). Ignored when ``x1`` is given.
+            guidance: ``guidance(x, t, cond) -> grad_x log h_t(x)`` added to the score at every solver step, so the
+                samples follow the tilted density ``p(x) h_0(x)`` when ``h_t`` is its exact intermediate energy
+                (QGPO's energy guidance; see :meth:`prediction_fn`). ``cond`` is the condition repeated per sample.
 
         Returns:
             ``(n, *x_shape)`` unconditional; ``(B, *x_shape)`` conditional with n None; else ``(B, n, *x_shape)``.
         """
-        sol, prefix = self._run_sampler(cond, n, solver, steps, grad, x1, False, check, temperature)
+        sol, prefix = self._run_sampler(cond, n, solver, steps, grad, x1, False, check, temperature, guidance)
         return sol.y[0].reshape(*prefix, *self.x_shape)
 
     def sample_trajectory(self, cond: Any = None, n: int | None = None, solver: Any = "euler", steps: int = 32,

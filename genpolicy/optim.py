@@ -21,11 +21,13 @@ LossFn = Callable[..., tuple[Tensor, dict]]
 
 def optimizer_step(opt: torch.optim.Optimizer, loss: Tensor, model: nn.Module | None = None,
                    clip: float = 0.0) -> Tensor | None:
-    """Zero the gradients, backpropagate ``loss``, clip ``model``'s gradient norm to ``clip`` (when > 0) and step.
+    """Zero the gradients, backpropagate ``loss``, clip the gradient norm of the parameters ``opt`` updates to
+    ``clip`` (when > 0; ``model``'s other parameters, say a critic the loss runs through, do not count) and step.
     Returns the gradient norm before clipping (None without clipping)."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
-    gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip) if clip > 0 else None
+    owned = [p for g in opt.param_groups for p in g["params"]]
+    gnorm = torch.nn.utils.clip_grad_norm_(owned, clip) if clip > 0 else None
     opt.step()
     return gnorm
 

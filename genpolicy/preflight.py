@@ -31,10 +31,13 @@ def preflight(algo: Algorithm, data: OfflineData, env_id: str | None = None) -> 
     with torch.random.fork_rng(devices=devices):
         twin = copy.deepcopy(algo)
         gen = torch.Generator(device=data.device).manual_seed(0)
+        small = data.head(64)  # stages that prepare on the whole data (QGPO, SfBC) do it on 64 rows here
         for stage in twin.stages():
             if stage.steps > 0:
                 try:
-                    m = stage.update(data.sample(min(stage.batch_size or algo.cfg.batch_size, 32), generator=gen))
+                    if stage.prepare is not None:
+                        stage.prepare(small)
+                    m = stage.update(small.sample(min(stage.batch_size or algo.cfg.batch_size, 32), generator=gen))
                 except Exception as e:
                     raise type(e)(f"preflight: one {stage.name} step failed: {e}") from e
                 bad = non_finite(stage, m)

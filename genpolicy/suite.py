@@ -61,8 +61,8 @@ def _config(algo: str, budget: list[str], task: Task, sets: list[str]):
 def _critic_key(cfg) -> tuple | None:
     from .rl.algos.common import CriticConfig
 
-    if not isinstance(cfg, CriticConfig) or cfg.critic_steps == 0:
-        return None
+    if not isinstance(cfg, CriticConfig) or cfg.critic_steps == 0 or getattr(cfg, "critic", "iql") != "iql":
+        return None  # no IQL critic (or a different kind: QGPO's in-support, SfBC's planning)
     return (cfg.iql(), cfg.critic_steps, cfg.reward_scale, cfg.normalize_obs, cfg.batch_size, cfg.seed, cfg.device)
 
 

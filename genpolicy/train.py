@@ -245,6 +245,8 @@ class _Loop:
         t0 = time.perf_counter()
         algo.train()
         rows = stage.batch_size or cfg.batch_size
+        if stage.prepare is not None:
+            stage.prepare(self.data)
         update = stage_update(algo, stage)
         t_first = None
         for step in bar:

@@ -9,10 +9,15 @@ import torch
 from genpolicy.optim import ensure_adam_state, functional_adam_, minimize
 from genpolicy.rl.algos import ALGORITHMS, build_algorithm
 from genpolicy.rl.algos.bc import BCConfig
+from genpolicy.rl.algos.dql import DiffusionQLConfig
+from genpolicy.rl.algos.fql import FQLConfig
 from genpolicy.rl.algos.gmpg import GMPGConfig
 from genpolicy.rl.algos.gmpo import GMPOConfig
 from genpolicy.rl.algos.idql import IDQLConfig
 from genpolicy.rl.algos.iql import IQLAWRConfig
+from genpolicy.rl.algos.qgpo import QGPOConfig
+from genpolicy.rl.algos.sfbc import SfBCConfig
+from genpolicy.rl.algos.srpo import SRPOConfig
 from genpolicy.rl.algos.td3bc import TD3BCConfig
 from genpolicy.rl.data import OfflineData
 
@@ -23,7 +28,16 @@ CASES = [("gmpo", GMPOConfig(**SMALL)), ("gmpo", GMPOConfig(**SMALL, variant="so
          ("gmpo", GMPOConfig(**SMALL, loss="score", param="noise", path="vpsde", grad_clip=1.0)),
          ("gmpg", GMPGConfig(**SMALL, train_steps=2)), ("bc", BCConfig(actor_hidden=(32, 32), batch_size=64)),
          ("iql", IQLAWRConfig(critic_hidden=(32, 32), actor_hidden=(32, 32), batch_size=64)),
-         ("idql", IDQLConfig(**SMALL)), ("td3bc", TD3BCConfig(hidden=(32, 32), batch_size=64))]
+         ("idql", IDQLConfig(**SMALL)), ("td3bc", TD3BCConfig(hidden=(32, 32), batch_size=64)),
+         ("fql", FQLConfig(flow_hidden=(32, 32), actor_hidden=(32, 32), critic_hidden=(32, 32), flow_steps=2,
+                           batch_size=64)),
+         ("dql", DiffusionQLConfig(net_hidden=(32, 32), critic_hidden=(32, 32), act_steps=2, batch_size=64,
+                                   max_q_backup=True, backup_samples=2, ema_start=1, ema_every=1, grad_clip=1.0))]
+_NO_SAMPLES = {k: v for k, v in SMALL.items() if k != "num_samples"}
+CASES += [("srpo", SRPOConfig(**_NO_SAMPLES)),
+          ("qgpo", QGPOConfig(**_NO_SAMPLES, energy_hidden=(32, 32), support_samples=3)),
+          ("qgpo", QGPOConfig(**_NO_SAMPLES, energy_hidden=(32, 32), support_samples=3, critic="iql")),
+          ("sfbc", SfBCConfig(**SMALL, support_samples=3)), ("sfbc", SfBCConfig(**SMALL, critic="iql"))]
 #: stages that run eagerly by design: GMPG's chunked policy gradient with skip logic; TD3+BC's every-other-step actor
 EAGER_ONLY = {("gmpg", "policy"), ("td3bc", "train")}
 
@@ -59,6 +73,8 @@ def test_each_compiled_stage_takes_the_eager_step(name, cfg, data):
         if stage.functional is None:
             assert (name, stage.name) in EAGER_ONLY, f"{name}:{stage.name} has no compilable form"
             continue
+        if stage.prepare is not None:
+            algo.stages()[i].prepare(data)
         for opt in algo.optimizers().values():
             ensure_adam_state(opt)
         eager, comp = copy.deepcopy(algo), copy.deepcopy(algo)

@@ -57,3 +57,20 @@ def test_budgets_in_epochs_become_steps_for_the_dataset():
     assert (got.critic_steps, got.policy_steps) == (122_071, 244_141)  # ceil(epochs * rows / batch)
     plain = GMPOConfig(critic_steps=7)
     assert steps_from_epochs(plain, 100_000) == plain  # 0 epochs: the step counts stand
+
+
+def test_every_preset_of_every_algorithm_resolves():
+    """A preset key that is not a field, or a value of the wrong type, fails here rather than in a user's run."""
+    from genpolicy.config import load_presets
+    from genpolicy.rl.algos import ALGORITHMS
+
+    checked = 0
+    for name, cls in ALGORITHMS.items():
+        presets = load_presets(name)
+        for preset in presets:
+            cfg = resolve_config(cls.Config, [preset], presets, {}, [])
+            assert isinstance(cfg, cls.Config)
+            checked += 1
+        if not name.startswith("toy"):
+            assert {"cpu", "paper"} <= set(presets), f"{name} needs a cpu and a paper preset"
+    assert checked >= 30

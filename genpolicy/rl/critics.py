@@ -18,7 +18,7 @@ from ..nets import mlp
 from ..optim import minimize
 from .data import Batch
 
-__all__ = ["expectile_loss", "q_loss", "IQLConfig", "IQLCritic"]
+__all__ = ["expectile_loss", "q_loss", "IQLConfig", "IQLCritic", "InSupportCritic"]
 
 
 def expectile_loss(diff: Tensor, tau: float) -> Tensor:
@@ -45,10 +45,12 @@ def _q_loss(qf: "TwinQ", obs: Tensor, act: Tensor, target: Tensor) -> tuple[Tens
 
 
 class TwinQ(nn.Module):
-    def __init__(self, obs_dim: int, act_dim: int, hidden=(256, 256)):
+    """Two Q networks on ``[s, a]`` (``layer_norm``: LayerNorm after each hidden layer, as FQL's critic)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden=(256, 256), layer_norm: bool = False):
         super().__init__()
-        self.q1 = mlp(obs_dim + act_dim, 1, hidden)
-        self.q2 = mlp(obs_dim + act_dim, 1, hidden)
+        self.q1 = mlp(obs_dim + act_dim, 1, hidden, layer_norm=layer_norm)
+        self.q2 = mlp(obs_dim + act_dim, 1, hidden, layer_norm=layer_norm)
 
     def both(self, obs: Tensor, act: Tensor) -> tuple[Tensor, Tensor]:
         sa = torch.cat([obs, act], dim=-1)
@@ -125,3 +127,46 @@ class IQLCritic(nn.Module):
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"q_opt": self.q_opt, "v_opt": self.v_opt}
+
+
+class InSupportCritic(nn.Module):
+    """Twin Q trained by in-support softmax Q-learning (QGPO Eq 14; the GenerativeRL paper's Eq 29):
+
+        L(xi) = E[ (Q_xi(s, a) - r - gamma (1 - d) sum_i softmax_i(alpha Qhat(s', a'_i)) Qhat(s', a'_i))^2 ],
+
+    with ``a'_i`` behaviour actions at ``s'`` (``next_support``, ``(N, M, act)`` per data row, set by the
+    algorithm before the stage) and Qhat the Polyak-averaged target twin minimum. ``alpha -> inf`` is a max over
+    the behaviour's support, ``alpha = 0`` its mean (SARSA on the behaviour policy)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden=(256, 256), lr: float = 3e-4, gamma: float = 0.99,
+                 polyak: float = 0.005, alpha: float = 1.0):
+        super().__init__()
+        self.qf = TwinQ(obs_dim, act_dim, hidden)
+        self.q_target = copy.deepcopy(self.qf).requires_grad_(False)
+        self.q_opt = torch.optim.Adam(self.qf.parameters(), lr=lr, fused=True)
+        self.gamma, self.polyak, self.alpha = gamma, polyak, alpha
+        self.next_support: Tensor | None = None
+
+    def q(self, obs: Tensor, act: Tensor) -> Tensor:
+        """min of the target twin Qs, shape ``(B,)``."""
+        return self.q_target(obs, act)
+
+    def soft_value(self, obs: Tensor, support: Tensor) -> Tensor:
+        """``sum_i softmax_i(alpha Q(s, a_i)) Q(s, a_i)`` over ``support`` ``(B, M, act)``, shape ``(B,)``."""
+        b, m = support.shape[:2]
+        q = self.q(obs.repeat_interleave(m, dim=0), support.reshape(b * m, -1)).reshape(b, m)
+        return (torch.softmax(self.alpha * q, dim=1) * q).sum(1)
+
+    def update(self, batch: Batch, functional: bool = False) -> dict[str, Tensor]:
+        if self.next_support is None or batch.idx is None:
+            raise RuntimeError("InSupportCritic.update needs next_support (set before the stage) and batch.idx")
+        with torch.no_grad():
+            v_next = self.soft_value(batch.next_obs, self.next_support[batch.idx])
+            target = batch.rewards + self.gamma * (1.0 - batch.dones) * v_next
+        loss, aux, _ = minimize(self.q_opt, self.qf, _q_loss, batch.obs, batch.actions, target, functional=functional)
+        with torch.no_grad():
+            torch._foreach_lerp_(list(self.q_target.parameters()), list(self.qf.parameters()), self.polyak)
+        return {"q_loss": loss, "q_mean": aux["q_mean"], "v_next_mean": v_next.mean()}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"q_opt": self.q_opt}

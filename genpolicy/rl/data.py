@@ -58,6 +58,7 @@ class Batch:
     rewards: Tensor
     next_obs: Tensor
     dones: Tensor  # 1.0 where the transition is a true terminal (no bootstrap)
+    idx: Tensor | None = None  # the rows' indices in the data (for per-row tables such as SfBC's returns)
 
 
 class OfflineData:
@@ -97,6 +98,9 @@ class OfflineData:
         self.actions = t(ds.actions)
         self.rewards = t(rewards)
         self.dones = t(ds.terminals.astype(np.float32))
+        #: 1.0 where an episode ends (terminal or timeout, and the last row): trajectory order for returns
+        self.episode_ends = t((ds.terminals | ds.timeouts).astype(np.float32))
+        self.episode_ends[-1] = 1.0
         self.size = len(ds)
 
     def __len__(self) -> int:
@@ -105,4 +109,26 @@ class OfflineData:
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Batch:
         """Uniform minibatch, indices drawn on the data's device (no host copies)."""
         idx = torch.randint(0, self.size, (batch_size,), device=self.device, generator=generator)
-        return Batch(self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.dones[idx])
+        return Batch(self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.dones[idx], idx)
+
+    def head(self, n: int) -> "OfflineData":
+        """The first ``n`` rows as an OfflineData sharing this one's settings (the last row ends its episode)."""
+        import copy
+
+        view = copy.copy(self)
+        n = min(n, self.size)
+        for k in ("obs", "next_obs", "actions", "rewards", "dones"):
+            setattr(view, k, getattr(self, k)[:n])
+        view.episode_ends = self.episode_ends[:n].clone()
+        view.episode_ends[-1] = 1.0
+        view.size = n
+        return view
+
+    def next_row(self) -> Tensor:
+        """For each row i, the row whose observation is row i's next observation: i + 1 when the data continues the
+        same episode there (``next_obs[i] == obs[i + 1]``), else -1 (episode ends, shuffled data)."""
+        nxt = torch.full((self.size,), -1, dtype=torch.long, device=self.device)
+        if self.size > 1:
+            same = (self.next_obs[:-1] == self.obs[1:]).all(dim=1)
+            nxt[:-1] = torch.where(same, torch.arange(1, self.size, device=self.device), -1)
+        return nxt

@@ -99,6 +99,10 @@ class Stage:
         functional: the same update written without ``backward``/``torch.optim`` calls or host syncs
             (:func:`genpolicy.optim.minimize` with ``functional=True``), which the loop compiles whole when the
             config's ``compile`` is on; None: the stage always runs ``update`` eagerly.
+        prepare: called with the :class:`~genpolicy.rl.data.OfflineData` each time the loop enters the stage (at its
+            start and when a run resumes inside it), before the first update: whole-dataset work such as behaviour
+            samples for every state or planning returns. It must be deterministic (its own generator, not the
+            global RNG), and what it computes must either be rebuilt the same way or live in checkpointed buffers.
     """
 
     name: str
@@ -108,6 +112,7 @@ class Stage:
     batch_size: int | None = None
     skips_non_finite: bool = False
     functional: Callable[[Batch], dict[str, Tensor]] | None = None
+    prepare: Callable[..., None] | None = None
 
 
 class Algorithm(nn.Module, ABC):

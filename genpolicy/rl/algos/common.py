@@ -18,11 +18,12 @@ from ...generative import GenerativeModel
 from ...nets import NetName, make_net
 from ...paths import Parameterization, PathName, make_path
 from ...optim import minimize, optimizer_step
+from ...solvers import make_solver
 from ..data import Batch
 from .base import RunConfig, Stage
 
 __all__ = ["CriticConfig", "CriticPolicyConfig", "build_policy_model", "advantage_weights", "softmax_weights", "optimizer_step",
-           "minimize", "weighted_matching_step", "behaviour_cloning_stage", "critic_stage"]
+           "minimize", "weighted_matching_step", "behaviour_cloning_stage", "critic_stage", "support_actions"]
 
 
 @dataclass
@@ -141,3 +142,20 @@ def behaviour_cloning_stage(model: GenerativeModel, opt: torch.optim.Optimizer, 
 def critic_stage(critic, steps: int, name: str = "critic") -> Stage:
     """The IQL critic's stage, with its compilable form."""
     return Stage(name, steps, critic.update, functional=partial(critic.update, functional=True))
+
+
+@torch.no_grad()
+def support_actions(model: GenerativeModel, obs: Tensor, m: int, solver: str, steps: int, seed: int,
+                    chunk: int = 2048) -> Tensor:
+    """``m`` behaviour actions per state, ``(N, m, act)``, clipped to [-1, 1]: the "support" of in-support
+    Q-learning and contrastive energy prediction (SfBC, QGPO). The noise comes from a generator seeded with
+    ``seed``, so the same model gives the same actions whenever they are rebuilt (after a resume, say), and the
+    global RNG is left alone. Drawn ``chunk`` states at a time."""
+    gen = torch.Generator(device=obs.device).manual_seed(seed)
+    t1 = model._interval(make_solver(solver).prediction)[1]
+    std = model._prior_std(t1)
+    out = []
+    for part in obs.split(chunk):
+        x1 = std * torch.randn(part.shape[0] * m, *model.x_shape, generator=gen, device=obs.device, dtype=obs.dtype)
+        out.append(model.sample(part, n=m, solver=solver, steps=steps, x1=x1, check=False).clamp(-1.0, 1.0))
+    return torch.cat(out) if out else obs.new_zeros(0, m, *model.x_shape)

@@ -1,0 +1,160 @@
+"""Diffusion-QL (Wang et al. 2023): a diffusion policy trained by its denoising loss plus a Q term back-propagated
+through the sampler, and twin critics trained with the policy's own next actions:
+
+    L_pi(theta) = L_matching(theta) - eta E_s[ Q_1(s, a_theta) ] / E|Q_2(s, a_theta)|,  a_theta ~ pi_theta(. | s)
+                                                                  (Diffusion-QL Eq 3; the GenerativeRL paper's Eq 37)
+    L_Q(xi)     = E[ (Q_i(s, a) - r - gamma (1 - d) min_j Qbar_j(s', a')))^2 ],  a' ~ pi_ema(. | s')      (Eq 36)
+
+with a' drawn from an EMA copy of the policy (decay 0.995, updated every 5 steps after the first 1000, copied before),
+or the max over ``backup_samples`` of them (``max_q_backup``, Diffusion-QL's antmaze option). The policy samples
+with the library's solvers on a continuous-time path (``act_solver``/``act_steps``, used in training and acting;
+Diffusion-QL uses a 5-step discrete DDPM). Acting draws ``num_samples`` actions and picks one with probability
+softmax(Q) (Diffusion-QL's evaluation). One stage, ``train``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from functools import partial
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from ...matching import LossKind, Weighting
+from ...nets import NetName
+from ...optim import minimize
+from ...paths import Parameterization, PathName
+from ..critics import TwinQ
+from ..data import Batch
+from .base import Algorithm, RunConfig, Stage
+from .common import build_policy_model
+from .registry import register
+
+__all__ = ["DiffusionQLConfig", "DiffusionQL"]
+
+
+@dataclass
+class DiffusionQLConfig(RunConfig):
+    """Diffusion-QL settings (its paper's locomotion values: 3 x 256 Mish MLPs, eta 1, EMA 0.995, 50 candidates)."""
+
+    steps: int = 1_000_000
+    """training steps (one critic and one policy update each)"""
+    path: PathName = "vpsde"
+    """path of the diffusion policy"""
+    param: Parameterization = "noise"
+    """policy network output"""
+    net: NetName = "mlp"
+    """policy network"""
+    net_hidden: tuple[int, ...] = (256, 256, 256)
+    """hidden sizes of the policy network"""
+    loss: LossKind = "score"
+    """matching loss (the behaviour-cloning term)"""
+    weighting: Weighting = "vanilla"
+    """score-matching weighting"""
+    eta: float = 1.0
+    """weight of the normalized Q term (Diffusion-QL's eta)"""
+    lr: float = 3e-4
+    """Adam learning rate of policy and critics"""
+    critic_hidden: tuple[int, ...] = (256, 256, 256)
+    """hidden sizes of the twin Q"""
+    gamma: float = 0.99
+    """discount"""
+    polyak: float = 0.005
+    """target-critic rate"""
+    grad_clip: float = 0.0
+    """clip the policy gradient norm to this (0: off; Diffusion-QL uses 1-9 per task)"""
+    max_q_backup: bool = False
+    """target from the best of ``backup_samples`` next actions"""
+    backup_samples: int = 10
+    """next actions drawn for the max-Q backup"""
+    ema_decay: float = 0.995
+    """decay of the EMA policy that draws the critics' next actions"""
+    ema_start: int = 1000
+    """steps before the EMA starts averaging (it copies the policy until then)"""
+    ema_every: int = 5
+    """EMA update period"""
+    num_samples: int = 50
+    """candidate actions per state at act time"""
+    act_steps: int = 10
+    """solver steps to sample actions, in training (through the sampler) and acting"""
+
+    stage_steps: ClassVar[tuple[str, ...]] = ("steps",)
+    limits: ClassVar[dict[str, str]] = {"steps": ">=0", "net_hidden": ">=1", "eta": ">=0", "lr": ">0",
+                                        "critic_hidden": ">=1", "gamma": "0<=x<=1", "polyak": "0<x<=1",
+                                        "grad_clip": ">=0", "backup_samples": ">=1", "ema_decay": "0<=x<=1",
+                                        "ema_start": ">=0", "ema_every": ">=1", "num_samples": ">=1"}
+
+
+def _critic_loss(qf: TwinQ, obs: Tensor, act: Tensor, target: Tensor) -> tuple[Tensor, dict]:
+    q1, q2 = qf.both(obs, act)
+    return ((q1 - target) ** 2).mean() + ((q2 - target) ** 2).mean(), {"q_mean": q1.mean()}
+
+
+def _policy_loss(algo: "DiffusionQL", obs: Tensor, act: Tensor) -> tuple[Tensor, dict]:
+    cfg = algo.cfg
+    bc = algo.policy.matching_loss(act, obs, kind=cfg.loss, weighting=cfg.weighting, check=False).mean()
+    new_a = algo.policy.sample(obs, solver=cfg.act_solver, steps=cfg.act_steps, grad=True, check=False)
+    q1, q2 = algo.qf.both(obs, new_a.clamp(-1.0, 1.0))
+    q_loss = -q1.mean() / q2.abs().mean().detach()  # Eq 3 with alpha = eta / E|Q|
+    return bc + cfg.eta * q_loss, {"bc_loss": bc, "q_loss_pi": q_loss}
+
+
+@register
+class DiffusionQL(Algorithm):
+    """Diffusion-QL: diffusion policy with a Q term through its sampler, twin critics, EMA policy; one stage."""
+
+    name = "dql"
+    Config = DiffusionQLConfig
+
+    def __init__(self, obs_dim: int, act_dim: int, cfg: DiffusionQLConfig, normalizer=None):
+        super().__init__(obs_dim, act_dim, cfg, normalizer)
+        self.policy = build_policy_model(cfg, obs_dim, act_dim)
+        self.ema = copy.deepcopy(self.policy).requires_grad_(False)
+        self.qf = TwinQ(obs_dim, act_dim, cfg.critic_hidden)
+        self.q_target = copy.deepcopy(self.qf).requires_grad_(False)
+        self.policy_opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr, fused=True)
+        self.q_opt = torch.optim.Adam(self.qf.parameters(), lr=cfg.lr, fused=True)
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+
+    def optimizers(self):
+        return {"policy_opt": self.policy_opt, "q_opt": self.q_opt}
+
+    def stages(self) -> list[Stage]:
+        return [Stage("train", self.cfg.steps, self.update, evaluates=True,
+                      functional=partial(self.update, functional=True))]
+
+    def _next_value(self, next_obs: Tensor) -> Tensor:
+        cfg = self.cfg
+        k = cfg.backup_samples if cfg.max_q_backup else 1
+        a = self.ema.sample(next_obs, n=k, solver=cfg.act_solver, steps=cfg.act_steps, check=False).clamp(-1.0, 1.0)
+        q = self.q_target(next_obs.repeat_interleave(k, dim=0), a.reshape(-1, self.act_dim)).reshape(-1, k)
+        return q.max(dim=1).values
+
+    def update(self, batch: Batch, functional: bool = False) -> dict[str, Tensor]:
+        cfg = self.cfg
+        with torch.no_grad():
+            target = batch.rewards + cfg.gamma * (1.0 - batch.dones) * self._next_value(batch.next_obs)
+        loss_q, q_aux, _ = minimize(self.q_opt, self.qf, _critic_loss, batch.obs, batch.actions, target,
+                                    functional=functional)
+        loss_pi, aux, _ = minimize(self.policy_opt, self, _policy_loss, batch.obs, batch.actions,
+                                   functional=functional, clip=cfg.grad_clip)
+        with torch.no_grad():
+            torch._foreach_lerp_(list(self.q_target.parameters()), list(self.qf.parameters()), cfg.polyak)
+            # EMA (Diffusion-QL's step_ema): copy before ema_start, then average every ema_every steps; the step
+            # count is a tensor, so the rule needs no host branch
+            self.updates += 1
+            n = self.updates
+            w = torch.where(n <= cfg.ema_start, 1.0, torch.where(n % cfg.ema_every == 0, 1.0 - cfg.ema_decay, 0.0))
+            for e, p in zip(self.ema.parameters(), self.policy.parameters()):
+                e.lerp_(p, w.to(e.dtype))
+        return {"q_loss": loss_q, "q_mean": q_aux["q_mean"], "policy_loss": loss_pi, **aux}
+
+    def act_normalized(self, obs: Tensor) -> Tensor:
+        cfg, k = self.cfg, self.cfg.num_samples
+        a = self.policy.sample(obs, n=k, solver=cfg.act_solver, steps=cfg.act_steps, check=False,
+                               temperature=cfg.act_temperature).clamp(-1.0, 1.0)  # (B, K, act)
+        q = self.q_target(obs.repeat_interleave(k, dim=0), a.reshape(-1, self.act_dim)).reshape(-1, k)
+        idx = torch.multinomial(torch.softmax(q, dim=1), 1).squeeze(1)
+        return a[torch.arange(a.shape[0], device=a.device), idx]

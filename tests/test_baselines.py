@@ -1,0 +1,183 @@
+"""The diffusion-policy baselines against closed forms: a Gaussian behaviour mu = N(m, s^2) and a linear Q = c.a, where
+each method's optimum is known, so each must move its policy by the predicted direction and amount.
+
+- energy guidance (QGPO's sampler) with the exact intermediate energy reproduces the tilted Gaussian mu exp(beta Q)
+  = N(m + beta c s^2, s^2) on every path, ODE and SDE;
+- QGPO's learned energy (contrastive energy prediction) gives the same tilt;
+- SRPO's deterministic actor settles where the score regularizer balances beta grad Q:
+  a* = m + beta c / E_t[omega(t) alpha_t sigma_t / (alpha_t^2 s^2 + sigma_t^2)];
+- FQL's one-step policy settles at the distilled flow plus c d / (2 alpha) (Eq 8 with the mean-squared distillation).
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from genpolicy.analytic import GaussianOracle
+from genpolicy.generative import GenerativeModel
+from genpolicy.paths import expand_t, make_path
+from genpolicy.rl.algos import build_algorithm
+from genpolicy.rl.algos.dql import DiffusionQLConfig
+from genpolicy.rl.algos.fql import FQLConfig
+from genpolicy.rl.algos.qgpo import QGPOConfig
+from genpolicy.rl.algos.sfbc import SfBCConfig, planning_returns
+from genpolicy.rl.algos.srpo import SRPOConfig, srpo_time_weight
+from genpolicy.rl.critics import InSupportCritic
+from genpolicy.rl.data import OfflineData
+from genpolicy.rl.datasets import TransitionDataset
+
+M, S, C = 0.1, 0.2, 1.0  # behaviour mean and std, Q = C a
+
+
+def _gaussian_bandit(n=2000, seed=0):
+    """One-step episodes: a ~ N(M, S^2) whatever the state; reward C a."""
+    rng = np.random.default_rng(seed)
+    obs = rng.normal(size=(n, 2)).astype(np.float32)
+    a = (M + S * rng.normal(size=(n, 1))).astype(np.float32)
+    return TransitionDataset(obs, a, C * a[:, 0], obs.copy(), np.ones(n, bool), np.zeros(n, bool))
+
+
+def _oracle(path, mean=M, std=S, dim=1):
+    mean, var = torch.full((dim,), float(mean)), torch.full((dim,), float(std) ** 2)
+    return GenerativeModel(GaussianOracle(path, mean, var, param="noise"), path, (dim,), param="noise")
+
+
+def _train(stage, data, steps, seed=0):
+    if stage.prepare is not None:
+        stage.prepare(data)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        metrics = stage.update(data.sample(256, generator=g))
+    return metrics
+
+
+def _actions(algo, n=4000):
+    return algo.act(np.random.default_rng(1).normal(size=(n, 2)).astype(np.float32))[:, 0]
+
+
+@pytest.mark.parametrize("path_name", ["vpsde", "gvp", "linear"])
+@pytest.mark.parametrize("solver", ["euler", "sde"])
+def test_exact_energy_guidance_samples_the_tilted_gaussian(path_name, solver):
+    torch.manual_seed(0)
+    path = make_path(path_name)
+    m, s2, c, beta = torch.tensor([0.5, -0.3]), torch.tensor([0.25, 1.0]), torch.tensor([1.0, -2.0]), 0.8
+    model = GenerativeModel(GaussianOracle(path, m, s2, param="noise"), path, (2,), param="noise")
+
+    def guidance(x, t, cond):  # grad_x log E[exp(beta c.a0) | x_t] for a0 ~ N(m, diag s2)
+        a, s = expand_t(path.alpha(t), x), expand_t(path.sigma(t), x)
+        return beta * c * a * s2 / (a * a * s2 + s * s)
+
+    x = model.sample(n=20000, solver=solver, steps=200, guidance=guidance)
+    torch.testing.assert_close(x.mean(0), m + beta * c * s2, atol=0.035, rtol=0)
+    torch.testing.assert_close(x.var(0), s2, atol=0.0, rtol=0.05)
+
+
+def test_qgpo_learned_energy_tilts_the_behaviour_by_beta_c_s2():
+    torch.manual_seed(0)
+    data = OfflineData(_gaussian_bandit(), reward_scale="none")
+    beta = 4.0
+    cfg = QGPOConfig(net="mlp", net_hidden=(16, 16), critic="iql", critic_hidden=(16, 16), energy_hidden=(64, 64),
+                     policy_lr=1e-3, support_samples=16, act_steps=100, beta=beta)
+    algo = build_algorithm("qgpo", 2, 1, cfg)
+    algo.behaviour = _oracle(algo.behaviour.path)
+    algo.critic.q = lambda obs, a: (C * a).sum(-1)
+    _train(algo.stages()[-1], data, 2000)
+    a = _actions(algo)
+    want = M + beta * C * S**2  # 0.26: the mean of mu exp(beta Q)
+    assert abs(a.mean() - want) < 0.015, (a.mean(), want)
+    assert abs(a.std() - S) < 0.015, a.std()
+    algo.cfg.guidance_scale = 0.0  # no guidance: the behaviour itself
+    assert abs(_actions(algo).mean() - M) < 0.015
+
+
+def test_in_support_soft_value_is_the_softmax_average_of_q():
+    critic = InSupportCritic(2, 1, hidden=(8,), alpha=2.0)
+    critic.q = lambda obs, a: a.sum(-1)  # Q = a
+    support = torch.tensor([[[0.0], [1.0], [2.0]], [[1.0], [1.0], [1.0]]])
+    v = critic.soft_value(torch.zeros(2, 2), support)
+    w = torch.softmax(torch.tensor([0.0, 2.0, 4.0]), 0)
+    torch.testing.assert_close(v, torch.stack([(w * torch.tensor([0.0, 1.0, 2.0])).sum(), torch.tensor(1.0)]))
+    critic.alpha = 1e4  # a max over the support
+    torch.testing.assert_close(critic.soft_value(torch.zeros(2, 2), support), torch.tensor([2.0, 1.0]))
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.2])
+def test_srpo_actor_settles_where_the_score_balances_the_q_gradient(beta):
+    torch.manual_seed(0)
+    data = OfflineData(_gaussian_bandit(), reward_scale="none")
+    cfg = SRPOConfig(beta=beta, actor_hidden=(32, 32), policy_lr=1e-3, critic_hidden=(16, 16))
+    algo = build_algorithm("srpo", 2, 1, cfg)
+    path = algo.behaviour.path
+    algo.behaviour = _oracle(path)
+    algo.critic.q = lambda obs, a: (C * a).sum(-1)
+    _train(algo.stages()[-1], data, 1500)
+    t = torch.linspace(0.02, 0.98, 100_001)
+    al, si = path.alpha(t), path.sigma(t)
+    k = float((srpo_time_weight(al, si, cfg.time_weight) * al * si / (al**2 * S**2 + si**2)).mean())
+    want = M + beta * C / k
+    a = _actions(algo)
+    assert abs(a.mean() - want) < 0.01 + 0.1 * (want - M), (a.mean(), want)
+    assert a.std() < 0.03  # deterministic actor, state-independent optimum
+
+
+def test_fql_one_step_policy_shifts_by_c_over_2alpha():
+    torch.manual_seed(0)
+    data = OfflineData(_gaussian_bandit(n=4000), reward_scale="none")
+    alpha = 2.5
+    cfg = FQLConfig(alpha=alpha, normalize_q_loss=False, flow_hidden=(64, 64), actor_hidden=(64, 64),
+                    critic_hidden=(64, 64), lr=1e-3, flow_steps=8, polyak=0.05)
+    algo = build_algorithm("fql", 2, 1, cfg)
+    _train(algo.stages()[0], data, 2000)
+    a = _actions(algo)
+    want = M + C * 1 / (2 * alpha)  # argmin_mu alpha (mu - flow(z))^2 - C mu, averaged over z
+    assert abs(a.mean() - want) < 0.04, (a.mean(), want)
+
+
+def test_planning_returns_hand_computed():
+    r, ends = np.array([1.0, 0.0, 2.0, 5.0]), np.array([0.0, 0.0, 1.0, 1.0])
+    mc = planning_returns(r, ends, 0.5, None)  # two episodes: [1, 0, 2] and [5]
+    np.testing.assert_allclose(mc, [1.5, 1.0, 2.0, 5.0])
+    # V = 3 at row 1 beats the data's continuation (1.0) there: row 0's target bootstraps from it
+    planned = planning_returns(r, ends, 0.5, np.array([0.0, 3.0, 0.0, 0.0]))
+    np.testing.assert_allclose(planned, [1.0 + 0.5 * 3.0, 1.0, 2.0, 5.0])
+
+
+@pytest.mark.parametrize("selector", ["softmax", "argmax"])
+def test_sfbc_selects_the_rewarded_mode_as_predicted(selector):
+    """Two-mode bandit: the planning Q standardizes r in {0, 1} to -1 / +1; with K candidates of which n are '+'
+    (n ~ Binomial(K, p), p the behaviour model's own rate), P(+) = E[n e^alpha / (n e^alpha + (K - n) e^-alpha)]."""
+    from .test_iql_gmpo import _bandit
+
+    torch.manual_seed(0)
+    data = OfflineData(_bandit(), reward_scale="none")
+    k, alpha = 4, 0.5
+    cfg = SfBCConfig(net="mlp", net_hidden=(64, 64), critic_hidden=(64, 64), policy_lr=1e-3, planning_iters=2,
+                     num_samples=k, select_alpha=alpha, selector=selector, act_steps=16, support_samples=4)
+    algo = build_algorithm("sfbc", 2, 1, cfg)
+    for stage in algo.stages():
+        _train(stage, data, 1500 if stage.name == "behaviour" else 800)
+    obs = torch.as_tensor(np.random.default_rng(2).normal(size=(4000, 2)), dtype=torch.float32)
+    with torch.no_grad():
+        p = float((algo.policy.sample(obs, solver="euler", steps=16) > 0).float().mean())
+    n = np.random.default_rng(0).binomial(k, p, 200_000)
+    want = np.mean(n * np.e**alpha / (n * np.e**alpha + (k - n) * np.e**-alpha)) if selector == "softmax" \
+        else 1 - (1 - p) ** k
+    frac = float((_actions(algo) > 0).mean())
+    assert abs(frac - want) < 0.05, (frac, want, p)  # behaviour samples between the modes get intermediate Q
+
+
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_diffusion_ql_q_term_moves_the_policy_up_the_linear_q(eta):
+    """Gaussian behaviour, Q = C a: without the Q term (eta = 0) the policy clones N(M, S^2); with it the policy's
+    actions rise above the behaviour's (Diffusion-QL has no closed-form optimum: the direction is what is checked)."""
+    torch.manual_seed(0)
+    data = OfflineData(_gaussian_bandit(), reward_scale="none")
+    cfg = DiffusionQLConfig(eta=eta, net_hidden=(64, 64), critic_hidden=(64, 64), lr=1e-3, act_steps=5,
+                            num_samples=1, ema_start=100, polyak=0.05)
+    algo = build_algorithm("dql", 2, 1, cfg)
+    _train(algo.stages()[0], data, 1500)
+    a = _actions(algo)
+    if eta == 0:
+        assert abs(a.mean() - M) < 0.04 and abs(a.std() - S) < 0.05, (a.mean(), a.std())
+    else:
+        assert a.mean() > M + 0.1, a.mean()
