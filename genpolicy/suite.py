@@ -138,28 +138,65 @@ def run_suite(algos: list[str], tasks: list[Task], seeds: list[int], budget: lis
     return table
 
 
+def act_latency(run_dir: Path, repeats: int = 20) -> float:
+    """Median milliseconds of one eager ``act`` on one observation (the data's mean) of the run's final policy,
+    measured once and kept in ``act_latency.json`` (with the torch version and thread count it was measured with)."""
+    import time
+
+    import torch
+
+    from .checkpoint import atomic_write
+    from .policy import load_policy
+
+    f = run_dir / "act_latency.json"
+    if f.exists():
+        return json.loads(f.read_text())["ms_batch1"]
+    policy = load_policy(run_dir / "checkpoint.pt")
+    obs = policy.normalizer.mean.numpy()[None].astype(np.float32)
+    times = []
+    for i in range(repeats + 3):  # 3 warm-up calls
+        t = time.perf_counter()
+        policy.act(obs, compiled=False)
+        if i >= 3:
+            times.append(time.perf_counter() - t)
+    ms = round(1e3 * float(np.median(times)), 2)
+    info = {"ms_batch1": ms, "repeats": repeats, "torch": torch.__version__, "threads": torch.get_num_threads()}
+    atomic_write(f, lambda fh: fh.write(json.dumps(info, indent=1).encode()))
+    return ms
+
+
 def collect(out: str | Path, tasks: list[Task], algos: list[str]) -> list[dict]:
-    """One row per (task, algorithm): final scores of the finished seeds, mean and standard error."""
+    """One row per (task, algorithm): final scores of the finished seeds, mean and standard error, mean train
+    time and batch-1 act latency."""
     from .rl.datasets import available_datasets
 
     data_scores = {r["name"]: r.get("score_mean") for r in available_datasets()}
     rows = []
     for task in tasks:
         for algo in algos:
-            scores, seeds, secs = [], [], []
+            scores, seeds, secs, act_ms = [], [], [], []
             for f in sorted((Path(out) / task.name / algo).glob("seed-*/summary.json")):
                 s = json.loads(f.read_text())
                 if s.get("final_score") is not None:
                     scores.append(s["final_score"])
                     seeds.append(int(f.parent.name.split("-")[1]))
                     secs.append(s.get("wall_seconds") or 0.0)
+                    act_ms.append(act_latency(f.parent))
             n = len(scores)
             rows.append({"task": task.name, "algo": algo, "seeds": seeds, "n": n,
                          "mean": float(np.mean(scores)) if n else None,
                          "se": float(np.std(scores, ddof=1) / math.sqrt(n)) if n > 1 else None,
                          "scores": scores, "data_score": data_scores.get(task.name),
-                         "train_minutes": round(float(np.mean(secs)) / 60, 1) if n else None})
+                         "train_minutes": round(float(np.mean(secs)) / 60, 1) if n else None,
+                         "act_ms": round(float(np.median(act_ms)), 2) if n else None})
     return rows
+
+
+def _cost(r) -> str:
+    if not r or r["mean"] is None:
+        return "-"
+    act = "-" if r.get("act_ms") is None else f"{r['act_ms']:g} ms"
+    return f"{r['train_minutes']:g} min / {act}"
 
 
 def write_table(rows: list[dict], out: str | Path) -> Path:
@@ -183,15 +220,20 @@ def write_table(rows: list[dict], out: str | Path) -> Path:
         lines.append(f"| {t} | {'-' if ds is None else f'{ds:.1f}'} | "
                      + " | ".join(cell(by.get((t, a))) for a in algos) + " |")
     lines += ["", "Final D4RL-normalized score, mean ± standard error over seeds (number of seeds); "
-                  "data: the dataset's own mean normalized score."]
+                  "data: the dataset's own mean normalized score.", "",
+              "| task | " + " | ".join(algos) + " |", "|---|" + "---|" * len(algos)]
+    for t in tasks:
+        lines.append(f"| {t} | " + " | ".join(_cost(by.get((t, a))) for a in algos) + " |")
+    lines += ["", "Cost: training minutes per seed (wall time, this machine) / milliseconds per act call on one "
+                  "observation (eager, median of 20)."]
     md = out / "results.md"
     md.write_text("\n".join(lines) + "\n")
     with open(out / "results.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["task", "algo", "n", "mean", "se", "data_score", "train_minutes", "seeds", "scores"])
+        w.writerow(["task", "algo", "n", "mean", "se", "data_score", "train_minutes", "act_ms", "seeds", "scores"])
         for r in rows:
             w.writerow([r["task"], r["algo"], r["n"], r["mean"], r["se"], r["data_score"], r["train_minutes"],
-                        " ".join(map(str, r["seeds"])), " ".join(f"{s:.3f}" for s in r["scores"])])
+                        r.get("act_ms"), " ".join(map(str, r["seeds"])), " ".join(f"{s:.3f}" for s in r["scores"])])
     return md
 
 

@@ -44,7 +44,9 @@ def test_the_suite_resumes_after_sigkill_without_redoing_or_duplicating(hopper_l
     assert [(r["task"], r["algo"]) for r in rows] == [("hopper_like", a) for a in ("bc", "iql", "gmpo")]
     assert all(r["n"] == "2" and r["mean"] not in ("", "None") for r in rows)
     md = (out / "results.md").read_text()
-    assert md.count("| hopper_like |") == 1 and "± " in md
+    assert md.count("| hopper_like |") == 2 and "± " in md  # one score row, one cost row
+    assert all(float(r["act_ms"]) > 0 for r in rows)
+    assert len(list(out.glob("hopper_like/*/seed-*/act_latency.json"))) == 6
     critics = sorted((out / "hopper_like" / "critic").iterdir())
     assert len(critics) == 2  # one per seed, shared by iql and gmpo
     for algo in ("iql", "gmpo"):
@@ -62,3 +64,21 @@ def test_a_set_key_no_algorithm_has_is_an_error(hopper_like, tmp_path):  # noqa:
         run_suite(["bc", "iql"], [parse_task(f"{hopper_like}:Hopper-v5")], [0], ["cpu"], tmp_path / "s",
                   ["polcy_steps=4"], progress=False)
     assert not (tmp_path / "s").exists()
+
+
+def test_every_registered_algorithm_runs_through_the_suite(hopper_like, tmp_path):  # noqa: F811
+    """Each algorithm (baselines included) trains, evaluates and gets a score and cost row from the runner."""
+    pytest.importorskip("gymnasium")
+    from genpolicy.rl.algos import ALGORITHMS
+    from genpolicy.suite import parse_task, run_suite
+
+    algos = sorted(n for n in ALGORITHMS if not n.startswith("toy"))
+    tiny = [f"{k}={v}" for k, v in {
+        "critic_steps": 3, "policy_steps": 3, "behaviour_steps": 3, "steps": 3, "eval_every": 0,
+        "final_eval_episodes": 1, "act_steps": 2, "num_samples": 2, "support_samples": 2, "net": "mlp",
+        "net_hidden": "[16,16]", "critic_hidden": "[16,16]", "actor_hidden": "[16,16]", "flow_hidden": "[16,16]",
+        "energy_hidden": "[16,16]", "hidden": "[16,16]", "batch_size": 16, "flow_steps": 2, "train_steps": 2,
+        "policy_batch_size": 8}.items()]
+    run_suite(algos, [parse_task(f"{hopper_like}:Hopper-v5")], [0], ["cpu"], tmp_path / "s", tiny, progress=False)
+    rows = {r["algo"]: r for r in csv.DictReader(open(tmp_path / "s" / "results.csv"))}
+    assert set(rows) == set(algos) and all(rows[a]["n"] == "1" and float(rows[a]["act_ms"]) > 0 for a in algos)
