@@ -212,6 +212,14 @@ def test_seeded_evaluations_repeat_and_say_what_they_scored(hopper_like, tmp_pat
     assert "D4RL-normalized" in outs[0]["score_definition"] and "3234.3" in outs[0]["score_definition"]
     assert "unfinished" not in cap.err
     assert main(["eval", str(run), "--episodes", "1", "--env", "Walker2d-v5"]) == 2  # sizes checked first
+    # act-time fields can change at evaluation (recorded); others cannot (they would not fit the weights)
+    assert main(["eval", str(run), "--episodes", "2", "--seed", "7", "--checkpoint", "final",
+                 "--set", "act_temperature=0", "--set", "act_steps=3"]) == 0
+    changed = json.loads(capsys.readouterr().out)
+    assert changed["act_overrides"] == {"act_temperature": 0.0, "act_steps": 3}
+    assert changed["returns"] != outs[0]["returns"] and outs[0]["act_overrides"] == {}
+    assert main(["eval", str(run), "--episodes", "1", "--set", "net_hidden=[8]"]) == 2
+    assert "only act-time fields" in capsys.readouterr().err
     ck = load_torch(run / "checkpoint.pt")
     ck["stage"], ck["step"] = 1, 2  # as if the run had stopped inside its policy stage
     torch.save(ck, run / "checkpoint.pt")

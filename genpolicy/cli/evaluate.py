@@ -16,6 +16,9 @@ def add_parser(sub, name: str, text: str, argv: list[str]) -> None:
     ev.add_argument("--env", default=None, help="environment id (default: the one the run was trained with)")
     ev.add_argument("--seed", type=int, default=0, help="seed of the first episode and of the policy's noise")
     ev.add_argument("--out", default=None, help="also write the result JSON here")
+    ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="change how actions are drawn (act_steps, act_solver, act_temperature and the algorithm's "
+                         "own act-time fields such as num_samples or guidance_scale); recorded in the result")
 
 
 def _position(file: Path) -> tuple[str | None, int, int]:
@@ -29,6 +32,23 @@ def _position(file: Path) -> tuple[str | None, int, int]:
 
     ck = load_checkpoint(file)
     return ck["meta"].get("env"), ck["stage"], ck["step"]
+
+
+def act_overrides(policy, sets: list[str]) -> dict:
+    """Apply ``KEY=VALUE`` changes of act-time fields to a loaded policy's config (a one-line error for any other
+    field: those would not match the trained weights); returns the changes."""
+    from ..config import _class_union, resolve_config
+
+    if not sets:
+        return {}
+    cls = type(policy.cfg)
+    allowed = _class_union(cls, "act_fields")
+    keys = [s.split("=", 1)[0].strip() for s in sets]
+    bad = [k for k in keys if k not in allowed]
+    if bad:
+        raise ValueError(f"--set {bad}: only act-time fields can change at evaluation: {sorted(allowed)}")
+    policy.cfg = resolve_config(cls, [], {}, {}, sets, base=policy.cfg)  # checked like any config
+    return {k: getattr(policy.cfg, k) for k in keys}
 
 
 def run(ns) -> int:
@@ -45,6 +65,7 @@ def run(ns) -> int:
     if not env_id:
         raise ValueError(f"{file} names no environment; pass --env")
     policy = load_policy(file)
+    changes = act_overrides(policy, ns.set)
     final = Path(ns.path) / CHECKPOINT if Path(ns.path).is_dir() else file  # the run's progress is the final state's
     if final != file and final.exists():
         stage, step = _position(final)[1:]
@@ -55,7 +76,8 @@ def run(ns) -> int:
         print(f"warning: the run is unfinished ({done} of {total} steps); this scores a policy from mid-training",
               file=sys.stderr)
     res = evaluate(policy.act, env_id, episodes=ns.episodes, seed=ns.seed, policy_seed=ns.seed)
-    out = {"env": env_id, "checkpoint": str(file), "selected": why, "seed": ns.seed, "run_steps_done": done,
+    out = {"env": env_id, "checkpoint": str(file), "selected": why, "seed": ns.seed, "act_overrides": changes,
+           "run_steps_done": done,
            "run_steps_planned": total, **res.as_dict(), "returns": [round(float(r), 4) for r in res.returns],
            "score_definition": score_definition(env_id)}
     text = json.dumps(out, indent=2)

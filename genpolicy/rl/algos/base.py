@@ -58,6 +58,8 @@ class RunConfig:
     resume_safe: ClassVar[tuple[str, ...]] = ("eval_every", "eval_episodes", "log_every", "ckpt_every", "device",
                                               "compile", "final_eval_episodes")
     stage_steps: ClassVar[tuple[str, ...]] = ()
+    #: fields that only change how actions are drawn (``genpolicy eval --set`` may change them; subclasses add theirs)
+    act_fields: ClassVar[tuple[str, ...]] = ("act_solver", "act_steps", "act_temperature")
     #: allowed ranges, checked with the choices when the config is made (subclasses add their own)
     limits: ClassVar[dict[str, str]] = {"seed": ">=0", "batch_size": ">=1", "eval_every": ">=0", "eval_episodes": ">=1",
                                         "log_every": ">=1", "ckpt_every": ">=1", "act_steps": ">=1",

@@ -85,6 +85,7 @@ class DiffusionQLConfig(RunConfig):
                                         "critic_hidden": ">=1", "gamma": "0<=x<=1", "polyak": "0<x<=1",
                                         "grad_clip": ">=0", "backup_samples": ">=1", "ema_decay": "0<=x<=1",
                                         "ema_start": ">=0", "ema_every": ">=1", "num_samples": ">=1"}
+    act_fields: ClassVar[tuple[str, ...]] = ("num_samples",)
 
 
 def _critic_loss(qf: TwinQ, obs: Tensor, act: Tensor, target: Tensor) -> tuple[Tensor, dict]:

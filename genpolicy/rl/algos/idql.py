@@ -51,6 +51,7 @@ class IDQLConfig(CriticPolicyConfig):
     """behaviour-model learning rate"""
 
     limits: ClassVar[dict[str, str]] = {"num_samples": ">=1"}
+    act_fields: ClassVar[tuple[str, ...]] = ("num_samples", "selector")
 
 
 def idql_weights(q: Tensor, v: Tensor, tau: float, eps: float = 1e-6) -> Tensor:

@@ -70,6 +70,7 @@ class QGPOConfig(CriticPolicyConfig):
 
     limits: ClassVar[dict[str, str]] = {"q_alpha": ">=0", "support_samples": ">=1", "guidance_scale": ">=0",
                                         "behaviour_steps": ">=0", "behaviour_lr": ">0", "energy_hidden": ">=1"}
+    act_fields: ClassVar[tuple[str, ...]] = ("guidance_scale",)
 
 
 class EnergyNet(nn.Module):

@@ -73,6 +73,7 @@ class SfBCConfig(CriticPolicyConfig):
 
     limits: ClassVar[dict[str, str]] = {"planning_iters": ">=1", "plan_alpha": ">=0", "support_samples": ">=1",
                                         "num_samples": ">=1", "select_alpha": ">=0"}
+    act_fields: ClassVar[tuple[str, ...]] = ("num_samples", "select_alpha", "selector")
 
 
 def planning_returns(rewards: np.ndarray, ends: np.ndarray, gamma: float, values: np.ndarray | None) -> np.ndarray:
