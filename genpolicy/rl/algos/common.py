@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from ...generative import GenerativeModel
+from ...matching import LossKind, Weighting
 from ...nets import NetName, make_net
 from ...paths import Parameterization, PathName, make_path
 from ...optim import minimize, optimizer_step
@@ -22,8 +23,9 @@ from ...solvers import make_solver
 from ..data import Batch
 from .base import RunConfig, Stage
 
-__all__ = ["CriticConfig", "CriticPolicyConfig", "build_policy_model", "advantage_weights", "softmax_weights", "optimizer_step",
-           "minimize", "weighted_matching_step", "behaviour_cloning_stage", "critic_stage", "support_actions"]
+__all__ = ["CriticConfig", "CriticPolicyConfig", "DiffusionPolicyConfig", "build_policy_model", "advantage_weights",
+           "softmax_weights", "optimizer_step", "minimize", "weighted_matching_step", "behaviour_cloning_stage",
+           "critic_stage", "support_actions"]
 
 
 @dataclass
@@ -86,6 +88,21 @@ class CriticPolicyConfig(CriticConfig):
     limits: ClassVar[dict[str, str]] = {"net_hidden": ">=1", "beta": ">=0", "policy_steps": ">=0", "policy_lr": ">0",
                                         "grad_clip": ">=0", "policy_epochs": ">=0"}
     epoch_fields: ClassVar[dict[str, str]] = {"policy_epochs": "policy_steps"}
+
+
+@dataclass
+class DiffusionPolicyConfig(CriticPolicyConfig):
+    """A critic and a diffusion behaviour model on the VP-SDE trained by denoising score matching, as IDQL, SfBC,
+    QGPO and SRPO have it (any path and loss of the library can be set instead)."""
+
+    path: PathName = "vpsde"
+    """path of the behaviour model (these papers: a VP-SDE / DDPM)"""
+    param: Parameterization = "noise"
+    """behaviour network output"""
+    loss: LossKind = "score"
+    """matching loss of the behaviour model"""
+    weighting: Weighting = "vanilla"
+    """score-matching weighting"""
 
 
 def build_policy_model(cfg: CriticPolicyConfig, obs_dim: int, act_dim: int) -> GenerativeModel:

@@ -18,31 +18,21 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor
 
-from ...matching import LossKind, Weighting
 from ...nets import NetName
-from ...paths import Parameterization, PathName
 from ..critics import IQLCritic
 from .base import Algorithm, Stage
-from .common import CriticPolicyConfig, behaviour_cloning_stage, build_policy_model, critic_stage
+from .common import DiffusionPolicyConfig, behaviour_cloning_stage, build_policy_model, critic_stage
 from .registry import register
 
 __all__ = ["IDQLConfig", "IDQL", "idql_weights"]
 
 
 @dataclass
-class IDQLConfig(CriticPolicyConfig):
+class IDQLConfig(DiffusionPolicyConfig):
     """IDQL settings (the paper's locomotion defaults: expectile 0.7, K = 32 samples, LN-ResNet, 3 blocks of 256)."""
 
-    path: PathName = "vpsde"
-    """generative path of the behaviour model (IDQL: a DDPM, the VP-SDE here)"""
-    param: Parameterization = "noise"
-    """network output"""
     net: NetName = "resnet"
     """behaviour network (IDQL: LayerNorm ResNet)"""
-    loss: LossKind = "score"
-    """matching loss of the behaviour model"""
-    weighting: Weighting = "vanilla"
-    """score-matching weighting"""
     num_samples: int = 32
     """actions drawn from the behaviour model per state at act time (K)"""
     selector: Literal["expectile", "argmax"] = "expectile"

@@ -23,32 +23,24 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from ...matching import LossKind, Weighting
 from ...nets import GaussianFourierTime, mlp
 from ...optim import minimize
-from ...paths import Parameterization, PathName, expand_t
+from ...paths import expand_t
 from ..critics import InSupportCritic, IQLCritic
 from ..data import Batch, OfflineData
 from .base import Algorithm, Stage
-from .common import CriticPolicyConfig, behaviour_cloning_stage, build_policy_model, critic_stage, support_actions
+from .common import (DiffusionPolicyConfig, behaviour_cloning_stage, build_policy_model, critic_stage,
+                     support_actions)
 from .registry import register
 
 __all__ = ["QGPOConfig", "QGPO", "EnergyNet", "cep_loss"]
 
 
 @dataclass
-class QGPOConfig(CriticPolicyConfig):
+class QGPOConfig(DiffusionPolicyConfig):
     """QGPO settings (its code's defaults: the 512-256-128 U-Net behaviour model on the VP-SDE, M = 16 support
     actions, beta = 3; the guidance scale is QGPO's per-task choice)."""
 
-    path: PathName = "vpsde"
-    """path of the behaviour diffusion model (QGPO: VP-SDE)"""
-    param: Parameterization = "noise"
-    """behaviour network output"""
-    loss: LossKind = "score"
-    """matching loss of the behaviour model"""
-    weighting: Weighting = "vanilla"
-    """score-matching weighting"""
     critic: Literal["insupport", "iql"] = "insupport"
     """Q from in-support softmax Q-learning (QGPO) or the IQL critic (shareable with GMPO, IQL, ...)"""
     beta: float = 3.0

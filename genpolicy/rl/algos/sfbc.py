@@ -26,32 +26,23 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ...matching import LossKind, Weighting
 from ...nets import mlp
 from ...optim import minimize
-from ...paths import Parameterization, PathName
 from ..critics import IQLCritic
 from ..data import Batch, OfflineData
 from .base import Algorithm, Stage
-from .common import CriticPolicyConfig, behaviour_cloning_stage, build_policy_model, critic_stage, support_actions
+from .common import (DiffusionPolicyConfig, behaviour_cloning_stage, build_policy_model, critic_stage,
+                     support_actions)
 from .registry import register
 
 __all__ = ["SfBCConfig", "SfBC", "planning_returns"]
 
 
 @dataclass
-class SfBCConfig(CriticPolicyConfig):
+class SfBCConfig(DiffusionPolicyConfig):
     """SfBC settings (its code's locomotion defaults: K = 2 planning iterations, M = 16 actions for the value,
     plan_alpha 20, 32 candidates, alpha 100 to select, critic learning rate 1e-3, behaviour learning rate 1e-4)."""
 
-    path: PathName = "vpsde"
-    """path of the behaviour diffusion model (SfBC: VP-SDE)"""
-    param: Parameterization = "noise"
-    """behaviour network output"""
-    loss: LossKind = "score"
-    """matching loss of the behaviour model"""
-    weighting: Weighting = "vanilla"
-    """score-matching weighting"""
     critic: Literal["planning", "iql"] = "planning"
     """Q from SfBC's in-sample planning, or the IQL critic (shareable with GMPO, IQL, ...)"""
     planning_iters: int = 2

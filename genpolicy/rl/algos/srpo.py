@@ -24,35 +24,26 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor
 
-from ...matching import LossKind, Weighting
 from ...nets import NetName
 from ...optim import minimize
-from ...paths import Parameterization, PathName, expand_t
+from ...paths import expand_t
 from ..actors import DeterministicActor
 from ..critics import IQLCritic
 from ..data import Batch
 from .base import Algorithm, Stage
-from .common import CriticPolicyConfig, behaviour_cloning_stage, build_policy_model, critic_stage
+from .common import DiffusionPolicyConfig, behaviour_cloning_stage, build_policy_model, critic_stage
 from .registry import register
 
 __all__ = ["SRPOConfig", "SRPO", "srpo_time_weight"]
 
 
 @dataclass
-class SRPOConfig(CriticPolicyConfig):
+class SRPOConfig(DiffusionPolicyConfig):
     """SRPO settings (its code's locomotion defaults: IDQL's LN-ResNet behaviour model, 2 x 256 actor, omega =
     alpha/sigma; beta per task from the SRPO paper, e.g. 0.05 for hopper-medium)."""
 
-    path: PathName = "vpsde"
-    """path of the behaviour diffusion model (SRPO: VP-SDE)"""
-    param: Parameterization = "noise"
-    """behaviour network output"""
     net: NetName = "resnet"
     """behaviour network (SRPO: IDQL's LayerNorm ResNet)"""
-    loss: LossKind = "score"
-    """matching loss of the behaviour model"""
-    weighting: Weighting = "vanilla"
-    """score-matching weighting"""
     beta: float = 0.05
     """weight of the Q gradient against the score regularizer (SRPO's beta)"""
     behaviour_steps: int = 100_000
