@@ -66,6 +66,28 @@ def _critic_key(cfg) -> tuple | None:
     return (cfg.iql(), cfg.critic_steps, cfg.reward_scale, cfg.normalize_obs, cfg.batch_size, cfg.seed, cfg.device)
 
 
+def _check_same_settings(d: Path, algo: str, cfg, shared: bool) -> None:
+    """A run folder that exists must hold the run asked for: a one-line error naming the fields that differ (a
+    changed --set would otherwise be skipped or resumed with the old settings without a word)."""
+    from .config import _class_dict, _class_union
+    from .train import CHECKPOINT, run_config
+
+    if not (d / CHECKPOINT).exists():
+        return
+    old = run_config(d, algo, device=cfg.device)
+    ignore = _class_union(type(cfg), "resume_safe") | {"seed"}
+    epochs = _class_dict(type(cfg), "epoch_fields")  # a budget in epochs is stored as steps: compare the epochs
+    ignore |= {steps for e, steps in epochs.items() if getattr(cfg, e) > 0}
+    if shared and getattr(old, "critic_steps", None) == 0:
+        ignore.add("critic_steps")  # trained by the shared critic
+    differ = sorted(f.name for f in dataclasses.fields(cfg)
+                    if f.name not in ignore and getattr(cfg, f.name) != getattr(old, f.name))
+    if differ:
+        raise ValueError(f"{d} holds a run with other settings ({', '.join(f'{k}={getattr(old, k)!r}' for k in differ)}"
+                         f" there, {', '.join(f'{k}={getattr(cfg, k)!r}' for k in differ)} asked); use another --out "
+                         f"or --label")
+
+
 def _finished(d: Path) -> bool:
     return (d / "summary.json").exists()
 
@@ -100,8 +122,12 @@ def _shared_critic(task: Task, seed_cfg, d: Path, ds, progress: bool) -> dict:
 
 
 def run_suite(algos: list[str], tasks: list[Task], seeds: list[int], budget: list[str], out: str | Path,
-              sets: list[str] | None = None, share_critic: bool = True, progress: bool = True) -> Path:
-    """Train every (task, algorithm, seed) not yet finished, then write the table and curves; returns the table."""
+              sets: list[str] | None = None, share_critic: bool = True, progress: bool = True,
+              label: str | None = None) -> Path:
+    """Train every (task, algorithm, seed) not yet finished, then write the table and curves; returns the table.
+
+    ``label``: with one algorithm, its folder and table column (``TASK/LABEL/seed-K``) instead of its name, so that
+    variants (``--set`` ablations) sit beside it in one suite and share its critics."""
     from .rl.datasets import load_dataset
 
     from .rl.algos import ALGORITHMS
@@ -112,12 +138,16 @@ def run_suite(algos: list[str], tasks: list[Task], seeds: list[int], budget: lis
     unknown = sorted({k.split("=", 1)[0].strip() for k in sets} - known)
     if unknown:  # a --set key no algorithm has would otherwise be dropped without a word
         raise ValueError(f"--set key(s) {unknown} are fields of none of {algos}")
+    if label is not None and (len(algos) != 1 or not label or "/" in label or label in ("critic",)):
+        raise ValueError(f"--label {label!r} names one algorithm's variant: give one --algos and a plain name")
+    folders = {a: label or a for a in algos}
     for task in tasks:
         ds = None
         for seed in seeds:
             for algo in algos:
                 cfg, names = _config(algo, budget, task, sets + [f"seed={seed}"])
-                d = out / task.name / algo / f"seed-{seed}"
+                d = out / task.name / folders[algo] / f"seed-{seed}"
+                _check_same_settings(d, algo, cfg, share_critic and _critic_key(cfg) is not None)
                 if _finished(d):
                     continue
                 ds = ds if ds is not None else load_dataset(task.dataset)
@@ -131,10 +161,10 @@ def run_suite(algos: list[str], tasks: list[Task], seeds: list[int], budget: lis
                     cfg = dataclasses.replace(cfg, critic_steps=0)
                     meta["critic_from"] = str(cdir)
                 _run(algo, cfg, task, d, ds, meta, progress, state)
-    rows = collect(out, tasks, algos)
+    rows = collect(out, tasks, list(folders.values()))
     table = write_table(rows, out)
     for task in tasks:
-        plot_curves(out, task, algos)
+        plot_curves(out, task, list(folders.values()))
     return table
 
 

@@ -82,3 +82,21 @@ def test_every_registered_algorithm_runs_through_the_suite(hopper_like, tmp_path
     run_suite(algos, [parse_task(f"{hopper_like}:Hopper-v5")], [0], ["cpu"], tmp_path / "s", tiny, progress=False)
     rows = {r["algo"]: r for r in csv.DictReader(open(tmp_path / "s" / "results.csv"))}
     assert set(rows) == set(algos) and all(rows[a]["n"] == "1" and float(rows[a]["act_ms"]) > 0 for a in algos)
+
+
+def test_changed_settings_need_a_label_and_a_label_shares_the_critic(hopper_like, tmp_path):  # noqa: F811
+    pytest.importorskip("gymnasium")
+    from genpolicy.suite import parse_task, run_suite
+
+    task, out = [parse_task(f"{hopper_like}:Hopper-v5")], tmp_path / "s"
+    tiny = ["critic_steps=3", "policy_steps=3", "eval_every=0", "final_eval_episodes=1", "critic_hidden=[8]",
+            "actor_hidden=[8]", "batch_size=8"]
+    run_suite(["iql"], task, [0], ["cpu"], out, tiny, progress=False)
+    with pytest.raises(ValueError, match=r"other settings \(beta=3.0 there, beta=1.0 asked\)"):
+        run_suite(["iql"], task, [0], ["cpu"], out, tiny + ["beta=1"], progress=False)
+    with pytest.raises(ValueError, match="one algorithm's variant"):
+        run_suite(["iql", "bc"], task, [0], ["cpu"], out, tiny, progress=False, label="x")
+    run_suite(["iql"], task, [0], ["cpu"], out, tiny + ["beta=1"], progress=False, label="iql-beta1")
+    assert (out / "hopper_like" / "iql-beta1" / "seed-0" / "summary.json").exists()
+    assert len(list((out / "hopper_like" / "critic").iterdir())) == 1  # the variant reused the critic
+    assert "iql-beta1" in (out / "results.md").read_text()

@@ -14,6 +14,9 @@ def add_parser(sub, name: str, text: str, argv: list[str]) -> None:
     p.add_argument("--out", default="runs/suite")
     p.add_argument("--own-critics", dest="share_critic", action="store_false",
                    help="every algorithm trains its own IQL critic (default: one per task and seed, shared)")
+    p.add_argument("--label", default=None,
+                   help="with one algorithm: its folder and table column (e.g. gmpo-beta4 for an ablation run with "
+                        "--set beta=4 in the same --out, sharing the critics)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
 
 
@@ -25,7 +28,7 @@ def run(ns) -> int:
     if unknown:
         raise ValueError(f"unknown algorithm(s) {unknown}; registered: {sorted(ALGORITHMS)}")
     table = run_suite(ns.algos, [parse_task(t) for t in ns.tasks], ns.seeds, ns.budget, ns.out, ns.set,
-                      ns.share_critic, ns.progress)
+                      ns.share_critic, ns.progress, ns.label)
     print(table.read_text())
     print(f"table: {table} (+ results.csv, curves-*.png)")
     return 0
