@@ -7,7 +7,7 @@ policy ``mu_omega(s, z)`` that maximizes Q while it distils the flow's noise-to-
 
 (our flow runs from noise at t = 1 to data at t = 0: the same map). The ODE is solved by Euler with ``flow_steps``
 steps and is not differentiated (the distillation target). ``normalize_q_loss`` divides the Q term by the batch
-mean of |Q| (FQL's option, used for D4RL), so ``alpha`` is a weight relative to one. Acting is one network call:
+mean of |Q| (FQL's option), so ``alpha`` is a weight relative to one whatever the reward scale. Acting is one network call:
 ``mu_omega(s, z)``, z ~ N(0, I), clipped to [-1, 1]. One stage, ``train``: critic then actor each step.
 """
 
@@ -55,7 +55,8 @@ class FQLConfig(RunConfig):
     q_agg: Literal["mean", "min"] = "mean"
     """how the two Qs are combined in the target and the actor loss"""
     normalize_q_loss: bool = True
-    """divide the actor's Q term by the batch mean |Q| (FQL's D4RL setting)"""
+    """divide the actor's Q term by the batch mean |Q| (FQL's option: alpha then does not depend on the reward
+    scale)"""
     gamma: float = 0.99
     """discount"""
     polyak: float = 0.005
