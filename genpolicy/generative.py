@@ -257,7 +257,7 @@ class GenerativeModel(nn.Module):
         return _index_cond(cond, idx), b * n, (b, n)
 
     def _noise(self, rows: int, t1: float, x1: Tensor | None, cond: Any, temperature: float = 1.0,
-               check: bool = True) -> Tensor:
+               check: bool = True, generator: torch.Generator | None = None) -> Tensor:
         if x1 is not None:
             if check:
                 self._check_x(x1, "x1")
@@ -267,7 +267,8 @@ class GenerativeModel(nn.Module):
         p = next(self.parameters(), None)
         device = p.device if p is not None else (_device_of(cond) if cond is not None else "cpu")
         dtype = p.dtype if p is not None else torch.get_default_dtype()
-        return self._prior_std(t1) * temperature * torch.randn(rows, *self.x_shape, device=device, dtype=dtype)
+        noise = torch.randn(rows, *self.x_shape, device=device, dtype=dtype, generator=generator)
+        return self._prior_std(t1) * temperature * noise
 
     def _prior_std(self, t1: float) -> float:
         """``path.prior_std(t1)``, computed once per t1 (a host value: kept out of compiled steps)."""
@@ -280,13 +281,13 @@ class GenerativeModel(nn.Module):
         return [p for p in self.parameters() if p.requires_grad] if solver.needs_params else []
 
     def _run_sampler(self, cond, n, solver, steps, grad, x1, keep_trajectory, check=True, temperature=1.0,
-                     guidance=None):
+                     guidance=None, generator=None):
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
         solver = make_solver(solver)
         cond_r, rows, prefix = self._prepare(cond, n, x1, check)
         t0, t1 = self._interval("noise" if guidance is not None else solver.prediction)
-        x1 = self._noise(rows, t1, x1, cond, temperature, check)
+        x1 = self._noise(rows, t1, x1, cond, temperature, check, generator)
         with torch.set_grad_enabled(grad):
             sol = solver.sample(self.prediction_fn(cond_r, solver.prediction, guidance), self.path, x1, t1, t0,
                                 steps, keep_trajectory, self._params_for(solver))
@@ -294,7 +295,7 @@ class GenerativeModel(nn.Module):
 
     def sample(self, cond: Any = None, n: int | None = None, solver: Any = "euler", steps: int = 32,
                grad: bool = False, x1: Tensor | None = None, check: bool = True, temperature: float = 1.0,
-               guidance=None) -> Tensor:
+               guidance=None, generator: torch.Generator | None = None) -> Tensor:
         """Draw x ~ p(. | cond) (or p(.)) by integrating from noise to data.
 
         Args:
@@ -314,11 +315,14 @@ class GenerativeModel(nn.Module):
             guidance: ``guidance(x, t, cond) -> grad_x log h_t(x)`` added to the score at every solver step, so the
                 samples follow the tilted density ``p(x) h_0(x)`` when ``h_t`` is its exact intermediate energy
                 (QGPO's energy guidance; see :meth:`prediction_fn`). ``cond`` is the condition repeated per sample.
+            generator: draws the initial noise from this generator instead of the global one (reproducible samples
+                that leave the global RNG alone). Stochastic solvers still use the global RNG for their steps.
 
         Returns:
             ``(n, *x_shape)`` unconditional; ``(B, *x_shape)`` conditional with n None; else ``(B, n, *x_shape)``.
         """
-        sol, prefix = self._run_sampler(cond, n, solver, steps, grad, x1, False, check, temperature, guidance)
+        sol, prefix = self._run_sampler(cond, n, solver, steps, grad, x1, False, check, temperature, guidance,
+                                        generator)
         return sol.y[0].reshape(*prefix, *self.x_shape)
 
     def sample_trajectory(self, cond: Any = None, n: int | None = None, solver: Any = "euler", steps: int = 32,

@@ -313,3 +313,15 @@ def test_sampling_temperature_scales_the_covariance(path):
     torch.testing.assert_close(x0.double(), m.expand(10, -1), atol=2e-3, rtol=0)
     with pytest.raises(ValueError, match="temperature"):
         model.sample(n=2, temperature=-1.0)
+
+
+def test_a_generator_makes_samples_repeat_and_leaves_the_global_rng_alone():
+    torch.manual_seed(0)
+    model = GenerativeModel(MLP(2, 3, hidden=(16,)), make_path("vpsde"), (2,), param="noise")
+    cond = torch.randn(5, 3)
+    state = torch.random.get_rng_state()
+    a = model.sample(cond, n=4, steps=3, generator=torch.Generator().manual_seed(7))
+    b = model.sample(cond, n=4, steps=3, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(torch.random.get_rng_state(), state)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not torch.equal(a, model.sample(cond, n=4, steps=3, generator=torch.Generator().manual_seed(8)))
