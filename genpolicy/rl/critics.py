@@ -18,7 +18,8 @@ from ..nets import mlp
 from ..optim import minimize
 from .data import Batch
 
-__all__ = ["expectile_loss", "q_loss", "IQLConfig", "IQLCritic", "InSupportCritic"]
+__all__ = ["expectile_loss", "q_loss", "twin_q_loss", "polyak_", "q_of_each", "IQLConfig", "IQLCritic",
+           "InSupportCritic"]
 
 
 def expectile_loss(diff: Tensor, tau: float) -> Tensor:
@@ -38,10 +39,23 @@ def _v_loss(vf: nn.Module, obs: Tensor, q_t: Tensor, tau: float) -> tuple[Tensor
     return expectile_loss(q_t - v, tau).mean(), {"v_mean": v.mean()}
 
 
-def _q_loss(qf: "TwinQ", obs: Tensor, act: Tensor, target: Tensor) -> tuple[Tensor, dict]:
+def twin_q_loss(qf: "TwinQ", obs: Tensor, act: Tensor, target: Tensor) -> tuple[Tensor, dict]:
     """TD regression of both Q heads on r + gamma (1 - d) V(s') (Eq 32, second line)."""
     qs = qf.both(obs, act)
     return q_loss(qs, target), {"q_mean": qs[0].mean()}
+
+
+@torch.no_grad()
+def polyak_(target: nn.Module, source: nn.Module, rate: float) -> None:
+    """``target <- target + rate (source - target)`` for every parameter (the target networks' update)."""
+    torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), rate)
+
+
+def q_of_each(q, obs: Tensor, actions: Tensor) -> Tensor:
+    """``q(s_b, a_bk)`` for K actions per state: ``obs`` ``(B, obs_dim)``, ``actions`` ``(B, K, act_dim)`` ->
+    ``(B, K)`` (candidates to select from, a behaviour support to average over)."""
+    b, k = actions.shape[:2]
+    return q(obs.repeat_interleave(k, dim=0), actions.reshape(b * k, -1)).reshape(b, k)
 
 
 class TwinQ(nn.Module):
@@ -119,10 +133,9 @@ class IQLCritic(nn.Module):
                                     functional=functional)
         with torch.no_grad():
             target = batch.rewards + self.cfg.gamma * (1.0 - batch.dones) * self.v(batch.next_obs)
-        loss_q, q_aux, _ = minimize(self.q_opt, self.qf, _q_loss, batch.obs, batch.actions, target,
+        loss_q, q_aux, _ = minimize(self.q_opt, self.qf, twin_q_loss, batch.obs, batch.actions, target,
                                     functional=functional)
-        with torch.no_grad():
-            torch._foreach_lerp_(list(self.q_target.parameters()), list(self.qf.parameters()), self.cfg.polyak)
+        polyak_(self.q_target, self.qf, self.cfg.polyak)
         return {"v_loss": v_loss, "q_loss": loss_q, "v_mean": v_aux["v_mean"], "q_mean": q_aux["q_mean"]}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -153,8 +166,7 @@ class InSupportCritic(nn.Module):
 
     def soft_value(self, obs: Tensor, support: Tensor) -> Tensor:
         """``sum_i softmax_i(alpha Q(s, a_i)) Q(s, a_i)`` over ``support`` ``(B, M, act)``, shape ``(B,)``."""
-        b, m = support.shape[:2]
-        q = self.q(obs.repeat_interleave(m, dim=0), support.reshape(b * m, -1)).reshape(b, m)
+        q = q_of_each(self.q, obs, support)
         return (torch.softmax(self.alpha * q, dim=1) * q).sum(1)
 
     def update(self, batch: Batch, functional: bool = False) -> dict[str, Tensor]:
@@ -163,9 +175,9 @@ class InSupportCritic(nn.Module):
         with torch.no_grad():
             v_next = self.soft_value(batch.next_obs, self.next_support[batch.idx])
             target = batch.rewards + self.gamma * (1.0 - batch.dones) * v_next
-        loss, aux, _ = minimize(self.q_opt, self.qf, _q_loss, batch.obs, batch.actions, target, functional=functional)
-        with torch.no_grad():
-            torch._foreach_lerp_(list(self.q_target.parameters()), list(self.qf.parameters()), self.polyak)
+        loss, aux, _ = minimize(self.q_opt, self.qf, twin_q_loss, batch.obs, batch.actions, target,
+                                functional=functional)
+        polyak_(self.q_target, self.qf, self.polyak)
         return {"q_loss": loss, "q_mean": aux["q_mean"], "v_next_mean": v_next.mean()}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:

@@ -19,13 +19,12 @@ from ...matching import LossKind, Weighting
 from ...nets import NetName, make_net
 from ...paths import Parameterization, PathName, make_path
 from ...optim import minimize, optimizer_step
-from ...solvers import make_solver
 from ..data import Batch
 from .base import RunConfig, Stage
 
 __all__ = ["CriticConfig", "CriticPolicyConfig", "DiffusionPolicyConfig", "build_policy_model", "advantage_weights",
            "softmax_weights", "optimizer_step", "minimize", "weighted_matching_step", "behaviour_cloning_stage",
-           "critic_stage", "support_actions"]
+           "critic_stage", "support_actions", "candidate_actions", "pick"]
 
 
 @dataclass
@@ -165,14 +164,25 @@ def critic_stage(critic, steps: int, name: str = "critic") -> Stage:
 def support_actions(model: GenerativeModel, obs: Tensor, m: int, solver: str, steps: int, seed: int,
                     chunk: int = 2048) -> Tensor:
     """``m`` behaviour actions per state, ``(N, m, act)``, clipped to [-1, 1]: the "support" of in-support
-    Q-learning and contrastive energy prediction (SfBC, QGPO). The noise comes from a generator seeded with
-    ``seed``, so the same model gives the same actions whenever they are rebuilt (after a resume, say), and the
-    global RNG is left alone. Drawn ``chunk`` states at a time."""
+    Q-learning and contrastive energy prediction (SfBC, QGPO), drawn with ``model`` in eval mode. The noise comes
+    from a generator seeded with ``seed``, so the same model gives the same actions whenever they are rebuilt (after
+    a resume, say), and the global RNG is left alone. Drawn ``chunk`` states at a time."""
     gen = torch.Generator(device=obs.device).manual_seed(seed)
-    t1 = model._interval(make_solver(solver).prediction)[1]
-    std = model._prior_std(t1)
-    out = []
-    for part in obs.split(chunk):
-        x1 = std * torch.randn(part.shape[0] * m, *model.x_shape, generator=gen, device=obs.device, dtype=obs.dtype)
-        out.append(model.sample(part, n=m, solver=solver, steps=steps, x1=x1, check=False).clamp(-1.0, 1.0))
+    was_training = model.training
+    model.eval()
+    out = [model.sample(part, n=m, solver=solver, steps=steps, check=False, generator=gen).clamp(-1.0, 1.0)
+           for part in obs.split(chunk)]
+    model.train(was_training)
     return torch.cat(out) if out else obs.new_zeros(0, m, *model.x_shape)
+
+
+def candidate_actions(model: GenerativeModel, obs: Tensor, k: int, cfg: RunConfig) -> Tensor:
+    """``k`` actions per state from ``model``, ``(B, k, act)``, clipped to [-1, 1], drawn the way ``cfg`` acts
+    (solver, steps, temperature): the candidates that IDQL, SfBC and Diffusion-QL select from."""
+    return model.sample(obs, n=k, solver=cfg.act_solver, steps=cfg.act_steps, check=False,
+                        temperature=cfg.act_temperature).clamp(-1.0, 1.0)
+
+
+def pick(actions: Tensor, idx: Tensor) -> Tensor:
+    """``actions[b, idx[b]]`` for candidates ``(B, K, act)`` and chosen indices ``(B,)``."""
+    return actions[torch.arange(actions.shape[0], device=actions.device), idx]

@@ -26,10 +26,10 @@ from ...matching import LossKind, Weighting
 from ...nets import NetName
 from ...optim import minimize
 from ...paths import Parameterization, PathName
-from ..critics import TwinQ
+from ..critics import TwinQ, polyak_, q_of_each, twin_q_loss
 from ..data import Batch
 from .base import Algorithm, RunConfig, Stage
-from .common import build_policy_model
+from .common import build_policy_model, candidate_actions, pick
 from .registry import register
 
 __all__ = ["DiffusionQLConfig", "DiffusionQL"]
@@ -88,11 +88,6 @@ class DiffusionQLConfig(RunConfig):
     act_fields: ClassVar[tuple[str, ...]] = ("num_samples",)
 
 
-def _critic_loss(qf: TwinQ, obs: Tensor, act: Tensor, target: Tensor) -> tuple[Tensor, dict]:
-    q1, q2 = qf.both(obs, act)
-    return ((q1 - target) ** 2).mean() + ((q2 - target) ** 2).mean(), {"q_mean": q1.mean()}
-
-
 def _policy_loss(algo: "DiffusionQL", obs: Tensor, act: Tensor) -> tuple[Tensor, dict]:
     cfg = algo.cfg
     bc = algo.policy.matching_loss(act, obs, kind=cfg.loss, weighting=cfg.weighting, check=False).mean()
@@ -130,19 +125,18 @@ class DiffusionQL(Algorithm):
         cfg = self.cfg
         k = cfg.backup_samples if cfg.max_q_backup else 1
         a = self.ema.sample(next_obs, n=k, solver=cfg.act_solver, steps=cfg.act_steps, check=False).clamp(-1.0, 1.0)
-        q = self.q_target(next_obs.repeat_interleave(k, dim=0), a.reshape(-1, self.act_dim)).reshape(-1, k)
-        return q.max(dim=1).values
+        return q_of_each(self.q_target, next_obs, a).max(dim=1).values
 
     def update(self, batch: Batch, functional: bool = False) -> dict[str, Tensor]:
         cfg = self.cfg
         with torch.no_grad():
             target = batch.rewards + cfg.gamma * (1.0 - batch.dones) * self._next_value(batch.next_obs)
-        loss_q, q_aux, _ = minimize(self.q_opt, self.qf, _critic_loss, batch.obs, batch.actions, target,
+        loss_q, q_aux, _ = minimize(self.q_opt, self.qf, twin_q_loss, batch.obs, batch.actions, target,
                                     functional=functional)
         loss_pi, aux, _ = minimize(self.policy_opt, self, _policy_loss, batch.obs, batch.actions,
                                    functional=functional, clip=cfg.grad_clip)
+        polyak_(self.q_target, self.qf, cfg.polyak)
         with torch.no_grad():
-            torch._foreach_lerp_(list(self.q_target.parameters()), list(self.qf.parameters()), cfg.polyak)
             # EMA (Diffusion-QL's step_ema): copy before ema_start, then average every ema_every steps; the step
             # count is a tensor, so the rule needs no host branch
             self.updates += 1
@@ -153,9 +147,6 @@ class DiffusionQL(Algorithm):
         return {"q_loss": loss_q, "q_mean": q_aux["q_mean"], "policy_loss": loss_pi, **aux}
 
     def act_normalized(self, obs: Tensor) -> Tensor:
-        cfg, k = self.cfg, self.cfg.num_samples
-        a = self.policy.sample(obs, n=k, solver=cfg.act_solver, steps=cfg.act_steps, check=False,
-                               temperature=cfg.act_temperature).clamp(-1.0, 1.0)  # (B, K, act)
-        q = self.q_target(obs.repeat_interleave(k, dim=0), a.reshape(-1, self.act_dim)).reshape(-1, k)
-        idx = torch.multinomial(torch.softmax(q, dim=1), 1).squeeze(1)
-        return a[torch.arange(a.shape[0], device=a.device), idx]
+        a = candidate_actions(self.policy, obs, self.cfg.num_samples, self.cfg)
+        q = q_of_each(self.q_target, obs, a)
+        return pick(a, torch.multinomial(torch.softmax(q, dim=1), 1).squeeze(1))

@@ -7,8 +7,8 @@ policy ``mu_omega(s, z)`` that maximizes Q while it distils the flow's noise-to-
 
 (our flow runs from noise at t = 1 to data at t = 0: the same map). The ODE is solved by Euler with ``flow_steps``
 steps and is not differentiated (the distillation target). ``normalize_q_loss`` divides the Q term by the batch
-mean of |Q| (FQL's option), so ``alpha`` is a weight relative to one whatever the reward scale. Acting is one network call:
-``mu_omega(s, z)``, z ~ N(0, I), clipped to [-1, 1]. One stage, ``train``: critic then actor each step.
+mean of |Q| (FQL's option), so ``alpha`` is a weight relative to one whatever the reward scale. Acting is one
+network call: ``mu_omega(s, z)``, z ~ N(0, I), clipped to [-1, 1]. One stage, ``train``: critic then actor each step.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from ...generative import GenerativeModel
 from ...nets import make_net, mlp
 from ...optim import minimize
-from ..critics import TwinQ
+from ..critics import TwinQ, polyak_, twin_q_loss
 from ..data import Batch
 from .base import Algorithm, RunConfig, Stage
 from .registry import register
@@ -83,11 +83,6 @@ def _agg(qs: tuple[Tensor, Tensor], how: str) -> Tensor:
     return torch.minimum(*qs) if how == "min" else 0.5 * (qs[0] + qs[1])
 
 
-def _critic_loss(qf: TwinQ, obs: Tensor, act: Tensor, target: Tensor) -> tuple[Tensor, dict]:
-    q1, q2 = qf.both(obs, act)
-    return ((q1 - target) ** 2).mean() + ((q2 - target) ** 2).mean(), {"q_mean": q1.mean()}  # Eq 7, both heads
-
-
 def _actor_loss(algo: "FQL", batch: Batch, z: Tensor, target: Tensor) -> tuple[Tensor, dict]:
     cfg = algo.cfg
     flow = algo.flow.matching_loss(batch.actions, batch.obs, kind="flow", check=False).mean()  # Eq 6
@@ -130,14 +125,14 @@ class FQL(Algorithm):
             next_a = self.actor(batch.next_obs, torch.randn_like(batch.actions)).clamp(-1.0, 1.0)
             next_q = _agg(self.q_target.both(batch.next_obs, next_a), cfg.q_agg)
             target = batch.rewards + cfg.gamma * (1.0 - batch.dones) * next_q
-        loss_q, q_aux, _ = minimize(self.q_opt, self.qf, _critic_loss, batch.obs, batch.actions, target,
+        loss_q, q_aux, _ = minimize(self.q_opt, self.qf, twin_q_loss,  # Eq 7, both heads
+                                    batch.obs, batch.actions, target,
                                     functional=functional)
         z = torch.randn_like(batch.actions)
         with torch.no_grad():  # the distillation target: the flow's ODE from the same noise
             target_a = self.flow.sample(batch.obs, x1=z, solver="euler", steps=cfg.flow_steps, check=False)
         loss_pi, aux, _ = minimize(self.actor_opt, self, _actor_loss, batch, z, target_a, functional=functional)
-        with torch.no_grad():
-            torch._foreach_lerp_(list(self.q_target.parameters()), list(self.qf.parameters()), cfg.polyak)
+        polyak_(self.q_target, self.qf, cfg.polyak)
         return {"q_loss": loss_q, "q_mean": q_aux["q_mean"], "actor_loss": loss_pi, **aux}
 
     def act_normalized(self, obs: Tensor) -> Tensor:

@@ -19,9 +19,10 @@ import torch
 from torch import Tensor
 
 from ...nets import NetName
-from ..critics import IQLCritic
+from ..critics import IQLCritic, q_of_each
 from .base import Algorithm, Stage
-from .common import DiffusionPolicyConfig, behaviour_cloning_stage, build_policy_model, critic_stage
+from .common import (DiffusionPolicyConfig, behaviour_cloning_stage, build_policy_model, candidate_actions,
+                     critic_stage, pick)
 from .registry import register
 
 __all__ = ["IDQLConfig", "IDQL", "idql_weights"]
@@ -72,14 +73,12 @@ class IDQL(Algorithm):
                                         cfg.grad_clip, name="policy", evaluates=True)]
 
     def act_normalized(self, obs: Tensor) -> Tensor:
-        cfg, k = self.cfg, self.cfg.num_samples
-        a = self.policy.sample(obs, n=k, solver=cfg.act_solver, steps=cfg.act_steps, check=False,
-                               temperature=cfg.act_temperature).clamp(-1.0, 1.0)  # (B, K, act)
-        obs_k = obs.repeat_interleave(k, dim=0)
-        q = self.critic.q(obs_k, a.reshape(-1, self.act_dim)).reshape(-1, k)
+        cfg = self.cfg
+        a = candidate_actions(self.policy, obs, cfg.num_samples, cfg)
+        q = q_of_each(self.critic.q, obs, a)
         if cfg.selector == "argmax":
             idx = q.argmax(dim=1)
         else:
             w = idql_weights(q, self.critic.v(obs).unsqueeze(1), cfg.expectile)
             idx = torch.multinomial(w / w.sum(dim=1, keepdim=True), 1).squeeze(1)
-        return a[torch.arange(a.shape[0], device=a.device), idx]
+        return pick(a, idx)

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from ...nets import GaussianFourierTime, mlp
 from ...optim import minimize
 from ...paths import expand_t
-from ..critics import InSupportCritic, IQLCritic
+from ..critics import InSupportCritic, IQLCritic, q_of_each
 from ..data import Batch, OfflineData
 from .base import Algorithm, Stage
 from .common import (DiffusionPolicyConfig, behaviour_cloning_stage, build_policy_model, critic_stage,
@@ -131,8 +131,7 @@ class QGPO(Algorithm):
         row's support where the episode continues, fresh samples at episode ends); deterministic in cfg.seed."""
         if self._support is not None and self._support.shape[0] == len(data):
             return
-        cfg, was_training = self.cfg, self.training
-        self.eval()
+        cfg = self.cfg
         draw = partial(support_actions, self.behaviour, m=cfg.support_samples, solver=cfg.act_solver,
                        steps=cfg.act_steps)
         self._support = draw(data.obs, seed=cfg.seed + 1)
@@ -142,7 +141,6 @@ class QGPO(Algorithm):
             next_support = self._support[nxt.clamp(min=0)]
             next_support[ends] = draw(data.next_obs[ends], seed=cfg.seed + 2)
             self.critic.next_support = next_support
-        self.train(was_training)
 
     def update_energy(self, batch: Batch, functional: bool = False) -> dict[str, Tensor]:
         cfg, path = self.cfg, self.behaviour.path
@@ -152,8 +150,7 @@ class QGPO(Algorithm):
             a = self._support[batch.idx]  # (B, M, act)
             b, m = a.shape[:2]
             obs = batch.obs.unsqueeze(1).expand(b, m, batch.obs.shape[1])
-            q = self.critic.q(obs.reshape(b * m, -1), a.reshape(b * m, -1)).reshape(b, m)
-            w = torch.softmax(cfg.beta * q, dim=1)
+            w = torch.softmax(cfg.beta * q_of_each(self.critic.q, batch.obs, a), dim=1)
             t0, t1 = self.behaviour._interval("noise")
             t = t0 + (t1 - t0) * torch.rand(b, device=a.device, dtype=a.dtype)
             tt = t.repeat_interleave(m)

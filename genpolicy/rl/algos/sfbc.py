@@ -28,11 +28,11 @@ from torch import Tensor, nn
 
 from ...nets import mlp
 from ...optim import minimize
-from ..critics import IQLCritic
+from ..critics import IQLCritic, q_of_each
 from ..data import Batch, OfflineData
 from .base import Algorithm, Stage
-from .common import (DiffusionPolicyConfig, behaviour_cloning_stage, build_policy_model, critic_stage,
-                     support_actions)
+from .common import (DiffusionPolicyConfig, behaviour_cloning_stage, build_policy_model, candidate_actions,
+                     critic_stage, pick, support_actions)
 from .registry import register
 
 __all__ = ["SfBCConfig", "SfBC", "planning_returns"]
@@ -144,14 +144,10 @@ class SfBC(Algorithm):
         cfg = self.cfg
         values = None
         if k > 0:
-            was_training = self.training
-            self.eval()
             if self._support is None or self._support.shape[0] != len(data):
                 self._support = support_actions(self.policy, data.obs, cfg.support_samples, cfg.act_solver,
                                                 cfg.act_steps, seed=cfg.seed + 1)
-            self.train(was_training)
-            q = torch.cat([self.q_values(o.repeat_interleave(cfg.support_samples, 0), a.reshape(-1, self.act_dim))
-                           .reshape(-1, cfg.support_samples)
+            q = torch.cat([q_of_each(self.q_values, o, a)
                            for o, a in zip(data.obs.split(4096), self._support.split(4096))])
             v = (torch.softmax(cfg.plan_alpha * q, dim=1) * q).sum(1)  # on the standardized scale, as SfBC
             values = (v * self.ret_stats[1] + self.ret_stats[0]).cpu().numpy()
@@ -169,12 +165,11 @@ class SfBC(Algorithm):
         return {"q_loss": loss, **aux}
 
     def act_normalized(self, obs: Tensor) -> Tensor:
-        cfg, k = self.cfg, self.cfg.num_samples
-        a = self.policy.sample(obs, n=k, solver=cfg.act_solver, steps=cfg.act_steps, check=False,
-                               temperature=cfg.act_temperature).clamp(-1.0, 1.0)  # (B, K, act)
-        q = self.q_values(obs.repeat_interleave(k, dim=0), a.reshape(-1, self.act_dim)).reshape(-1, k)
+        cfg = self.cfg
+        a = candidate_actions(self.policy, obs, cfg.num_samples, cfg)
+        q = q_of_each(self.q_values, obs, a)
         if cfg.selector == "argmax":
             idx = q.argmax(dim=1)
         else:
             idx = torch.multinomial(torch.softmax(cfg.select_alpha * q, dim=1), 1).squeeze(1)
-        return a[torch.arange(a.shape[0], device=a.device), idx]
+        return pick(a, idx)

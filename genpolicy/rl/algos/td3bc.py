@@ -18,7 +18,7 @@ from torch import Tensor
 
 from ...optim import minimize
 from ..actors import DeterministicActor
-from ..critics import TwinQ, q_loss
+from ..critics import TwinQ, polyak_, twin_q_loss
 from ..data import Batch
 from .base import Algorithm, RunConfig, Stage
 from .registry import register
@@ -55,11 +55,6 @@ class TD3BCConfig(RunConfig):
     limits: ClassVar[dict[str, str]] = {"steps": ">=0", "alpha": ">=0", "actor_lr": ">0", "critic_lr": ">0",
                                         "hidden": ">=1", "gamma": "0<=x<=1", "tau": "0<x<=1", "policy_noise": ">=0",
                                         "noise_clip": ">=0", "policy_freq": ">=1"}
-
-
-def _critic_loss(qf: TwinQ, obs: Tensor, act: Tensor, target: Tensor) -> tuple[Tensor, dict]:
-    qs = qf.both(obs, act)
-    return q_loss(qs, target), {"q_mean": qs[0].mean()}
 
 
 def _actor_loss(actor: DeterministicActor, qf: TwinQ, obs: Tensor, act: Tensor, alpha: float) -> tuple[Tensor, dict]:
@@ -102,16 +97,15 @@ class TD3BC(Algorithm):
             noise = (torch.randn_like(batch.actions) * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
             next_a = (self.actor_target(batch.next_obs) + noise).clamp(-1.0, 1.0)
             target = batch.rewards + cfg.gamma * (1.0 - batch.dones) * self.q_target(batch.next_obs, next_a)
-        loss_q, q_aux, _ = minimize(self.q_opt, self.qf, _critic_loss, batch.obs, batch.actions, target)
+        loss_q, q_aux, _ = minimize(self.q_opt, self.qf, twin_q_loss, batch.obs, batch.actions, target)
         self._updates += 1
         self.updates += 1
         m = {"q_loss": loss_q, "q_mean": q_aux["q_mean"]}
         if self._updates % cfg.policy_freq == 0:
             loss_pi, aux, _ = minimize(self.actor_opt, self.actor, _actor_loss, self.qf, batch.obs, batch.actions,
                                        cfg.alpha)
-            with torch.no_grad():
-                torch._foreach_lerp_(list(self.q_target.parameters()), list(self.qf.parameters()), cfg.tau)
-                torch._foreach_lerp_(list(self.actor_target.parameters()), list(self.actor.parameters()), cfg.tau)
+            polyak_(self.q_target, self.qf, cfg.tau)
+            polyak_(self.actor_target, self.actor, cfg.tau)
             m.update(actor_loss=loss_pi, bc_mse=aux["bc_mse"], lam=aux["lambda"])
         return m
 
