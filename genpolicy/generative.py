@@ -154,21 +154,30 @@ class GenerativeModel(nn.Module):
         out = self.net(x, t, cond)
         return self.path.convert(out, x, t, self.param, kind)
 
-    def prediction_fn(self, cond: Any, kind: str, guidance=None):
+    def prediction_fn(self, cond: Any, kind: str, guidance=None, clip_denoised: float | None = None):
         """``predict(x, t)`` of ``kind`` for a scalar time ``t`` and a fixed condition, as solvers take it.
 
         ``guidance(x, t, cond)``: a term added to the model's score, ``grad_x log h_t(x)`` (energy guidance: the
-        sampler then follows ``p_t(x) h_t(x)``; QGPO Eq 13); its noise form is ``eps - sigma_t guidance``."""
-        if guidance is None:
+        sampler then follows ``p_t(x) h_t(x)``; QGPO Eq 13); its noise form is ``eps - sigma_t guidance``.
+        ``clip_denoised = c``: the denoised estimate ``x0 = (x - sigma_t eps) / alpha_t`` is clamped to [-c, c] and
+        the noise re-derived from it, ``eps = (x - alpha_t x0) / sigma_t`` (DDPM's ``clip_denoised``, which
+        Diffusion-QL samples with); computed as a clamp of ``alpha_t x0`` to ``[-c alpha_t, c alpha_t]``, so it
+        never divides by alpha."""
+        if guidance is None and clip_denoised is None:
             return lambda x, t: self.predict_unchecked(x, t.expand(x.shape[0]), cond, kind)
 
-        def guided(x, t):
+        def adjusted(x, t):
             tt = t.expand(x.shape[0])
             eps = self.predict_unchecked(x, tt, cond, "noise")
-            eps = eps - expand_t(self.path.sigma(tt), x) * guidance(x, tt, cond)
+            sigma = expand_t(self.path.sigma(tt), x)
+            if guidance is not None:
+                eps = eps - sigma * guidance(x, tt, cond)
+            if clip_denoised is not None:
+                bound = clip_denoised * expand_t(self.path.alpha(tt), x)
+                eps = (x - torch.minimum(torch.maximum(x - sigma * eps, -bound), bound)) / sigma
             return self.path.convert(eps, x, tt, "noise", kind)
 
-        return guided
+        return adjusted
 
     def predict(self, x: Tensor, t: Tensor | float, cond: Any = None, kind: str = "velocity") -> Tensor:
         """The model's prediction of ``kind`` at ``(x, t)``.
@@ -280,22 +289,46 @@ class GenerativeModel(nn.Module):
         """The trainable parameters when ``solver`` needs them (adjoint methods), else nothing."""
         return [p for p in self.parameters() if p.requires_grad] if solver.needs_params else []
 
+    def _sampler_interval(self, solver: Sampler, adjusted: bool) -> tuple[float, float]:
+        """The interval a sampler integrates over (guidance and clipping work on the noise form)."""
+        return self._interval("noise" if adjusted else solver.prediction)
+
+    def solver_times(self, solver: Any = "euler", steps: int = 32, adjusted: bool = False) -> Tensor:
+        """The distinct times, ascending, at which :meth:`sample` with this ``solver`` and ``steps`` evaluates the
+        network (``adjusted``: sampling with ``guidance`` or ``clip_denoised``). A few-step sampler only ever reads
+        the network at these times, so a loss that must hold where the sampler looks can be trained there, as a
+        discrete-time DDPM is (Diffusion-QL). Found by running the solver once on a recording zero field."""
+        solver = make_solver(solver)
+        t0, t1 = self._sampler_interval(solver, adjusted)
+        seen: list[float] = []
+
+        def record(x, t):
+            seen.append(float(t))
+            return torch.zeros_like(x)
+
+        with torch.no_grad():
+            solver.sample(record, self.path, torch.zeros(1, *self.x_shape), t1, t0, steps)
+        return torch.tensor(sorted(set(seen)))
+
     def _run_sampler(self, cond, n, solver, steps, grad, x1, keep_trajectory, check=True, temperature=1.0,
-                     guidance=None, generator=None):
+                     guidance=None, generator=None, clip_denoised=None):
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
+        if clip_denoised is not None and not clip_denoised > 0:
+            raise ValueError(f"clip_denoised must be > 0 (or None), got {clip_denoised}")
         solver = make_solver(solver)
         cond_r, rows, prefix = self._prepare(cond, n, x1, check)
-        t0, t1 = self._interval("noise" if guidance is not None else solver.prediction)
+        t0, t1 = self._sampler_interval(solver, guidance is not None or clip_denoised is not None)
         x1 = self._noise(rows, t1, x1, cond, temperature, check, generator)
         with torch.set_grad_enabled(grad):
-            sol = solver.sample(self.prediction_fn(cond_r, solver.prediction, guidance), self.path, x1, t1, t0,
+            sol = solver.sample(self.prediction_fn(cond_r, solver.prediction, guidance, clip_denoised), self.path, x1, t1, t0,
                                 steps, keep_trajectory, self._params_for(solver))
         return sol, prefix
 
     def sample(self, cond: Any = None, n: int | None = None, solver: Any = "euler", steps: int = 32,
                grad: bool = False, x1: Tensor | None = None, check: bool = True, temperature: float = 1.0,
-               guidance=None, generator: torch.Generator | None = None) -> Tensor:
+               guidance=None, generator: torch.Generator | None = None,
+               clip_denoised: float | None = None) -> Tensor:
         """Draw x ~ p(. | cond) (or p(.)) by integrating from noise to data.
 
         Args:
@@ -317,12 +350,15 @@ class GenerativeModel(nn.Module):
                 (QGPO's energy guidance; see :meth:`prediction_fn`). ``cond`` is the condition repeated per sample.
             generator: draws the initial noise from this generator instead of the global one (reproducible samples
                 that leave the global RNG alone). Stochastic solvers still use the global RNG for their steps.
+            clip_denoised: clamp the denoised estimate x0 to [-c, c] at every solver step (see
+                :meth:`prediction_fn`): samples of a bounded space stay in it, and gradients through the sampler
+                stop where the estimate leaves it. None: off.
 
         Returns:
             ``(n, *x_shape)`` unconditional; ``(B, *x_shape)`` conditional with n None; else ``(B, n, *x_shape)``.
         """
         sol, prefix = self._run_sampler(cond, n, solver, steps, grad, x1, False, check, temperature, guidance,
-                                        generator)
+                                        generator, clip_denoised)
         return sol.y[0].reshape(*prefix, *self.x_shape)
 
     def sample_trajectory(self, cond: Any = None, n: int | None = None, solver: Any = "euler", steps: int = 32,

@@ -166,18 +166,22 @@ def test_sfbc_selects_the_rewarded_mode_as_predicted(selector):
     assert abs(frac - want) < 0.05, (frac, want, p)  # behaviour samples between the modes get intermediate Q
 
 
-@pytest.mark.parametrize("eta", [0.0, 1.0])
-def test_diffusion_ql_q_term_moves_the_policy_up_the_linear_q(eta):
-    """Gaussian behaviour, Q = C a: without the Q term (eta = 0) the policy clones N(M, S^2); with it the policy's
-    actions rise above the behaviour's (Diffusion-QL has no closed-form optimum: the direction is what is checked)."""
-    torch.manual_seed(0)
+def test_diffusion_ql_q_term_moves_the_policy_up_the_linear_q():
+    """Gaussian behaviour, Q = C a: without the Q term (eta = 0) the policy clones N(M, S^2); with it (same seed) the
+    policy's actions rise toward the box's edge at 1 (Diffusion-QL has no closed-form optimum: the direction and
+    size of the move are what is checked). The tolerance on the clone is its sampling error at this budget (a
+    1500-step model read by 5 Euler steps: mean off by 0.01-0.05, std by 0.03-0.05 over seeds 0-1)."""
     data = OfflineData(_gaussian_bandit(), reward_scale="none")
-    cfg = DiffusionQLConfig(eta=eta, net_hidden=(64, 64), critic_hidden=(64, 64), lr=1e-3, act_steps=5,
-                            num_samples=1, ema_start=100, polyak=0.05)
-    algo = build_algorithm("dql", 2, 1, cfg)
-    _train(algo.stages()[0], data, 1500)
-    a = _actions(algo)
-    if eta == 0:
-        assert abs(a.mean() - M) < 0.04 and abs(a.std() - S) < 0.05, (a.mean(), a.std())
-    else:
-        assert a.mean() > M + 0.1, a.mean()
+    means = {}
+    for eta in (0.0, 1.0):
+        torch.manual_seed(0)
+        cfg = DiffusionQLConfig(eta=eta, net_hidden=(64, 64), critic_hidden=(64, 64), lr=1e-3, act_steps=5,
+                                num_samples=1, ema_start=100, polyak=0.05)
+        algo = build_algorithm("dql", 2, 1, cfg)
+        torch.testing.assert_close(algo.bc_t, algo.policy.solver_times("euler", 5))  # trained where it samples
+        _train(algo.stages()[0], data, 1500)
+        a = _actions(algo)
+        means[eta] = a.mean()
+        if eta == 0:
+            assert abs(a.mean() - M) < 0.1 and abs(a.std() - S) < 0.1, (a.mean(), a.std())
+    assert means[1.0] > means[0.0] + 0.5 and means[1.0] <= 1.0, means

@@ -325,3 +325,51 @@ def test_a_generator_makes_samples_repeat_and_leaves_the_global_rng_alone():
     assert torch.equal(torch.random.get_rng_state(), state)
     torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert not torch.equal(a, model.sample(cond, n=4, steps=3, generator=torch.Generator().manual_seed(8)))
+
+
+@pytest.mark.parametrize("path_name", PATH_NAMES)
+@pytest.mark.parametrize("solver,steps,atol", [("dpm1", 8, 1e-9), ("euler", 1600, 0.01)])
+def test_clip_denoised_follows_the_closed_form_flow_of_a_clamped_estimate(path_name, solver, steps, atol):
+    # data N(2, 0.001^2): the denoised estimate E[x0 | x_t] stays near 2 > 1 along the whole solve, so clamped at 1
+    # it is the constant 1, and the flow dx/dt = alpha' + sigma' (x - alpha) / sigma is solved by
+    # x_t = alpha_t + sigma_t (x_1 - alpha_1) / sigma_1 (DDIM = dpm1 is exact for a constant estimate; Euler close)
+    path = make_path(path_name)
+    oracle = GaussianOracle(path, torch.tensor([2.0], dtype=torch.float64),
+                            torch.tensor([1e-6], dtype=torch.float64), "noise")
+    model = GenerativeModel(oracle, path, (1,), param="noise")
+    t0, t1 = (torch.tensor(t, dtype=torch.float64) for t in model.path.time_interval("noise"))
+    x1 = torch.randn(500, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    x = model.sample(x1=x1, solver=solver, steps=steps, clip_denoised=1.0)
+    expected = path.alpha(t0) + path.sigma(t0) * (x1 - path.alpha(t1)) / path.sigma(t1)
+    torch.testing.assert_close(x, expected, atol=atol, rtol=0)
+    unclipped = model.sample(x1=x1, solver=solver, steps=steps)
+    assert abs(unclipped.mean().item() - 2.0) < 0.05  # the clamp is what moved the samples from 2 to 1
+    far = model.sample(x1=x1, solver=solver, steps=steps, clip_denoised=1e3)  # a bound never reached: no change
+    torch.testing.assert_close(far, unclipped, atol=1e-9, rtol=1e-9)
+
+
+def test_clip_denoised_must_be_positive():
+    model = GenerativeModel(MLP(2, 0, hidden=(8,)), make_path("vpsde"), (2,), param="noise")
+    with pytest.raises(ValueError, match="clip_denoised must be > 0"):
+        model.sample(n=3, clip_denoised=0.0)
+
+
+@pytest.mark.parametrize("solver", ["euler", "midpoint", "rk4", "sde", "dpm2"])
+def test_solver_times_are_the_times_sample_reads_the_network_at(solver):
+    class Recorder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net, self.seen = MLP(2, 0, hidden=(8,)), set()
+
+        def forward(self, x, t, cond):
+            self.seen.update(t.tolist())
+            return self.net(x, t, cond)
+
+    rec = Recorder()
+    model = GenerativeModel(rec, make_path("vpsde"), (2,), param="noise")
+    model.sample(n=4, solver=solver, steps=5)
+    times = model.solver_times(solver, 5)
+    torch.testing.assert_close(times, torch.tensor(sorted(rec.seen)), rtol=0, atol=1e-6)
+    if solver == "euler":  # the starts of the 5 steps of the uniform grid
+        t0, t1 = model.path.time_interval("noise")
+        torch.testing.assert_close(times, torch.linspace(t1, t0, 6)[:-1].flip(0), rtol=0, atol=1e-6)

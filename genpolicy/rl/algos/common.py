@@ -176,11 +176,13 @@ def support_actions(model: GenerativeModel, obs: Tensor, m: int, solver: str, st
     return torch.cat(out) if out else obs.new_zeros(0, m, *model.x_shape)
 
 
-def candidate_actions(model: GenerativeModel, obs: Tensor, k: int, cfg: RunConfig) -> Tensor:
+def candidate_actions(model: GenerativeModel, obs: Tensor, k: int, cfg: RunConfig,
+                      clip_denoised: float | None = None) -> Tensor:
     """``k`` actions per state from ``model``, ``(B, k, act)``, clipped to [-1, 1], drawn the way ``cfg`` acts
-    (solver, steps, temperature): the candidates that IDQL, SfBC and Diffusion-QL select from."""
+    (solver, steps, temperature; ``clip_denoised`` as in ``GenerativeModel.sample``): the candidates that IDQL,
+    SfBC and Diffusion-QL select from."""
     return model.sample(obs, n=k, solver=cfg.act_solver, steps=cfg.act_steps, check=False,
-                        temperature=cfg.act_temperature).clamp(-1.0, 1.0)
+                        temperature=cfg.act_temperature, clip_denoised=clip_denoised).clamp(-1.0, 1.0)
 
 
 def pick(actions: Tensor, idx: Tensor) -> Tensor:

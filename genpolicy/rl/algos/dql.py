@@ -8,8 +8,14 @@ through the sampler, and twin critics trained with the policy's own next actions
 with a' drawn from an EMA copy of the policy (decay 0.995, updated every 5 steps after the first 1000, copied before),
 or the max over ``backup_samples`` of them (``max_q_backup``, Diffusion-QL's antmaze option). The policy samples
 with the library's solvers on a continuous-time path (``act_solver``/``act_steps``, used in training and acting;
-Diffusion-QL uses a 5-step discrete DDPM). Acting draws ``num_samples`` actions and picks one with probability
-softmax(Q) (Diffusion-QL's evaluation). One stage, ``train``.
+Diffusion-QL uses a 5-step discrete DDPM). Two things make the continuous path behave as that DDPM does:
+the denoising loss is trained at the sampler's own times (``bc_times="sampler"``: the 5 times a 5-step Euler solve
+reads the network at, as a T = 5 DDPM trains its 5 steps; trained at uniform times instead, the loss leaves those
+5 outputs nearly free and the Q term bends them until every action sits on the box's corner, while 50-step samples
+of the same network stay near the data), and the denoised estimate is clamped to the action box at every step as
+Diffusion-QL's sampler does (``clip_denoised``). See docs/results.md for the divergence both remove. The gradient-norm clip applies to policy and critics, as in its code,
+and the Q term uses either head at random, normalized by the other. Acting draws ``num_samples`` actions and picks
+one with probability softmax(Q) (Diffusion-QL's evaluation). One stage, ``train``.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from functools import partial
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -64,7 +70,11 @@ class DiffusionQLConfig(RunConfig):
     polyak: float = 0.005
     """target-critic rate"""
     grad_clip: float = 0.0
-    """clip the policy gradient norm to this (0: off; Diffusion-QL uses 1-9 per task)"""
+    """clip the gradient norms of the policy and of the critics to this (0: off; Diffusion-QL uses 1-9 per task)"""
+    clip_denoised: bool = True
+    """clamp the sampler's denoised estimate to [-1, 1] at every step (Diffusion-QL's DDPM does)"""
+    bc_times: Literal["sampler", "uniform"] = "sampler"
+    """times of the denoising loss: the sampler's own (``act_solver``, ``act_steps``) or uniform on the path"""
     max_q_backup: bool = False
     """target from the best of ``backup_samples`` next actions"""
     backup_samples: int = 10
@@ -90,10 +100,14 @@ class DiffusionQLConfig(RunConfig):
 
 def _policy_loss(algo: "DiffusionQL", obs: Tensor, act: Tensor) -> tuple[Tensor, dict]:
     cfg = algo.cfg
-    bc = algo.policy.matching_loss(act, obs, kind=cfg.loss, weighting=cfg.weighting, check=False).mean()
-    new_a = algo.policy.sample(obs, solver=cfg.act_solver, steps=cfg.act_steps, grad=True, check=False)
+    t = None if algo.bc_t is None else algo.bc_t[torch.randint(len(algo.bc_t), act.shape[:1], device=act.device)]
+    bc = algo.policy.matching_loss(act, obs, kind=cfg.loss, weighting=cfg.weighting, t=t, check=False).mean()
+    new_a = algo.policy.sample(obs, solver=cfg.act_solver, steps=cfg.act_steps, grad=True, check=False,
+                               clip_denoised=algo.clip)
     q1, q2 = algo.qf.both(obs, new_a.clamp(-1.0, 1.0))
-    q_loss = -q1.mean() / q2.abs().mean().detach()  # Eq 3 with alpha = eta / E|Q|
+    # Eq 3 with alpha = eta / E|Q|: one head at random (a tensor coin, no host branch), normalized by the other
+    first = torch.rand((), device=q1.device) < 0.5
+    q_loss = -torch.where(first, q1, q2).mean() / torch.where(first, q2, q1).abs().mean().detach()
     return bc + cfg.eta * q_loss, {"bc_loss": bc, "q_loss_pi": q_loss}
 
 
@@ -113,6 +127,10 @@ class DiffusionQL(Algorithm):
         self.policy_opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr, fused=True)
         self.q_opt = torch.optim.Adam(self.qf.parameters(), lr=cfg.lr, fused=True)
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+        self.clip = 1.0 if cfg.clip_denoised else None
+        times = (self.policy.solver_times(cfg.act_solver, cfg.act_steps, adjusted=self.clip is not None)
+                 if cfg.bc_times == "sampler" else None)
+        self.register_buffer("bc_t", times, persistent=False)  # derived from the config, not saved
 
     def optimizers(self):
         return {"policy_opt": self.policy_opt, "q_opt": self.q_opt}
@@ -124,7 +142,8 @@ class DiffusionQL(Algorithm):
     def _next_value(self, next_obs: Tensor) -> Tensor:
         cfg = self.cfg
         k = cfg.backup_samples if cfg.max_q_backup else 1
-        a = self.ema.sample(next_obs, n=k, solver=cfg.act_solver, steps=cfg.act_steps, check=False).clamp(-1.0, 1.0)
+        a = self.ema.sample(next_obs, n=k, solver=cfg.act_solver, steps=cfg.act_steps, check=False,
+                            clip_denoised=self.clip).clamp(-1.0, 1.0)
         return q_of_each(self.q_target, next_obs, a).max(dim=1).values
 
     def update(self, batch: Batch, functional: bool = False) -> dict[str, Tensor]:
@@ -132,7 +151,7 @@ class DiffusionQL(Algorithm):
         with torch.no_grad():
             target = batch.rewards + cfg.gamma * (1.0 - batch.dones) * self._next_value(batch.next_obs)
         loss_q, q_aux, _ = minimize(self.q_opt, self.qf, twin_q_loss, batch.obs, batch.actions, target,
-                                    functional=functional)
+                                    functional=functional, clip=cfg.grad_clip)
         loss_pi, aux, _ = minimize(self.policy_opt, self, _policy_loss, batch.obs, batch.actions,
                                    functional=functional, clip=cfg.grad_clip)
         polyak_(self.q_target, self.qf, cfg.polyak)
@@ -147,6 +166,6 @@ class DiffusionQL(Algorithm):
         return {"q_loss": loss_q, "q_mean": q_aux["q_mean"], "policy_loss": loss_pi, **aux}
 
     def act_normalized(self, obs: Tensor) -> Tensor:
-        a = candidate_actions(self.policy, obs, self.cfg.num_samples, self.cfg)
+        a = candidate_actions(self.policy, obs, self.cfg.num_samples, self.cfg, self.clip)
         q = q_of_each(self.q_target, obs, a)
         return pick(a, torch.multinomial(torch.softmax(q, dim=1), 1).squeeze(1))
