@@ -321,8 +321,8 @@ class GenerativeModel(nn.Module):
         t0, t1 = self._sampler_interval(solver, guidance is not None or clip_denoised is not None)
         x1 = self._noise(rows, t1, x1, cond, temperature, check, generator)
         with torch.set_grad_enabled(grad):
-            sol = solver.sample(self.prediction_fn(cond_r, solver.prediction, guidance, clip_denoised), self.path, x1, t1, t0,
-                                steps, keep_trajectory, self._params_for(solver))
+            field = self.prediction_fn(cond_r, solver.prediction, guidance, clip_denoised)
+            sol = solver.sample(field, self.path, x1, t1, t0, steps, keep_trajectory, self._params_for(solver))
         return sol, prefix
 
     def sample(self, cond: Any = None, n: int | None = None, solver: Any = "euler", steps: int = 32,

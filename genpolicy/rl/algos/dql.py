@@ -13,9 +13,10 @@ the denoising loss is trained at the sampler's own times (``bc_times="sampler"``
 reads the network at, as a T = 5 DDPM trains its 5 steps; trained at uniform times instead, the loss leaves those
 5 outputs nearly free and the Q term bends them until every action sits on the box's corner, while 50-step samples
 of the same network stay near the data), and the denoised estimate is clamped to the action box at every step as
-Diffusion-QL's sampler does (``clip_denoised``). See docs/results.md for the divergence both remove. The gradient-norm clip applies to policy and critics, as in its code,
-and the Q term uses either head at random, normalized by the other. Acting draws ``num_samples`` actions and picks
-one with probability softmax(Q) (Diffusion-QL's evaluation). One stage, ``train``.
+Diffusion-QL's sampler does (``clip_denoised``); docs/results.md shows the divergence. The gradient-norm clip
+applies to policy and critics, as in its code, and the Q term uses either head at random, normalized by the other.
+Acting draws ``num_samples`` actions and picks one with probability softmax(Q) (Diffusion-QL's evaluation).
+One stage, ``train``.
 """
 
 from __future__ import annotations
