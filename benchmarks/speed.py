@@ -147,8 +147,11 @@ def main(argv=None) -> int:
     base = dict(device=dev, critic_hidden=(256, 256))
     mlp = GMPOConfig(**base, net="mlp", net_hidden=(256, 256, 256))
     unet = GMPOConfig(**base, net="unet")
+    batched = GMPOConfig(**base, net="mlp", net_hidden=(256, 256, 256), critic_batched=True)
     rows = [("IQL critic (twin Q + V, 2x256), batch 256", "gmpo", mlp, "critic", 256, n * 3),
             ("IQL critic, batch 4096", "gmpo", mlp, "critic", 4096, n),
+            ("IQL critic, batched twin Q, batch 256", "gmpo", batched, "critic", 256, n * 3),
+            ("IQL critic, batched twin Q, batch 4096", "gmpo", batched, "critic", 4096, n),
             ("GMPO policy, unet 512-256-128, batch 4096", "gmpo", unet, "policy", 4096, max(3, n // 10 if cpu else n)),
             ("GMPO policy, mlp 3x256, batch 256", "gmpo", mlp, "policy", 256, n * 3),
             ("GMPG step, midpoint T=32, exact divergence, batch " + ("256" if cpu else "4096"), "gmpg",

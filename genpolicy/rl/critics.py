@@ -9,12 +9,13 @@ V is updated before Q (as in the IQL paper); Qhat are Polyak-averaged target cop
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
 from ..nets import mlp
+from ..nets.ensemble import EnsembleMLP
 from ..optim import minimize
 from .data import Batch
 
@@ -59,15 +60,28 @@ def q_of_each(q, obs: Tensor, actions: Tensor) -> Tensor:
 
 
 class TwinQ(nn.Module):
-    """Two Q networks on ``[s, a]`` (``layer_norm``: LayerNorm after each hidden layer, as FQL's critic)."""
+    """Two Q networks on ``[s, a]`` (``layer_norm``: LayerNorm after each hidden layer, as FQL's critic).
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden=(256, 256), layer_norm: bool = False):
+    ``batched``: the two as one :class:`~genpolicy.nets.ensemble.EnsembleMLP` (stacked weights, one batched matmul
+    per layer), stacked from the same two MLPs the separate form builds, so it starts from the same weights and
+    computes the same values (fewer, larger kernels: for launch-bound devices)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden=(256, 256), layer_norm: bool = False,
+                 batched: bool = False):
         super().__init__()
-        self.q1 = mlp(obs_dim + act_dim, 1, hidden, layer_norm=layer_norm)
-        self.q2 = mlp(obs_dim + act_dim, 1, hidden, layer_norm=layer_norm)
+        q1 = mlp(obs_dim + act_dim, 1, hidden, layer_norm=layer_norm)
+        q2 = mlp(obs_dim + act_dim, 1, hidden, layer_norm=layer_norm)
+        self.batched = batched
+        if batched:
+            self.ens = EnsembleMLP.stack([q1, q2])
+        else:
+            self.q1, self.q2 = q1, q2
 
     def both(self, obs: Tensor, act: Tensor) -> tuple[Tensor, Tensor]:
         sa = torch.cat([obs, act], dim=-1)
+        if self.batched:
+            q = self.ens(sa).squeeze(-1)
+            return q[0], q[1]
         return self.q1(sa).squeeze(-1), self.q2(sa).squeeze(-1)
 
     def forward(self, obs: Tensor, act: Tensor) -> Tensor:
@@ -88,6 +102,10 @@ class IQLConfig:
     """target-network averaging rate"""
     lr: float = 3e-4
     """Adam learning rate of Q and V"""
+    batched: bool = field(default=False, repr=False)
+    """twin Q as one batched ensemble (same values; fewer kernel launches). Out of the repr, so the suite's
+    shared-critic folder names of runs made before this field existed stay the same; the suite adds it to its
+    key when set"""
 
 
 class IQLCritic(nn.Module):
@@ -102,7 +120,7 @@ class IQLCritic(nn.Module):
         self.cfg = cfg = cfg or IQLConfig()
         if not 0 < cfg.expectile < 1:
             raise ValueError(f"expectile must be in (0, 1), got {cfg.expectile}")
-        self.qf = TwinQ(obs_dim, act_dim, cfg.hidden)
+        self.qf = TwinQ(obs_dim, act_dim, cfg.hidden, batched=cfg.batched)
         self.q_target = copy.deepcopy(self.qf).requires_grad_(False)
         self.vf = mlp(obs_dim, 1, cfg.hidden)
         fused = {"fused": True}
