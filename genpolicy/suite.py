@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
+import io
 import json
 import math
 from pathlib import Path
@@ -162,11 +163,22 @@ def run_suite(algos: list[str], tasks: list[Task], seeds: list[int], budget: lis
                     cfg = dataclasses.replace(cfg, critic_steps=0)
                     meta["critic_from"] = str(cdir)
                 _run(algo, cfg, task, d, ds, meta, progress, state)
-    rows = collect(out, tasks, list(folders.values()))
-    table = write_table(rows, out)
+    tasks, columns = everything_in(out, tasks, list(folders.values()))
+    table = write_table(collect(out, tasks, columns), out)
     for task in tasks:
-        plot_curves(out, task, list(folders.values()))
+        plot_curves(out, task, columns)
     return table
+
+
+def everything_in(out: str | Path, tasks: list[Task], algos: list[str]) -> tuple[list[Task], list[str]]:
+    """The tasks and algorithm folders to tabulate: the ones asked for first, then every other one in ``out`` that
+    holds a finished run, so that a second ``bench`` into the same folder (other algorithms, a ``--label``
+    variant) rewrites the table with all of them instead of replacing it with its own."""
+    out = Path(out)
+    done = sorted({f.parent.parent for f in out.glob("*/*/seed-*/summary.json") if f.parent.parent.name != "critic"})
+    names = {t.name for t in tasks}
+    tasks = list(tasks) + [Task(n, None) for n in sorted({d.parent.name for d in done} - names)]
+    return tasks, list(dict.fromkeys(list(algos) + [d.name for d in done]))
 
 
 def act_latency(run_dir: Path, repeats: int = 20) -> float:
@@ -257,14 +269,18 @@ def write_table(rows: list[dict], out: str | Path) -> Path:
         lines.append(f"| {t} | " + " | ".join(_cost(by.get((t, a))) for a in algos) + " |")
     lines += ["", "Cost: training minutes per seed (wall time, this machine) / milliseconds per act call on one "
                   "observation (eager, median of 20)."]
+    from .checkpoint import atomic_write
+
     md = out / "results.md"
-    md.write_text("\n".join(lines) + "\n")
-    with open(out / "results.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["task", "algo", "n", "mean", "se", "data_score", "train_minutes", "act_ms", "seeds", "scores"])
-        for r in rows:
-            w.writerow([r["task"], r["algo"], r["n"], r["mean"], r["se"], r["data_score"], r["train_minutes"],
-                        r.get("act_ms"), " ".join(map(str, r["seeds"])), " ".join(f"{s:.3f}" for s in r["scores"])])
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(["task", "algo", "n", "mean", "se", "data_score", "train_minutes", "act_ms", "seeds", "scores"])
+    for r in rows:
+        w.writerow([r["task"], r["algo"], r["n"], r["mean"], r["se"], r["data_score"], r["train_minutes"],
+                    r.get("act_ms"), " ".join(map(str, r["seeds"])), " ".join(f"{s:.3f}" for s in r["scores"])])
+    # atomic: two suites writing into one folder leave one whole table, never a mix
+    atomic_write(md, lambda fh: fh.write(("\n".join(lines) + "\n").encode()))
+    atomic_write(out / "results.csv", lambda fh: fh.write(buf.getvalue().encode()))
     return md
 
 

@@ -99,4 +99,19 @@ def test_changed_settings_need_a_label_and_a_label_shares_the_critic(hopper_like
     run_suite(["iql"], task, [0], ["cpu"], out, tiny + ["beta=1"], progress=False, label="iql-beta1")
     assert (out / "hopper_like" / "iql-beta1" / "seed-0" / "summary.json").exists()
     assert len(list((out / "hopper_like" / "critic").iterdir())) == 1  # the variant reused the critic
-    assert "iql-beta1" in (out / "results.md").read_text()
+    header = (out / "results.md").read_text().splitlines()[0]
+    assert header == "| task | data | iql-beta1 | iql |"  # the first run's column stays in the table
+
+
+def test_the_table_gathers_every_finished_run_in_the_folder(tmp_path):
+    from genpolicy.suite import Task, everything_in
+
+    for task, algo, finished in [("t1", "bc", True), ("t1", "gmpo", True), ("t2", "iql", True),
+                                 ("t1", "critic", True), ("t2", "td3bc", False)]:
+        d = tmp_path / task / algo / "seed-0"
+        d.mkdir(parents=True)
+        if finished:
+            (d / "summary.json").write_text("{}")
+    tasks, algos = everything_in(tmp_path, [Task("t1", "Env-v5")], ["gmpo"])
+    assert [(t.name, t.env) for t in tasks] == [("t1", "Env-v5"), ("t2", None)]
+    assert algos == ["gmpo", "bc", "iql"]  # asked first; no shared critics, no unfinished runs
