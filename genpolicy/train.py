@@ -24,6 +24,7 @@ import dataclasses
 import json
 import math
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -115,13 +116,19 @@ class _Logger:
     def __init__(self, run_dir: Path, metrics_offset: int | None, evals_offset: int | None):
         self.dir = run_dir
         self.metrics_path, self.evals_path = run_dir / "metrics.jsonl", run_dir / "evals.csv"
+        fresh_evals = evals_offset in (None, 0)
         for p, off in ((self.metrics_path, metrics_offset), (self.evals_path, evals_offset)):
             if off is None:
                 p.write_text("")
+            elif not p.exists() or p.stat().st_size < off:  # a run folder rebuilt from its checkpoint alone
+                print(f"{p} is missing or shorter than at the checkpoint: it restarts there (the entries logged "
+                      f"before are not in it)", file=sys.stderr)
+                p.write_text("")
+                fresh_evals |= p == self.evals_path
             else:  # resume: drop what was logged after the checkpoint
                 with open(p, "r+b") as f:
                     f.truncate(off)
-        if evals_offset in (None, 0):
+        if fresh_evals:
             self.evals_path.write_text("stage,step,score,return_mean,return_std,length_mean,episodes,score_se\n")
         self.tb = None
         try:

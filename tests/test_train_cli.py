@@ -69,6 +69,31 @@ def test_sigkill_and_resume_gives_identical_weights(bandit_file, tmp_path):
     assert keys == [(r["stage"], r["step"]) for r in map(json.loads, (full / "metrics.jsonl").read_text().splitlines())]
 
 
+def test_resume_from_a_folder_with_the_checkpoint_alone(bandit_file, tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen(_cmd(bandit_file, run), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ck, deadline = run / "checkpoint.pt", time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if ck.exists() and load_checkpoint(ck)["stage"] == 1:
+                proc.send_signal(signal.SIGKILL)
+                break
+        except Exception:  # noqa: BLE001 - never expected (atomic writes), but retry rather than flake
+            pass
+        time.sleep(0.01)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed; make it longer"
+    at = load_checkpoint(ck)["step"]
+    (run / "metrics.jsonl").unlink()  # e.g. a folder rebuilt from a checkpoint that came back from another machine
+    (run / "evals.csv").unlink()
+    done = subprocess.run(_cmd(bandit_file, run, "--resume"), env=_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "restarts there" in done.stderr
+    steps = [(r["stage"], r["step"]) for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
+    assert steps == [("policy", s) for s in range(at + 10, 401, 10)]  # restarts at the checkpoint, nothing padded
+    assert (run / "evals.csv").read_text().startswith("stage,step,score")
+
+
 @pytest.mark.parametrize("variant", ["awr", "softmax"])
 def test_cli_runs_every_stage_and_deploys(bandit_file, tmp_path, capsys, variant):
     pytest.importorskip("gymnasium")
