@@ -209,10 +209,12 @@ class _Loop:
             self._record_changes(ck)
             algo.load_full_state_dict(ck["state"])
             restore_rng(ck["rng"], self.gen)
-            self.start_stage, self.start_step = ck["stage"], ck["step"]
             self.state.update(ck["loop"])
+            self.start_stage, self.start_step = _resume_position(algo.stages(), ck["stage"], ck["step"],
+                                                                 ck["loop"].get("stage_steps"))
         else:
             _write_config(run_dir, algo, self.meta)
+        self.state["stage_steps"] = [s.steps for s in algo.stages()]  # to tell a grown budget on resume
         self.logger = _Logger(run_dir, self.state["metrics_offset"], self.state["evals_offset"])
         self.wall_before = self.state["wall_seconds"]
         self.state["segments"] += 1
@@ -296,6 +298,24 @@ class _Loop:
             st["best_score"], st["best_stage_step"] = res["score"], [stage, done]
             self.save(BEST, si, done)
         bar.write(f"[{stage} {done}] score {res['score']:.1f} (return {res['return_mean']:.1f})")
+
+
+def _resume_position(stages, stage: int, step: int, old_steps: list[int] | None) -> tuple[int, int]:
+    """Where a resumed run continues. A stage that had finished at the checkpoint and now has more steps continues
+    when it is the one that just ended (nothing of the next stage ran: e.g. more policy steps for a finished run);
+    any other change to a finished stage is refused in one line rather than skipped without a word."""
+    if old_steps is None:  # a checkpoint written before stage budgets were recorded
+        return stage, step
+    for i in range(min(stage, len(stages), len(old_steps))):
+        old, new = old_steps[i], stages[i].steps
+        if new == old:
+            continue
+        if i == stage - 1 and step == 0 and new > old:
+            return i, old
+        at = f"the {stages[stage].name} stage, step {step}" if stage < len(stages) else "the end of the run"
+        raise ValueError(f"--resume: the {stages[i].name} stage finished at {old} steps and the run has moved past "
+                         f"it (checkpoint at {at}); it cannot become {new} steps in this run: start a new run for that")
+    return stage, step
 
 
 def train(algo: Algorithm, data: OfflineData, run_dir: str | Path, env_id: str | None = None, meta: dict | None = None,

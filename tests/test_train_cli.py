@@ -94,6 +94,20 @@ def test_resume_from_a_folder_with_the_checkpoint_alone(bandit_file, tmp_path):
     assert (run / "evals.csv").read_text().startswith("stage,step,score")
 
 
+def test_resume_grows_the_last_stage_of_a_finished_run_and_refuses_a_finished_earlier_one(bandit_file, tmp_path,
+                                                                                           capsys):
+    run = tmp_path / "run"
+    args = ["train", "gmpo", "--dataset", str(bandit_file), "--run-dir", str(run), "--no-progress", *TINY,
+            "--set", "eval_every=0"]
+    assert main(args + ["--set", "critic_steps=20", "--set", "policy_steps=20"]) == 0
+    assert main(args + ["--set", "critic_steps=20", "--set", "policy_steps=40", "--resume"]) == 0
+    steps = [(r["stage"], r["step"]) for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
+    assert steps == [("critic", 10), ("critic", 20)] + [("policy", s) for s in (10, 20, 30, 40)]
+    capsys.readouterr()
+    assert main(args + ["--set", "critic_steps=30", "--set", "policy_steps=40", "--resume"]) == 2
+    assert "the critic stage finished at 20 steps and the run has moved past it" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("variant", ["awr", "softmax"])
 def test_cli_runs_every_stage_and_deploys(bandit_file, tmp_path, capsys, variant):
     pytest.importorskip("gymnasium")
