@@ -64,8 +64,9 @@ def _critic_key(cfg) -> tuple | None:
 
     if not isinstance(cfg, CriticConfig) or cfg.critic_steps == 0 or getattr(cfg, "critic", "iql") != "iql":
         return None  # no IQL critic (or a different kind: QGPO's in-support, SfBC's planning)
-    key = (cfg.iql(), cfg.critic_steps, cfg.reward_scale, cfg.normalize_obs, cfg.batch_size, cfg.seed, cfg.device)
-    return key + (("batched",) if cfg.iql().batched else ())  # a batched critic's weights are stored differently
+    iql = cfg.iql()
+    key = (iql, cfg.critic_steps, cfg.reward_scale, cfg.normalize_obs, cfg.batch_size, cfg.seed, cfg.device)
+    return key + (("batched",) if iql.batched else ())  # a batched critic's weights are stored differently
 
 
 def _check_same_settings(d: Path, algo: str, cfg, shared: bool) -> None:

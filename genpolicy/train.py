@@ -190,7 +190,7 @@ class _Loop:
     """One run of :func:`train`: the position, the loop's own state (scores, offsets), logging and saving."""
 
     def __init__(self, algo: Algorithm, data: OfflineData, run_dir: Path, env_id: str | None, meta: dict,
-                 resume: bool, progress: bool):
+                 resume: bool, progress: bool, stages: list):
         self.algo, self.data, self.dir, self.env_id, self.progress = algo, data, run_dir, env_id, progress
         self.meta = dict(meta, env=env_id)
         self.gen = torch.Generator(device=data.device).manual_seed(algo.cfg.seed)
@@ -210,11 +210,11 @@ class _Loop:
             algo.load_full_state_dict(ck["state"])
             restore_rng(ck["rng"], self.gen)
             self.state.update(ck["loop"])
-            self.start_stage, self.start_step = _resume_position(algo.stages(), ck["stage"], ck["step"],
+            self.start_stage, self.start_step = _resume_position(stages, ck["stage"], ck["step"],
                                                                  ck["loop"].get("stage_steps"))
         else:
             _write_config(run_dir, algo, self.meta)
-        self.state["stage_steps"] = [s.steps for s in algo.stages()]  # to tell a grown budget on resume
+        self.state["stage_steps"] = [s.steps for s in stages]  # to tell a grown budget on resume
         self.logger = _Logger(run_dir, self.state["metrics_offset"], self.state["evals_offset"])
         self.wall_before = self.state["wall_seconds"]
         self.state["segments"] += 1
@@ -338,8 +338,8 @@ def train(algo: Algorithm, data: OfflineData, run_dir: str | Path, env_id: str |
     run_dir.mkdir(parents=True, exist_ok=True)
     if compile_mode(algo.cfg, algo.device) != "off":
         torch._dynamo.reset()  # compiled code of earlier runs in this process is keyed to their modules
-    loop = _Loop(algo, data, run_dir, env_id, meta or {}, resume, progress)
     stages = algo.stages()
+    loop = _Loop(algo, data, run_dir, env_id, meta or {}, resume, progress, stages)
     last_eval = max((i for i, s in enumerate(stages) if s.evaluates and s.steps > 0), default=None)
     try:
         with _stop_on_signals(loop):

@@ -36,25 +36,29 @@ def _env():
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
-def test_sigkill_and_resume_gives_identical_weights(bandit_file, tmp_path):
-    full, killed = tmp_path / "full", tmp_path / "killed"
-    subprocess.run(_cmd(bandit_file, full), check=True, env=_env(), capture_output=True)
-    proc = subprocess.Popen(_cmd(bandit_file, killed), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ck = killed / "checkpoint.pt"
-    deadline = time.time() + 120
+def _kill_when(dataset, run_dir, when) -> dict:
+    """Start a training run, SIGKILL it once its checkpoint satisfies ``when(ck)``; returns that checkpoint."""
+    proc = subprocess.Popen(_cmd(dataset, run_dir), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ck, deadline = run_dir / "checkpoint.pt", time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         if ck.exists():
             try:
                 c = load_checkpoint(ck)
             except Exception:  # noqa: BLE001 - never expected (atomic writes), but retry rather than flake
                 continue
-            if c["stage"] == 1 and c["step"] >= 60:  # inside the policy stage
+            if when(c):
                 proc.send_signal(signal.SIGKILL)
                 break
         time.sleep(0.01)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed; make it longer"
-    stopped = load_checkpoint(ck)
+    return load_checkpoint(ck)
+
+
+def test_sigkill_and_resume_gives_identical_weights(bandit_file, tmp_path):
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    subprocess.run(_cmd(bandit_file, full), check=True, env=_env(), capture_output=True)
+    stopped = _kill_when(bandit_file, killed, lambda c: c["stage"] == 1 and c["step"] >= 60)  # inside the policy stage
     assert (stopped["stage"], stopped["step"]) < (2, 0)
     subprocess.run(_cmd(bandit_file, killed, "--resume"), check=True, env=_env(), capture_output=True)
     a = load_checkpoint(full / "checkpoint.pt")["state"]["modules"]
@@ -71,19 +75,7 @@ def test_sigkill_and_resume_gives_identical_weights(bandit_file, tmp_path):
 
 def test_resume_from_a_folder_with_the_checkpoint_alone(bandit_file, tmp_path):
     run = tmp_path / "run"
-    proc = subprocess.Popen(_cmd(bandit_file, run), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ck, deadline = run / "checkpoint.pt", time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            if ck.exists() and load_checkpoint(ck)["stage"] == 1:
-                proc.send_signal(signal.SIGKILL)
-                break
-        except Exception:  # noqa: BLE001 - never expected (atomic writes), but retry rather than flake
-            pass
-        time.sleep(0.01)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed; make it longer"
-    at = load_checkpoint(ck)["step"]
+    at = _kill_when(bandit_file, run, lambda c: c["stage"] == 1)["step"]
     (run / "metrics.jsonl").unlink()  # e.g. a folder rebuilt from a checkpoint that came back from another machine
     (run / "evals.csv").unlink()
     done = subprocess.run(_cmd(bandit_file, run, "--resume"), env=_env(), capture_output=True, text=True)
