@@ -30,7 +30,8 @@ STEPS = 6  # steps per stage in these tests
 NAMES = sorted(ALGORITHMS)
 #: every algorithm with its defaults, plus the variants that add stages or sampling
 CASES = [(n, {}) for n in NAMES] + [("gmpo", {"variant": "softmax"}), ("gmpg", {"variant": "static"}),
-                                    ("gmpo", {"compile": "trace"}), ("gmpg", {"compile": "trace"})]
+                                    ("gmpo", {"compile": "trace"}), ("gmpg", {"compile": "trace"}),
+                                    ("gmpo", {"critic_batched": True})]
 
 
 def _small_config(name, **extra):
