@@ -243,7 +243,13 @@ def to_yaml(cfg) -> str:
 def steps_from_epochs(cfg, rows: int):
     """``cfg`` with every budget given in epochs (passes over ``rows`` transitions at ``cfg.batch_size``) turned into
     its step field: the class's ``epoch_fields`` maps e.g. ``critic_epochs`` to ``critic_steps``; 0 epochs leaves the
-    step count as it is. The paper's code states its budgets in epochs."""
-    steps = {s: max(1, math.ceil(getattr(cfg, e) * rows / cfg.batch_size))
+    step count as it is. ``epoch_batch_fields`` names a stage's own batch-size field (``policy_batch_size``), read
+    in place of ``batch_size`` when it is not 0. The paper's code states its budgets in epochs."""
+    own_batch = _class_dict(type(cfg), "epoch_batch_fields")
+
+    def batch(e: str) -> int:
+        return (getattr(cfg, own_batch[e]) if e in own_batch else 0) or cfg.batch_size
+
+    steps = {s: max(1, math.ceil(getattr(cfg, e) * rows / batch(e)))
              for e, s in _class_dict(type(cfg), "epoch_fields").items() if getattr(cfg, e) > 0}
     return dataclasses.replace(cfg, **steps) if steps else cfg

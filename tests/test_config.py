@@ -1,5 +1,6 @@
 """Config fields with a fixed set of values are Literal types: one list, checked once, shown by --help."""
 
+import dataclasses
 import typing
 
 import pytest
@@ -57,6 +58,8 @@ def test_budgets_in_epochs_become_steps_for_the_dataset():
     assert (got.critic_steps, got.policy_steps) == (122_071, 244_141)  # ceil(epochs * rows / batch)
     plain = GMPOConfig(critic_steps=7)
     assert steps_from_epochs(plain, 100_000) == plain  # 0 epochs: the step counts stand
+    own = steps_from_epochs(dataclasses.replace(cfg, policy_batch_size=1000), 100_000)
+    assert (own.critic_steps, own.policy_steps) == (122_071, 1_000_000)  # the policy's epochs at its own batch
 
 
 def test_every_preset_of_every_algorithm_resolves():

@@ -102,3 +102,15 @@ def test_gmpo_normalized_weights_have_batch_mean_one():
     frac_hi, metrics = _train_gmpo(beta=10.0, steps=300, normalize_weights=True)
     assert float(metrics["weight_mean"]) == pytest.approx(1.0, abs=1e-5)
     assert float(metrics["weight_max"]) > 1.0
+
+
+def test_gmpo_policy_batch_size_is_the_policy_stages_own():
+    """``policy_batch_size`` sets the policy stage's rows per step (the loop samples ``stage.batch_size``); the
+    critic keeps ``batch_size``, so the suite's shared critic is the same run; 0 leaves the policy at batch_size."""
+    algo = GMPO(2, 1, GMPOConfig(net="mlp", net_hidden=(8,), critic_hidden=(8,), batch_size=32,
+                                 policy_batch_size=128))
+    sizes = {st.name: st.batch_size for st in algo.stages()}
+    assert sizes == {"critic": None, "policy": 128}
+    assert GMPO(2, 1, GMPOConfig(net="mlp", net_hidden=(8,))).stages()[-1].batch_size is None
+    with pytest.raises(ValueError, match="policy_batch_size"):
+        GMPOConfig(policy_batch_size=-1)

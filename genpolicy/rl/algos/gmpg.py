@@ -85,6 +85,7 @@ class GMPGConfig(CriticPolicyConfig):
     limits: ClassVar[dict[str, str]] = {"num_samples": ">=1", "weight_clamp": ">0", "behaviour_steps": ">=0",
                                         "behaviour_lr": ">0", "policy_batch_size": ">=0", "train_steps": ">=1",
                                         "chunk_size": ">=0", "memory_budget_mb": ">=1"}
+    epoch_batch_fields: ClassVar[dict[str, str]] = {"policy_epochs": "policy_batch_size"}
 
     def __post_init__(self):
         super().__post_init__()
