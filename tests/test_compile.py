@@ -25,6 +25,7 @@ from .test_iql_gmpo import _bandit
 
 SMALL = dict(net="mlp", net_hidden=(32, 32), critic_hidden=(32, 32), batch_size=64, act_steps=2, num_samples=3)
 CASES = [("gmpo", GMPOConfig(**SMALL)), ("gmpo", GMPOConfig(**SMALL, critic_batched=True)),
+         ("gmpo", GMPOConfig(**SMALL, ema_decay=0.9, policy_batch_size=32)),
          ("gmpo", GMPOConfig(**SMALL, variant="softmax", behaviour_sample_steps=2)),
          ("gmpo", GMPOConfig(**SMALL, loss="score", param="noise", path="vpsde", grad_clip=1.0)),
          ("gmpg", GMPGConfig(**SMALL, train_steps=2)), ("bc", BCConfig(actor_hidden=(32, 32), batch_size=64)),

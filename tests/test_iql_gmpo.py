@@ -114,3 +114,31 @@ def test_gmpo_policy_batch_size_is_the_policy_stages_own():
     assert GMPO(2, 1, GMPOConfig(net="mlp", net_hidden=(8,))).stages()[-1].batch_size is None
     with pytest.raises(ValueError, match="policy_batch_size"):
         GMPOConfig(policy_batch_size=-1)
+
+
+def test_gmpo_ema_policy_follows_its_recursion_and_acts():
+    """``ema_decay`` d: after each policy step ema <- d ema + (1 - d) theta (checked against the recursion run by
+    hand on the recorded weights), and ``act`` samples the averaged network; d = 0 keeps no copy."""
+    torch.manual_seed(0)
+    data = OfflineData(_bandit(n=200), reward_scale="none")
+    d = 0.9
+    algo = GMPO(2, 1, GMPOConfig(net="mlp", net_hidden=(16,), critic_hidden=(16,), batch_size=32, ema_decay=d,
+                                 act_steps=4))
+    policy = algo.stages()[-1]
+    g = torch.Generator().manual_seed(0)
+    expect = [p.detach().clone() for p in algo.policy.parameters()]  # the copy made at construction
+    for _ in range(5):
+        policy.update(data.sample(32, generator=g))
+        expect = [d * e + (1 - d) * p.detach() for e, p in zip(expect, algo.policy.parameters())]
+    for e, p in zip(expect, algo.policy_ema.parameters()):
+        torch.testing.assert_close(p, e, rtol=1e-6, atol=1e-7)
+    assert not torch.equal(next(algo.policy_ema.parameters()), next(algo.policy.parameters()))
+    obs = torch.zeros(3, 2)
+    torch.manual_seed(1)
+    a = algo.act_normalized(obs)
+    torch.manual_seed(1)
+    b = algo.policy_ema.sample(obs, steps=4, check=False)
+    assert torch.equal(a, b)
+    assert GMPO(2, 1, GMPOConfig(net="mlp", net_hidden=(8,))).policy_ema is None
+    with pytest.raises(ValueError, match="ema_decay"):
+        GMPOConfig(ema_decay=1.0)

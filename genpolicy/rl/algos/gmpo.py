@@ -11,6 +11,7 @@ samples K actions per state from it and weights their matching losses by softmax
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from functools import partial
 from typing import ClassVar, Literal
@@ -19,7 +20,7 @@ import torch
 from torch import Tensor
 
 from ...matching import LossKind, Weighting
-from ..critics import IQLCritic
+from ..critics import IQLCritic, polyak_
 from ..data import Batch
 from .base import Algorithm, Stage
 from .common import (CriticPolicyConfig, advantage_weights, behaviour_cloning_stage, build_policy_model,
@@ -49,12 +50,17 @@ class GMPOConfig(CriticPolicyConfig):
     """softmax variant: solver steps when sampling the K behaviour actions"""
     normalize_weights: bool = False
     """awr variant: divide the advantage weights by their batch mean (self-normalized weights, as GMPG-static)"""
+    ema_decay: float = 0.0
+    """act with an exponential moving average of the policy's weights, ema <- d ema + (1 - d) theta after every
+    policy step (0: off, act with theta). Averages out the step-to-step drift of a policy trained on noisy
+    weighted batches"""
     policy_batch_size: int = 0
     """rows per policy step (0: batch_size): the weighted loss's effective sample size is a fraction of the batch
     (ESS/N about 0.2 on walker2d-medium at beta 8), so the policy may need a larger batch than the critic"""
 
     limits: ClassVar[dict[str, str]] = {"weight_clamp": ">0", "num_samples": ">=1", "behaviour_steps": ">=0",
-                                        "behaviour_sample_steps": ">=1", "policy_batch_size": ">=0"}
+                                        "behaviour_sample_steps": ">=1", "policy_batch_size": ">=0",
+                                        "ema_decay": "0<=x<1"}
     epoch_batch_fields: ClassVar[dict[str, str]] = {"policy_epochs": "policy_batch_size"}
 
 
@@ -70,6 +76,7 @@ class GMPO(Algorithm):
         self.critic = IQLCritic(obs_dim, act_dim, cfg.iql())
         self.policy = build_policy_model(cfg, obs_dim, act_dim)
         self.policy_opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.policy_lr, fused=True)
+        self.policy_ema = copy.deepcopy(self.policy).requires_grad_(False) if cfg.ema_decay > 0 else None
         self.behaviour = None
         if cfg.variant == "softmax":
             self.behaviour = build_policy_model(cfg, obs_dim, act_dim)
@@ -115,6 +122,9 @@ class GMPO(Algorithm):
                 adv = q.reshape(-1) - self.critic.v(obs)
         loss, per_sample, gnorm = weighted_matching_step(self.policy, self.policy_opt, actions, obs, w, cfg.loss,
                                                          cfg.weighting, cfg.grad_clip, functional)
+        if self.policy_ema is not None:
+            with torch.no_grad():
+                polyak_(self.policy_ema, self.policy, 1.0 - cfg.ema_decay)
         m = {"policy_loss": loss, "matching_loss": per_sample.mean(), "weight_mean": w.mean(),
              "weight_max": w.max(), "adv_mean": adv.mean()}
         if gnorm is not None:
@@ -122,5 +132,6 @@ class GMPO(Algorithm):
         return m
 
     def act_normalized(self, obs: Tensor) -> Tensor:
-        return self.policy.sample(obs, solver=self.cfg.act_solver, steps=self.cfg.act_steps, check=False,
-                              temperature=self.cfg.act_temperature)
+        policy = self.policy if self.policy_ema is None else self.policy_ema
+        return policy.sample(obs, solver=self.cfg.act_solver, steps=self.cfg.act_steps, check=False,
+                             temperature=self.cfg.act_temperature)
