@@ -96,7 +96,8 @@ class GMPO(Algorithm):
                                               cfg.weighting, cfg.grad_clip))
         st.append(critic_stage(self.critic, cfg.critic_steps))
         st.append(Stage("policy", cfg.policy_steps, self.update_policy, evaluates=True,
-                        batch_size=cfg.policy_batch_size or None, functional=partial(self.update_policy, functional=True)))
+                        batch_size=cfg.policy_batch_size or None,
+                        functional=partial(self.update_policy, functional=True)))
         return st
 
     def update_policy(self, batch: Batch, functional: bool = False) -> dict[str, Tensor]:
