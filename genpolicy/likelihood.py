@@ -34,6 +34,9 @@ def exact_divergence(v: Tensor, x: Tensor, create_graph: bool) -> Tensor:
     """Trace of dv/dx per sample: the d vector-Jacobian products in one batched backward pass (vmap).
 
     Shapes: v, x ``(B, *event)`` -> ``(B,)``. One batched pass is 1.2-2.3x faster than d separate passes on CPU.
+    Forward mode (d Jacobian-vector products, ``torch.func.jvp`` under ``vmap``) was measured against it for GMPG's
+    use: 8-25 % slower on CPU (batch 256, d = 3 and 6, mlp and U-Net), and torch 2.13's gradient of it through
+    LayerNorm was off by 2-4 % (tests/test_generative.py checks this one against finite differences).
     """
     b = x.shape[0]
     d = v[0].numel()
