@@ -128,6 +128,45 @@ def full_loop(cfg, data, steps: int, compiled: bool, out: Path) -> dict:
             for k, v in s["stage_times"].items()}
 
 
+def seed_scaling(data, device: str, batch: int, steps: int, counts=(1, 4, 8)) -> dict:
+    """IQL critic steps/s of N seeds trained as one stacked model (genpolicy.rl.seeds) against N separate critics
+    stepped one after another in the same process: seed-steps/s for each N and the speed-up of stacking."""
+    from genpolicy.rl.critics import IQLConfig, IQLCritic
+    from genpolicy.rl.seeds import SeedStackedIQL, stacked_batch
+
+    out = {}
+    for n in counts:
+        critics = []
+        for s in range(n):
+            torch.manual_seed(s)
+            critics.append(IQLCritic(OBS, ACT, IQLConfig(hidden=(256, 256))).to(device))
+        gens = [torch.Generator(device=device).manual_seed(s) for s in range(n)]
+        stack = SeedStackedIQL(critics).to(device)
+        rates = {"stacked": [], "separate": []}
+        for _ in range(2):  # alternate, so both see the same machine load
+            for _ in range(max(3, steps // 10)):  # warm-up
+                stack.update(stacked_batch(data, batch, gens))
+            _sync(device)
+            t = time.perf_counter()
+            for _ in range(steps):
+                m = stack.update(stacked_batch(data, batch, gens))
+            float(m["q_loss"][0])
+            _sync(device)
+            rates["stacked"].append(n * steps / (time.perf_counter() - t))
+            t = time.perf_counter()
+            for _ in range(steps):
+                for c, g in zip(critics, gens):
+                    m = c.update(data.sample(batch, generator=g))
+            float(m["q_loss"])
+            _sync(device)
+            rates["separate"].append(n * steps / (time.perf_counter() - t))
+        st, sep = max(rates["stacked"]), max(rates["separate"])
+        out[str(n)] = {"stacked_seed_steps_per_s": round(st, 1), "separate_seed_steps_per_s": round(sep, 1),
+                       "speedup": round(st / sep, 2)}
+        print(json.dumps({"seeds": n, "batch": batch, **out[str(n)]}), flush=True)
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -178,7 +217,7 @@ def main(argv=None) -> int:
         if c and u:
             proj[mode] = round((PAPER_CRITIC_STEPS / c + PAPER_POLICY_STEPS / u) / 60, 1)
     results["paper_budget_minutes"] = proj
-    results["vectorized_seeds"] = "not implemented yet (issue 14, item 4)"
+    results["vectorized_seeds_iql_critic_batch_256"] = seed_scaling(data, dev, 256, n)
     out = Path(ns.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
@@ -195,6 +234,9 @@ def main(argv=None) -> int:
     print(f"\nact, batch 1, unet, 16 Euler steps, ms: {results['act_ms_batch1_unet_16_euler']}")
     print(f"full loop (GMPO mlp, batch 256, data sampling and logging included): {results['full_loop_steps_per_s']}")
     print(f"paper budget (122k critic + 244k unet policy steps at batch 4096), minutes: {proj or 'needs both rows'}")
+    print("vectorized seeds, IQL critic batch 256 (seed-steps/s, stacked vs separate):")
+    for k, v in results["vectorized_seeds_iql_critic_batch_256"].items():
+        print(f"  {k} seeds: {v['stacked_seed_steps_per_s']} vs {v['separate_seed_steps_per_s']} ({v['speedup']}x)")
     print(f"wrote {out}")
     return 0
 
