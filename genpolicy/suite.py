@@ -110,27 +110,61 @@ def _run(algo: str, cfg, task: Task, d: Path, ds, meta: dict, progress: bool, cr
     train(a, data, d, env_id=task.env, meta=meta, resume=resume, progress=progress)
 
 
-def _shared_critic(task: Task, seed_cfg, d: Path, ds, progress: bool) -> dict:
-    """The IQL critic for this (task, seed, critic settings), trained once in ``d`` (resumable) and reused."""
+def _critic_run_config(seed_cfg):
+    """The ``iql`` run (no actor steps) that trains the shared critic for ``seed_cfg``'s critic settings."""
     from .rl.algos import IQLAWRConfig
     from .rl.algos.common import CriticConfig
+
+    shared = {f.name: getattr(seed_cfg, f.name) for f in dataclasses.fields(CriticConfig)}
+    return IQLAWRConfig(**{**shared, "policy_steps": 0, "final_eval_episodes": 1})
+
+
+def _critic_dir(out: Path, task: Task, cfg) -> Path:
+    digest = hashlib.sha256(repr(_critic_key(cfg)).encode()).hexdigest()[:8]  # stable across processes
+    return out / task.name / "critic" / f"seed-{cfg.seed}-{digest}"
+
+
+def _stack_new_critics(task: Task, wanted: list, out: Path, ds, progress: bool) -> None:
+    """Train the shared critics that ``wanted`` (configs of runs still to start) need and that do not exist yet,
+    several seeds with the same critic settings at a time as one stacked model (``--stack-critics``)."""
+    from .train import CHECKPOINT, prepare_run, train_critics_stacked
+
+    groups: dict = {}
+    for cfg in wanted:
+        key = _critic_key(cfg)
+        d = _critic_dir(out, task, cfg)
+        if key is None or "batched" in key or (d / CHECKPOINT).exists():
+            continue
+        groups.setdefault(repr(key[:5] + key[6:]), {})[cfg.seed] = (cfg, d)  # the key without its seed
+    for group in groups.values():
+        if len(group) < 2:
+            continue  # one seed: the ordinary single run
+        runs = [prepare_run("iql", _critic_run_config(cfg), ds) for cfg, _ in sorted(group.values(),
+                                                                                   key=lambda x: x[0].seed)]
+        train_critics_stacked([a for a, _ in runs], runs[0][1], [d for _, (_, d) in sorted(group.items())],
+                              {"dataset": task.dataset, "role": "shared critic"}, progress)
+
+
+def _shared_critic(task: Task, seed_cfg, d: Path, ds, progress: bool) -> dict:
+    """The IQL critic for this (task, seed, critic settings), trained once in ``d`` (resumable) and reused."""
     from .train import CHECKPOINT, load_checkpoint
 
     if not _finished(d):
-        shared = {f.name: getattr(seed_cfg, f.name) for f in dataclasses.fields(CriticConfig)}
-        cfg = IQLAWRConfig(**{**shared, "policy_steps": 0, "final_eval_episodes": 1})
-        _run("iql", cfg, Task(task.dataset, None), d, ds, {"dataset": task.dataset, "role": "shared critic"}, progress)
+        _run("iql", _critic_run_config(seed_cfg), Task(task.dataset, None), d, ds,
+             {"dataset": task.dataset, "role": "shared critic"}, progress)
     modules = load_checkpoint(d / CHECKPOINT)["state"]["modules"]
     return {k[len("critic."):]: v for k, v in modules.items() if k.startswith("critic.")}
 
 
 def run_suite(algos: list[str], tasks: list[Task], seeds: list[int], budget: list[str], out: str | Path,
               sets: list[str] | None = None, share_critic: bool = True, progress: bool = True,
-              label: str | None = None) -> Path:
+              label: str | None = None, stack_critics: bool = False) -> Path:
     """Train every (task, algorithm, seed) not yet finished, then write the table and curves; returns the table.
 
     ``label``: with one algorithm, its folder and table column (``TASK/LABEL/seed-K``) instead of its name, so that
-    variants (``--set`` ablations) sit beside it in one suite and share its critics."""
+    variants (``--set`` ablations) sit beside it in one suite and share its critics. ``stack_critics``: the shared
+    critics of several seeds that do not exist yet are trained together as one stacked model
+    (:func:`genpolicy.train.train_critics_stacked`; equal to their single runs up to batched-matmul rounding)."""
     from .rl.datasets import load_dataset
 
     from .rl.algos import ALGORITHMS
@@ -146,6 +180,13 @@ def run_suite(algos: list[str], tasks: list[Task], seeds: list[int], budget: lis
     folders = {a: label or a for a in algos}
     for task in tasks:
         ds = None
+        if stack_critics and share_critic:
+            wanted = [cfg for seed in seeds for algo in algos
+                      for cfg in [_config(algo, budget, task, sets + [f"seed={seed}"])[0]]
+                      if not (out / task.name / folders[algo] / f"seed-{seed}" / "checkpoint.pt").exists()]
+            if wanted:
+                ds = load_dataset(task.dataset)
+                _stack_new_critics(task, wanted, out, ds, progress)
         for seed in seeds:
             for algo in algos:
                 cfg, names = _config(algo, budget, task, sets + [f"seed={seed}"])
@@ -158,8 +199,7 @@ def run_suite(algos: list[str], tasks: list[Task], seeds: list[int], budget: lis
                 key = _critic_key(cfg) if share_critic else None
                 state = None
                 if key is not None and not (d / "checkpoint.pt").exists():
-                    digest = hashlib.sha256(repr(key).encode()).hexdigest()[:8]  # stable across processes
-                    cdir = out / task.name / "critic" / f"seed-{seed}-{digest}"
+                    cdir = _critic_dir(out, task, cfg)
                     state = _shared_critic(task, cfg, cdir, ds, progress)
                     cfg = dataclasses.replace(cfg, critic_steps=0)
                     meta["critic_from"] = str(cdir)

@@ -358,6 +358,58 @@ def train(algo: Algorithm, data: OfflineData, run_dir: str | Path, env_id: str |
     return summary
 
 
+def train_critics_stacked(algos: list[Algorithm], data: OfflineData, run_dirs: list[Path], meta: dict,
+                          progress: bool = True) -> list[dict]:
+    """The IQL critic stage of N fresh runs (one per seed, ``algos`` built by :func:`prepare_run` with their own
+    seeds, stage 0 named ``critic``) trained as one stacked model (:class:`genpolicy.rl.seeds.SeedStackedIQL`), then
+    each run finished by :func:`train`. Each run folder gets what its single run writes (config, metrics every
+    ``log_every``, checkpoints every ``ckpt_every``, summary); seed k's minibatches come from its own loop's
+    generator, so its critic is its single run's up to the rounding of batched matmuls. A run killed part-way
+    resumes from its checkpoint as an ordinary single run. Returns the summaries."""
+    from tqdm.auto import tqdm
+
+    from .rl.seeds import SeedStackedIQL
+
+    run_dirs = [Path(d) for d in run_dirs]
+    stages = [a.stages() for a in algos]
+    if any(st[0].name != "critic" for st in stages) or len({a.cfg.critic_steps for a in algos}) != 1:
+        raise ValueError("train_critics_stacked: runs whose first stage is the IQL critic, all with one budget")
+    for d in run_dirs:
+        d.mkdir(parents=True, exist_ok=True)
+    loops = [_Loop(a, data, d, None, dict(meta, stacked_seeds=[b.cfg.seed for b in algos]), False, False, st)
+             for a, d, st in zip(algos, run_dirs, stages)]
+    cfg, n_steps = algos[0].cfg, stages[0][0].steps
+    critics = [a.critic for a in algos]
+    stack = SeedStackedIQL(critics).to(data.device)
+    t0 = time.perf_counter()
+    for step in tqdm(range(n_steps), desc=f"iql:critic x{len(algos)} seeds", disable=not progress, mininterval=0.5):
+        parts = [lp.data.sample(cfg.batch_size, generator=lp.gen) for lp in loops]
+        batch = type(parts[0])(*(torch.stack([getattr(b, f) for b in parts]) for f in
+                                 ("obs", "actions", "rewards", "next_obs", "dones", "idx")))
+        m = stack.update(batch)
+        for k, lp in enumerate(loops):
+            lp.logger.accumulate({name: v[k] for name, v in m.items()})
+        done = step + 1
+        if done % cfg.log_every == 0 or done == n_steps:
+            for lp, st in zip(loops, stages):
+                bad = non_finite(st[0], lp.logger.flush("critic", done))
+                if bad:
+                    raise NonFiniteMetrics(f"critic stage of {lp.dir}: {', '.join(bad)} non-finite by step {done}")
+        end = done == n_steps
+        if done % cfg.ckpt_every == 0 or end:
+            stack.unstack(critics)
+            seconds = round(time.perf_counter() - t0, 2)
+            for lp in loops:
+                lp.state["stage_times"]["critic"] = {"seconds": seconds, "first_step_seconds": None,
+                                                     "steps_per_s": round(done / max(seconds, 1e-9), 1),
+                                                     "stacked_seeds": len(loops)}
+                lp.save(CHECKPOINT, 1 if end else 0, 0 if end else done)
+    for lp in loops:
+        lp.logger.close()
+    return [train(a, data, d, None, dict(meta, stacked_seeds=[b.cfg.seed for b in algos]), resume=True,
+                  progress=False) for a, d in zip(algos, run_dirs)]
+
+
 def stage_update(algo: Algorithm, stage):
     """The function the loop calls for ``stage``: its eager ``update``, or its ``functional`` form compiled whole
     (``fullgraph=True``; on CUDA with ``mode="reduce-overhead"``, i.e. replayed as a CUDA graph)."""

@@ -2,6 +2,7 @@
 seed, and writes one table row per (task, algorithm)."""
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -115,3 +116,61 @@ def test_the_table_gathers_every_finished_run_in_the_folder(tmp_path):
     tasks, algos = everything_in(tmp_path, [Task("t1", "Env-v5")], ["gmpo"])
     assert [(t.name, t.env) for t in tasks] == [("t1", "Env-v5"), ("t2", None)]
     assert algos == ["gmpo", "bc", "iql"]  # asked first; no shared critics, no unfinished runs
+
+
+def test_stacked_critics_equal_the_suites_single_critics_and_resume_as_single_runs(hopper_like, tmp_path):  # noqa: F811
+    """``--stack-critics``: the seeds' shared critics trained as one stacked model are the critics the ordinary suite
+    trains (to 1e-5), in the same folders, with their metrics; a stacked pass SIGKILLed after a checkpoint is
+    finished by the ordinary single-run resume and ends at the same critics."""
+    import torch
+
+    from genpolicy.suite import Task, run_suite
+
+    tiny = ["critic_steps=400", "policy_steps=2", "critic_hidden=[32,32]", "actor_hidden=[8]", "batch_size=32",
+            "final_eval_episodes=1", "ckpt_every=20", "log_every=50"]
+    task = Task(str(hopper_like), None)
+
+    def critics(out):
+        dirs = sorted((out / "hopper_like" / "critic").iterdir())
+        return dirs, [{k: v for k, v in load_checkpoint(d / "checkpoint.pt")["state"]["modules"].items()
+                       if k.startswith("critic.")} for d in dirs]
+
+    def assert_same(ws, ref):
+        assert len(ws) == len(ref)
+        for a, b in zip(ref, ws):
+            assert a.keys() == b.keys() and len(a) > 10
+            for k in a:
+                torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-5)
+
+    run_suite(["iql"], [task], [0, 1], ["cpu"], tmp_path / "single", tiny, progress=False)
+    run_suite(["iql"], [task], [0, 1], ["cpu"], tmp_path / "stacked", tiny, progress=False, stack_critics=True)
+    (d1, w1), (d2, w2) = critics(tmp_path / "single"), critics(tmp_path / "stacked")
+    assert [d.name for d in d1] == [d.name for d in d2]
+    assert_same(w2, w1)
+    assert not torch.equal(w2[0]["critic.vf.0.weight"], w2[1]["critic.vf.0.weight"])  # the seeds differ
+    for d in d2:
+        assert sum(1 for _ in open(d / "metrics.jsonl")) == 8  # steps 50, 100, ..., 400
+        assert (d / "config.yaml").exists()
+        assert json.loads((d / "summary.json").read_text())["stacked_seeds"] == [0, 1]  # trained stacked
+
+    part = tmp_path / "part"
+    cmd = [sys.executable, "-m", "genpolicy.cli", "bench", "--algos", "iql", "--tasks", str(hopper_like),
+           "--seeds", "0", "1", "--out", str(part), "--no-progress", "--stack-critics",
+           *[x for t in tiny for x in ("--set", t)]]
+    proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    killed = False
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        cks = list(part.glob("hopper_like/critic/*/checkpoint.pt"))
+        if len(cks) == 2 and not list(part.glob("hopper_like/critic/*/summary.json")):
+            proc.send_signal(signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(0.02)
+    proc.wait()
+    assert killed, "the stacked pass finished before it could be killed"
+    cks = [load_checkpoint(c) for c in sorted(part.glob("hopper_like/critic/*/checkpoint.pt"))]
+    assert all(0 < ck["step"] < 400 and ck["meta"]["stacked_seeds"] == [0, 1] for ck in cks)
+    run_suite(["iql"], [task], [0, 1], ["cpu"], part, tiny, progress=False)  # ordinary resume of each seed
+    assert_same(critics(part)[1], w1)

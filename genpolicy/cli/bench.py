@@ -17,6 +17,9 @@ def add_parser(sub, name: str, text: str, argv: list[str]) -> None:
     p.add_argument("--label", default=None,
                    help="with one algorithm: its folder and table column (e.g. gmpo-beta4 for an ablation run with "
                         "--set beta=4 in the same --out, sharing the critics)")
+    p.add_argument("--stack-critics", action="store_true",
+                   help="train the shared critics of the seeds that need one together, as one stacked model "
+                        "(same critics up to rounding; fewer, larger kernels: for GPUs; about 1.1x on CPU)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
 
 
@@ -28,7 +31,7 @@ def run(ns) -> int:
     if unknown:
         raise ValueError(f"unknown algorithm(s) {unknown}; registered: {sorted(ALGORITHMS)}")
     table = run_suite(ns.algos, [parse_task(t) for t in ns.tasks], ns.seeds, ns.budget, ns.out, ns.set,
-                      ns.share_critic, ns.progress, ns.label)
+                      ns.share_critic, ns.progress, ns.label, ns.stack_critics)
     print(table.read_text())
     print(f"table: {table} (+ results.csv, curves-*.png)")
     return 0
