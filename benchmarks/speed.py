@@ -132,7 +132,7 @@ def seed_scaling(data, device: str, batch: int, steps: int, counts=(1, 4, 8)) ->
     """IQL critic steps/s of N seeds trained as one stacked model (genpolicy.rl.seeds) against N separate critics
     stepped one after another in the same process: seed-steps/s for each N and the speed-up of stacking."""
     from genpolicy.rl.critics import IQLConfig, IQLCritic
-    from genpolicy.rl.seeds import SeedStackedIQL, stacked_batch
+    from genpolicy.rl.seeds import SeedStackedIQL, stack_batches
 
     out = {}
     for n in counts:
@@ -145,11 +145,11 @@ def seed_scaling(data, device: str, batch: int, steps: int, counts=(1, 4, 8)) ->
         rates = {"stacked": [], "separate": []}
         for _ in range(2):  # alternate, so both see the same machine load
             for _ in range(max(3, steps // 10)):  # warm-up
-                stack.update(stacked_batch(data, batch, gens))
+                stack.update(stack_batches([data.sample(batch, generator=g) for g in gens]))
             _sync(device)
             t = time.perf_counter()
             for _ in range(steps):
-                m = stack.update(stacked_batch(data, batch, gens))
+                m = stack.update(stack_batches([data.sample(batch, generator=g) for g in gens]))
             float(m["q_loss"][0])
             _sync(device)
             rates["stacked"].append(n * steps / (time.perf_counter() - t))

@@ -368,7 +368,7 @@ def train_critics_stacked(algos: list[Algorithm], data: OfflineData, run_dirs: l
     resumes from its checkpoint as an ordinary single run. Returns the summaries."""
     from tqdm.auto import tqdm
 
-    from .rl.seeds import SeedStackedIQL
+    from .rl.seeds import SeedStackedIQL, stack_batches
 
     run_dirs = [Path(d) for d in run_dirs]
     stages = [a.stages() for a in algos]
@@ -383,10 +383,7 @@ def train_critics_stacked(algos: list[Algorithm], data: OfflineData, run_dirs: l
     stack = SeedStackedIQL(critics).to(data.device)
     t0 = time.perf_counter()
     for step in tqdm(range(n_steps), desc=f"iql:critic x{len(algos)} seeds", disable=not progress, mininterval=0.5):
-        parts = [lp.data.sample(cfg.batch_size, generator=lp.gen) for lp in loops]
-        batch = type(parts[0])(*(torch.stack([getattr(b, f) for b in parts]) for f in
-                                 ("obs", "actions", "rewards", "next_obs", "dones", "idx")))
-        m = stack.update(batch)
+        m = stack.update(stack_batches([lp.data.sample(cfg.batch_size, generator=lp.gen) for lp in loops]))
         for k, lp in enumerate(loops):
             lp.logger.accumulate({name: v[k] for name, v in m.items()})
         done = step + 1

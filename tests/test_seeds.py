@@ -11,8 +11,8 @@ from genpolicy.rl.algos.iql import IQLAWRConfig
 from genpolicy.rl.critics import IQLConfig, IQLCritic
 from genpolicy.rl.data import OfflineData
 from genpolicy.rl.datasets import TransitionDataset
-from genpolicy.rl.seeds import SeedStackedIQL, train_critics
-from genpolicy.train import prepare_run, train
+from genpolicy.rl.seeds import SeedStackedIQL, stack_batches
+from genpolicy.train import prepare_run, train, train_critics_stacked
 
 STEPS = 50
 
@@ -56,8 +56,12 @@ def test_stacked_critics_follow_their_single_runs_step_for_step():
         g = torch.Generator().manual_seed(s)
         for _ in range(STEPS):
             c.update(data.sample(64, generator=g))
-    m = train_critics(data, critics, seeds, STEPS, 64)
+    stack = SeedStackedIQL(critics)
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    for _ in range(STEPS):
+        m = stack.update(stack_batches([data.sample(64, generator=g) for g in gens]))
     assert m["q_loss"].shape == (3,)
+    stack.unstack(critics)
     for a, b in zip(single, critics):
         _assert_same(a, b)
     # the seeds differ and the weights moved, so the equality above is not trivial
@@ -73,16 +77,21 @@ def test_seed_k_equals_the_single_run_with_seed_k(tmp_path):
     base = IQLAWRConfig(critic_hidden=(32, 32), actor_hidden=(8,), critic_steps=STEPS, policy_steps=0,
                         batch_size=64, reward_scale="none", final_eval_episodes=1)
     seeds = [0, 3]
-    runs, fresh = [], []
+    single, stacked = [], []
     for s in seeds:
-        cfg = dataclasses.replace(base, seed=s)
+        cfg = dataclasses.replace(base, seed=s, log_every=10, ckpt_every=20)
         algo, data = prepare_run("iql", cfg, ds)
-        fresh.append(copy.deepcopy(algo.critic))  # the critic as built, before any step
-        train(algo, data, tmp_path / f"seed-{s}", None, progress=False)
-        runs.append(algo.critic)
-    train_critics(data, fresh, seeds, STEPS, base.batch_size)
-    for a, b in zip(runs, fresh):
-        _assert_same(a, b)
+        train(algo, data, tmp_path / f"single-{s}", None, progress=False)
+        single.append(algo)
+        stacked.append(prepare_run("iql", cfg, ds)[0])
+    dirs = [tmp_path / f"stacked-{s}" for s in seeds]
+    summaries = train_critics_stacked(stacked, data, dirs, {"dataset": "chain"}, progress=False)
+    for a, b in zip(single, stacked):
+        _assert_same(a.critic, b.critic)
+    for d, summ in zip(dirs, summaries):  # each folder as its single run writes it
+        assert summ["stacked_seeds"] == seeds and summ["stage_times"]["critic"]["stacked_seeds"] == 2
+        assert sum(1 for _ in open(d / "metrics.jsonl")) == STEPS // 10
+        assert (d / "config.yaml").exists() and (d / "summary.json").exists()
 
 
 def test_stacking_refuses_mixed_or_batched_critics():
@@ -90,5 +99,5 @@ def test_stacking_refuses_mixed_or_batched_critics():
         SeedStackedIQL([IQLCritic(3, 2, IQLConfig(hidden=(8,))), IQLCritic(3, 2, IQLConfig(hidden=(16,)))])
     with pytest.raises(ValueError, match="unbatched"):
         SeedStackedIQL([IQLCritic(3, 2, IQLConfig(hidden=(8,), batched=True))])
-    with pytest.raises(ValueError, match="seeds"):
-        train_critics(OfflineData(_chain(), reward_scale="none"), [IQLCritic(3, 2)], [0, 1], 1, 8)
+    with pytest.raises(ValueError, match="unstack needs 1"):
+        SeedStackedIQL([IQLCritic(3, 2)]).unstack([IQLCritic(3, 2), IQLCritic(3, 2)])

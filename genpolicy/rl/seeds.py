@@ -4,10 +4,10 @@ Every suite seed trains its own IQL critic first; they differ only in their init
 order, so N of them can run as one network whose layers are N-member batched matmuls
 (:class:`~genpolicy.nets.ensemble.EnsembleMLP`). :class:`SeedStackedIQL` is built *from* the N ordinary
 :class:`~genpolicy.rl.critics.IQLCritic` s that N single runs would build (each under its own seed), and
-:func:`train_critics` draws each seed's minibatches from the generator a single run's loop would use, so seed k
-follows its single run step for step: the losses add up over seeds, so each seed's gradient is its own; Adam is
+:func:`genpolicy.train.train_critics_stacked` draws each seed's minibatches from its own run's loop generator, so
+seed k follows its single run step for step: the losses add up over seeds, so each seed's gradient is its own; Adam is
 element-wise, so one Adam over the stacked weights is N Adams. What differs is the rounding of a batched matmul
-(tests/test_seeds.py: equal to a single run to 1e-5 after 50 steps). :meth:`SeedStackedIQL.unstack` writes the
+(tests/test_seeds.py: equal to single runs to 1e-5 after 50 steps). :meth:`SeedStackedIQL.unstack` writes the
 trained weights and Adam state back into the N critics, which then save and load as ordinary ones.
 """
 
@@ -18,9 +18,9 @@ from torch import Tensor, nn
 
 from ..nets.ensemble import EnsembleMLP
 from .critics import IQLCritic, expectile_loss, polyak_
-from .data import Batch, OfflineData
+from .data import Batch
 
-__all__ = ["SeedStackedIQL", "train_critics", "stacked_batch"]
+__all__ = ["SeedStackedIQL", "stack_batches"]
 
 
 class SeedStackedIQL(nn.Module):
@@ -102,27 +102,8 @@ def _member(stacked: Tensor, i: int, like: Tensor) -> Tensor:
     return x.clone(memory_format=torch.contiguous_format)
 
 
-def stacked_batch(data: OfflineData, batch_size: int, generators: list[torch.Generator]) -> Batch:
-    """One minibatch per seed, each drawn with that seed's generator exactly as its single run's loop draws it,
-    stacked along a new leading dimension."""
-    parts = [data.sample(batch_size, generator=g) for g in generators]
+def stack_batches(parts: list[Batch]) -> Batch:
+    """Per-seed minibatches (each drawn with its seed's own generator, as its single run's loop draws it) stacked
+    along a new leading seed dimension."""
     return Batch(*(torch.stack([getattr(b, f) for b in parts]) for f in ("obs", "actions", "rewards", "next_obs",
                                                                           "dones", "idx")))
-
-
-def train_critics(data: OfflineData, critics: list[IQLCritic], seeds: list[int], steps: int, batch_size: int,
-                  progress: bool = False) -> dict[str, Tensor]:
-    """Train ``critics`` (built as each seed's single run builds its critic) for ``steps`` IQL steps as one stacked
-    model, seed k's minibatches drawn from ``Generator().manual_seed(seeds[k])`` as its single run's loop does;
-    the trained weights and Adam state are written back into ``critics``. Returns the last step's metrics."""
-    from tqdm.auto import tqdm
-
-    if len(critics) != len(seeds):
-        raise ValueError(f"{len(critics)} critics for {len(seeds)} seeds")
-    stack = SeedStackedIQL(critics).to(data.device)
-    gens = [torch.Generator(device=data.device).manual_seed(s) for s in seeds]
-    m: dict[str, Tensor] = {}
-    for _ in tqdm(range(steps), desc=f"iql x{len(seeds)} seeds", disable=not progress, mininterval=0.5):
-        m = stack.update(stacked_batch(data, batch_size, gens))
-    stack.unstack(critics)
-    return m
