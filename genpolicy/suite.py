@@ -139,9 +139,9 @@ def _stack_new_critics(task: Task, wanted: list, out: Path, ds, progress: bool) 
     for group in groups.values():
         if len(group) < 2:
             continue  # one seed: the ordinary single run
-        runs = [prepare_run("iql", _critic_run_config(cfg), ds) for cfg, _ in sorted(group.values(),
-                                                                                   key=lambda x: x[0].seed)]
-        train_critics_stacked([a for a, _ in runs], runs[0][1], [d for _, (_, d) in sorted(group.items())],
+        members = [group[seed] for seed in sorted(group)]
+        runs = [prepare_run("iql", _critic_run_config(cfg), ds) for cfg, _ in members]
+        train_critics_stacked([a for a, _ in runs], runs[0][1], [d for _, d in members],
                               {"dataset": task.dataset, "role": "shared critic"}, progress)
 
 

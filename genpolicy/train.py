@@ -376,8 +376,8 @@ def train_critics_stacked(algos: list[Algorithm], data: OfflineData, run_dirs: l
         raise ValueError("train_critics_stacked: runs whose first stage is the IQL critic, all with one budget")
     for d in run_dirs:
         d.mkdir(parents=True, exist_ok=True)
-    loops = [_Loop(a, data, d, None, dict(meta, stacked_seeds=[b.cfg.seed for b in algos]), False, False, st)
-             for a, d, st in zip(algos, run_dirs, stages)]
+    meta = dict(meta, stacked_seeds=[a.cfg.seed for a in algos])
+    loops = [_Loop(a, data, d, None, meta, False, False, st) for a, d, st in zip(algos, run_dirs, stages)]
     cfg, n_steps = algos[0].cfg, stages[0][0].steps
     critics = [a.critic for a in algos]
     stack = SeedStackedIQL(critics).to(data.device)
@@ -403,8 +403,7 @@ def train_critics_stacked(algos: list[Algorithm], data: OfflineData, run_dirs: l
                 lp.save(CHECKPOINT, 1 if end else 0, 0 if end else done)
     for lp in loops:
         lp.logger.close()
-    return [train(a, data, d, None, dict(meta, stacked_seeds=[b.cfg.seed for b in algos]), resume=True,
-                  progress=False) for a, d in zip(algos, run_dirs)]
+    return [train(a, data, d, None, meta, resume=True, progress=False) for a, d in zip(algos, run_dirs)]
 
 
 def stage_update(algo: Algorithm, stage):

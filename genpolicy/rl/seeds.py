@@ -13,6 +13,8 @@ trained weights and Adam state back into the N critics, which then save and load
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import Tensor, nn
 
@@ -105,5 +107,4 @@ def _member(stacked: Tensor, i: int, like: Tensor) -> Tensor:
 def stack_batches(parts: list[Batch]) -> Batch:
     """Per-seed minibatches (each drawn with its seed's own generator, as its single run's loop draws it) stacked
     along a new leading seed dimension."""
-    return Batch(*(torch.stack([getattr(b, f) for b in parts]) for f in ("obs", "actions", "rewards", "next_obs",
-                                                                          "dones", "idx")))
+    return Batch(*(torch.stack([getattr(b, f.name) for b in parts]) for f in dataclasses.fields(Batch)))

@@ -124,8 +124,7 @@ class GMPO(Algorithm):
         loss, per_sample, gnorm = weighted_matching_step(self.policy, self.policy_opt, actions, obs, w, cfg.loss,
                                                          cfg.weighting, cfg.grad_clip, functional)
         if self.policy_ema is not None:
-            with torch.no_grad():
-                polyak_(self.policy_ema, self.policy, 1.0 - cfg.ema_decay)
+            polyak_(self.policy_ema, self.policy, 1.0 - cfg.ema_decay)  # (polyak_ runs without grad)
         m = {"policy_loss": loss, "matching_loss": per_sample.mean(), "weight_mean": w.mean(),
              "weight_max": w.max(), "adv_mean": adv.mean()}
         if gnorm is not None:
