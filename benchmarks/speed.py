@@ -57,6 +57,8 @@ def _prepared(algo_name: str, cfg, stage_name: str, data, batch: int, compiled: 
     stage = next(s for s in algo.stages() if s.name == stage_name)
     if compiled and stage.functional is None:
         return None, None
+    if stage.prepare is not None:  # as the loop does on entering the stage (GMPG: pi <- mu, chunk size)
+        stage.prepare(data)
     fn = stage_update(algo, stage)
     gen = torch.Generator(device=data.device).manual_seed(0)
     t = time.perf_counter()
@@ -193,22 +195,37 @@ def main(argv=None) -> int:
             ("IQL critic, batched twin Q, batch 4096", "gmpo", batched, "critic", 4096, n),
             ("GMPO policy, unet 512-256-128, batch 4096", "gmpo", unet, "policy", 4096, max(3, n // 10 if cpu else n)),
             ("GMPO policy, mlp 3x256, batch 256", "gmpo", mlp, "policy", 256, n * 3),
-            ("GMPG step, midpoint T=32, exact divergence, batch " + ("256" if cpu else "4096"), "gmpg",
-             GMPGConfig(**base, net="mlp", net_hidden=(256, 256, 256), train_steps=32, chunk_size=4096), "policy",
-             256 if cpu else 4096, 3 if cpu else 20)]
+            # on a CPU the cpu preset's shape (T=8, 128 states): compiling T=32 takes ~13 minutes there
+            (f"GMPG step, midpoint T={8 if cpu else 32}, exact divergence, batch {128 if cpu else 4096}", "gmpg",
+             GMPGConfig(**base, net="mlp", net_hidden=(256, 256, 256), train_steps=8 if cpu else 32, chunk_size=4096),
+             "policy", 128 if cpu else 4096, 10 if cpu else 20)]
     if ns.quick and cpu:
         rows = [r for r in rows if "unet" not in r[0] and "GMPG" not in r[0]]
     results = {"device": torch.cuda.get_device_name() if not cpu else platform.processor() or platform.machine(),
                "torch": torch.__version__, "threads": torch.get_num_threads(), "rows": []}
-    for label, algo, cfg, stage, batch, steps in rows:
+    out = Path(ns.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save():  # after every row: a run stopped by a time limit keeps what it measured
+        out.write_text(json.dumps(results, indent=2))
+
+    def measure(label, algo, cfg, stage, batch, steps):
         row = {"step": label, "batch": batch, **stage_rates(algo, cfg, stage, data, batch, steps, modes, ns.rounds)}
         print(json.dumps(row), flush=True)
         results["rows"].append(row)
+        save()
+
+    gmpg_rows = [r for r in rows if r[1] == "gmpg"]  # last: compiling GMPG's unrolled solves takes minutes
+    for r in rows:
+        if r[1] != "gmpg":
+            measure(*r)
     act_cfg = GMPOConfig(**base, net="unet", act_steps=16)
     results["act_ms_batch1_unet_16_euler"] = {("compiled" if c else "eager"): act_latency(act_cfg, dev, c)
                                               for c in modes}
-    results["full_loop_steps_per_s"] = {("compiled" if c else "eager"): full_loop(mlp, data, n * 10, c, Path(ns.out).parent
-                                                                                   / "speed_runs") for c in modes}
+    results["full_loop_steps_per_s"] = {("compiled" if c else "eager"): full_loop(mlp, data, n * 10, c,
+                                                                                   out.parent / "speed_runs")
+                                        for c in modes}
+    save()
     by = {r["step"]: r for r in results["rows"]}
     proj = {}
     for mode in ("eager", "compiled"):
@@ -218,9 +235,9 @@ def main(argv=None) -> int:
             proj[mode] = round((PAPER_CRITIC_STEPS / c + PAPER_POLICY_STEPS / u) / 60, 1)
     results["paper_budget_minutes"] = proj
     results["vectorized_seeds_iql_critic_batch_256"] = seed_scaling(data, dev, 256, n)
-    out = Path(ns.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
+    save()
+    for r in gmpg_rows:
+        measure(*r)
     print(f"\ndevice {results['device']}, torch {results['torch']}, {results['threads']} threads\n")
     print(f"steps/s: median of {ns.rounds} alternating rounds (min-max)\n")
     print("| step | eager steps/s | compiled steps/s | compile s |\n|---|---|---|---|")

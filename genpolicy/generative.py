@@ -285,6 +285,14 @@ class GenerativeModel(nn.Module):
             self._prior_stds[t1] = self.path.prior_std(t1)
         return self._prior_stds[t1]
 
+    @staticmethod
+    def _likelihood_solver(solver: Any, functional: bool):
+        solver = likelihood.ode_solver(solver)
+        if functional and solver.needs_params:
+            raise ValueError(f"functional=True needs a fixed-step solver (the graph is built by torch.func), "
+                             f"got {solver!r}")
+        return solver
+
     def _params_for(self, solver: Sampler) -> list:
         """The trainable parameters when ``solver`` needs them (adjoint methods), else nothing."""
         return [p for p in self.parameters() if p.requires_grad] if solver.needs_params else []
@@ -370,7 +378,8 @@ class GenerativeModel(nn.Module):
 
     # ------------------------------------------------------------------ likelihood (genpolicy.likelihood)
     def log_prob(self, x: Tensor, cond: Any = None, divergence: Divergence = "exact", steps: int = 32,
-                 solver: Any = "rk4", grad: bool = False, probe: Probe = "gaussian") -> Tensor:
+                 solver: Any = "rk4", grad: bool = False, probe: Probe = "gaussian", check: bool = True,
+                 functional: bool = False) -> Tensor:
         """log p(x | cond) by the instantaneous change of variables (Eq 44), integrating data -> noise.
 
         Args:
@@ -382,35 +391,40 @@ class GenerativeModel(nn.Module):
             solver: an ODE solver name or object.
             grad: build the graph so that the result is differentiable w.r.t. parameters and ``x``.
             probe: Hutchinson probe distribution, ``gaussian`` or ``rademacher``.
+            check: validate ``x`` (finite values: a host sync; training loops pass False).
+            functional: build the graph with ``torch.func`` instead of ``torch.autograd`` (differentiable, for a
+                caller under ``torch.func.grad`` or ``torch.compile(fullgraph=True)``; fixed-step solvers only).
 
         Returns:
             ``(B,)`` log-densities in nats.
         """
-        self._check_x(x)
-        self._check_cond(cond, x.shape[0])
-        solver = likelihood.ode_solver(solver)
+        if check:
+            self._check_x(x)
+            self._check_cond(cond, x.shape[0])
+        solver = self._likelihood_solver(solver, functional)
         t0, t1 = self._interval("velocity")
         grid = uniform_grid(t0, t1, steps, x)
         noise_probe = likelihood.make_probe(divergence, probe, x)
         return likelihood.log_prob_from_data(self.prediction_fn(cond, "velocity"), x, grid, self._prior_std(t1),
-                                             solver, noise_probe, grad, self._params_for(solver))
+                                             solver, noise_probe, grad, self._params_for(solver), functional)
 
     def sample_with_log_prob(self, cond: Any = None, n: int | None = None, divergence: Divergence = "exact",
                              steps: int = 32, solver: Any = "euler", grad: bool = False,
-                             x1: Tensor | None = None, probe: Probe = "gaussian") -> SampleWithLogProb:
+                             x1: Tensor | None = None, probe: Probe = "gaussian", check: bool = True,
+                             functional: bool = False) -> SampleWithLogProb:
         """Sample and compute log p of each sample on the same ODE solve (noise -> data), as GMPG needs.
 
         Arguments as in :meth:`sample` and :meth:`log_prob`.
         """
-        solver = likelihood.ode_solver(solver)
-        cond_r, rows, prefix = self._prepare(cond, n, x1)
+        solver = self._likelihood_solver(solver, functional)
+        cond_r, rows, prefix = self._prepare(cond, n, x1, check)
         t0, t1 = self._interval("velocity")
-        x1 = self._noise(rows, t1, x1, cond)
+        x1 = self._noise(rows, t1, x1, cond, check=check)
         noise_probe = likelihood.make_probe(divergence, probe, x1)
         grid = uniform_grid(t1, t0, steps, x1)
         x0, logp = likelihood.sample_with_log_prob(self.prediction_fn(cond_r, "velocity"), x1, grid,
                                                    self._prior_std(t1), solver, noise_probe, grad,
-                                                   self._params_for(solver))
+                                                   self._params_for(solver), functional)
         return SampleWithLogProb(x=x0.reshape(*prefix, *self.x_shape), log_prob=logp.reshape(prefix))
 
     def extra_repr(self) -> str:

@@ -20,8 +20,9 @@ from torch import Tensor
 
 from .solvers import ODESolver, make_solver
 
-__all__ = ["exact_divergence", "hutchinson_divergence", "make_probe", "augmented_dynamics", "gaussian_prior_log_prob",
-           "ode_solver", "log_prob_from_data", "sample_with_log_prob", "DIVERGENCES", "PROBES", "Divergence", "Probe"]
+__all__ = ["exact_divergence", "hutchinson_divergence", "functional_divergence", "make_probe", "augmented_dynamics",
+           "gaussian_prior_log_prob", "ode_solver", "log_prob_from_data", "sample_with_log_prob", "DIVERGENCES",
+           "PROBES", "Divergence", "Probe"]
 
 DIVERGENCES = ("exact", "hutchinson")
 PROBES = ("gaussian", "rademacher")
@@ -52,6 +53,22 @@ def hutchinson_divergence(v: Tensor, x: Tensor, probe: Tensor, create_graph: boo
     return (g * probe).reshape(x.shape[0], -1).sum(1)
 
 
+def functional_divergence(velocity_of_x: Callable[[Tensor], Tensor], x: Tensor,
+                          probe: Tensor | None) -> tuple[Tensor, Tensor]:
+    """``(v, div v)`` at ``x`` by ``torch.func`` (``vjp``, and ``vmap`` over the d basis vectors for the exact
+    trace; one vector-Jacobian product with ``probe`` for Hutchinson): the same products as
+    :func:`exact_divergence` / :func:`hutchinson_divergence`, written so that an outer ``torch.func.grad`` and
+    ``torch.compile(fullgraph=True)`` can trace them (``torch.autograd.grad`` inside either breaks the graph)."""
+    v, vjp_fn = torch.func.vjp(velocity_of_x, x)
+    b = x.shape[0]
+    if probe is not None:
+        return v, (vjp_fn(probe)[0] * probe).reshape(b, -1).sum(1)
+    d = v[0].numel()
+    eye = torch.eye(d, dtype=v.dtype, device=v.device).unsqueeze(1).expand(d, b, d).reshape(d, *v.shape)
+    g = torch.func.vmap(vjp_fn)(eye)[0]
+    return v, torch.diagonal(g.reshape(d, b, d), dim1=0, dim2=2).sum(-1)
+
+
 def make_probe(divergence: str, probe: str, like: Tensor) -> Tensor | None:
     """The Hutchinson probe shaped like ``like`` (None for the exact divergence); checks both names."""
     if divergence not in DIVERGENCES:
@@ -65,8 +82,16 @@ def make_probe(divergence: str, probe: str, like: Tensor) -> Tensor | None:
     raise ValueError(f"unknown probe {probe!r}; expected 'gaussian' or 'rademacher'")
 
 
-def augmented_dynamics(velocity: Velocity, probe: Tensor | None, grad: bool):
-    """``f(t, (x, delta)) = (v(x, t), div v(x, t))``: exact divergence when ``probe`` is None, else Hutchinson."""
+def augmented_dynamics(velocity: Velocity, probe: Tensor | None, grad: bool, functional: bool = False):
+    """``f(t, (x, delta)) = (v(x, t), div v(x, t))``: exact divergence when ``probe`` is None, else Hutchinson.
+    ``functional``: the divergence by :func:`functional_divergence` (for callers under ``torch.func.grad`` or
+    ``torch.compile``; always differentiable)."""
+
+    def functional_dyn(t: Tensor, y):
+        return functional_divergence(lambda x: velocity(x, t), y[0], probe)
+
+    if functional:
+        return functional_dyn
 
     def dyn(t: Tensor, y):
         x = y[0]
@@ -105,19 +130,23 @@ def ode_solver(solver) -> ODESolver:
 
 
 def log_prob_from_data(velocity: Velocity, x: Tensor, grid: Tensor, prior_std: float, solver: ODESolver,
-                       probe: Tensor | None, grad: bool, params: Sequence[torch.nn.Parameter] = ()) -> Tensor:
-    """``log p(x)`` ``(B,)`` by integrating ``x`` over ``grid`` (data -> noise) with the augmented dynamics."""
-    dyn = augmented_dynamics(velocity, probe, grad)
-    with torch.set_grad_enabled(grad):
+                       probe: Tensor | None, grad: bool, params: Sequence[torch.nn.Parameter] = (),
+                       functional: bool = False) -> Tensor:
+    """``log p(x)`` ``(B,)`` by integrating ``x`` over ``grid`` (data -> noise) with the augmented dynamics
+    (``functional``: see :func:`augmented_dynamics`)."""
+    dyn = augmented_dynamics(velocity, probe, grad, functional)
+    with torch.set_grad_enabled(grad or functional):
         x_end, delta = solver.integrate(dyn, (x, x.new_zeros(x.shape[0])), grid, params=params).y
         return gaussian_prior_log_prob(x_end, prior_std) + delta
 
 
 def sample_with_log_prob(velocity: Velocity, x1: Tensor, grid: Tensor, prior_std: float, solver: ODESolver,
                          probe: Tensor | None, grad: bool,
-                         params: Sequence[torch.nn.Parameter] = ()) -> tuple[Tensor, Tensor]:
-    """Samples and their log-densities ``(x0, log p(x0))`` from prior noise ``x1`` over ``grid`` (noise -> data)."""
-    dyn = augmented_dynamics(velocity, probe, grad)
-    with torch.set_grad_enabled(grad):
+                         params: Sequence[torch.nn.Parameter] = (),
+                         functional: bool = False) -> tuple[Tensor, Tensor]:
+    """Samples and their log-densities ``(x0, log p(x0))`` from prior noise ``x1`` over ``grid`` (noise -> data;
+    ``functional``: see :func:`augmented_dynamics`)."""
+    dyn = augmented_dynamics(velocity, probe, grad, functional)
+    with torch.set_grad_enabled(grad or functional):
         x0, delta = solver.integrate(dyn, (x1, x1.new_zeros(x1.shape[0])), grid, params=params).y
         return x0, gaussian_prior_log_prob(x1, prior_std) - delta

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from torch.func import grad_and_value
 from torch.nn.utils.stateless import _reparametrize_module
 
-__all__ = ["optimizer_step", "minimize", "functional_adam_", "ensure_adam_state", "clip_grads_"]
+__all__ = ["optimizer_step", "minimize", "functional_grads", "functional_adam_", "ensure_adam_state", "clip_grads_"]
 
 LossFn = Callable[..., tuple[Tensor, dict]]
 
@@ -43,9 +43,12 @@ def ensure_adam_state(opt: torch.optim.Optimizer) -> None:
                                 "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)}
 
 
-def functional_adam_(opt: torch.optim.Optimizer, params: list[Tensor], grads: list[Tensor]) -> None:
+def functional_adam_(opt: torch.optim.Optimizer, params: list[Tensor], grads: list[Tensor],
+                     apply: Tensor | None = None) -> None:
     """Adam (Kingma & Ba; torch's defaults: no AMSGrad, no weight decay) applied in place to ``params`` and to
-    ``opt``'s state tensors, with foreach ops only (traceable; the step counts stay tensors, so no recompiles)."""
+    ``opt``'s state tensors, with foreach ops only (traceable; the step counts stay tensors, so no recompiles).
+    ``apply``: a 0-dim bool tensor; where it is False, parameters and state keep their values (a step skipped on
+    the device, without a host sync)."""
     if len(opt.param_groups) != 1:
         raise ValueError(f"functional_adam_ takes an optimizer with one parameter group, got {len(opt.param_groups)}")
     group = opt.param_groups[0]
@@ -55,6 +58,9 @@ def functional_adam_(opt: torch.optim.Optimizer, params: list[Tensor], grads: li
     state = [opt.state[p] for p in params]
     steps = [s["step"] for s in state]
     m, v = [s["exp_avg"] for s in state], [s["exp_avg_sq"] for s in state]
+    if apply is not None:
+        kept = [*params, *steps, *m, *v]
+        before = [t.clone() for t in kept]
     torch._foreach_add_(steps, 1.0)
     torch._foreach_lerp_(m, grads, 1 - b1)
     torch._foreach_mul_(v, b2)
@@ -66,6 +72,9 @@ def functional_adam_(opt: torch.optim.Optimizer, params: list[Tensor], grads: li
     update = torch._foreach_div(m, denom)
     torch._foreach_mul_(update, [lr / b for b in bias1])
     torch._foreach_sub_(params, update)
+    if apply is not None:
+        for t, old in zip(kept, before):
+            t.copy_(torch.where(apply, t, old))
 
 
 def clip_grads_(grads: list[Tensor], max_norm: float) -> Tensor:
@@ -91,6 +100,17 @@ def minimize(opt: torch.optim.Optimizer, model: nn.Module, loss_fn: LossFn, *arg
         loss, aux = loss_fn(model, *args)
         gnorm = optimizer_step(opt, loss, model, clip)
         return loss.detach(), {k: v.detach() for k, v in aux.items()}, gnorm
+    params, g, loss, aux = functional_grads(opt, model, loss_fn, *args)
+    with torch.no_grad():
+        gnorm = clip_grads_(g, clip) if clip > 0 else None
+        functional_adam_(opt, params, g)
+    return loss, aux, gnorm
+
+
+def functional_grads(opt: torch.optim.Optimizer, model: nn.Module, loss_fn: LossFn,
+                     *args) -> tuple[list[Tensor], list[Tensor], Tensor, dict]:
+    """The gradients of ``loss_fn(model, *args) -> (loss, aux)`` with respect to the parameters ``opt`` holds, by
+    ``torch.func`` (traceable whole): ``(params, grads, loss, aux)``, loss and aux detached."""
     owned = {id(p) for g in opt.param_groups for p in g["params"]}
     named = {k: p for k, p in model.named_parameters() if id(p) in owned}
 
@@ -100,8 +120,4 @@ def minimize(opt: torch.optim.Optimizer, model: nn.Module, loss_fn: LossFn, *arg
             return loss_fn(model, *args)
 
     grads, (loss, aux) = grad_and_value(with_params, has_aux=True)({k: p.detach() for k, p in named.items()})
-    g = [grads[k] for k in named]
-    with torch.no_grad():
-        gnorm = clip_grads_(g, clip) if clip > 0 else None
-        functional_adam_(opt, list(named.values()), g)
-    return loss.detach(), {k: v.detach() for k, v in aux.items()}, gnorm
+    return list(named.values()), [grads[k] for k in named], loss.detach(), {k: v.detach() for k, v in aux.items()}

@@ -28,7 +28,14 @@ CASES = [("gmpo", GMPOConfig(**SMALL)), ("gmpo", GMPOConfig(**SMALL, critic_batc
          ("gmpo", GMPOConfig(**SMALL, ema_decay=0.9, policy_batch_size=32)),
          ("gmpo", GMPOConfig(**SMALL, variant="softmax", behaviour_sample_steps=2)),
          ("gmpo", GMPOConfig(**SMALL, loss="score", param="noise", path="vpsde", grad_clip=1.0)),
-         ("gmpg", GMPGConfig(**SMALL, train_steps=2)), ("bc", BCConfig(actor_hidden=(32, 32), batch_size=64)),
+         ("gmpg", GMPGConfig(**SMALL, train_steps=2)),
+         ("gmpg", GMPGConfig(**SMALL, train_steps=2, chunk_size=24, grad_clip=0.5, divergence="hutchinson",
+                             train_solver="euler")),
+         ("gmpg", GMPGConfig(**SMALL, train_steps=2, variant="static")),
+         ("gmpg", GMPGConfig(**SMALL, train_steps=2, variant="static", log_pi="backward")),
+         ("gmpg", GMPGConfig(**SMALL, train_steps=2, log_pi="backward")),
+         ("gmpg", GMPGConfig(**SMALL, train_steps=2, variant="static", static_weights="softmax")),
+         ("bc", BCConfig(actor_hidden=(32, 32), batch_size=64)),
          ("iql", IQLAWRConfig(critic_hidden=(32, 32), actor_hidden=(32, 32), batch_size=64)),
          ("idql", IDQLConfig(**SMALL)), ("td3bc", TD3BCConfig(hidden=(32, 32), batch_size=64)),
          ("fql", FQLConfig(flow_hidden=(32, 32), actor_hidden=(32, 32), critic_hidden=(32, 32), flow_steps=2,
@@ -40,8 +47,8 @@ CASES += [("srpo", SRPOConfig(**_NO_SAMPLES)),
           ("qgpo", QGPOConfig(**_NO_SAMPLES, energy_hidden=(32, 32), support_samples=3)),
           ("qgpo", QGPOConfig(**_NO_SAMPLES, energy_hidden=(32, 32), support_samples=3, critic="iql")),
           ("sfbc", SfBCConfig(**SMALL, support_samples=3)), ("sfbc", SfBCConfig(**SMALL, critic="iql"))]
-#: stages that run eagerly by design: GMPG's chunked policy gradient with skip logic; TD3+BC's every-other-step actor
-EAGER_ONLY = {("gmpg", "policy"), ("td3bc", "train")}
+#: stages that run eagerly by design: TD3+BC's every-other-step actor (GMPG's adjoint gradient too: not a case here)
+EAGER_ONLY = {("td3bc", "train")}
 
 
 def test_every_registered_algorithm_is_held_to_its_eager_step():
@@ -155,3 +162,40 @@ def test_compiled_act_equals_eager_act_for_the_same_seed(name, backend, data):
     assert not torch.allclose(torch.as_tensor(twin.act(obs)), torch.as_tensor(compiled))
     with pytest.raises(ValueError, match="non-finite"):
         algo.act(obs * float("nan"))
+
+
+def test_gmpg_compiled_step_skips_a_non_finite_step_on_the_device(data):
+    """A non-finite GMPG step changes nothing but the skip count, compiled as eager (torch.where, no host sync)."""
+    torch.manual_seed(0)
+    algo = build_algorithm("gmpg", data.obs_dim, data.act_dim, GMPGConfig(**SMALL, train_steps=2), data.normalizer)
+    stage = algo.stages()[-1]
+    stage.prepare(data)
+    ensure_adam_state(algo.policy_opt)
+    batch = data.sample(32, generator=torch.Generator().manual_seed(1))
+    step = torch.compile(stage.functional, fullgraph=True, backend="aot_eager")
+    step(batch)  # one finite step, so that Adam's state is not all zeros
+    assert int(algo.skipped_steps) == 0
+    weights = (*algo.critic.qf.parameters(), *algo.critic.q_target.parameters())
+    saved = [w.detach().clone() for w in weights]
+    with torch.no_grad():
+        for w in weights:
+            w.view(-1)[0] = float("nan")
+    before = copy.deepcopy(_state(algo))
+    m = step(batch)
+    after = copy.deepcopy(_state(algo))
+    assert float(m["skipped"]) == 1 and int(algo.skipped_steps) == 1 and not torch.isfinite(m["policy_loss"])
+    for k in before:
+        if k != "skipped_steps":
+            torch.testing.assert_close(after[k], before[k], rtol=0, atol=0, equal_nan=True, msg=k)
+    with torch.no_grad():
+        for w, w0 in zip(weights, saved):
+            w.copy_(w0)
+    m = step(batch)  # finite again: the step is taken
+    assert float(m["skipped"]) == 0 and int(algo.skipped_steps) == 1
+    assert not torch.equal(_state(algo)["policy.net.emb.mlp.0.weight"], after["policy.net.emb.mlp.0.weight"])
+
+
+def test_gmpg_functional_step_needs_prepare(data):
+    algo = build_algorithm("gmpg", data.obs_dim, data.act_dim, GMPGConfig(**SMALL, train_steps=2), data.normalizer)
+    with pytest.raises(RuntimeError, match="prepare_policy"):
+        algo.stages()[-1].functional(data.sample(8, generator=torch.Generator().manual_seed(0)))

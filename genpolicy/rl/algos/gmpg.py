@@ -27,6 +27,7 @@ from torch import Tensor
 
 from ...generative import GenerativeModel
 from ...likelihood import DIVERGENCES, Probe
+from ...optim import functional_adam_, functional_grads
 from ...solvers import FIXED_STEP, FixedStepName
 from ..critics import IQLCritic
 from ..data import Batch
@@ -60,6 +61,12 @@ class GMPGConfig(CriticPolicyConfig):
     """static softmax variant: actions sampled per state (K)"""
     weight_clamp: float = 100.0
     """static advantage variant: upper clamp of exp(beta(Q-V)) before normalizing"""
+    log_pi: Literal["forward", "backward"] = "forward"
+    """how log pi_theta(a|s) is computed. forward: on the solve that samples a (noise -> data, Eq 44, the paper);
+    backward: by the same data -> noise solve that gives log mu(a|s), so that the two estimates share their
+    discretization error and KL(pi || mu) is exactly 0 at pi = mu for any T (at small T the forward estimate
+    minus the backward one is biased, and the policy learns to exploit it: negative KL estimates). Costs one more
+    plain sampling solve per step; the static variant then also computes log mu backward"""
     behaviour_steps: int = 100_000
     """behaviour-model pretraining steps (flow matching)"""
     behaviour_lr: float = 1e-4
@@ -119,7 +126,8 @@ def grad_solver(solver: str, gradient: str) -> str:
 
 def gmpg_terms(policy: GenerativeModel, behaviour: GenerativeModel, q_fn: Callable[[Any, Tensor], Tensor],
                cond: Any, beta: float, solver: str = "midpoint", steps: int = 32, divergence: str = "exact",
-               probe: str = "gaussian", n: int | None = None) -> dict[str, Tensor]:
+               probe: str = "gaussian", n: int | None = None, functional: bool = False,
+               log_pi: str = "forward") -> dict[str, Tensor]:
     """Per-sample terms of Eq 8 with the graph to ``policy``'s parameters.
 
     Samples ``a ~ pi_theta(.|cond)`` and ``log pi_theta(a|cond)`` on one solve (noise -> data, with
@@ -129,29 +137,44 @@ def gmpg_terms(policy: GenerativeModel, behaviour: GenerativeModel, q_fn: Callab
     Args:
         q_fn: ``q_fn(cond, a) -> (rows,)``; must be differentiable in ``a``.
         cond: condition with batch B, or None (then ``n`` is the number of samples).
+        functional: build the graph with ``torch.func`` (for a caller under ``torch.func.grad`` /
+            ``torch.compile``; the sampled actions are not checked for finiteness).
+        log_pi: ``forward`` (log pi on the sampling solve) or ``backward`` (log pi of the sample by the same
+            data -> noise solve as log mu; see :class:`GMPGConfig`).
 
     Returns:
         ``loss`` (-beta Q + log pi - log mu), ``q``, ``log_pi``, ``log_mu``, ``kl`` (log pi - log mu), and the
         actions ``a``; every per-sample term has shape ``(rows,)``.
     """
-    s = policy.sample_with_log_prob(cond, n=None if cond is not None else n, divergence=divergence, steps=steps,
-                                    solver=solver, grad=True, probe=probe)
-    a = s.x
-    log_mu = behaviour.log_prob(a, cond, divergence=divergence, steps=steps, solver=solver, grad=True, probe=probe)
+    rows = None if cond is not None else n
+    backward = dict(divergence=divergence, steps=steps, solver=solver, grad=True, probe=probe, check=not functional,
+                    functional=functional)
+    if log_pi == "forward":
+        s = policy.sample_with_log_prob(cond, n=rows, divergence=divergence, steps=steps, solver=solver, grad=True,
+                                        probe=probe, check=not functional, functional=functional)
+        a, lp = s.x, s.log_prob
+    elif log_pi == "backward":
+        a = policy.sample(cond, n=rows, solver=solver, steps=steps, grad=True, check=not functional)
+        lp = policy.log_prob(a, cond, **backward)
+    else:
+        raise ValueError(f"unknown log_pi {log_pi!r}; expected 'forward' or 'backward'")
+    log_mu = behaviour.log_prob(a, cond, **backward)
     q = q_fn(cond, a)
-    kl = s.log_prob - log_mu
-    return {"loss": -beta * q + kl, "q": q, "log_pi": s.log_prob, "log_mu": log_mu, "kl": kl, "a": a}
+    kl = lp - log_mu
+    return {"loss": -beta * q + kl, "q": q, "log_pi": lp, "log_mu": log_mu, "kl": kl, "a": a}
 
 
 def gmpg_static_terms(policy: GenerativeModel, actions: Tensor, cond: Any, weights: Tensor, q: Tensor,
                       log_mu: Tensor, beta: float, solver: str = "midpoint", steps: int = 32,
-                      divergence: str = "exact", probe: str = "gaussian") -> dict[str, Tensor]:
+                      divergence: str = "exact", probe: str = "gaussian",
+                      functional: bool = False) -> dict[str, Tensor]:
     """Per-sample surrogate of GMPG-static (Eq 42) for actions drawn from the frozen behaviour model.
 
     Its gradient is ``weights * (-beta Q + log pi - log mu) * grad log pi``: the coefficient is held constant
     and only ``log pi_theta(a|s)`` (data -> noise solve, with gradient) carries the graph.
     """
-    log_pi = policy.log_prob(actions, cond, divergence=divergence, steps=steps, solver=solver, grad=True, probe=probe)
+    log_pi = policy.log_prob(actions, cond, divergence=divergence, steps=steps, solver=solver, grad=True, probe=probe,
+                             check=not functional, functional=functional)
     coef = (-beta * q + log_pi.detach() - log_mu).detach()
     return {"loss": weights * coef * log_pi, "q": q, "log_pi": log_pi, "log_mu": log_mu,
             "kl": log_pi.detach() - log_mu}
@@ -208,7 +231,9 @@ class GMPG(Algorithm):
         return [behaviour_cloning_stage(self.behaviour, self.behaviour_opt, cfg.behaviour_steps, kind="flow"),  # Eq 3
                 critic_stage(self.critic, cfg.critic_steps),
                 Stage("policy", cfg.policy_steps, self.update_policy, evaluates=True,
-                      batch_size=cfg.policy_batch_size or None, skips_non_finite=True)]
+                      batch_size=cfg.policy_batch_size or None, skips_non_finite=True,
+                      functional=self.update_policy_functional if cfg.gradient == "direct" else None,
+                      prepare=self.prepare_policy)]
 
     # ------------------------------------------------------------------ policy
     def init_policy_from_behaviour(self) -> None:
@@ -225,20 +250,29 @@ class GMPG(Algorithm):
     def _sync_ready(self) -> None:
         self._policy_ready = bool(self.policy_initialized)
 
+    def prepare_policy(self, data=None) -> None:
+        """Host-side work before the first policy step (and on resume): pi_theta <- mu once, mu frozen, and the
+        autograd memory per row measured for the chunk size, so that a compiled step has none of it to trace."""
+        if not self._policy_ready:
+            self.init_policy_from_behaviour()
+        self.behaviour.requires_grad_(False)
+        self.chunk_rows(1)
+
     @property
     def samples_per_state(self) -> int:
         cfg = self.cfg
         return cfg.num_samples if cfg.variant == "static" and cfg.static_weights == "softmax" else 1
 
-    def _terms(self, obs: Tensor, steps: int) -> dict[str, Tensor]:
+    def _terms(self, obs: Tensor, steps: int, functional: bool = False) -> dict[str, Tensor]:
         cfg = self.cfg
         if cfg.variant == "dynamic":
             return gmpg_terms(self.policy, self.behaviour, self.critic.q, obs, cfg.beta, self.solver_name, steps,
-                              self.div, cfg.probe)
+                              self.div, cfg.probe, functional=functional, log_pi=cfg.log_pi)
         k = self.samples_per_state
         with torch.no_grad():
             s = self.behaviour.sample_with_log_prob(obs, n=k, divergence=self.div, steps=steps,
-                                                    solver=cfg.train_solver, probe=cfg.probe)
+                                                    solver=cfg.train_solver, probe=cfg.probe, check=not functional,
+                                                    functional=functional)
             a = s.x.reshape(-1, self.act_dim)
             obs_k = obs.repeat_interleave(k, dim=0)
             q = self.critic.q(obs_k, a)
@@ -247,8 +281,12 @@ class GMPG(Algorithm):
             else:
                 w = advantage_weights(q - self.critic.v(obs_k), cfg.beta, cfg.weight_clamp)
                 w = w / w.mean()  # Z(s) estimated on the batch (self-normalized importance weights)
-        return gmpg_static_terms(self.policy, a, obs_k, w, q, s.log_prob.reshape(-1), cfg.beta, self.solver_name,
-                                 steps, self.div, cfg.probe)
+            log_mu = s.log_prob.reshape(-1)
+            if cfg.log_pi == "backward":  # log mu on the same kind of solve as log pi below
+                log_mu = self.behaviour.log_prob(a, obs_k, divergence=self.div, steps=steps, solver=cfg.train_solver,
+                                                 probe=cfg.probe, check=not functional, functional=functional)
+        return gmpg_static_terms(self.policy, a, obs_k, w, q, log_mu, cfg.beta, self.solver_name,
+                                 steps, self.div, cfg.probe, functional=functional)
 
     def chunk_rows(self, rows: int) -> int:
         """Rows per backward pass: ``chunk_size``, or what fits ``memory_budget_mb`` (measured once)."""
@@ -296,6 +334,41 @@ class GMPG(Algorithm):
                 "kl_per_dim": m["kl"] / self.act_dim, "grad_norm": gnorm.detach(),
                 "skipped": torch.tensor(0.0 if finite else 1.0), "skipped_total": self.skipped_steps.float(),
                 "chunk_rows": torch.tensor(float(chunk))}
+
+    def update_policy_functional(self, batch: Batch) -> dict[str, Tensor]:
+        """:meth:`update_policy` without ``backward``, ``torch.optim`` or host syncs (``torch.func`` gradients
+        summed over the same chunks, the divergence by ``torch.func``, the clip and Adam by
+        :mod:`genpolicy.optim`, a non-finite step skipped on the device by ``torch.where``), which the loop
+        compiles whole. Needs :meth:`prepare_policy` first (the loop calls it on entering the stage)."""
+        if not self._policy_ready:
+            raise RuntimeError("GMPG's functional policy step needs prepare_policy() first (pi_theta <- mu)")
+        cfg = self.cfg
+        obs = batch.obs
+        rows = obs.shape[0]
+        chunk = self.chunk_rows(rows)
+        n_total = rows * self.samples_per_state
+        keys = ("loss", "q", "log_pi", "log_mu", "kl")
+
+        def loss_fn(policy, o):  # ``policy`` is self.policy with the parameters being differentiated
+            terms = self._terms(o, cfg.train_steps, functional=True)
+            return terms["loss"].sum() / n_total, {k: terms[k].sum() for k in keys}
+
+        grads, sums = None, {}
+        for lo in range(0, rows, chunk):
+            params, g, _, aux = functional_grads(self.policy_opt, self.policy, loss_fn, obs[lo:lo + chunk])
+            grads = g if grads is None else torch._foreach_add(grads, g)
+            sums = aux if not sums else {k: sums[k] + aux[k] for k in keys}
+        m = {k: v / n_total for k, v in sums.items()}
+        with torch.no_grad():
+            gnorm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+            finite = torch.isfinite(m["loss"]) & torch.isfinite(gnorm)
+            if cfg.grad_clip > 0:
+                torch._foreach_mul_(grads, torch.clamp(cfg.grad_clip / (gnorm + 1e-6), max=1.0))
+            functional_adam_(self.policy_opt, params, grads, apply=finite)
+            self.skipped_steps.add_((~finite).long())
+        return {"policy_loss": m["loss"], "q_mean": m["q"], "log_pi": m["log_pi"], "log_mu": m["log_mu"],
+                "kl_per_dim": m["kl"] / self.act_dim, "grad_norm": gnorm, "skipped": (~finite).float(),
+                "skipped_total": self.skipped_steps.float(), "chunk_rows": torch.tensor(float(chunk))}
 
     def act_normalized(self, obs: Tensor) -> Tensor:
         model = self.policy if self._policy_ready else self.behaviour
