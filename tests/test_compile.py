@@ -199,3 +199,18 @@ def test_gmpg_functional_step_needs_prepare(data):
     algo = build_algorithm("gmpg", data.obs_dim, data.act_dim, GMPGConfig(**SMALL, train_steps=2), data.normalizer)
     with pytest.raises(RuntimeError, match="prepare_policy"):
         algo.stages()[-1].functional(data.sample(8, generator=torch.Generator().manual_seed(0)))
+
+
+def test_gmpg_auto_compiles_only_short_unrolled_solves():
+    """compile=auto (on for CUDA) leaves a long unrolled solve eager (compiling T = 1000 would take hours);
+    compile=on compiles any T; the adjoint gradient never."""
+    from genpolicy.rl.algos.gmpg import AUTO_COMPILE_MAX_STEPS
+
+    def compiles(**kw):
+        algo = build_algorithm("gmpg", 3, 2, GMPGConfig(**SMALL, **kw))
+        return algo.stages()[-1].functional is not None
+
+    assert compiles(train_steps=AUTO_COMPILE_MAX_STEPS)
+    assert not compiles(train_steps=AUTO_COMPILE_MAX_STEPS + 1)
+    assert compiles(train_steps=1000, compile="on")
+    assert not compiles(train_steps=8, gradient="adjoint", compile="on")

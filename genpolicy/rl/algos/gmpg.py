@@ -40,6 +40,8 @@ __all__ = ["GMPGConfig", "GMPG", "gmpg_terms", "gmpg_static_terms", "saved_bytes
            "resolve_divergence"]
 
 GRADIENTS = ("direct", "adjoint")
+#: with compile=auto, the policy step compiles only up to this many training solver steps (see policy_step_compiles)
+AUTO_COMPILE_MAX_STEPS = 32
 
 
 @dataclass
@@ -232,8 +234,16 @@ class GMPG(Algorithm):
                 critic_stage(self.critic, cfg.critic_steps),
                 Stage("policy", cfg.policy_steps, self.update_policy, evaluates=True,
                       batch_size=cfg.policy_batch_size or None, skips_non_finite=True,
-                      functional=self.update_policy_functional if cfg.gradient == "direct" else None,
+                      functional=self.update_policy_functional if self.policy_step_compiles else None,
                       prepare=self.prepare_policy)]
+
+    @property
+    def policy_step_compiles(self) -> bool:
+        """Whether the policy stage offers its functional (compilable) form: the direct gradient only, and with
+        ``compile=auto`` only up to :data:`AUTO_COMPILE_MAX_STEPS` solver steps (the solves are unrolled into the
+        graph: compiling T = 32 takes minutes, T = 1000 would take hours); ``compile=on`` compiles any T."""
+        cfg = self.cfg
+        return cfg.gradient == "direct" and (cfg.compile != "auto" or cfg.train_steps <= AUTO_COMPILE_MAX_STEPS)
 
     # ------------------------------------------------------------------ policy
     def init_policy_from_behaviour(self) -> None:
