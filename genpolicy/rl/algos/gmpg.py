@@ -9,6 +9,8 @@ copy of the behaviour model mu and minimizes KL(pi_theta || pi*) with pi* propor
 fixed-step solver, or the adjoint method of torchdiffeq); log pi_theta comes from the same solve by the
 instantaneous change of variables (Eq 44) and log mu from integrating ``a`` back to noise under mu on the same
 grid. Divergences are exact (d vector-Jacobian products) or Hutchinson (Eq 45, probe fixed per solve).
+``log_pi=backward`` (ours, not the paper's) instead computes log pi_theta(a) by the same data -> noise solve as
+log mu(a): the two then share their discretization error, and the KL estimate is exactly 0 at pi = mu for any T.
 
 GMPG-static (Eq 42) samples actions from the frozen mu instead and weights the score-function gradient by
 exp(beta (Q - V)) / Z or by softmax_k(beta Q) over K samples.
