@@ -32,8 +32,6 @@ CASES = [("gmpo", GMPOConfig(**SMALL)), ("gmpo", GMPOConfig(**SMALL, critic_batc
          ("gmpg", GMPGConfig(**SMALL, train_steps=2, chunk_size=24, grad_clip=0.5, divergence="hutchinson",
                              train_solver="euler")),
          ("gmpg", GMPGConfig(**SMALL, train_steps=2, variant="static")),
-         ("gmpg", GMPGConfig(**SMALL, train_steps=2, variant="static", log_pi="backward")),
-         ("gmpg", GMPGConfig(**SMALL, train_steps=2, log_pi="backward")),
          ("gmpg", GMPGConfig(**SMALL, train_steps=2, variant="static", static_weights="softmax")),
          ("bc", BCConfig(actor_hidden=(32, 32), batch_size=64)),
          ("iql", IQLAWRConfig(critic_hidden=(32, 32), actor_hidden=(32, 32), batch_size=64)),

@@ -9,8 +9,6 @@ copy of the behaviour model mu and minimizes KL(pi_theta || pi*) with pi* propor
 fixed-step solver, or the adjoint method of torchdiffeq); log pi_theta comes from the same solve by the
 instantaneous change of variables (Eq 44) and log mu from integrating ``a`` back to noise under mu on the same
 grid. Divergences are exact (d vector-Jacobian products) or Hutchinson (Eq 45, probe fixed per solve).
-``log_pi=backward`` (ours, not the paper's) instead computes log pi_theta(a) by the same data -> noise solve as
-log mu(a): the two then share their discretization error, and the KL estimate is exactly 0 at pi = mu for any T.
 
 GMPG-static (Eq 42) samples actions from the frozen mu instead and weights the score-function gradient by
 exp(beta (Q - V)) / Z or by softmax_k(beta Q) over K samples.
@@ -65,12 +63,6 @@ class GMPGConfig(CriticPolicyConfig):
     """static softmax variant: actions sampled per state (K)"""
     weight_clamp: float = 100.0
     """static advantage variant: upper clamp of exp(beta(Q-V)) before normalizing"""
-    log_pi: Literal["forward", "backward"] = "forward"
-    """how log pi_theta(a|s) is computed. forward: on the solve that samples a (noise -> data, Eq 44, the paper);
-    backward: by the same data -> noise solve that gives log mu(a|s), so that the two estimates share their
-    discretization error and KL(pi || mu) is exactly 0 at pi = mu for any T (at small T the forward estimate
-    minus the backward one is biased, and the policy learns to exploit it: negative KL estimates). Costs one more
-    plain sampling solve per step; the static variant then also computes log mu backward"""
     behaviour_steps: int = 100_000
     """behaviour-model pretraining steps (flow matching)"""
     behaviour_lr: float = 1e-4
@@ -130,8 +122,7 @@ def grad_solver(solver: str, gradient: str) -> str:
 
 def gmpg_terms(policy: GenerativeModel, behaviour: GenerativeModel, q_fn: Callable[[Any, Tensor], Tensor],
                cond: Any, beta: float, solver: str = "midpoint", steps: int = 32, divergence: str = "exact",
-               probe: str = "gaussian", n: int | None = None, functional: bool = False,
-               log_pi: str = "forward") -> dict[str, Tensor]:
+               probe: str = "gaussian", n: int | None = None, functional: bool = False) -> dict[str, Tensor]:
     """Per-sample terms of Eq 8 with the graph to ``policy``'s parameters.
 
     Samples ``a ~ pi_theta(.|cond)`` and ``log pi_theta(a|cond)`` on one solve (noise -> data, with
@@ -143,29 +134,19 @@ def gmpg_terms(policy: GenerativeModel, behaviour: GenerativeModel, q_fn: Callab
         cond: condition with batch B, or None (then ``n`` is the number of samples).
         functional: build the graph with ``torch.func`` (for a caller under ``torch.func.grad`` /
             ``torch.compile``; the sampled actions are not checked for finiteness).
-        log_pi: ``forward`` (log pi on the sampling solve) or ``backward`` (log pi of the sample by the same
-            data -> noise solve as log mu; see :class:`GMPGConfig`).
 
     Returns:
         ``loss`` (-beta Q + log pi - log mu), ``q``, ``log_pi``, ``log_mu``, ``kl`` (log pi - log mu), and the
         actions ``a``; every per-sample term has shape ``(rows,)``.
     """
-    rows = None if cond is not None else n
-    backward = dict(divergence=divergence, steps=steps, solver=solver, grad=True, probe=probe, check=not functional,
-                    functional=functional)
-    if log_pi == "forward":
-        s = policy.sample_with_log_prob(cond, n=rows, divergence=divergence, steps=steps, solver=solver, grad=True,
-                                        probe=probe, check=not functional, functional=functional)
-        a, lp = s.x, s.log_prob
-    elif log_pi == "backward":
-        a = policy.sample(cond, n=rows, solver=solver, steps=steps, grad=True, check=not functional)
-        lp = policy.log_prob(a, cond, **backward)
-    else:
-        raise ValueError(f"unknown log_pi {log_pi!r}; expected 'forward' or 'backward'")
-    log_mu = behaviour.log_prob(a, cond, **backward)
+    kw = dict(divergence=divergence, steps=steps, solver=solver, grad=True, probe=probe, check=not functional,
+              functional=functional)
+    s = policy.sample_with_log_prob(cond, n=None if cond is not None else n, **kw)
+    a = s.x
+    log_mu = behaviour.log_prob(a, cond, **kw)
     q = q_fn(cond, a)
-    kl = lp - log_mu
-    return {"loss": -beta * q + kl, "q": q, "log_pi": lp, "log_mu": log_mu, "kl": kl, "a": a}
+    kl = s.log_prob - log_mu
+    return {"loss": -beta * q + kl, "q": q, "log_pi": s.log_prob, "log_mu": log_mu, "kl": kl, "a": a}
 
 
 def gmpg_static_terms(policy: GenerativeModel, actions: Tensor, cond: Any, weights: Tensor, q: Tensor,
@@ -279,7 +260,7 @@ class GMPG(Algorithm):
         cfg = self.cfg
         if cfg.variant == "dynamic":
             return gmpg_terms(self.policy, self.behaviour, self.critic.q, obs, cfg.beta, self.solver_name, steps,
-                              self.div, cfg.probe, functional=functional, log_pi=cfg.log_pi)
+                              self.div, cfg.probe, functional=functional)
         k = self.samples_per_state
         with torch.no_grad():
             s = self.behaviour.sample_with_log_prob(obs, n=k, divergence=self.div, steps=steps,
@@ -293,11 +274,7 @@ class GMPG(Algorithm):
             else:
                 w = advantage_weights(q - self.critic.v(obs_k), cfg.beta, cfg.weight_clamp)
                 w = w / w.mean()  # Z(s) estimated on the batch (self-normalized importance weights)
-            log_mu = s.log_prob.reshape(-1)
-            if cfg.log_pi == "backward":  # log mu on the same kind of solve as log pi below
-                log_mu = self.behaviour.log_prob(a, obs_k, divergence=self.div, steps=steps, solver=cfg.train_solver,
-                                                 probe=cfg.probe, check=not functional, functional=functional)
-        return gmpg_static_terms(self.policy, a, obs_k, w, q, log_mu, cfg.beta, self.solver_name,
+        return gmpg_static_terms(self.policy, a, obs_k, w, q, s.log_prob.reshape(-1), cfg.beta, self.solver_name,
                                  steps, self.div, cfg.probe, functional=functional)
 
     def chunk_rows(self, rows: int) -> int:
