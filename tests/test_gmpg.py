@@ -261,4 +261,3 @@ def test_gmpg_presets_are_valid_and_follow_table_8():
         assert isinstance(cfg, GMPGConfig)
     cfg = resolve_config(GMPGConfig, ["cpu", "hopper-medium"], presets, {}, [])
     assert cfg.policy_lr == 3e-5 and cfg.train_steps == 8 and cfg.net == "mlp"
-
