@@ -198,7 +198,7 @@ class _Loop:
         self.meta["data"] = data.fingerprint
         self.state = {"best_score": None, "best_stage_step": None, "final_score": None, "evals": [],
                       "stage_times": {}, "metrics_offset": None, "evals_offset": None, "wall_seconds": 0.0,
-                      "segments": 0}
+                      "segments": 0, "warnings": []}
         self.t0 = time.perf_counter()
         self.stop_signal: int | None = None
         if resume:
@@ -266,6 +266,7 @@ class _Loop:
             if done % cfg.log_every == 0 or done == stage.steps:
                 vals = self.logger.flush(stage.name, done)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in list(vals.items())[:4]}, refresh=False)
+                self.monitor(stage, vals, done, bar)
                 bad = non_finite(stage, vals)
                 if bad:
                     raise NonFiniteMetrics(f"{stage.name} stage: {', '.join(bad)} non-finite in steps "
@@ -286,6 +287,14 @@ class _Loop:
         self.state["stage_times"][stage.name] = {
             "seconds": round(now - t0, 2), "first_step_seconds": round(t_first - t0, 3),
             "steps_per_s": round(rest / max(now - t_first, 1e-9), 1) if rest > 0 else None}
+
+    def monitor(self, stage, vals: dict, done: int, bar) -> None:
+        """The stage's ``monitor`` on the values just logged: each distinct message printed and recorded once."""
+        msg = stage.monitor(vals) if stage.monitor is not None else None
+        warned = self.state.setdefault("warnings", [])  # (checkpoints written before this key existed)
+        if msg and all(w["message"] != msg for w in warned):
+            warned.append({"stage": stage.name, "step": done, "message": msg})
+            bar.write(f"warning [{stage.name} {done}]: {msg}")
 
     def evaluate(self, stage: str, si: int, done: int, bar, final: bool = False) -> None:
         cfg = self.algo.cfg
@@ -353,7 +362,8 @@ def train(algo: Algorithm, data: OfflineData, run_dir: str | Path, env_id: str |
     summary = {"algo": algo.name, "best_score": st["best_score"], "best_at": st["best_stage_step"],
                "final_score": st["final_score"], "final_score_se": st.get("final_score_se"),
                "final_episodes": st.get("final_episodes"), "stage_times": st["stage_times"],
-               "wall_seconds": loop.wall_seconds(), "segments": st["segments"], "evals": st["evals"], **loop.meta}
+               "wall_seconds": loop.wall_seconds(), "segments": st["segments"], "warnings": st.get("warnings", []),
+               "evals": st["evals"], **loop.meta}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
 

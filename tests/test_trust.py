@@ -151,6 +151,49 @@ def test_non_finite_losses_stop_the_run_with_the_stage_named(tmp_path, capsys):
     assert "critic stage: " in err and "non-finite in steps 1-5" in err
 
 
+def test_a_stage_monitor_warns_once_per_run_and_the_summary_keeps_it(tmp_path, capsys):
+    """Stage.monitor sees every logged row; its message is printed and recorded once, also across a resume."""
+    import dataclasses
+
+    from genpolicy.rl.algos import build_algorithm
+    from genpolicy.rl.data import OfflineData
+    from genpolicy.train import train
+
+    from .toy_algorithm import ToyBCConfig
+
+    data = OfflineData(_bandit(n=200), reward_scale="none")
+    seen = []
+
+    def monitor(vals):
+        seen.append(vals["bc_loss"])
+        return "bc_loss is positive" if vals["bc_loss"] > 0 else None
+
+    def build(steps):
+        algo = build_algorithm("toybc", data.obs_dim, data.act_dim, ToyBCConfig(bc_steps=steps, log_every=5,
+                                                                                ckpt_every=5))
+        stages = algo.stages
+        algo.stages = lambda: [dataclasses.replace(st, monitor=monitor) for st in stages()]
+        return algo
+
+    first = train(build(10), data, tmp_path / "run", progress=False)
+    assert first["warnings"] == [{"stage": "bc", "step": 5, "message": "bc_loss is positive"}]
+    assert len(seen) == 2 and capsys.readouterr().out.count("warning [bc 5]: bc_loss is positive") == 1
+    resumed = train(build(20), data, tmp_path / "run", resume=True, progress=False)  # a grown budget
+    assert len(seen) == 4 and resumed["warnings"] == first["warnings"]
+    assert "warning" not in capsys.readouterr().out
+
+
+def test_gmpg_warns_when_its_kl_estimate_goes_negative():
+    from genpolicy.rl.algos import GMPGConfig, build_algorithm
+    from genpolicy.rl.algos.gmpg import KL_WARN_PER_DIM
+
+    algo = build_algorithm("gmpg", 3, 2, GMPGConfig(net="mlp", net_hidden=(8,), critic_hidden=(8,), train_steps=8))
+    monitor = algo.stages()[-1].monitor
+    assert monitor({"kl_per_dim": KL_WARN_PER_DIM + 0.1}) is None and monitor({"q_loss": 1.0}) is None
+    msg = monitor({"kl_per_dim": -0.9})
+    assert "cannot be negative" in msg and "train_steps=8 midpoint" in msg
+
+
 def _evil_file(path, marker):
     class Evil:
         def __reduce__(self):

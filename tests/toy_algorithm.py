@@ -1,6 +1,7 @@
 """A complete algorithm in one file: importing it makes ``genpolicy train toybc`` and ``load_policy`` work."""
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -13,6 +14,8 @@ from genpolicy.rl.algos.common import optimizer_step
 class ToyBCConfig(RunConfig):
     bc_steps: int = 50
     """behaviour-cloning steps"""
+
+    stage_steps: ClassVar[tuple[str, ...]] = ("bc_steps",)  # may grow when a run resumes
 
 
 @register

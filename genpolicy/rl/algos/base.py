@@ -105,6 +105,9 @@ class Stage:
             start and when a run resumes inside it), before the first update: whole-dataset work such as behaviour
             samples for every state or planning returns. It must be deterministic (its own generator, not the
             global RNG), and what it computes must either be rebuilt the same way or live in checkpointed buffers.
+        monitor: called with the logged metrics (host floats, every ``log_every`` steps: no extra device sync); a
+            message it returns is a warning the loop prints once per run and records in ``summary.json``
+            (``warnings``): a sign, seen in the metrics, that the run is going wrong in a known way.
     """
 
     name: str
@@ -115,6 +118,7 @@ class Stage:
     skips_non_finite: bool = False
     functional: Callable[[Batch], dict[str, Tensor]] | None = None
     prepare: Callable[..., None] | None = None
+    monitor: Callable[[dict[str, float]], str | None] | None = None
 
 
 class Algorithm(nn.Module, ABC):
