@@ -258,7 +258,7 @@ def collect(out: str | Path, tasks: list[Task], algos: list[str]) -> list[dict]:
     rows = []
     for task in tasks:
         for algo in algos:
-            scores, seeds, secs, act_ms = [], [], [], []
+            scores, seeds, secs, act_ms, warned = [], [], [], [], []
             for f in sorted((Path(out) / task.name / algo).glob("seed-*/summary.json")):
                 s = json.loads(f.read_text())
                 if s.get("final_score") is not None:
@@ -266,13 +266,14 @@ def collect(out: str | Path, tasks: list[Task], algos: list[str]) -> list[dict]:
                     seeds.append(int(f.parent.name.split("-")[1]))
                     secs.append(s.get("wall_seconds") or 0.0)
                     act_ms.append(act_latency(f.parent))
+                    warned += [{"seed": seeds[-1], **w} for w in s.get("warnings", [])]
             n = len(scores)
             rows.append({"task": task.name, "algo": algo, "seeds": seeds, "n": n,
                          "mean": float(np.mean(scores)) if n else None,
                          "se": float(np.std(scores, ddof=1) / math.sqrt(n)) if n > 1 else None,
                          "scores": scores, "data_score": data_scores.get(task.name),
                          "train_minutes": round(float(np.mean(secs)) / 60, 1) if n else None,
-                         "act_ms": round(float(np.median(act_ms)), 2) if n else None})
+                         "act_ms": round(float(np.median(act_ms)), 2) if n else None, "warnings": warned})
     return rows
 
 
@@ -310,6 +311,11 @@ def write_table(rows: list[dict], out: str | Path) -> Path:
         lines.append(f"| {t} | " + " | ".join(_cost(by.get((t, a))) for a in algos) + " |")
     lines += ["", "Cost: training minutes per seed (wall time, this machine) / milliseconds per act call on one "
                   "observation (eager, median of 20)."]
+    warned = [(r, w) for r in rows for w in r.get("warnings", [])]
+    if warned:  # what the runs' stage monitors flagged (summary.json "warnings"), so a score is read with it
+        lines += ["", "Warnings raised during training:", ""]
+        lines += [f"- {r['task']} {r['algo']} seed {w['seed']} ({w['stage']} step {w['step']}): {w['message']}"
+                  for r, w in warned]
     from .checkpoint import atomic_write
 
     md = out / "results.md"

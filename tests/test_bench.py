@@ -118,6 +118,22 @@ def test_the_table_gathers_every_finished_run_in_the_folder(tmp_path):
     assert algos == ["gmpo", "bc", "iql"]  # asked first; no shared critics, no unfinished runs
 
 
+def test_the_table_lists_the_warnings_the_runs_recorded(tmp_path):
+    import json
+
+    from genpolicy.suite import Task, collect, write_table
+
+    for seed, warnings in [(0, [{"stage": "policy", "step": 50, "message": "the KL estimate is negative"}]), (1, [])]:
+        d = tmp_path / "t1" / "gmpg" / f"seed-{seed}"
+        d.mkdir(parents=True)
+        (d / "summary.json").write_text(json.dumps({"final_score": 10.0 + seed, "warnings": warnings}))
+        (d / "act_latency.json").write_text(json.dumps({"ms_batch1": 1.0}))
+    md = write_table(collect(tmp_path, [Task("t1", None)], ["gmpg"]), tmp_path).read_text()
+    assert "| t1 | - | 10.5 ± 0.5 (2) |" in md
+    assert "- t1 gmpg seed 0 (policy step 50): the KL estimate is negative" in md
+    assert md.count("seed 1 (") == 0
+
+
 def test_stacked_critics_equal_the_suites_single_critics_and_resume_as_single_runs(hopper_like, tmp_path):  # noqa: F811
     """``--stack-critics``: the seeds' shared critics trained as one stacked model are the critics the ordinary suite
     trains (to 1e-5), in the same folders, with their metrics; a stacked pass SIGKILLed after a checkpoint is
