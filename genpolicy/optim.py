@@ -14,7 +14,8 @@ from torch import Tensor, nn
 from torch.func import grad_and_value
 from torch.nn.utils.stateless import _reparametrize_module
 
-__all__ = ["optimizer_step", "minimize", "functional_grads", "functional_adam_", "ensure_adam_state", "clip_grads_"]
+__all__ = ["optimizer_step", "minimize", "functional_grads", "functional_adam_", "ensure_adam_state", "grad_norm",
+           "clip_grads_"]
 
 LossFn = Callable[..., tuple[Tensor, dict]]
 
@@ -77,9 +78,14 @@ def functional_adam_(opt: torch.optim.Optimizer, params: list[Tensor], grads: li
             t.copy_(torch.where(apply, t, old))
 
 
+def grad_norm(grads: list[Tensor]) -> Tensor:
+    """The total 2-norm of ``grads`` (as ``torch.nn.utils.get_total_norm``), traceable."""
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+
+
 def clip_grads_(grads: list[Tensor], max_norm: float) -> Tensor:
     """Scale ``grads`` in place to total norm at most ``max_norm`` (as ``clip_grad_norm_``); returns the norm before."""
-    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    norm = grad_norm(grads)
     torch._foreach_mul_(grads, torch.clamp(max_norm / (norm + 1e-6), max=1.0))
     return norm
 

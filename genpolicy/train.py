@@ -291,7 +291,7 @@ class _Loop:
     def monitor(self, stage, vals: dict, done: int, bar) -> None:
         """The stage's ``monitor`` on the values just logged: each distinct message printed and recorded once."""
         msg = stage.monitor(vals) if stage.monitor is not None else None
-        warned = self.state.setdefault("warnings", [])  # (checkpoints written before this key existed)
+        warned = self.state["warnings"]  # (a checkpoint written before the key existed keeps the initial [])
         if msg and all(w["message"] != msg for w in warned):
             warned.append({"stage": stage.name, "step": done, "message": msg})
             bar.write(f"warning [{stage.name} {done}]: {msg}")
@@ -362,7 +362,7 @@ def train(algo: Algorithm, data: OfflineData, run_dir: str | Path, env_id: str |
     summary = {"algo": algo.name, "best_score": st["best_score"], "best_at": st["best_stage_step"],
                "final_score": st["final_score"], "final_score_se": st.get("final_score_se"),
                "final_episodes": st.get("final_episodes"), "stage_times": st["stage_times"],
-               "wall_seconds": loop.wall_seconds(), "segments": st["segments"], "warnings": st.get("warnings", []),
+               "wall_seconds": loop.wall_seconds(), "segments": st["segments"], "warnings": st["warnings"],
                "evals": st["evals"], **loop.meta}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from ...generative import GenerativeModel
 from ...likelihood import DIVERGENCES, Probe
-from ...optim import functional_adam_, functional_grads
+from ...optim import clip_grads_, functional_adam_, functional_grads, grad_norm
 from ...solvers import FIXED_STEP, FixedStepName
 from ..critics import IQLCritic
 from ..data import Batch
@@ -307,9 +307,7 @@ class GMPG(Algorithm):
 
     def update_policy(self, batch: Batch) -> dict[str, Tensor]:
         """One GMPG step (Eq 8 or Eq 42), accumulated over chunks; non-finite steps are skipped and counted."""
-        if not self._policy_ready:
-            self.init_policy_from_behaviour()
-        self.behaviour.requires_grad_(False)
+        self.prepare_policy()  # (the loop calls it on entering the stage; direct callers get it here)
         obs = batch.obs
         rows = obs.shape[0]
         chunk = self.chunk_rows(rows)
@@ -363,10 +361,8 @@ class GMPG(Algorithm):
             sums = aux if not sums else {k: sums[k] + aux[k] for k in keys}
         m = {k: v / n_total for k, v in sums.items()}
         with torch.no_grad():
-            gnorm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+            gnorm = clip_grads_(grads, cfg.grad_clip) if cfg.grad_clip > 0 else grad_norm(grads)
             finite = torch.isfinite(m["loss"]) & torch.isfinite(gnorm)
-            if cfg.grad_clip > 0:
-                torch._foreach_mul_(grads, torch.clamp(cfg.grad_clip / (gnorm + 1e-6), max=1.0))
             functional_adam_(self.policy_opt, params, grads, apply=finite)
             self.skipped_steps.add_((~finite).long())
         return {"policy_loss": m["loss"], "q_mean": m["q"], "log_pi": m["log_pi"], "log_mu": m["log_mu"],
