@@ -1,6 +1,7 @@
 """Dataset loaders on small files written here, one broken file per failure mode; scaling; batches."""
 
 import json
+import warnings
 
 import h5py
 import numpy as np
@@ -181,3 +182,24 @@ def test_reward_scaling_and_normalization(tmp_path):
     assert b.obs.shape == (7, 3) and b.actions.shape == (7, 2) and b.rewards.shape == (7,) and b.dones.shape == (7,)
     with pytest.raises(ValueError, match="reward_scale"):
         OfflineData(ds, reward_scale="atari")
+    # locomotion0 counts 0 in the range: returns 5..15 -> span 15
+    torch.testing.assert_close(OfflineData(ds, reward_scale="locomotion0").rewards[:5], torch.full((5,), 1000 / 15))
+    arr = _episodes()
+    arr["rewards"] = arr["rewards"] - 1.0  # returns 0, 5, 10: 0 already in the range, the two scales agree
+    low = load_dataset(_write_h5(tmp_path / "low.hdf5", arr))
+    torch.testing.assert_close(OfflineData(low, reward_scale="locomotion0").rewards,
+                               OfflineData(low, reward_scale="locomotion").rewards)
+
+
+def test_narrow_return_span_warns(tmp_path):
+    """Data whose episodes all succeed (returns 95, 100, 105: span 10) makes IQL's scale 100 per unit reward, 10x
+    that of the same rewards with a failed episode; the warning names the alternative and its factor (1000/105)."""
+    arr = _episodes()
+    arr["rewards"] = arr["rewards"] + 18.0  # returns 5 * (19, 20, 21)
+    ds = load_dataset(_write_h5(tmp_path / "narrow.hdf5", arr))
+    with pytest.warns(UserWarning, match=r"95\.\.105.*by 100 .*locomotion0.*\(9\.52\)"):
+        OfflineData(ds, reward_scale="locomotion")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        OfflineData(ds, reward_scale="locomotion0")
+        OfflineData(load_dataset(_write_h5(tmp_path / "wide.hdf5", _episodes())), reward_scale="locomotion")

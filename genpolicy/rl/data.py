@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,9 +19,14 @@ from .datasets import TransitionDataset, episode_returns
 
 __all__ = ["Batch", "OfflineData", "ObsNormalizer", "RewardScale", "REWARD_SCALES"]
 
-REWARD_SCALES = ("locomotion", "antmaze", "none")
-#: locomotion: r * 1000 / (max return - min return) (IQL); antmaze: r - 1; none
+REWARD_SCALES = ("locomotion", "locomotion0", "antmaze", "none")
+#: locomotion: r * 1000 / (max return - min return) (IQL); locomotion0: the same with 0 counted in the return range,
+#: r * 1000 / (max return - min(min return, 0)); antmaze: r - 1; none
 RewardScale = Literal[REWARD_SCALES]
+#: ``locomotion`` warns when the data's return span is under this fraction of its largest |return|: every episode
+#: came from one policy and none failed (our halfcheetah-medium: 3748..4264), so rewards are scaled 5-8x more than on
+#: data with failures, and a beta tuned on D4RL acts that much stronger
+NARROW_SPAN = 0.5
 
 
 @dataclass
@@ -66,8 +72,9 @@ class OfflineData:
 
     Args:
         ds: the transitions.
-        reward_scale: ``"locomotion"`` (r * 1000 / (max_return - min_return), IQL), ``"antmaze"`` (r - 1),
-            or ``"none"``.
+        reward_scale: ``"locomotion"`` (r * 1000 / (max_return - min_return), IQL), ``"locomotion0"`` (the same
+            with 0 in the range: r * 1000 / (max_return - min(min_return, 0)); robust to data whose episodes all
+            succeed), ``"antmaze"`` (r - 1), or ``"none"``.
         normalize_obs: fit an :class:`ObsNormalizer` and apply it to observations.
         device: where batches live.
     """
@@ -86,9 +93,15 @@ class OfflineData:
         rewards = ds.rewards.astype(np.float32)
         returns = episode_returns(ds)
         self.returns = returns
-        if reward_scale == "locomotion":
-            span = float(returns.max() - returns.min())
+        if reward_scale in ("locomotion", "locomotion0"):
+            low = float(returns.min()) if reward_scale == "locomotion" else min(float(returns.min()), 0.0)
+            span = float(returns.max()) - low
             rewards = rewards * (1000.0 / span) if span > 0 else rewards
+            if reward_scale == "locomotion" and 0 < span < NARROW_SPAN * float(np.abs(returns).max()):
+                warnings.warn(f"{ds.source}: the episodes' returns span only {returns.min():.0f}..{returns.max():.0f}, "
+                              f"so reward_scale=locomotion multiplies rewards by {1000 / span:.3g} (a beta tuned on "
+                              f"data with failed episodes acts that much stronger); reward_scale=locomotion0 counts 0 "
+                              f"in the range ({1000 / (float(returns.max()) - min(low, 0.0)):.3g})", stacklevel=2)
         elif reward_scale == "antmaze":
             rewards = rewards - 1.0
         self.normalizer = ObsNormalizer.fit(ds.observations) if normalize_obs else ObsNormalizer.identity(self.obs_dim)

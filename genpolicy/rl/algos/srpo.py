@@ -10,8 +10,14 @@ paper's Eq 35):
     a = pi_theta(s),  a_t = alpha_t a + sigma_t z,  t ~ U[0.02, 0.98],  omega(t) = alpha_t / sigma_t ("score").
 
 It is taken as the surrogate loss ``omega (eps_mu - z).a - beta grad_aQ.a`` with both vectors held fixed (SRPO's
-code). Stages: the IQL critic (shareable with GMPO, IQL, ...), the behaviour model (denoising score matching on
-the VP-SDE path), the actor. Q is the critic's min over its twin target networks (SRPO's code averages them); the
+code). omega(t): SRPO's published code (thu-ml/SRPO, ``--WT``) defaults to sigma_t^2 ("vds") in its final revision
+and to alpha_t / sigma_t ("score") in earlier ones; we keep "score", the stronger regularizer near t = 0 (61.8 +- 12.8
+on hopper-medium over 3 seeds, docs/results.md). Its beta values pair with D4RL's IQL reward scale: on data whose
+return span is narrow (our halfcheetah-medium) the Q gradient is several times larger and the actor saturates
+(see genpolicy.rl.data.NARROW_SPAN).
+
+Stages: the IQL critic (shareable with GMPO, IQL, ...), the behaviour model (denoising score matching on the VP-SDE
+path), the actor. Q is the critic's min over its twin target networks (SRPO's code averages them); the
 actor's learning rate is constant (SRPO decays it by a cosine schedule).
 """
 
@@ -39,8 +45,8 @@ __all__ = ["SRPOConfig", "SRPO", "srpo_time_weight"]
 
 @dataclass
 class SRPOConfig(DiffusionPolicyConfig):
-    """SRPO settings (its code's locomotion defaults: IDQL's LN-ResNet behaviour model, 2 x 256 actor, omega =
-    alpha/sigma; beta per task from the SRPO paper, e.g. 0.05 for hopper-medium)."""
+    """SRPO settings (its code's locomotion defaults: IDQL's LN-ResNet behaviour model, 2 x 256 actor; omega =
+    alpha/sigma as in its earlier revisions; beta per task from the SRPO code, e.g. 0.05 for hopper-medium)."""
 
     net: NetName = "resnet"
     """behaviour network (SRPO: IDQL's LayerNorm ResNet)"""
@@ -55,7 +61,7 @@ class SRPOConfig(DiffusionPolicyConfig):
     policy_lr: float = 3e-4
     """actor learning rate"""
     time_weight: Literal["score", "vds", "stable"] = "score"
-    """omega(t): score = alpha/sigma (SRPO's default), vds = sigma^2, stable = 1"""
+    """omega(t): score = alpha/sigma (SRPO's earlier default), vds = sigma^2 (its final default), stable = 1"""
 
     limits: ClassVar[dict[str, str]] = {"behaviour_steps": ">=0", "behaviour_lr": ">0", "actor_hidden": ">=1"}
 
