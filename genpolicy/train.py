@@ -215,6 +215,9 @@ class _Loop:
         else:
             _write_config(run_dir, algo, self.meta)
         self.state["stage_steps"] = [s.steps for s in stages]  # to tell a grown budget on resume
+        for note in data.notes:  # the data's own caveats (a narrow return span), once per run
+            if all(w["message"] != note for w in self.state["warnings"]):
+                self.state["warnings"].append({"stage": "data", "step": 0, "message": note})
         self.logger = _Logger(run_dir, self.state["metrics_offset"], self.state["evals_offset"])
         self.wall_before = self.state["wall_seconds"]
         self.state["segments"] += 1

@@ -134,6 +134,22 @@ def test_the_table_lists_the_warnings_the_runs_recorded(tmp_path):
     assert md.count("seed 1 (") == 0
 
 
+def test_the_table_lists_a_datas_note_once_per_task(tmp_path):
+    import json
+
+    from genpolicy.suite import Task, collect, write_table
+
+    note = {"stage": "data", "step": 0, "message": "the returns span only 95..105"}
+    for algo in ("iql", "gmpo"):
+        for seed in (0, 1):
+            d = tmp_path / "t1" / algo / f"seed-{seed}"
+            d.mkdir(parents=True)
+            (d / "summary.json").write_text(json.dumps({"final_score": 1.0, "warnings": [note]}))
+            (d / "act_latency.json").write_text(json.dumps({"ms_batch1": 1.0}))
+    md = write_table(collect(tmp_path, [Task("t1", None)], ["iql", "gmpo"]), tmp_path).read_text()
+    assert md.count("95..105") == 1 and "- t1 (every run on this data): the returns span only 95..105" in md
+
+
 def test_stacked_critics_equal_the_suites_single_critics_and_resume_as_single_runs(hopper_like, tmp_path):  # noqa: F811
     """``--stack-critics``: the seeds' shared critics trained as one stacked model are the critics the ordinary suite
     trains (to 1e-5), in the same folders, with their metrics; a stacked pass SIGKILLed after a checkpoint is

@@ -198,8 +198,9 @@ def test_narrow_return_span_warns(tmp_path):
     arr["rewards"] = arr["rewards"] + 18.0  # returns 5 * (19, 20, 21)
     ds = load_dataset(_write_h5(tmp_path / "narrow.hdf5", arr))
     with pytest.warns(UserWarning, match=r"95\.\.105.*by 100 .*locomotion0.*\(9\.52\)"):
-        OfflineData(ds, reward_scale="locomotion")
+        narrow = OfflineData(ds, reward_scale="locomotion")
+    assert len(narrow.notes) == 1 and "95..105" in narrow.notes[0]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        OfflineData(ds, reward_scale="locomotion0")
+        assert OfflineData(ds, reward_scale="locomotion0").notes == []
         OfflineData(load_dataset(_write_h5(tmp_path / "wide.hdf5", _episodes())), reward_scale="locomotion")

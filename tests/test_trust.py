@@ -183,6 +183,24 @@ def test_a_stage_monitor_warns_once_per_run_and_the_summary_keeps_it(tmp_path, c
     assert "warning" not in capsys.readouterr().out
 
 
+def test_the_datas_notes_are_recorded_once_per_run(tmp_path):
+    """OfflineData.notes (a narrow return span's reward scale) go into the run's summary warnings as stage 'data',
+    once, also across a resume."""
+    from genpolicy.rl.algos import build_algorithm
+    from genpolicy.rl.data import OfflineData
+    from genpolicy.train import train
+
+    from .toy_algorithm import ToyBCConfig
+
+    data = OfflineData(_bandit(n=200), reward_scale="none")
+    data.notes.append("the returns span only 95..105")
+    build = lambda steps: build_algorithm("toybc", data.obs_dim, data.act_dim,  # noqa: E731
+                                          ToyBCConfig(bc_steps=steps, log_every=5, ckpt_every=5))
+    note = {"stage": "data", "step": 0, "message": "the returns span only 95..105"}
+    assert train(build(5), data, tmp_path / "run", progress=False)["warnings"] == [note]
+    assert train(build(10), data, tmp_path / "run", resume=True, progress=False)["warnings"] == [note]
+
+
 def test_gmpg_warns_when_its_kl_estimate_goes_negative():
     from genpolicy.rl.algos import GMPGConfig, build_algorithm
     from genpolicy.rl.algos.gmpg import KL_WARN_PER_DIM

@@ -93,15 +93,18 @@ class OfflineData:
         rewards = ds.rewards.astype(np.float32)
         returns = episode_returns(ds)
         self.returns = returns
+        #: what a run on this data should be read with (recorded in its summary's ``warnings``)
+        self.notes: list[str] = []
         if reward_scale in ("locomotion", "locomotion0"):
             low = float(returns.min()) if reward_scale == "locomotion" else min(float(returns.min()), 0.0)
             span = float(returns.max()) - low
             rewards = rewards * (1000.0 / span) if span > 0 else rewards
             if reward_scale == "locomotion" and 0 < span < NARROW_SPAN * float(np.abs(returns).max()):
-                warnings.warn(f"{ds.source}: the episodes' returns span only {returns.min():.0f}..{returns.max():.0f}, "
-                              f"so reward_scale=locomotion multiplies rewards by {1000 / span:.3g} (a beta tuned on "
-                              f"data with failed episodes acts that much stronger); reward_scale=locomotion0 counts 0 "
-                              f"in the range ({1000 / (float(returns.max()) - min(low, 0.0)):.3g})", stacklevel=2)
+                self.notes.append(f"the episodes' returns span only {returns.min():.0f}..{returns.max():.0f}, so "
+                                  f"reward_scale=locomotion multiplies rewards by {1000 / span:.3g} (a beta tuned on "
+                                  f"data with failed episodes acts that much stronger); reward_scale=locomotion0 "
+                                  f"counts 0 in the range ({1000 / (float(returns.max()) - min(low, 0.0)):.3g})")
+                warnings.warn(f"{ds.source}: {self.notes[-1]}", stacklevel=2)
         elif reward_scale == "antmaze":
             rewards = rewards - 1.0
         self.normalizer = ObsNormalizer.fit(ds.observations) if normalize_obs else ObsNormalizer.identity(self.obs_dim)
