@@ -120,6 +120,26 @@ def test_srpo_actor_settles_where_the_score_balances_the_q_gradient(beta):
     assert a.std() < 0.03  # deterministic actor, state-independent optimum
 
 
+def test_srpo_warns_when_the_actor_rides_the_bounds():
+    """Where the balance point M + beta C / k lies far outside [-1, 1] (beta 100), the actor's actions sit at the tanh
+    bound and the policy stage's monitor says so; at beta 0.2 (optimum 0.1 + 0.2 C / k, inside) it stays quiet."""
+    for beta, saturated in [(100.0, True), (0.2, False)]:
+        torch.manual_seed(0)
+        data = OfflineData(_gaussian_bandit(), reward_scale="none")
+        cfg = SRPOConfig(beta=beta, actor_hidden=(32, 32), policy_lr=1e-3, critic_hidden=(16, 16))
+        algo = build_algorithm("srpo", 2, 1, cfg)
+        algo.behaviour = _oracle(algo.behaviour.path)
+        algo.critic.q = lambda obs, a: (C * a).sum(-1)
+        stage = algo.stages()[-1]
+        m = _train(stage, data, 400)
+        msg = stage.monitor({k: float(v) for k, v in m.items()})
+        if saturated:
+            assert float(m["saturation"]) > 0.99 and msg.startswith("100% of the actor's action components")
+            assert "beta=100.0" in msg
+        else:
+            assert float(m["saturation"]) == 0.0 and msg is None
+
+
 def test_fql_one_step_policy_shifts_by_c_over_2alpha():
     torch.manual_seed(0)
     data = OfflineData(_gaussian_bandit(n=4000), reward_scale="none")

@@ -40,7 +40,12 @@ from .base import Algorithm, Stage
 from .common import DiffusionPolicyConfig, behaviour_cloning_stage, build_policy_model, critic_stage
 from .registry import register
 
-__all__ = ["SRPOConfig", "SRPO", "srpo_time_weight"]
+__all__ = ["SRPOConfig", "SRPO", "srpo_time_weight", "SATURATION_WARN"]
+
+#: the policy stage warns when more than this fraction of the actor's action components sit at |a| > 0.99: the Q
+#: gradient outweighs the score regularizer and the actor rides the tanh bounds (our halfcheetah-medium at the
+#: paper's beta and IQL's reward scale: 78 %, score -2.4; docs/results.md)
+SATURATION_WARN = 0.5
 
 
 @dataclass
@@ -105,7 +110,7 @@ class SRPO(Algorithm):
                 behaviour_cloning_stage(self.behaviour, self.behaviour_opt, cfg.behaviour_steps, cfg.loss,
                                         cfg.weighting, cfg.grad_clip),
                 Stage("policy", cfg.policy_steps, self.update_policy, evaluates=True,
-                      functional=partial(self.update_policy, functional=True))]
+                      functional=partial(self.update_policy, functional=True), monitor=self.monitor_policy)]
 
     def update_policy(self, batch: Batch, functional: bool = False) -> dict[str, Tensor]:
         cfg, obs, path = self.cfg, batch.obs, self.behaviour.path
@@ -120,7 +125,17 @@ class SRPO(Algorithm):
             grad_q = torch.func.grad(lambda x: self.critic.q(obs, x).sum())(a)
         loss, _, _ = minimize(self.actor_opt, self.actor, _srpo_loss, obs, reg, cfg.beta * grad_q,
                               functional=functional)
-        return {"actor_loss": loss, "reg_norm": reg.norm(dim=-1).mean(), "grad_q_norm": grad_q.norm(dim=-1).mean()}
+        return {"actor_loss": loss, "reg_norm": reg.norm(dim=-1).mean(), "grad_q_norm": grad_q.norm(dim=-1).mean(),
+                "saturation": (a.abs() > 0.99).float().mean()}
+
+    def monitor_policy(self, metrics: dict[str, float]) -> str | None:
+        """A warning when the actor's actions sit at the bounds (:data:`SATURATION_WARN`)."""
+        sat = metrics.get("saturation")
+        if sat is None or sat <= SATURATION_WARN:
+            return None
+        return (f"{sat:.0%} of the actor's action components are at |a| > 0.99: the Q gradient outweighs the score "
+                f"regularizer (beta={self.cfg.beta} at this reward scale); lower beta, or reward_scale=locomotion0 "
+                f"if the data warned of a narrow return span")
 
     def act_normalized(self, obs: Tensor) -> Tensor:
         return self.actor(obs)
