@@ -192,12 +192,12 @@ def test_reward_scaling_and_normalization(tmp_path):
 
 
 def test_narrow_return_span_warns(tmp_path):
-    """Data whose episodes all succeed (returns 95, 100, 105: span 10) makes IQL's scale 100 per unit reward, 10x
-    that of the same rewards with a failed episode; the warning names the alternative and its factor (1000/105)."""
+    """Data whose episodes all succeed (returns 95, 100, 105: span 10) makes IQL's scale 100 per unit reward, 10.5x
+    that of the same rewards with 0 in the range (1000/105); the warning names the alternative and the ratio."""
     arr = _episodes()
     arr["rewards"] = arr["rewards"] + 18.0  # returns 5 * (19, 20, 21)
     ds = load_dataset(_write_h5(tmp_path / "narrow.hdf5", arr))
-    with pytest.warns(UserWarning, match=r"95\.\.105.*by 100 .*locomotion0.*\(9\.52\)"):
+    with pytest.warns(UserWarning, match=r"95\.\.105: .*by 100, 10\.5x .*locomotion0.*about 10\.5x stronger"):
         narrow = OfflineData(ds, reward_scale="locomotion")
     assert len(narrow.notes) == 1 and "95..105" in narrow.notes[0]
     with warnings.catch_warnings():

@@ -100,10 +100,11 @@ class OfflineData:
             span = float(returns.max()) - low
             rewards = rewards * (1000.0 / span) if span > 0 else rewards
             if reward_scale == "locomotion" and 0 < span < NARROW_SPAN * float(np.abs(returns).max()):
-                self.notes.append(f"the episodes' returns span only {returns.min():.0f}..{returns.max():.0f}, so "
-                                  f"reward_scale=locomotion multiplies rewards by {1000 / span:.3g} (a beta tuned on "
-                                  f"data with failed episodes acts that much stronger); reward_scale=locomotion0 "
-                                  f"counts 0 in the range ({1000 / (float(returns.max()) - min(low, 0.0)):.3g})")
+                ratio = (float(returns.max()) - min(low, 0.0)) / span
+                self.notes.append(f"the episodes' returns span only {returns.min():.0f}..{returns.max():.0f}: "
+                                  f"reward_scale=locomotion multiplies rewards by {1000 / span:.3g}, {ratio:.3g}x "
+                                  f"what reward_scale=locomotion0 (0 counted in the range) does, so a beta tuned on "
+                                  f"data with failed episodes acts about {ratio:.3g}x stronger here")
                 warnings.warn(f"{ds.source}: {self.notes[-1]}", stacklevel=2)
         elif reward_scale == "antmaze":
             rewards = rewards - 1.0
