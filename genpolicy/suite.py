@@ -88,7 +88,15 @@ def _check_same_settings(d: Path, algo: str, cfg, shared: bool) -> None:
     if differ:
         raise ValueError(f"{d} holds a run with other settings ({', '.join(f'{k}={getattr(old, k)!r}' for k in differ)}"
                          f" there, {', '.join(f'{k}={getattr(cfg, k)!r}' for k in differ)} asked); use another --out "
-                         f"or --label")
+                         f"or --label, or {' '.join(f'--set {k}={_set_value(getattr(old, k))}' for k in differ)} to "
+                         f"continue with its settings (a preset that changed since)")
+
+
+def _set_value(v) -> str:
+    """``v`` as ``--set KEY=VALUE`` takes it (YAML: lists in brackets, strings bare)."""
+    if isinstance(v, (tuple, list)):
+        return "[" + ",".join(_set_value(x) for x in v) + "]"
+    return str(v).lower() if isinstance(v, bool) else str(v)
 
 
 def _finished(d: Path) -> bool:

@@ -93,7 +93,8 @@ def test_changed_settings_need_a_label_and_a_label_shares_the_critic(hopper_like
     tiny = ["critic_steps=3", "policy_steps=3", "eval_every=0", "final_eval_episodes=1", "critic_hidden=[8]",
             "actor_hidden=[8]", "batch_size=8"]
     run_suite(["iql"], task, [0], ["cpu"], out, tiny, progress=False)
-    with pytest.raises(ValueError, match=r"other settings \(beta=3.0 there, beta=1.0 asked\)"):
+    with pytest.raises(ValueError, match=r"other settings \(beta=3.0 there, beta=1.0 asked\).*--set beta=3.0 to "
+                                         r"continue with its settings"):
         run_suite(["iql"], task, [0], ["cpu"], out, tiny + ["beta=1"], progress=False)
     with pytest.raises(ValueError, match="one algorithm's variant"):
         run_suite(["iql", "bc"], task, [0], ["cpu"], out, tiny, progress=False, label="x")
