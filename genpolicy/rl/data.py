@@ -25,7 +25,7 @@ REWARD_SCALES = ("locomotion", "locomotion0", "antmaze", "none")
 RewardScale = Literal[REWARD_SCALES]
 #: ``locomotion`` warns when the data's return span is under this fraction of its largest |return|: every episode
 #: came from one policy and none failed (our halfcheetah-medium: 3748..4264), so rewards are scaled 5-8x more than on
-#: data with failures, and a beta tuned on D4RL acts that much stronger
+#: our other locomotion files (whose episodes include failures), and a beta taken from a paper acts that much stronger
 NARROW_SPAN = 0.5
 
 

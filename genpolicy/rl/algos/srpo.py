@@ -44,7 +44,7 @@ __all__ = ["SRPOConfig", "SRPO", "srpo_time_weight", "SATURATION_WARN"]
 
 #: the policy stage warns when more than this fraction of the actor's action components sit at |a| > 0.99: the Q
 #: gradient outweighs the score regularizer and the actor rides the tanh bounds (our halfcheetah-medium at the
-#: paper's beta and IQL's reward scale: 78 %, score -2.4; docs/results.md)
+#: paper's beta and IQL's reward scale: 77 %, score -2.4; docs/results.md)
 SATURATION_WARN = 0.5
 
 
