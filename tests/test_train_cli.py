@@ -28,7 +28,7 @@ def bandit_file(tmp_path):
 
 def _cmd(dataset, run_dir, *extra):
     return [sys.executable, "-m", "genpolicy.cli", "train", "gmpo", "--dataset", str(dataset), "--run-dir", str(run_dir),
-            "--no-progress", *TINY, "--set", "critic_steps=400", "--set", "policy_steps=400", "--set", "ckpt_every=20",
+            "--no-progress", *TINY, "--set", "critic_steps=400", "--set", "policy_steps=800", "--set", "ckpt_every=20",
             *extra]
 
 
@@ -82,7 +82,7 @@ def test_resume_from_a_folder_with_the_checkpoint_alone(bandit_file, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "restarts there" in done.stderr
     steps = [(r["stage"], r["step"]) for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
-    assert steps == [("policy", s) for s in range(at + 10, 401, 10)]  # restarts at the checkpoint, nothing padded
+    assert steps == [("policy", s) for s in range(at + 10, 801, 10)]  # restarts at the checkpoint, nothing padded
     assert (run / "evals.csv").read_text().startswith("stage,step,score")
 
 
