@@ -216,8 +216,7 @@ class _Loop:
             _write_config(run_dir, algo, self.meta)
         self.state["stage_steps"] = [s.steps for s in stages]  # to tell a grown budget on resume
         for note in data.notes:  # the data's own caveats (a narrow return span), once per run
-            if all(w["message"] != note for w in self.state["warnings"]):
-                self.state["warnings"].append({"stage": "data", "step": 0, "message": note})
+            self.record_warning("data", 0, note)
         self.logger = _Logger(run_dir, self.state["metrics_offset"], self.state["evals_offset"])
         self.wall_before = self.state["wall_seconds"]
         self.state["segments"] += 1
@@ -291,12 +290,19 @@ class _Loop:
             "seconds": round(now - t0, 2), "first_step_seconds": round(t_first - t0, 3),
             "steps_per_s": round(rest / max(now - t_first, 1e-9), 1) if rest > 0 else None}
 
+    def record_warning(self, stage: str, step: int, message: str) -> bool:
+        """Add ``message`` to the run's ``warnings`` unless it is there; True if it was new. (A checkpoint written
+        before the key existed keeps the initial [].)"""
+        warned = self.state["warnings"]
+        if any(w["message"] == message for w in warned):
+            return False
+        warned.append({"stage": stage, "step": step, "message": message})
+        return True
+
     def monitor(self, stage, vals: dict, done: int, bar) -> None:
         """The stage's ``monitor`` on the values just logged: each distinct message printed and recorded once."""
         msg = stage.monitor(vals) if stage.monitor is not None else None
-        warned = self.state["warnings"]  # (a checkpoint written before the key existed keeps the initial [])
-        if msg and all(w["message"] != msg for w in warned):
-            warned.append({"stage": stage.name, "step": done, "message": msg})
+        if msg and self.record_warning(stage.name, done, msg):
             bar.write(f"warning [{stage.name} {done}]: {msg}")
 
     def evaluate(self, stage: str, si: int, done: int, bar, final: bool = False) -> None:

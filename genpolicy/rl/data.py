@@ -96,12 +96,13 @@ class OfflineData:
         #: what a run on this data should be read with (recorded in its summary's ``warnings``)
         self.notes: list[str] = []
         if reward_scale in ("locomotion", "locomotion0"):
-            low = float(returns.min()) if reward_scale == "locomotion" else min(float(returns.min()), 0.0)
-            span = float(returns.max()) - low
+            hi, lo = float(returns.max()), float(returns.min())
+            span0 = hi - min(lo, 0.0)  # locomotion0's range
+            span = hi - lo if reward_scale == "locomotion" else span0
             rewards = rewards * (1000.0 / span) if span > 0 else rewards
             if reward_scale == "locomotion" and 0 < span < NARROW_SPAN * float(np.abs(returns).max()):
-                ratio = (float(returns.max()) - min(low, 0.0)) / span
-                self.notes.append(f"the episodes' returns span only {returns.min():.0f}..{returns.max():.0f}: "
+                ratio = span0 / span
+                self.notes.append(f"the episodes' returns span only {lo:.0f}..{hi:.0f}: "
                                   f"reward_scale=locomotion multiplies rewards by {1000 / span:.3g}, {ratio:.3g}x "
                                   f"what reward_scale=locomotion0 (0 counted in the range) does, so a beta tuned on "
                                   f"data with failed episodes acts about {ratio:.3g}x stronger here")

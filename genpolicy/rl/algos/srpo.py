@@ -130,8 +130,8 @@ class SRPO(Algorithm):
 
     def monitor_policy(self, metrics: dict[str, float]) -> str | None:
         """A warning when the actor's actions sit at the bounds (:data:`SATURATION_WARN`)."""
-        sat = metrics.get("saturation")
-        if sat is None or sat <= SATURATION_WARN:
+        sat = metrics["saturation"]
+        if sat <= SATURATION_WARN:
             return None
         return (f"{sat:.0%} of the actor's action components are at |a| > 0.99: the Q gradient outweighs the score "
                 f"regularizer (beta={self.cfg.beta} at this reward scale); lower beta, or reward_scale=locomotion0 "
