@@ -16,6 +16,11 @@ training grid, to see whether training exploited the coarse grid's likelihood er
 
     python benchmarks/gmpg_bench.py kl runs/bench/walker/walker2d-medium-gmpg walker2d-medium-v5
 
+``bias``: the KL estimate at pi = mu (exactly 0 in truth) for a run's trained behaviour model, by training solver
+and T: the discretization bias a policy can exploit, with the network evaluations per solve (the cost) beside it::
+
+    python benchmarks/gmpg_bench.py bias runs/suite-six/walker2d-medium-v5/gmpg-c100k/seed-0 walker2d-medium-v5
+
 Results go to ``<out>/gmpg_step.json`` / ``<out>/gmpg_scores.json`` and are printed as tables.
 """
 
@@ -195,6 +200,34 @@ def cmd_kl(ns) -> int:
     return 0
 
 
+#: ``bias``'s (solver, steps) grid; network evaluations per step: 1 (euler), 2 (midpoint, heun), 4 (rk4)
+BIAS_GRID = [("euler", 16), ("midpoint", 8), ("heun", 8), ("rk4", 4), ("rk4", 8), ("midpoint", 16),
+             ("midpoint", 32), ("rk4", 16)]
+EVALS_PER_STEP = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}
+
+
+def cmd_bias(ns) -> int:
+    """GMPG's KL estimate (log pi on the sampling solve - log mu on the solve back, Eq 8) with pi = mu."""
+    from genpolicy.rl.algos.gmpg import gmpg_terms
+    from genpolicy.rl.data import OfflineData
+    from genpolicy.rl.datasets import load_dataset
+
+    algo = _load_gmpg_run(ns.run)
+    mu = algo.behaviour.requires_grad_(False)
+    data = OfflineData(load_dataset(ns.dataset), reward_scale="none", normalize_obs=True)
+    obs = data.sample(ns.states, torch.Generator().manual_seed(0)).obs
+    print(f"{ns.run}: KL(pi || mu) estimate at pi = mu, {ns.states} states of {ns.dataset}, act_dim {algo.act_dim}")
+    print("| solver | T | evaluations per solve | KL estimate per dim | s.e. | seconds |\n|---|---|---|---|---|---|")
+    for solver, steps in BIAS_GRID:
+        torch.manual_seed(1)
+        t0 = time.perf_counter()
+        m = gmpg_terms(mu, mu, lambda c, a: a.sum(-1) * 0, obs, 1.0, solver=solver, steps=steps, divergence="exact")
+        kl = m["kl"].detach() / algo.act_dim
+        print(f"| {solver} | {steps} | {EVALS_PER_STEP[solver] * steps} | {kl.mean():+.4f} | "
+              f"{kl.std() / len(kl) ** 0.5:.4f} | {time.perf_counter() - t0:.1f} |", flush=True)
+    return 0
+
+
 def cmd_repolicy(ns) -> int:
     """Run GMPG's policy stage again from a finished run's behaviour model and critic, with --set overrides
     (e.g. a finer training grid), so that policy-stage settings can be compared without retraining the rest."""
@@ -252,6 +285,10 @@ def main(argv=None) -> int:
     kl.add_argument("--grids", nargs="+", default=["midpoint:32", "rk4:64"], help="SOLVER:STEPS")
     kl.add_argument("--states", type=int, default=256)
     kl.add_argument("--seed", type=int, default=0)
+    bi = sub.add_parser("bias", help="the KL estimate at pi = mu (its discretization bias) by training solver and T")
+    bi.add_argument("run", help="GMPG run folder or checkpoint (its behaviour model is used)")
+    bi.add_argument("dataset", help="dataset whose states to use")
+    bi.add_argument("--states", type=int, default=512)
     rp = sub.add_parser("repolicy", help="GMPG's policy stage again from a finished run's behaviour and critic")
     rp.add_argument("run", help="finished GMPG run folder or checkpoint")
     rp.add_argument("task", help="DATASET:ENV_ID (the run's dataset)")
@@ -259,7 +296,8 @@ def main(argv=None) -> int:
     rp.add_argument("--out", required=True)
     rp.add_argument("--no-progress", dest="progress", action="store_false")
     ns = p.parse_args(argv)
-    return {"step": cmd_step, "scores": cmd_scores, "kl": cmd_kl, "repolicy": cmd_repolicy}[ns.cmd](ns)
+    commands = {"step": cmd_step, "scores": cmd_scores, "kl": cmd_kl, "bias": cmd_bias, "repolicy": cmd_repolicy}
+    return commands[ns.cmd](ns)
 
 
 if __name__ == "__main__":
