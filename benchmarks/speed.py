@@ -130,42 +130,59 @@ def full_loop(cfg, data, steps: int, compiled: bool, out: Path) -> dict:
             for k, v in s["stage_times"].items()}
 
 
-def seed_scaling(data, device: str, batch: int, steps: int, counts=(1, 4, 8)) -> dict:
-    """IQL critic steps/s of N seeds trained as one stacked model (genpolicy.rl.seeds) against N separate critics
-    stepped one after another in the same process: seed-steps/s for each N and the speed-up of stacking."""
+def _seed_models(stage: str, n: int, device: str):
+    """N single models' update functions and the stacked model of the same N (genpolicy.rl.seeds) for ``stage``:
+    ``critic`` (IQL, 2x256) or ``policy`` (GMPO's awr policy stage, mlp 3x256)."""
     from genpolicy.rl.critics import IQLConfig, IQLCritic
-    from genpolicy.rl.seeds import SeedStackedIQL, stack_batches
+    from genpolicy.rl.seeds import SeedStackedGMPO, SeedStackedIQL
 
-    out = {}
-    for n in counts:
+    if stage == "critic":
         critics = []
         for s in range(n):
             torch.manual_seed(s)
             critics.append(IQLCritic(OBS, ACT, IQLConfig(hidden=(256, 256))).to(device))
+        return [c.update for c in critics], SeedStackedIQL(critics).to(device)
+    algos = []
+    for s in range(n):
+        torch.manual_seed(s)
+        cfg = GMPOConfig(device=device, critic_hidden=(256, 256), net="mlp", net_hidden=(256, 256, 256), beta=8.0,
+                         seed=s)
+        algos.append(build_algorithm("gmpo", OBS, ACT, cfg).to(device))
+    return [a.update_policy for a in algos], SeedStackedGMPO(algos)
+
+
+def seed_scaling(data, device: str, batch: int, steps: int, stage: str = "critic", counts=(1, 4, 8)) -> dict:
+    """Steps/s of N seeds' ``stage`` trained as one stacked model against N separate models stepped one after another
+    in the same process: seed-steps/s for each N and the speed-up of stacking."""
+    from genpolicy.rl.seeds import stack_batches
+
+    out = {}
+    for n in counts:
+        singles, stack = _seed_models(stage, n, device)
         gens = [torch.Generator(device=device).manual_seed(s) for s in range(n)]
-        stack = SeedStackedIQL(critics).to(device)
+        noise = [torch.Generator(device=device).manual_seed(100 + s) for s in range(n)]
         rates = {"stacked": [], "separate": []}
         for _ in range(2):  # alternate, so both see the same machine load
             for _ in range(max(3, steps // 10)):  # warm-up
-                stack.update(stack_batches([data.sample(batch, generator=g) for g in gens]))
+                stack.update(stack_batches([data.sample(batch, generator=g) for g in gens]), noise)
             _sync(device)
             t = time.perf_counter()
             for _ in range(steps):
-                m = stack.update(stack_batches([data.sample(batch, generator=g) for g in gens]))
-            float(m["q_loss"][0])
+                m = stack.update(stack_batches([data.sample(batch, generator=g) for g in gens]), noise)
+            float(next(iter(m.values()))[0])
             _sync(device)
             rates["stacked"].append(n * steps / (time.perf_counter() - t))
             t = time.perf_counter()
             for _ in range(steps):
-                for c, g in zip(critics, gens):
-                    m = c.update(data.sample(batch, generator=g))
-            float(m["q_loss"])
+                for update, g in zip(singles, gens):
+                    m = update(data.sample(batch, generator=g))
+            float(next(iter(m.values())))
             _sync(device)
             rates["separate"].append(n * steps / (time.perf_counter() - t))
         st, sep = max(rates["stacked"]), max(rates["separate"])
         out[str(n)] = {"stacked_seed_steps_per_s": round(st, 1), "separate_seed_steps_per_s": round(sep, 1),
                        "speedup": round(st / sep, 2)}
-        print(json.dumps({"seeds": n, "batch": batch, **out[str(n)]}), flush=True)
+        print(json.dumps({"stage": stage, "seeds": n, "batch": batch, **out[str(n)]}), flush=True)
     return out
 
 
@@ -236,6 +253,8 @@ def main(argv=None) -> int:
     results["paper_budget_minutes"] = proj
     results["vectorized_seeds_iql_critic_batch_256"] = seed_scaling(data, dev, 256, n)
     save()
+    results["vectorized_seeds_gmpo_policy_mlp_batch_256"] = seed_scaling(data, dev, 256, n, "policy")
+    save()
     for r in gmpg_rows:
         measure(*r)
     print(f"\ndevice {results['device']}, torch {results['torch']}, {results['threads']} threads\n")
@@ -251,9 +270,12 @@ def main(argv=None) -> int:
     print(f"\nact, batch 1, unet, 16 Euler steps, ms: {results['act_ms_batch1_unet_16_euler']}")
     print(f"full loop (GMPO mlp, batch 256, data sampling and logging included): {results['full_loop_steps_per_s']}")
     print(f"paper budget (122k critic + 244k unet policy steps at batch 4096), minutes: {proj or 'needs both rows'}")
-    print("vectorized seeds, IQL critic batch 256 (seed-steps/s, stacked vs separate):")
-    for k, v in results["vectorized_seeds_iql_critic_batch_256"].items():
-        print(f"  {k} seeds: {v['stacked_seed_steps_per_s']} vs {v['separate_seed_steps_per_s']} ({v['speedup']}x)")
+    for key, what in (("vectorized_seeds_iql_critic_batch_256", "IQL critic"),
+                      ("vectorized_seeds_gmpo_policy_mlp_batch_256", "GMPO policy, mlp 3x256")):
+        print(f"vectorized seeds, {what}, batch 256 (seed-steps/s, stacked vs separate):")
+        for k, v in results[key].items():
+            print(f"  {k} seeds: {v['stacked_seed_steps_per_s']} vs {v['separate_seed_steps_per_s']} "
+                  f"({v['speedup']}x)")
     print(f"wrote {out}")
     return 0
 

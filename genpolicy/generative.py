@@ -232,18 +232,27 @@ class GenerativeModel(nn.Module):
         if kind == "score" and type(self.coupling).__name__ != "IndependentCoupling":
             raise ValueError("score matching needs the independent coupling: with an OT coupling x_t given x0 "
                              "is not Gaussian, so the denoising score target is wrong")
-        t0, t1 = self._interval("velocity" if kind == "flow" else "noise")
-        if t is None:
-            t = t0 + (t1 - t0) * torch.rand(b, device=x0.device, dtype=x0.dtype)
-        elif check:
+        if t is not None and check:
             t = self._check_t(t, x0)
-        if x1 is None:
-            x1 = torch.randn_like(x0)
-        elif check:
+        if x1 is not None and check:
             self._check_x(x1, "x1")
+        t, x1 = self.matching_noise(x0, kind, t=t, x1=x1)
         x1 = self.coupling.couple(x0, x1, cond)
         return matching_loss(lambda x, tt, k: self.predict_unchecked(x, tt, cond, k), self.path, x0, x1, t, kind,
                              weighting)
+
+    def matching_noise(self, x0: Tensor, kind: LossKind = "flow", generator: torch.Generator | None = None,
+                       t: Tensor | None = None, x1: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The times and noise :meth:`matching_loss` draws for ``x0`` when it is not given them, in its order (``t``
+        uniform on the training interval, then ``x1`` standard normal; a given one is kept and draws nothing), from
+        ``generator`` (None: the global RNG). Drawing them here and passing them in gives the same loss as drawing
+        them inside, which is how seeds trained as one vectorized model keep their own random streams."""
+        if t is None:
+            t0, t1 = self._interval("velocity" if kind == "flow" else "noise")
+            t = t0 + (t1 - t0) * torch.rand(x0.shape[0], generator=generator, device=x0.device, dtype=x0.dtype)
+        if x1 is None:
+            x1 = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        return t, x1
 
     # ------------------------------------------------------------------ sampling
     def _prepare(self, cond: Any, n: int | None, x1: Tensor | None, check: bool = True):

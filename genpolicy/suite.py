@@ -103,19 +103,57 @@ def _finished(d: Path) -> bool:
     return (d / "summary.json").exists()
 
 
-def _run(algo: str, cfg, task: Task, d: Path, ds, meta: dict, progress: bool, critic_state=None) -> None:
+def _fresh(algo: str, cfg, task: Task, ds, critic_state=None):
+    """A new run's algorithm and data, as every caller starts one: prepared, checked (preflight), with the shared
+    critic's weights when given."""
     from .preflight import preflight
+    from .train import prepare_run
+
+    a, data = prepare_run(algo, cfg, ds)
+    preflight(a, data, task.env)
+    if critic_state is not None:
+        a.critic.load_state_dict(critic_state)
+    return a, data
+
+
+def _run(algo: str, cfg, task: Task, d: Path, ds, meta: dict, progress: bool, critic_state=None) -> None:
     from .train import CHECKPOINT, prepare_run, run_config, train
 
     resume = (d / CHECKPOINT).exists()
     if resume:
-        cfg = run_config(d, algo, device=cfg.device)
-    a, data = prepare_run(algo, cfg, ds)
-    if not resume:
-        preflight(a, data, task.env)
-        if critic_state is not None:
-            a.critic.load_state_dict(critic_state)
+        a, data = prepare_run(algo, run_config(d, algo, device=cfg.device), ds)
+    else:
+        a, data = _fresh(algo, cfg, task, ds, critic_state)
     train(a, data, d, env_id=task.env, meta=meta, resume=resume, progress=progress)
+
+
+def _start(algo: str, cfg, names: list[str], task: Task, d: Path, out: Path, ds, share_critic: bool,
+           progress: bool) -> tuple:
+    """``(cfg, folder, meta, critic_state)`` of the run in ``d``: a new run that shares its task and seed's IQL
+    critic gets the critic's weights (trained first if needed) and no critic steps of its own."""
+    meta = {"dataset": task.dataset, "presets": names, "suite": str(out)}
+    key = _critic_key(cfg) if share_critic else None
+    state = None
+    if key is not None and not (d / "checkpoint.pt").exists():
+        cdir = _critic_dir(out, task, cfg)
+        state = _shared_critic(task, cfg, cdir, ds, progress)
+        cfg = dataclasses.replace(cfg, critic_steps=0)
+        meta["critic_from"] = str(cdir)
+    return cfg, d, meta, state
+
+
+def _run_stacked(algo: str, starts: list, task: Task, ds, progress: bool) -> None:
+    """New runs of one algorithm, one per seed (``starts``: ``(cfg, folder, meta, critic_state)`` each, as
+    :func:`_start` gives them), trained as one vectorized model where the algorithm has one
+    (:func:`genpolicy.train.train_stacked`; ``--stack-seeds``)."""
+    from .train import device_rng_state, train_stacked
+
+    runs, states = [], []
+    for cfg, _, _, critic_state in starts:
+        runs.append(_fresh(algo, cfg, task, ds, critic_state))
+        states.append(device_rng_state(runs[-1][1].device))  # the global RNG this run's single run trains from
+    train_stacked([a for a, _ in runs], runs[0][1], [d for _, d, _, _ in starts], [m for _, _, m, _ in starts],
+                  states, task.env, progress)
 
 
 def _critic_run_config(seed_cfg):
@@ -135,7 +173,7 @@ def _critic_dir(out: Path, task: Task, cfg) -> Path:
 def _stack_new_critics(task: Task, wanted: list, out: Path, ds, progress: bool) -> None:
     """Train the shared critics that ``wanted`` (configs of runs still to start) need and that do not exist yet,
     several seeds with the same critic settings at a time as one stacked model (``--stack-critics``)."""
-    from .train import CHECKPOINT, prepare_run, train_critics_stacked
+    from .train import CHECKPOINT
 
     groups: dict = {}
     for cfg in wanted:
@@ -148,9 +186,8 @@ def _stack_new_critics(task: Task, wanted: list, out: Path, ds, progress: bool) 
         if len(group) < 2:
             continue  # one seed: the ordinary single run
         members = [group[seed] for seed in sorted(group)]
-        runs = [prepare_run("iql", _critic_run_config(cfg), ds) for cfg, _ in members]
-        train_critics_stacked([a for a, _ in runs], runs[0][1], [d for _, d in members],
-                              {"dataset": task.dataset, "role": "shared critic"}, progress)
+        _run_stacked("iql", [(_critic_run_config(cfg), d, {"dataset": task.dataset, "role": "shared critic"}, None)
+                             for cfg, d in members], Task(task.dataset, None), ds, progress)
 
 
 def _shared_critic(task: Task, seed_cfg, d: Path, ds, progress: bool) -> dict:
@@ -166,13 +203,15 @@ def _shared_critic(task: Task, seed_cfg, d: Path, ds, progress: bool) -> dict:
 
 def run_suite(algos: list[str], tasks: list[Task], seeds: list[int], budget: list[str], out: str | Path,
               sets: list[str] | None = None, share_critic: bool = True, progress: bool = True,
-              label: str | None = None, stack_critics: bool = False) -> Path:
+              label: str | None = None, stack_critics: bool = False, stack_seeds: bool = False) -> Path:
     """Train every (task, algorithm, seed) not yet finished, then write the table and curves; returns the table.
 
     ``label``: with one algorithm, its folder and table column (``TASK/LABEL/seed-K``) instead of its name, so that
     variants (``--set`` ablations) sit beside it in one suite and share its critics. ``stack_critics``: the shared
-    critics of several seeds that do not exist yet are trained together as one stacked model
-    (:func:`genpolicy.train.train_critics_stacked`; equal to their single runs up to batched-matmul rounding)."""
+    critics of several seeds that do not exist yet are trained together as one stacked model. ``stack_seeds``: that,
+    and every algorithm's new runs of several seeds are trained together wherever it has a vectorized form of a stage
+    (GMPO's policy stage; :func:`genpolicy.train.train_stacked`). Both equal their single runs up to batched-matmul
+    rounding."""
     from .rl.datasets import load_dataset
 
     from .rl.algos import ALGORITHMS
@@ -186,31 +225,37 @@ def run_suite(algos: list[str], tasks: list[Task], seeds: list[int], budget: lis
     if label is not None and (len(algos) != 1 or not label or "/" in label or label in ("critic",)):
         raise ValueError(f"--label {label!r} names one algorithm's variant: give one --algos and a plain name")
     folders = {a: label or a for a in algos}
+
+    def run_dir(algo, seed):
+        cfg, names = _config(algo, budget, task, sets + [f"seed={seed}"])
+        d = out / task.name / folders[algo] / f"seed-{seed}"
+        _check_same_settings(d, algo, cfg, share_critic and _critic_key(cfg) is not None)
+        return cfg, names, d
+
     for task in tasks:
         ds = None
-        if stack_critics and share_critic:
+        if (stack_critics or stack_seeds) and share_critic:
             wanted = [cfg for seed in seeds for algo in algos
                       for cfg in [_config(algo, budget, task, sets + [f"seed={seed}"])[0]]
                       if not (out / task.name / folders[algo] / f"seed-{seed}" / "checkpoint.pt").exists()]
             if wanted:
                 ds = load_dataset(task.dataset)
                 _stack_new_critics(task, wanted, out, ds, progress)
+        if stack_seeds:  # new runs (no checkpoint) of several seeds: together; the others alone below
+            for algo in algos:
+                new = [r for r in (run_dir(algo, seed) for seed in seeds) if not (r[2] / "checkpoint.pt").exists()]
+                if len(new) > 1:
+                    ds = ds if ds is not None else load_dataset(task.dataset)
+                    starts = [_start(algo, cfg, names, task, d, out, ds, share_critic, progress)
+                              for cfg, names, d in new]
+                    _run_stacked(algo, starts, task, ds, progress)
         for seed in seeds:
             for algo in algos:
-                cfg, names = _config(algo, budget, task, sets + [f"seed={seed}"])
-                d = out / task.name / folders[algo] / f"seed-{seed}"
-                _check_same_settings(d, algo, cfg, share_critic and _critic_key(cfg) is not None)
+                cfg, names, d = run_dir(algo, seed)
                 if _finished(d):
                     continue
                 ds = ds if ds is not None else load_dataset(task.dataset)
-                meta = {"dataset": task.dataset, "presets": names, "suite": str(out)}
-                key = _critic_key(cfg) if share_critic else None
-                state = None
-                if key is not None and not (d / "checkpoint.pt").exists():
-                    cdir = _critic_dir(out, task, cfg)
-                    state = _shared_critic(task, cfg, cdir, ds, progress)
-                    cfg = dataclasses.replace(cfg, critic_steps=0)
-                    meta["critic_from"] = str(cdir)
+                cfg, d, meta, state = _start(algo, cfg, names, task, d, out, ds, share_critic, progress)
                 _run(algo, cfg, task, d, ds, meta, progress, state)
     tasks, columns = everything_in(out, tasks, list(folders.values()))
     table = write_table(collect(out, tasks, columns), out)

@@ -36,7 +36,8 @@ from .rl.algos.base import Algorithm, compile_mode
 from .rl.data import OfflineData
 
 __all__ = ["train", "prepare_run", "run_config", "stage_update", "compile_mode", "save_checkpoint", "load_checkpoint",
-           "CHECKPOINT", "BEST", "TrainingInterrupted", "NonFiniteMetrics", "non_finite"]
+           "CHECKPOINT", "BEST", "TrainingInterrupted", "NonFiniteMetrics", "non_finite", "train_stacked",
+           "device_rng_state"]
 
 CHECKPOINT, BEST = "checkpoint.pt", "best.pt"
 
@@ -377,52 +378,121 @@ def train(algo: Algorithm, data: OfflineData, run_dir: str | Path, env_id: str |
     return summary
 
 
-def train_critics_stacked(algos: list[Algorithm], data: OfflineData, run_dirs: list[Path], meta: dict,
-                          progress: bool = True) -> list[dict]:
-    """The IQL critic stage of N fresh runs (one per seed, ``algos`` built by :func:`prepare_run` with their own
-    seeds, stage 0 named ``critic``) trained as one stacked model (:class:`genpolicy.rl.seeds.SeedStackedIQL`), then
-    each run finished by :func:`train`. Each run folder gets what its single run writes (config, metrics every
-    ``log_every``, checkpoints every ``ckpt_every``, summary); seed k's minibatches come from its own loop's
-    generator, so its critic is its single run's up to the rounding of batched matmuls. A run killed part-way
-    resumes from its checkpoint as an ordinary single run. Returns the summaries."""
-    from tqdm.auto import tqdm
+def train_stacked(algos: list[Algorithm], data: OfflineData, run_dirs: list[Path], meta: dict | list[dict],
+                  rng_states: list[torch.Tensor], env_id: str | None = None, progress: bool = True) -> list[dict]:
+    """N fresh runs of one algorithm that differ only in their seed (``algos`` built by :func:`prepare_run`), trained
+    stage by stage as one vectorized model wherever the algorithm has one (:meth:`Algorithm.stack_stage`: the IQL
+    critic, GMPO's policy; :mod:`genpolicy.rl.seeds`), then each run finished alone by :func:`train` from the first
+    stage without one.
 
-    from .rl.seeds import SeedStackedIQL, stack_batches
-
+    Each run folder gets what its single run writes (config, metrics every ``log_every``, evaluations, checkpoints
+    every ``ckpt_every``, best, summary). Seed k's minibatches come from its own loop's generator and its other random
+    draws from a generator holding ``rng_states[k]``: the global torch RNG state its single run trains from (taken
+    right after preparing it, ``torch.get_rng_state()``; ``torch.cuda.get_rng_state()`` on a GPU), saved in its
+    checkpoints as its global state. So seed k is its single run up to the rounding of batched matmuls. A run killed
+    part-way resumes from its checkpoint as an ordinary single run. ``meta``: one for all runs or one per run.
+    Returns the summaries."""
     run_dirs = [Path(d) for d in run_dirs]
+    n = len(algos)
+    if not n or len(run_dirs) != n or len(rng_states) != n or len({type(a) for a in algos}) != 1:
+        raise ValueError("train_stacked: one run folder and one RNG state per run, all runs of one algorithm")
     stages = [a.stages() for a in algos]
-    if any(st[0].name != "critic" for st in stages) or len({a.cfg.critic_steps for a in algos}) != 1:
-        raise ValueError("train_critics_stacked: runs whose first stage is the IQL critic, all with one budget")
+    if len({tuple((st.name, st.steps, st.batch_size) for st in sts) for sts in stages}) != 1:
+        raise ValueError("train_stacked: the runs' stages differ (names, steps or batch sizes)")
+    metas = meta if isinstance(meta, list) else [meta] * n
+    device = data.device
+    gens = [torch.Generator(device=device) for _ in algos]
+    for g, state in zip(gens, rng_states):
+        g.set_state(state)
+    first = next((i for i, st in enumerate(stages[0]) if st.steps > 0), None)
+    stack = None if first is None else type(algos[0]).stack_stage(stages[0][first].name, algos)
+    if stack is None:  # no vectorized form of the first stage: each run alone, from its own RNG state
+        out = []
+        for a, d, m, g in zip(algos, run_dirs, metas, gens):
+            _set_device_rng_state(device, g.get_state())
+            out.append(train(a, data, d, env_id, m, progress=progress))
+        return out
     for d in run_dirs:
         d.mkdir(parents=True, exist_ok=True)
-    meta = dict(meta, stacked_seeds=[a.cfg.seed for a in algos])
-    loops = [_Loop(a, data, d, None, meta, False, False, st) for a, d, st in zip(algos, run_dirs, stages)]
-    cfg, n_steps = algos[0].cfg, stages[0][0].steps
-    critics = [a.critic for a in algos]
-    stack = SeedStackedIQL(critics).to(data.device)
+    metas = [dict(m, stacked_seeds=[a.cfg.seed for a in algos]) for m in metas]
+    loops = [_Loop(a, data, d, env_id, m, False, False, st) for a, d, m, st in zip(algos, run_dirs, metas, stages)]
+    last_eval = max((i for i, st in enumerate(stages[0]) if st.evaluates and st.steps > 0), default=None)
+    for si in range(first, len(stages[0])):
+        stage = stages[0][si]
+        if stage.steps == 0:
+            continue
+        stack = stack if si == first else type(algos[0]).stack_stage(stage.name, algos)
+        if stack is None:
+            break
+        _stacked_stage(loops, [sts[si] for sts in stages], si, stack, gens, si == last_eval, progress)
+    for lp in loops:
+        lp.logger.close()
+    # the rest alone, from the last stacked stage's checkpoint
+    return [train(a, data, d, env_id, m, resume=True, progress=progress) for a, d, m in zip(algos, run_dirs, metas)]
+
+
+def _stacked_stage(loops: list[_Loop], stages: list, si: int, stack, gens: list[torch.Generator], final: bool,
+                   progress: bool) -> None:
+    """Stage ``si`` of every loop's run (``stages``: each run's instance of it) by the vectorized model ``stack``:
+    what :meth:`_Loop.run_stage` does for one run (log, monitor, evaluate, checkpoint), per run."""
+    from tqdm.auto import tqdm
+
+    from .rl.seeds import stack_batches
+
+    stage, algos, n = stages[0], [lp.algo for lp in loops], len(loops)
+    device = loops[0].data.device
+    if isinstance(stack, torch.nn.Module):
+        stack.to(device)
+    cfg, rows = algos[0].cfg, stage.batch_size or algos[0].cfg.batch_size
+    for lp, st in zip(loops, stages):
+        lp.algo.train()
+        if st.prepare is not None:
+            st.prepare(lp.data)
+    bar = tqdm(range(stage.steps), desc=f"{algos[0].name}:{stage.name} x{n} seeds", disable=not progress,
+               mininterval=0.5, dynamic_ncols=True)
     t0 = time.perf_counter()
-    for step in tqdm(range(n_steps), desc=f"iql:critic x{len(algos)} seeds", disable=not progress, mininterval=0.5):
-        m = stack.update(stack_batches([lp.data.sample(cfg.batch_size, generator=lp.gen) for lp in loops]))
+    for step in bar:
+        m = stack.update(stack_batches([lp.data.sample(rows, generator=lp.gen) for lp in loops]), gens)
         for k, lp in enumerate(loops):
             lp.logger.accumulate({name: v[k] for name, v in m.items()})
         done = step + 1
-        if done % cfg.log_every == 0 or done == n_steps:
+        end = done == stage.steps
+        if done % cfg.log_every == 0 or end:
             for lp, st in zip(loops, stages):
-                bad = non_finite(st[0], lp.logger.flush("critic", done))
+                vals = lp.logger.flush(stage.name, done)
+                lp.monitor(st, vals, done, bar)
+                bad = non_finite(st, vals)
                 if bad:
-                    raise NonFiniteMetrics(f"critic stage of {lp.dir}: {', '.join(bad)} non-finite by step {done}")
-        end = done == n_steps
-        if done % cfg.ckpt_every == 0 or end:
-            stack.unstack(critics)
+                    raise NonFiniteMetrics(f"{stage.name} stage of {lp.dir}: {', '.join(bad)} non-finite by step "
+                                           f"{done}")
+        evaluate = loops[0].env_id and stage.evaluates and ((cfg.eval_every and done % cfg.eval_every == 0) or end)
+        checkpoint = done % cfg.ckpt_every == 0 or end
+        if evaluate or checkpoint:
+            stack.unstack()
             seconds = round(time.perf_counter() - t0, 2)
-            for lp in loops:
-                lp.state["stage_times"]["critic"] = {"seconds": seconds, "first_step_seconds": None,
-                                                     "steps_per_s": round(done / max(seconds, 1e-9), 1),
-                                                     "stacked_seeds": len(loops)}
-                lp.save(CHECKPOINT, 1 if end else 0, 0 if end else done)
-    for lp in loops:
-        lp.logger.close()
-    return [train(a, data, d, None, meta, resume=True, progress=False) for a, d in zip(algos, run_dirs)]
+            for lp, g in zip(loops, gens):
+                lp.state["stage_times"][stage.name] = {"seconds": seconds, "first_step_seconds": None,
+                                                       "steps_per_s": round(done / max(seconds, 1e-9), 1),
+                                                       "stacked_seeds": n}
+                _set_device_rng_state(device, g.get_state())  # saved (checkpoint, best.pt) as the run's own
+                if evaluate:
+                    lp.evaluate(stage.name, si, done, bar, final and end)
+                if checkpoint:
+                    lp.save(CHECKPOINT, si + 1 if end else si, 0 if end else done)
+    bar.close()
+
+
+def device_rng_state(device: torch.device) -> torch.Tensor:
+    """The global torch RNG state of ``device``'s default generator (what :func:`train_stacked` takes per run)."""
+    device = torch.device(device)
+    return torch.get_rng_state() if device.type == "cpu" else torch.cuda.get_rng_state(device)
+
+
+def _set_device_rng_state(device: torch.device, state: torch.Tensor) -> None:
+    if device.type == "cpu":
+        torch.set_rng_state(state)
+    else:
+        torch.cuda.set_rng_state(state, device)
 
 
 def stage_update(algo: Algorithm, stage):

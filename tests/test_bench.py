@@ -207,3 +207,35 @@ def test_stacked_critics_equal_the_suites_single_critics_and_resume_as_single_ru
     assert all(0 < ck["step"] < 400 and ck["meta"]["stacked_seeds"] == [0, 1] for ck in cks)
     run_suite(["iql"], [task], [0, 1], ["cpu"], part, tiny, progress=False)  # ordinary resume of each seed
     assert_same(critics(part)[1], w1)
+
+
+def test_stack_seeds_trains_gmpo_seeds_as_one_model_equal_to_the_suites_single_runs(hopper_like, tmp_path):  # noqa: F811
+    """``--stack-seeds``: the shared critics and GMPO's policy stages of two seeds trained as one model each, in the
+    folders the ordinary suite writes, ending at its weights (to 1e-5); an algorithm without a vectorized stage (bc)
+    runs each seed alone in the same call."""
+    import torch
+
+    from genpolicy.suite import Task, run_suite
+
+    tiny = ["critic_steps=60", "policy_steps=40", "critic_hidden=[32,32]", "net=mlp", "net_hidden=[32,32]",
+            "batch_size=32", "final_eval_episodes=1", "ckpt_every=20", "log_every=20", "act_steps=2"]
+    task = Task(str(hopper_like), None)
+
+    def weights(out, algo):
+        return [load_checkpoint(d / "checkpoint.pt")["state"]["modules"]
+                for d in sorted((out / "hopper_like" / algo).iterdir())]
+
+    run_suite(["gmpo"], [task], [0, 1], ["cpu"], tmp_path / "single", tiny, progress=False)
+    run_suite(["gmpo", "bc"], [task], [0, 1], ["cpu"], tmp_path / "stacked", tiny + ["actor_hidden=[8]"],
+              progress=False, stack_seeds=True)
+    ref, got = weights(tmp_path / "single", "gmpo"), weights(tmp_path / "stacked", "gmpo")
+    assert len(ref) == len(got) == 2
+    for a, b in zip(ref, got):
+        assert a.keys() == b.keys() and any(k.startswith("policy.") for k in a)
+        for k in a:
+            torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-5, msg=lambda m: f"{k}: {m}")
+    for algo, stacked in (("gmpo", [0, 1]), ("critic", [0, 1]), ("bc", None)):
+        for d in sorted((tmp_path / "stacked" / "hopper_like" / algo).iterdir()):
+            assert json.loads((d / "summary.json").read_text()).get("stacked_seeds") == stacked
+    rows = list(csv.DictReader(open(tmp_path / "stacked" / "results.csv")))
+    assert {r["algo"] for r in rows} >= {"gmpo", "bc"}

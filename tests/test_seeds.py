@@ -1,4 +1,5 @@
-"""Vectorized seeds: N IQL critics trained as one stacked model follow their single runs (issue 14, item 4)."""
+"""Vectorized seeds: N IQL critics, and N GMPO policies, trained as one stacked model follow their single runs (issue 14,
+item 4)."""
 
 import copy
 import dataclasses
@@ -7,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from genpolicy.rl.algos.gmpo import GMPO, GMPOConfig
 from genpolicy.rl.algos.iql import IQLAWRConfig
 from genpolicy.rl.critics import IQLConfig, IQLCritic
 from genpolicy.rl.data import OfflineData
 from genpolicy.rl.datasets import TransitionDataset
-from genpolicy.rl.seeds import SeedStackedIQL, stack_batches
-from genpolicy.train import prepare_run, train, train_critics_stacked
+from genpolicy.rl.seeds import SeedStackedGMPO, SeedStackedIQL, stack_batches
+from genpolicy.train import device_rng_state, load_checkpoint, prepare_run, train, train_stacked
 
 STEPS = 50
 
@@ -77,15 +79,16 @@ def test_seed_k_equals_the_single_run_with_seed_k(tmp_path):
     base = IQLAWRConfig(critic_hidden=(32, 32), actor_hidden=(8,), critic_steps=STEPS, policy_steps=0,
                         batch_size=64, reward_scale="none", final_eval_episodes=1)
     seeds = [0, 3]
-    single, stacked = [], []
+    single, stacked, states = [], [], []
     for s in seeds:
         cfg = dataclasses.replace(base, seed=s, log_every=10, ckpt_every=20)
         algo, data = prepare_run("iql", cfg, ds)
         train(algo, data, tmp_path / f"single-{s}", None, progress=False)
         single.append(algo)
         stacked.append(prepare_run("iql", cfg, ds)[0])
+        states.append(device_rng_state(data.device))
     dirs = [tmp_path / f"stacked-{s}" for s in seeds]
-    summaries = train_critics_stacked(stacked, data, dirs, {"dataset": "chain"}, progress=False)
+    summaries = train_stacked(stacked, data, dirs, {"dataset": "chain"}, states, progress=False)
     for a, b in zip(single, stacked):
         _assert_same(a.critic, b.critic)
     for d, summ in zip(dirs, summaries):  # each folder as its single run writes it
@@ -101,3 +104,139 @@ def test_stacking_refuses_mixed_or_batched_critics():
         SeedStackedIQL([IQLCritic(3, 2, IQLConfig(hidden=(8,), batched=True))])
     with pytest.raises(ValueError, match="unstack needs 1"):
         SeedStackedIQL([IQLCritic(3, 2)]).unstack([IQLCritic(3, 2), IQLCritic(3, 2)])
+
+
+def _gmpo_cfg(**kw) -> GMPOConfig:
+    base = dict(net="mlp", net_hidden=(32, 32), critic_hidden=(32, 32), beta=3.0, policy_lr=1e-3, batch_size=64,
+                reward_scale="none")
+    return GMPOConfig(**(base | kw))
+
+
+def _policy_tensors(algo: GMPO) -> dict:
+    out = {f"policy.{k}": v for k, v in algo.policy.state_dict().items()}
+    if algo.policy_ema is not None:
+        out |= {f"ema.{k}": v for k, v in algo.policy_ema.state_dict().items()}
+    opt = algo.policy_opt
+    return out | {f"opt.{i}.{k}": v for i, p in enumerate(opt.param_groups[0]["params"]) for k, v in opt.state[p].items()}
+
+
+@pytest.mark.parametrize("net,kw", [("mlp", {}),
+                                    ("mlp", {"grad_clip": 0.05, "ema_decay": 0.9, "normalize_weights": True}),
+                                    ("unet", {"grad_clip": 0.05, "path": "vpsde", "param": "noise", "loss": "score"})])
+def test_stacked_gmpo_policies_follow_their_single_runs_step_for_step(net, kw):
+    """SeedStackedGMPO against GMPO.update_policy: each seed with its own critic, batches and global RNG stream; equal
+    to 1e-5 after 50 steps in weights, EMA and Adam state, with per-seed gradient clipping where it is on."""
+    data = OfflineData(_chain(), reward_scale="none")
+    cfg = _gmpo_cfg(**kw, **({"net": "unet", "net_hidden": (32, 16, 8)} if net == "unet" else {}))
+    seeds = [0, 1, 2]
+    algos = []
+    for s in seeds:
+        torch.manual_seed(s)
+        algos.append(GMPO(3, 2, dataclasses.replace(cfg, seed=s)))
+    init = copy.deepcopy(algos)
+    single = copy.deepcopy(algos)
+    states = [torch.Generator().manual_seed(100 + s).get_state() for s in seeds]
+    norms = []
+    for s, a, st in zip(seeds, single, states):  # what each seed's own loop does
+        g = torch.Generator().manual_seed(s)
+        torch.set_rng_state(st)
+        for _ in range(STEPS):
+            m = a.update_policy(data.sample(64, generator=g))
+            norms.append(float(m.get("grad_norm", 0.0)))
+    stack = SeedStackedGMPO(algos)
+    gens = [torch.Generator() for _ in seeds]
+    for g, st in zip(gens, states):
+        g.set_state(st)
+    loaders = [torch.Generator().manual_seed(s) for s in seeds]
+    for _ in range(STEPS):
+        m = stack.update(stack_batches([data.sample(64, generator=g) for g in loaders]), gens)
+    assert m["policy_loss"].shape == (3,) and m["weight_mean"].shape == (3,)
+    stack.unstack()
+    for a, b in zip(single, algos):
+        ta, tb = _policy_tensors(a), _policy_tensors(b)
+        assert ta.keys() == tb.keys() and len(ta) > 10
+        for k in ta:
+            torch.testing.assert_close(tb[k], ta[k], rtol=1e-5, atol=1e-5, msg=lambda msg: f"{k}: {msg}")
+    if kw.get("grad_clip"):
+        assert max(norms) > kw["grad_clip"]  # the clipping acted, so the per-seed norm was tested
+    w0, w1, start = (next(a.policy.parameters()).detach() for a in (algos[0], algos[1], init[0]))
+    assert not torch.allclose(w0, w1)  # the seeds differ
+    assert float((w0 - start).abs().max()) > 1e-3  # and moved
+
+
+def _gmpo_runs(ds, seeds, **kw):
+    cfg = _gmpo_cfg(critic_steps=30, policy_steps=STEPS, log_every=10, ckpt_every=20, final_eval_episodes=1, **kw)
+    out = []
+    for s in seeds:
+        algo, data = prepare_run("gmpo", dataclasses.replace(cfg, seed=s), ds)
+        out.append((algo, data, device_rng_state(data.device)))
+    return out
+
+
+def _single_gmpo_runs(ds, seeds, tmp_path) -> list:
+    """Each seed's single run, prepared and trained one after the other (as ``genpolicy train`` runs it)."""
+    out = []
+    for s in seeds:
+        algo, data, _ = _gmpo_runs(ds, [s])[0]
+        train(algo, data, tmp_path / f"single-{s}", None, progress=False)
+        out.append(algo)
+    return out
+
+
+def test_gmpo_seed_k_of_a_stacked_run_equals_its_single_run_and_its_random_state(tmp_path):
+    """train_stacked of GMPO runs (critic and policy stages both stacked) against train of each seed alone: same
+    weights to 1e-5, the same global RNG state in the checkpoint (bit for bit: the same draws were made), the same
+    folder contents."""
+    ds, seeds = _chain(), [0, 4]
+    single = _single_gmpo_runs(ds, seeds, tmp_path)
+    runs = _gmpo_runs(ds, seeds)
+    dirs = [tmp_path / f"stacked-{s}" for s in seeds]
+    summaries = train_stacked([a for a, _, _ in runs], runs[0][1], dirs, {"dataset": "chain"},
+                              [st for _, _, st in runs], progress=False)
+    for s, a, (b, _, _), d, summ in zip(seeds, single, runs, dirs, summaries):
+        _assert_same(a.critic, b.critic)
+        ta, tb = _policy_tensors(a), _policy_tensors(b)
+        for k in ta:
+            torch.testing.assert_close(tb[k], ta[k], rtol=1e-5, atol=1e-5, msg=lambda msg: f"{k}: {msg}")
+        ck, ref = load_checkpoint(d / "checkpoint.pt"), load_checkpoint(tmp_path / f"single-{s}" / "checkpoint.pt")
+        assert torch.equal(ck["rng"]["torch"], ref["rng"]["torch"]) and torch.equal(ck["rng"]["batches"],
+                                                                                    ref["rng"]["batches"])
+        assert (ck["stage"], ck["step"]) == (ref["stage"], ref["step"]) == (2, 0)
+        assert summ["stacked_seeds"] == seeds and summ["stage_times"]["policy"]["stacked_seeds"] == 2
+        assert sum(1 for _ in open(d / "metrics.jsonl")) == sum(1 for _ in open(tmp_path / f"single-{s}" / "metrics.jsonl"))
+
+
+def test_a_stacked_gmpo_run_killed_mid_stage_resumes_alone_to_its_single_run(tmp_path, monkeypatch):
+    """Stopped after policy step 30 (checkpoint at 20), each seed's run resumes as an ordinary single run and ends at
+    the weights of its uninterrupted single run."""
+    ds, seeds = _chain(), [1, 2]
+    single = _single_gmpo_runs(ds, seeds, tmp_path)
+    update, calls = SeedStackedGMPO.update, []
+
+    def dies_after_30(self, batch, gens):
+        if len(calls) == 30:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return update(self, batch, gens)
+
+    monkeypatch.setattr(SeedStackedGMPO, "update", dies_after_30)
+    runs = _gmpo_runs(ds, seeds)
+    dirs = [tmp_path / f"stacked-{s}" for s in seeds]
+    with pytest.raises(KeyboardInterrupt):
+        train_stacked([a for a, _, _ in runs], runs[0][1], dirs, {}, [st for _, _, st in runs], progress=False)
+    assert all((load_checkpoint(d / "checkpoint.pt")["stage"], load_checkpoint(d / "checkpoint.pt")["step"])
+               == (1, 20) for d in dirs)
+    for (algo, data, _), a, d in zip(_gmpo_runs(ds, seeds), single, dirs):
+        train(algo, data, d, None, resume=True, progress=False)
+        ta, tb = _policy_tensors(a), _policy_tensors(algo)
+        for k in ta:
+            torch.testing.assert_close(tb[k], ta[k], rtol=1e-5, atol=1e-5, msg=lambda msg: f"{k}: {msg}")
+
+
+def test_stacking_gmpo_refuses_runs_that_differ_beyond_the_seed():
+    a = GMPO(3, 2, _gmpo_cfg())
+    with pytest.raises(ValueError, match="differ only in the seed"):
+        SeedStackedGMPO([a, GMPO(3, 2, _gmpo_cfg(beta=1.0))])
+    with pytest.raises(ValueError, match="differ only in the seed"):
+        SeedStackedGMPO([GMPO(3, 2, _gmpo_cfg(variant="softmax"))])
+    assert GMPO.stack_stage("policy", [GMPO(3, 2, _gmpo_cfg(variant="softmax"))]) is None  # alone instead

@@ -20,6 +20,10 @@ def add_parser(sub, name: str, text: str, argv: list[str]) -> None:
     p.add_argument("--stack-critics", action="store_true",
                    help="train the shared critics of the seeds that need one together, as one stacked model "
                         "(same critics up to rounding; fewer, larger kernels: for GPUs; about 1.1x on CPU)")
+    p.add_argument("--stack-seeds", action="store_true",
+                   help="--stack-critics, and train the new runs of several seeds of each algorithm together where "
+                        "it has a vectorized form of a stage (GMPO's policy; same runs up to rounding; for GPUs: on "
+                        "CPU about as fast as one after the other)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
 
 
@@ -31,7 +35,7 @@ def run(ns) -> int:
     if unknown:
         raise ValueError(f"unknown algorithm(s) {unknown}; registered: {sorted(ALGORITHMS)}")
     table = run_suite(ns.algos, [parse_task(t) for t in ns.tasks], ns.seeds, ns.budget, ns.out, ns.set,
-                      ns.share_critic, ns.progress, ns.label, ns.stack_critics)
+                      ns.share_critic, ns.progress, ns.label, ns.stack_critics, ns.stack_seeds)
     print(table.read_text())
     print(f"table: {table} (+ results.csv, curves-*.png)")
     return 0

@@ -1,28 +1,32 @@
-"""Vectorized seeds (issue 14, item 4): the IQL critics of N seeds trained in one process as one model.
+"""Vectorized seeds (issue 14, item 4): a training stage of N seeds' runs in one process as one model.
 
-Every suite seed trains its own IQL critic first; they differ only in their initial weights and their minibatch
-order, so N of them can run as one network whose layers are N-member batched matmuls
-(:class:`~genpolicy.nets.ensemble.EnsembleMLP`). :class:`SeedStackedIQL` is built *from* the N ordinary
-:class:`~genpolicy.rl.critics.IQLCritic` s that N single runs would build (each under its own seed), and
-:func:`genpolicy.train.train_critics_stacked` draws each seed's minibatches from its own run's loop generator, so
-seed k follows its single run step for step: the losses add up over seeds, so each seed's gradient is its own; Adam is
+Runs of one algorithm and task that differ only in their seed differ only in their initial weights, their minibatch
+order and their random draws, so N of them can run as one network whose layers are N-member batched matmuls.
+:class:`SeedStackedIQL` (the IQL critic: :class:`~genpolicy.nets.ensemble.EnsembleMLP`) and :class:`SeedStackedGMPO`
+(GMPO's advantage-weighted policy stage: ``torch.func.vmap`` over the stacked weights of any policy network) are
+built *from* the N ordinary modules that N single runs would build (each under its own seed), and
+:func:`genpolicy.train.train_stacked` draws each seed's minibatches from its own run's loop generator and its matching
+times and noise from its own copy of its run's global RNG, so seed k follows its single run step for step: the
+losses add up over seeds, so each seed's gradient is its own (gradient clipping takes each seed's own norm); Adam is
 element-wise, so one Adam over the stacked weights is N Adams. What differs is the rounding of a batched matmul
-(tests/test_seeds.py: equal to single runs to 1e-5 after 50 steps). :meth:`SeedStackedIQL.unstack` writes the
-trained weights and Adam state back into the N critics, which then save and load as ordinary ones.
+(tests/test_seeds.py: equal to single runs to 1e-5 after 50 steps). ``unstack()`` writes the trained weights and
+Adam state back into the N runs' modules, which then save, load and resume as ordinary ones.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.stateless import _reparametrize_module
 
 from ..nets.ensemble import EnsembleMLP
 from .critics import IQLCritic, expectile_loss, polyak_
 from .data import Batch
 
-__all__ = ["SeedStackedIQL", "stack_batches"]
+__all__ = ["SeedStackedIQL", "SeedStackedGMPO", "stack_batches"]
 
 
 class SeedStackedIQL(nn.Module):
@@ -40,7 +44,7 @@ class SeedStackedIQL(nn.Module):
         cfg = critics[0].cfg
         if any(c.cfg != cfg for c in critics) or cfg.batched:
             raise ValueError("SeedStackedIQL stacks critics of one IQLConfig with separate (unbatched) twin Qs")
-        self.cfg, self.n = cfg, len(critics)
+        self.cfg, self.n, self.critics = cfg, len(critics), list(critics)
         heads = [h for c in critics for h in (c.qf.q1, c.qf.q2)]
         target_heads = [h for c in critics for h in (c.q_target.q1, c.q_target.q2)]
         self.qf = EnsembleMLP.stack(heads)
@@ -54,8 +58,9 @@ class SeedStackedIQL(nn.Module):
         sa = torch.cat([obs, act], dim=-1).repeat_interleave(2, dim=0)  # seed k's rows to members 2k, 2k+1
         return net(sa).squeeze(-1).reshape(self.n, 2, -1)
 
-    def update(self, batch: Batch) -> dict[str, Tensor]:
-        """One IQL step for every seed; metrics are ``(N,)`` tensors (seed k's value at k)."""
+    def update(self, batch: Batch, gens: list[torch.Generator] | None = None) -> dict[str, Tensor]:
+        """One IQL step for every seed; metrics are ``(N,)`` tensors (seed k's value at k). (An IQL step draws no
+        random numbers, so ``gens`` is not used.)"""
         cfg = self.cfg
         with torch.no_grad():
             q_t = self._twin(self.q_target, batch.obs, batch.actions).min(dim=1).values
@@ -76,9 +81,10 @@ class SeedStackedIQL(nn.Module):
                 "q_mean": qs[:, 0].detach().mean(dim=1)}
 
     @torch.no_grad()
-    def unstack(self, critics: list[IQLCritic]) -> None:
-        """Write every seed's weights, target weights and Adam state back into ``critics`` (the ones it was built
-        from, or critics of the same shapes), so that each saves, loads and resumes as a single run's critic."""
+    def unstack(self, critics: list[IQLCritic] | None = None) -> None:
+        """Write every seed's weights, target weights and Adam state back into ``critics`` (None: the ones it was
+        built from; or critics of the same shapes), so that each saves, loads and resumes as a single run's critic."""
+        critics = self.critics if critics is None else critics
         if len(critics) != self.n:
             raise ValueError(f"unstack needs {self.n} critics, got {len(critics)}")
         for k, c in enumerate(critics):
@@ -94,6 +100,109 @@ class SeedStackedIQL(nn.Module):
                             opt.state[p] = {"step": st["step"].clone(),
                                             "exp_avg": _member(st["exp_avg"], member, p),
                                             "exp_avg_sq": _member(st["exp_avg_sq"], member, p)}
+
+
+class SeedStackedGMPO:
+    """The advantage-weighted policy stage (Eq 7) of N GMPO runs as one model: the policies' (and their EMA's)
+    parameters stacked along a leading seed dimension, evaluated with ``torch.func.vmap`` over a copy of the first
+    run's policy (any network), each seed weighting its batch by its own critic's advantages; one fused Adam over the
+    stacked parameters (the runs' Adam settings and state).
+
+    ``update(batch, gens)``: ``batch`` ``(N, B, ...)``; ``gens[k]`` stands in for seed k's global RNG (the
+    matching times and noise its single run draws inside ``matching_loss``, drawn here in the same order)."""
+
+    def __init__(self, algos: list):
+        if not algos:
+            raise ValueError("SeedStackedGMPO needs at least one run")
+        cfg = algos[0].cfg
+        same = dataclasses.replace(cfg, seed=0)
+        if any(dataclasses.replace(a.cfg, seed=0) != same for a in algos) or cfg.variant != "awr":
+            raise ValueError("SeedStackedGMPO stacks awr-variant GMPO runs whose settings differ only in the seed")
+        groups = [a.policy_opt.param_groups for a in algos]
+        if any(len(g) != 1 or {k: v for k, v in g[0].items() if k != "params"}
+               != {k: v for k, v in groups[0][0].items() if k != "params"} for g in groups):
+            raise ValueError("SeedStackedGMPO: the runs' policy optimizers differ")
+        self.algos, self.cfg, self.n = list(algos), cfg, len(algos)
+        self.policy = copy.deepcopy(algos[0].policy)  # templates: their own tensors are swapped out in every call
+        self.critic = copy.deepcopy(algos[0].critic)
+        self.names = [k for k, _ in self.policy.named_parameters()]
+        self.params = {k: _stack([a.policy.get_parameter(k) for a in algos]).requires_grad_() for k in self.names}
+        self.buffers = {k: _stack([a.policy.get_buffer(k) for a in algos]) for k, _ in self.policy.named_buffers()}
+        self.critic_state = {k: _stack([a.critic.get_parameter(k) for a in algos])
+                             for k, _ in self.critic.named_parameters()}
+        self.critic_state |= {k: _stack([a.critic.get_buffer(k) for a in algos])
+                              for k, _ in self.critic.named_buffers()}
+        self.ema = None
+        if algos[0].policy_ema is not None:
+            self.ema = {k: _stack([a.policy_ema.get_parameter(k) for a in algos]) for k in self.names}
+        g = groups[0][0]
+        self.opt = torch.optim.Adam(list(self.params.values()), lr=g["lr"], betas=g["betas"], eps=g["eps"],
+                                    fused=True)
+        states = [[a.policy_opt.state.get(p) for p in a.policy.parameters()] for a in algos]
+        if any(states[0]):  # runs that have taken policy steps: their Adam state, stacked
+            for j, sp in enumerate(self.params.values()):
+                self.opt.state[sp] = {"step": states[0][j]["step"].clone(),
+                                      "exp_avg": _stack([st[j]["exp_avg"] for st in states]),
+                                      "exp_avg_sq": _stack([st[j]["exp_avg_sq"] for st in states])}
+
+    def _seed_loss(self, params, buffers, critic_state, obs, actions, t, x1):
+        """One seed's loss, per-sample matching losses, weights and advantages (what GMPO.update_policy computes)."""
+        from .algos.common import weighted_matching_loss
+        from .algos.gmpo import awr_weights
+
+        cfg = self.cfg
+        with torch.no_grad(), _reparametrize_module(self.critic, critic_state):
+            adv = self.critic.advantage(obs, actions)
+            w = awr_weights(adv, cfg)
+        with _reparametrize_module(self.policy, {**params, **buffers}):
+            loss, aux = weighted_matching_loss(self.policy, actions, obs, w, cfg.loss, cfg.weighting, t, x1)
+        return loss, aux["per_sample"], w, adv
+
+    def update(self, batch: Batch, gens: list[torch.Generator]) -> dict[str, Tensor]:
+        """One GMPO policy step for every seed; metrics are ``(N,)`` tensors (seed k's value at k)."""
+        cfg = self.cfg
+        if len(gens) != self.n:
+            raise ValueError(f"update needs {self.n} generators, got {len(gens)}")
+        draws = [self.policy.matching_noise(batch.actions[k], cfg.loss, generator=g) for k, g in enumerate(gens)]
+        t, x1 = torch.stack([d[0] for d in draws]), torch.stack([d[1] for d in draws])
+        loss, per_sample, w, adv = torch.func.vmap(self._seed_loss)(self.params, self.buffers, self.critic_state,
+                                                                     batch.obs, batch.actions, t, x1)
+        self.opt.zero_grad(set_to_none=True)
+        loss.sum().backward()  # the sum separates: seed k's parameters get seed k's gradient
+        m = {}
+        if cfg.grad_clip > 0:  # each seed's own total norm, as clip_grad_norm_ in its single run
+            grads = [p.grad for p in self.params.values()]
+            norms = torch.linalg.vector_norm(
+                torch.stack([torch.linalg.vector_norm(g.reshape(self.n, -1), dim=1) for g in grads], dim=1), dim=1)
+            scale = torch.clamp(cfg.grad_clip / (norms + 1e-6), max=1.0)
+            for g in grads:
+                g.mul_(scale.reshape(-1, *([1] * (g.dim() - 1))))
+            m["grad_norm"] = norms
+        self.opt.step()
+        if self.ema is not None:
+            with torch.no_grad():
+                torch._foreach_lerp_(list(self.ema.values()), list(self.params.values()), 1.0 - cfg.ema_decay)
+        return {"policy_loss": loss.detach(), "matching_loss": per_sample.detach().mean(dim=1),
+                "weight_mean": w.mean(dim=1), "weight_max": w.amax(dim=1), "adv_mean": adv.mean(dim=1), **m}
+
+    @torch.no_grad()
+    def unstack(self) -> None:
+        """Write every seed's policy (and EMA) weights and Adam state back into its run."""
+        for k, a in enumerate(self.algos):
+            for name, p in a.policy.named_parameters():
+                p.copy_(self.params[name][k])
+            if self.ema is not None:
+                for name, p in a.policy_ema.named_parameters():
+                    p.copy_(self.ema[name][k])
+            for p, sp in zip(a.policy.parameters(), self.params.values(), strict=True):
+                st = self.opt.state.get(sp)
+                if st:
+                    a.policy_opt.state[p] = {"step": st["step"].clone(), "exp_avg": st["exp_avg"][k].clone(),
+                                             "exp_avg_sq": st["exp_avg_sq"][k].clone()}
+
+
+def _stack(tensors: list[Tensor]) -> Tensor:
+    return torch.stack([t.detach() for t in tensors]).contiguous()
 
 
 def _member(stacked: Tensor, i: int, like: Tensor) -> Tensor:

@@ -150,6 +150,21 @@ class Algorithm(nn.Module, ABC):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """Every optimizer by name (checkpointed with the modules)."""
 
+    @classmethod
+    def stack_stage(cls, name: str, algos: list["Algorithm"]):
+        """Stage ``name`` of ``algos`` (N runs of this class that differ only in their seed) as one vectorized model
+        (:mod:`genpolicy.rl.seeds`: ``update(batch, gens)`` on batches with a leading seed dimension, ``unstack()``
+        writing the weights and optimizer state back into the runs), or None where the stage has no such form and
+        each run trains it alone. Here: the IQL critic stage (:func:`~genpolicy.rl.algos.common.critic_stage` of an
+        ``IQLCritic`` with separate twin Qs); subclasses add their own stages."""
+        from ..critics import IQLCritic
+        from ..seeds import SeedStackedIQL
+
+        critics = [getattr(a, "critic", None) for a in algos]
+        if name == "critic" and all(type(c) is IQLCritic and not c.cfg.batched for c in critics):
+            return SeedStackedIQL(critics)
+        return None
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device

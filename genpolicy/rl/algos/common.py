@@ -23,8 +23,8 @@ from ..data import Batch
 from .base import RunConfig, Stage
 
 __all__ = ["CriticConfig", "CriticPolicyConfig", "DiffusionPolicyConfig", "build_policy_model", "advantage_weights",
-           "softmax_weights", "optimizer_step", "minimize", "weighted_matching_step", "behaviour_cloning_stage",
-           "critic_stage", "support_actions", "candidate_actions", "pick"]
+           "softmax_weights", "optimizer_step", "minimize", "weighted_matching_loss", "weighted_matching_step",
+           "behaviour_cloning_stage", "critic_stage", "support_actions", "candidate_actions", "pick"]
 
 
 @dataclass
@@ -124,9 +124,12 @@ def softmax_weights(q: Tensor, beta: float) -> Tensor:
     return torch.softmax(beta * q, dim=1).reshape(-1) * q.shape[1]
 
 
-def _weighted_matching(model: GenerativeModel, x0: Tensor, cond, weights: Tensor | None, kind: str,
-                       weighting: str) -> tuple[Tensor, dict]:
-    per_sample = model.matching_loss(x0, cond, kind=kind, weighting=weighting, check=False)  # data checked at load
+def weighted_matching_loss(model: GenerativeModel, x0: Tensor, cond, weights: Tensor | None, kind: str,
+                           weighting: str, t: Tensor | None = None, x1: Tensor | None = None) -> tuple[Tensor, dict]:
+    """``mean(w * L_matching)`` (Eq 7, 39, 40; the plain mean without weights) and ``{"per_sample": L_matching}``;
+    ``t``/``x1``: the matching times and noise (drawn by the model when None)."""
+    per_sample = model.matching_loss(x0, cond, kind=kind, weighting=weighting, t=t, x1=x1,
+                                     check=False)  # data checked at load
     loss = (weights * per_sample).mean() if weights is not None else per_sample.mean()
     return loss, {"per_sample": per_sample}
 
@@ -139,7 +142,7 @@ def weighted_matching_step(model: GenerativeModel, opt: torch.optim.Optimizer, x
     Returns the loss, the per-sample matching losses (detached) and the gradient norm (None without clipping).
     ``functional`` selects :func:`genpolicy.optim.minimize`'s compilable form.
     """
-    loss, aux, gnorm = minimize(opt, model, _weighted_matching, x0, cond, weights, kind, weighting, clip=clip,
+    loss, aux, gnorm = minimize(opt, model, weighted_matching_loss, x0, cond, weights, kind, weighting, clip=clip,
                                 functional=functional)
     return loss, aux["per_sample"], gnorm
 

@@ -27,7 +27,7 @@ from .common import (CriticPolicyConfig, advantage_weights, behaviour_cloning_st
                      critic_stage, softmax_weights, weighted_matching_step)
 from .registry import register
 
-__all__ = ["GMPOConfig", "GMPO"]
+__all__ = ["GMPOConfig", "GMPO", "awr_weights"]
 
 
 @dataclass
@@ -62,6 +62,13 @@ class GMPOConfig(CriticPolicyConfig):
                                         "behaviour_sample_steps": ">=1", "policy_batch_size": ">=0",
                                         "ema_decay": "0<=x<1"}
     epoch_batch_fields: ClassVar[dict[str, str]] = {"policy_epochs": "policy_batch_size"}
+
+
+def awr_weights(adv: Tensor, cfg: GMPOConfig) -> Tensor:
+    """GMPO's weights of the dataset's actions (Eq 7): ``min(exp(beta A), clamp)``, divided by their batch mean when
+    ``normalize_weights``."""
+    w = advantage_weights(adv, cfg.beta, cfg.weight_clamp)
+    return w / w.mean() if cfg.normalize_weights else w
 
 
 @register
@@ -100,6 +107,16 @@ class GMPO(Algorithm):
                         functional=partial(self.update_policy, functional=True)))
         return st
 
+    @classmethod
+    def stack_stage(cls, name: str, algos: list["GMPO"]):
+        """The awr policy stage as one vectorized model (:class:`genpolicy.rl.seeds.SeedStackedGMPO`), besides the
+        critic."""
+        if name == "policy" and all(a.cfg.variant == "awr" for a in algos):
+            from ..seeds import SeedStackedGMPO
+
+            return SeedStackedGMPO(algos)
+        return super().stack_stage(name, algos)
+
     def update_policy(self, batch: Batch, functional: bool = False) -> dict[str, Tensor]:
         """One advantage-weighted matching step (Eq 7) or softmax-weighted step (Eq 41); ``functional``: the
         compilable form of the same step (genpolicy.optim.minimize)."""
@@ -108,9 +125,7 @@ class GMPO(Algorithm):
             obs, actions = batch.obs, batch.actions
             with torch.no_grad():
                 adv = self.critic.advantage(obs, actions)
-                w = advantage_weights(adv, cfg.beta, cfg.weight_clamp)
-                if cfg.normalize_weights:
-                    w = w / w.mean()
+                w = awr_weights(adv, cfg)
         else:
             k = cfg.num_samples
             with torch.no_grad():
