@@ -149,11 +149,18 @@ def apply_overrides(cfg, overrides: dict):
 
 
 def load_presets(algo: str) -> dict:
-    """Presets of an algorithm from ``genpolicy/presets/<algo>.yaml`` (empty when there is none)."""
+    """Presets of an algorithm: ``genpolicy/presets/<algo>.yaml`` over the task presets every algorithm takes
+    (``genpolicy/presets/tasks.yaml``: an algorithm's preset of the same name adds to them, its fields winning)."""
     import yaml
 
-    f = resources.files("genpolicy") / "presets" / f"{algo}.yaml"
-    return yaml.safe_load(f.read_text()) or {} if f.is_file() else {}
+    def read(name: str) -> dict:
+        f = resources.files("genpolicy") / "presets" / f"{name}.yaml"
+        return yaml.safe_load(f.read_text()) or {} if f.is_file() else {}
+
+    own = read(algo)
+    for name, fields in read("tasks").items():
+        own[name] = {**fields, **(own.get(name) or {})}
+    return own
 
 
 def _coerce(cls, key: str, value):

@@ -77,3 +77,18 @@ def test_every_preset_of_every_algorithm_resolves():
         if not name.startswith("toy"):
             assert {"cpu", "paper"} <= set(presets), f"{name} needs a cpu and a paper preset"
     assert checked >= 30
+
+
+def test_task_presets_reach_every_algorithm_under_its_own():
+    """presets/tasks.yaml: halfcheetah-medium's reward scale in every algorithm's preset of that name, with the
+    algorithm's own fields kept (GMPO's beta) and winning where both set one."""
+    from genpolicy.config import load_presets
+    from genpolicy.rl.algos import ALGORITHMS, GMPOConfig
+
+    for name in ALGORITHMS:
+        if not name.startswith("toy"):
+            assert load_presets(name)["halfcheetah-medium"]["reward_scale"] == "locomotion0", name
+    cfg = resolve_config(GMPOConfig, ["cpu", "halfcheetah-medium"], load_presets("gmpo"), {}, [])
+    assert (cfg.reward_scale, cfg.beta) == ("locomotion0", 1.0)
+    hopper = resolve_config(GMPOConfig, ["cpu", "hopper-medium"], load_presets("gmpo"), {}, [])
+    assert hopper.reward_scale == "locomotion"
