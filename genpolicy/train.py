@@ -389,9 +389,10 @@ def train_stacked(algos: list[Algorithm], data: OfflineData, run_dirs: list[Path
     every ``ckpt_every``, best, summary). Seed k's minibatches come from its own loop's generator and its other random
     draws from a generator holding ``rng_states[k]``: the global torch RNG state its single run trains from (taken
     right after preparing it, ``torch.get_rng_state()``; ``torch.cuda.get_rng_state()`` on a GPU), saved in its
-    checkpoints as its global state. So seed k is its single run up to the rounding of batched matmuls. A run killed
-    part-way resumes from its checkpoint as an ordinary single run. ``meta``: one for all runs or one per run.
-    Returns the summaries."""
+    checkpoints as its global state. So seed k is its single run up to the rounding of batched matmuls. The vectorized
+    stages run eagerly (``compile`` applies to the single runs' stages), and a signal stops them without the extra
+    checkpoint a single run writes: a run killed part-way resumes from its last ``ckpt_every`` checkpoint as an
+    ordinary single run. ``meta``: one for all runs or one per run. Returns the summaries."""
     run_dirs = [Path(d) for d in run_dirs]
     n = len(algos)
     if not n or len(run_dirs) != n or len(rng_states) != n or len({type(a) for a in algos}) != 1:
