@@ -390,9 +390,9 @@ def train_stacked(algos: list[Algorithm], data: OfflineData, run_dirs: list[Path
     draws from a generator holding ``rng_states[k]``: the global torch RNG state its single run trains from (taken
     right after preparing it, ``torch.get_rng_state()``; ``torch.cuda.get_rng_state()`` on a GPU), saved in its
     checkpoints as its global state. So seed k is its single run up to the rounding of batched matmuls. The vectorized
-    stages run eagerly (``compile`` applies to the single runs' stages), and a signal stops them without the extra
-    checkpoint a single run writes: a run killed part-way resumes from its last ``ckpt_every`` checkpoint as an
-    ordinary single run. ``meta``: one for all runs or one per run. Returns the summaries."""
+    stages run eagerly (``compile`` applies to the single runs' stages). SIGINT/SIGTERM finish the step in progress,
+    checkpoint every run and raise :class:`TrainingInterrupted`; a run stopped or killed part-way resumes from its
+    checkpoint as an ordinary single run. ``meta``: one for all runs or one per run. Returns the summaries."""
     run_dirs = [Path(d) for d in run_dirs]
     n = len(algos)
     if not n or len(run_dirs) != n or len(rng_states) != n or len({type(a) for a in algos}) != 1:
@@ -418,16 +418,18 @@ def train_stacked(algos: list[Algorithm], data: OfflineData, run_dirs: list[Path
     metas = [dict(m, stacked_seeds=[a.cfg.seed for a in algos]) for m in metas]
     loops = [_Loop(a, data, d, env_id, m, False, False, st) for a, d, m, st in zip(algos, run_dirs, metas, stages)]
     last_eval = max((i for i, st in enumerate(stages[0]) if st.evaluates and st.steps > 0), default=None)
-    for si in range(first, len(stages[0])):
-        stage = stages[0][si]
-        if stage.steps == 0:
-            continue
-        stack = stack if si == first else type(algos[0]).stack_stage(stage.name, algos)
-        if stack is None:
-            break
-        _stacked_stage(loops, [sts[si] for sts in stages], si, stack, gens, si == last_eval, progress)
-    for lp in loops:
-        lp.logger.close()
+    try:
+        with _stop_on_signals(loops[0]):  # loops[0] holds the flag for all
+            for si in range(first, len(stages[0])):
+                if stages[0][si].steps == 0:
+                    continue
+                stack = stack if si == first else type(algos[0]).stack_stage(stages[0][si].name, algos)
+                if stack is None:
+                    break
+                _stacked_stage(loops, [sts[si] for sts in stages], si, stack, gens, si == last_eval, progress)
+    finally:
+        for lp in loops:
+            lp.logger.close()
     # the rest alone, from the last stacked stage's checkpoint
     return [train(a, data, d, env_id, m, resume=True, progress=progress) for a, d, m in zip(algos, run_dirs, metas)]
 
@@ -467,7 +469,8 @@ def _stacked_stage(loops: list[_Loop], stages: list, si: int, stack, gens: list[
                     raise NonFiniteMetrics(f"{stage.name} stage of {lp.dir}: {', '.join(bad)} non-finite by step "
                                            f"{done}")
         evaluate = loops[0].env_id and stage.evaluates and ((cfg.eval_every and done % cfg.eval_every == 0) or end)
-        checkpoint = done % cfg.ckpt_every == 0 or end
+        signum = loops[0].stop_signal
+        checkpoint = done % cfg.ckpt_every == 0 or end or signum is not None
         if evaluate or checkpoint:
             stack.unstack()
             seconds = round(time.perf_counter() - t0, 2)
@@ -480,6 +483,9 @@ def _stacked_stage(loops: list[_Loop], stages: list, si: int, stack, gens: list[
                     lp.evaluate(stage.name, si, done, bar, final and end)
                 if checkpoint:
                     lp.save(CHECKPOINT, si + 1 if end else si, 0 if end else done)
+        if signum is not None:
+            bar.close()
+            raise TrainingInterrupted(signum, stage.name, done, loops[0].dir)
     bar.close()
 
 

@@ -3,6 +3,8 @@
 
 import copy
 import dataclasses
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -14,7 +16,8 @@ from genpolicy.rl.critics import IQLConfig, IQLCritic
 from genpolicy.rl.data import OfflineData
 from genpolicy.rl.datasets import TransitionDataset
 from genpolicy.rl.seeds import SeedStackedGMPO, SeedStackedIQL, stack_batches
-from genpolicy.train import device_rng_state, load_checkpoint, prepare_run, train, train_stacked
+from genpolicy.train import (TrainingInterrupted, device_rng_state, load_checkpoint, prepare_run, train,
+                             train_stacked)
 
 STEPS = 50
 
@@ -208,26 +211,31 @@ def test_gmpo_seed_k_of_a_stacked_run_equals_its_single_run_and_its_random_state
         assert lines[0] == lines[1] > 0
 
 
-def test_a_stacked_gmpo_run_killed_mid_stage_resumes_alone_to_its_single_run(tmp_path, monkeypatch):
-    """Stopped after policy step 30 (checkpoint at 20), each seed's run resumes as an ordinary single run and ends at
+@pytest.mark.parametrize("stop", ["kill", "sigint"])
+def test_a_stacked_gmpo_run_stopped_mid_stage_resumes_alone_to_its_single_run(tmp_path, monkeypatch, stop):
+    """Killed after policy step 30 (checkpoint at 20), or sent SIGINT during step 30 (every run checkpoints at 30
+    and TrainingInterrupted names the stage and step), each seed's run resumes as an ordinary single run and ends at
     the weights of its uninterrupted single run."""
     ds, seeds = _chain(), [1, 2]
     single = _single_gmpo_runs(ds, seeds, tmp_path)
     update, calls = SeedStackedGMPO.update, []
 
-    def dies_after_30(self, batch, gens):
-        if len(calls) == 30:
-            raise KeyboardInterrupt
+    def stops_at_30(self, batch, gens):
         calls.append(1)
+        if len(calls) == 31 and stop == "kill":
+            raise SystemExit("killed")  # nothing after the step-20 checkpoint is written
+        if len(calls) == 30 and stop == "sigint":
+            os.kill(os.getpid(), signal.SIGINT)  # arrives during step 30, which finishes
         return update(self, batch, gens)
 
-    monkeypatch.setattr(SeedStackedGMPO, "update", dies_after_30)
+    monkeypatch.setattr(SeedStackedGMPO, "update", stops_at_30)
     runs = _gmpo_runs(ds, seeds)
     dirs = [tmp_path / f"stacked-{s}" for s in seeds]
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(SystemExit if stop == "kill" else TrainingInterrupted, match="killed|SIGINT at policy step 30"):
         train_stacked([a for a, _, _ in runs], runs[0][1], dirs, {}, [st for _, _, st in runs], progress=False)
+    at = 20 if stop == "kill" else 30
     assert all((load_checkpoint(d / "checkpoint.pt")["stage"], load_checkpoint(d / "checkpoint.pt")["step"])
-               == (1, 20) for d in dirs)
+               == (1, at) for d in dirs)
     for (algo, data, _), a, d in zip(_gmpo_runs(ds, seeds), single, dirs):
         train(algo, data, d, None, resume=True, progress=False)
         ta, tb = _policy_tensors(a), _policy_tensors(algo)
