@@ -226,8 +226,11 @@ def test_stack_seeds_trains_gmpo_seeds_as_one_model_equal_to_the_suites_single_r
                 for d in sorted((out / "hopper_like" / algo).iterdir())]
 
     run_suite(["gmpo"], [task], [0, 1], ["cpu"], tmp_path / "single", tiny, progress=False)
-    run_suite(["gmpo", "bc"], [task], [0, 1], ["cpu"], tmp_path / "stacked", tiny + ["actor_hidden=[8]"],
-              progress=False, stack_seeds=True)
+    from genpolicy.cli import main  # through the command line: the flag's wiring too
+
+    assert main(["bench", "--algos", "gmpo", "bc", "--tasks", str(hopper_like), "--seeds", "0", "1", "--out",
+                 str(tmp_path / "stacked"), "--no-progress", "--stack-seeds",
+                 *[x for t in tiny + ["actor_hidden=[8]"] for x in ("--set", t)]]) == 0
     ref, got = weights(tmp_path / "single", "gmpo"), weights(tmp_path / "stacked", "gmpo")
     assert len(ref) == len(got) == 2
     for a, b in zip(ref, got):
