@@ -408,6 +408,9 @@ def train_stacked(algos: list[Algorithm], data: OfflineData, run_dirs: list[Path
     first = next((i for i, st in enumerate(stages[0]) if st.steps > 0), None)
     stack = None if first is None else type(algos[0]).stack_stage(stages[0][first].name, algos)
     if stack is None:  # no vectorized form of the first stage: each run alone, from its own RNG state
+        if first is not None:
+            print(f"{algos[0].name}: its {stages[0][first].name} stage has no vectorized form; the {n} seeds train "
+                  f"one after the other", file=sys.stderr)
         out = []
         for a, d, m, g in zip(algos, run_dirs, metas, gens):
             _set_device_rng_state(device, g.get_state())
@@ -425,6 +428,8 @@ def train_stacked(algos: list[Algorithm], data: OfflineData, run_dirs: list[Path
                     continue
                 stack = stack if si == first else type(algos[0]).stack_stage(stages[0][si].name, algos)
                 if stack is None:
+                    print(f"{algos[0].name}: its {stages[0][si].name} stage has no vectorized form; each seed's run "
+                          f"continues alone from there", file=sys.stderr)
                     break
                 _stacked_stage(loops, [sts[si] for sts in stages], si, stack, gens, si == last_eval, progress)
     finally:

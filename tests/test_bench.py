@@ -209,10 +209,11 @@ def test_stacked_critics_equal_the_suites_single_critics_and_resume_as_single_ru
     assert_same(critics(part)[1], w1)
 
 
-def test_stack_seeds_trains_gmpo_seeds_as_one_model_equal_to_the_suites_single_runs(hopper_like, tmp_path):  # noqa: F811
+def test_stack_seeds_trains_gmpo_seeds_as_one_model_equal_to_the_suites_single_runs(hopper_like, tmp_path,  # noqa: F811
+                                                                                  capsys):
     """``--stack-seeds``: the shared critics and GMPO's policy stages of two seeds trained as one model each, in the
     folders the ordinary suite writes, ending at its weights (to 1e-5); an algorithm without a vectorized stage (bc)
-    runs each seed alone in the same call."""
+    runs each seed alone in the same call, and says so."""
     import torch
 
     from genpolicy.suite import Task, run_suite
@@ -231,6 +232,8 @@ def test_stack_seeds_trains_gmpo_seeds_as_one_model_equal_to_the_suites_single_r
     assert main(["bench", "--algos", "gmpo", "bc", "--tasks", str(hopper_like), "--seeds", "0", "1", "--out",
                  str(tmp_path / "stacked"), "--no-progress", "--stack-seeds",
                  *[x for t in tiny + ["actor_hidden=[8]"] for x in ("--set", t)]]) == 0
+    err = capsys.readouterr().err
+    assert "bc: its policy stage has no vectorized form; the 2 seeds train one after the other" in err
     ref, got = weights(tmp_path / "single", "gmpo"), weights(tmp_path / "stacked", "gmpo")
     assert len(ref) == len(got) == 2
     for a, b in zip(ref, got):
