@@ -209,8 +209,8 @@ def run_suite(algos: list[str], tasks: list[Task], seeds: list[int], budget: lis
     ``label``: with one algorithm, its folder and table column (``TASK/LABEL/seed-K``) instead of its name, so that
     variants (``--set`` ablations) sit beside it in one suite and share its critics. ``stack_critics``: the shared
     critics of several seeds that do not exist yet are trained together as one stacked model. ``stack_seeds``: that,
-    and every algorithm's new runs of several seeds are trained together wherever it has a vectorized form of a stage
-    (GMPO's policy stage; :func:`genpolicy.train.train_stacked`). Both equal their single runs up to batched-matmul
+    and every algorithm's new runs of several seeds are trained together, stage by stage, wherever the stage has a
+    vectorized form (:func:`genpolicy.train.train_stacked`). Both equal their single runs up to batched-matmul
     rounding."""
     from .rl.datasets import load_dataset
 

@@ -381,9 +381,9 @@ def train(algo: Algorithm, data: OfflineData, run_dir: str | Path, env_id: str |
 def train_stacked(algos: list[Algorithm], data: OfflineData, run_dirs: list[Path], meta: dict | list[dict],
                   rng_states: list[torch.Tensor], env_id: str | None = None, progress: bool = True) -> list[dict]:
     """N fresh runs of one algorithm that differ only in their seed (``algos`` built by :func:`prepare_run`), trained
-    stage by stage as one vectorized model wherever the algorithm has one (:meth:`Algorithm.stack_stage`: the IQL
-    critic, GMPO's policy; :mod:`genpolicy.rl.seeds`), then each run finished alone by :func:`train` from the first
-    stage without one.
+    stage by stage as one vectorized model wherever the stage has one (``Stage.stack``: the IQL critic, every
+    behaviour-cloning stage, GMPO's policy; :mod:`genpolicy.rl.seeds`), then each run finished alone by
+    :func:`train` from the first stage without one.
 
     Each run folder gets what its single run writes (config, metrics every ``log_every``, evaluations, checkpoints
     every ``ckpt_every``, best, summary). Seed k's minibatches come from its own loop's generator and its other random
@@ -405,8 +405,16 @@ def train_stacked(algos: list[Algorithm], data: OfflineData, run_dirs: list[Path
     gens = [torch.Generator(device=device) for _ in algos]
     for g, state in zip(gens, rng_states):
         g.set_state(state)
+    same = dataclasses.replace(algos[0].cfg, seed=0)
+    if any(dataclasses.replace(a.cfg, seed=0) != same for a in algos):
+        raise ValueError("train_stacked: the runs' settings differ beyond the seed")
+
+    def stacked(si: int):
+        st = [sts[si] for sts in stages]
+        return None if st[0].stack is None else st[0].stack([x.stack_parts for x in st])
+
     first = next((i for i, st in enumerate(stages[0]) if st.steps > 0), None)
-    stack = None if first is None else type(algos[0]).stack_stage(stages[0][first].name, algos)
+    stack = None if first is None else stacked(first)
     if stack is None:  # no vectorized form of the first stage: each run alone, from its own RNG state
         if first is not None:
             print(f"{algos[0].name}: its {stages[0][first].name} stage has no vectorized form; the {n} seeds train "
@@ -426,7 +434,7 @@ def train_stacked(algos: list[Algorithm], data: OfflineData, run_dirs: list[Path
             for si in range(first, len(stages[0])):
                 if stages[0][si].steps == 0:
                     continue
-                stack = stack if si == first else type(algos[0]).stack_stage(stages[0][si].name, algos)
+                stack = stack if si == first else stacked(si)
                 if stack is None:
                     print(f"{algos[0].name}: its {stages[0][si].name} stage has no vectorized form; each seed's run "
                           f"continues alone from there", file=sys.stderr)

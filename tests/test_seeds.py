@@ -249,4 +249,100 @@ def test_stacking_gmpo_refuses_runs_that_differ_beyond_the_seed():
         SeedStackedGMPO([a, GMPO(3, 2, _gmpo_cfg(beta=1.0))])
     with pytest.raises(ValueError, match="differ only in the seed"):
         SeedStackedGMPO([GMPO(3, 2, _gmpo_cfg(variant="softmax"))])
-    assert GMPO.stack_stage("policy", [GMPO(3, 2, _gmpo_cfg(variant="softmax"))]) is None  # alone instead
+    assert GMPO(3, 2, _gmpo_cfg(variant="softmax")).stages()[-1].stack is None  # its policy stage trains alone
+
+
+@pytest.mark.parametrize("kw", [{"kind": "flow"}, {"kind": "score", "clip": 0.05}])
+def test_stacked_behaviour_cloning_follows_its_single_runs_step_for_step(kw):
+    """A behaviour-cloning stage (common.behaviour_cloning_stage) of 3 runs by its Stage.stack against each run's own
+    update: weights and Adam state equal to 1e-5 after 50 steps, each seed with its own batches and RNG stream."""
+    from genpolicy.rl.algos.common import behaviour_cloning_stage, build_policy_model
+
+    data = OfflineData(_chain(), reward_scale="none")
+    path = {"path": "vpsde", "param": "noise"} if kw["kind"] == "score" else {}
+    cfg = GMPOConfig(net="mlp", net_hidden=(32, 32), **path)
+    runs = []
+    for s in range(3):
+        torch.manual_seed(s)
+        m = build_policy_model(cfg, 3, 2)
+        runs.append((m, torch.optim.Adam(m.parameters(), lr=1e-3, fused=True)))
+    single = copy.deepcopy(runs)
+    states = [torch.Generator().manual_seed(100 + s).get_state() for s in range(3)]
+    for s, (m, o) in enumerate(single):
+        stage = behaviour_cloning_stage(m, o, STEPS, **kw)
+        g = torch.Generator().manual_seed(s)
+        torch.set_rng_state(states[s])
+        for _ in range(STEPS):
+            stage.update(data.sample(64, generator=g))
+    stages = [behaviour_cloning_stage(m, o, STEPS, **kw) for m, o in runs]
+    stack = stages[0].stack([st.stack_parts for st in stages])
+    gens = [torch.Generator() for _ in range(3)]
+    for g, st in zip(gens, states):
+        g.set_state(st)
+    loaders = [torch.Generator().manual_seed(s) for s in range(3)]
+    for _ in range(STEPS):
+        m = stack.update(stack_batches([data.sample(64, generator=g) for g in loaders]), gens)
+    assert m["behaviour_loss"].shape == (3,)
+    stack.unstack()
+    for (ma, oa), (mb, ob) in zip(single, runs):
+        for (k, a), b in zip(ma.state_dict().items(), mb.state_dict().values()):
+            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5, msg=lambda msg: f"{k}: {msg}")
+        for pa, pb in zip(ma.parameters(), mb.parameters()):
+            for k in ("exp_avg", "exp_avg_sq"):
+                torch.testing.assert_close(ob.state[pb][k], oa.state[pa][k], rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(next(runs[0][0].parameters()), next(runs[1][0].parameters()))
+
+
+def _full_state(algo) -> dict:
+    st = algo.full_state_dict()
+    out = dict(st["modules"])
+    for name, o in st["optimizers"].items():
+        out |= {f"{name}.{i}.{k}": v for i, s in o["state"].items() for k, v in s.items()}
+    return out
+
+
+@pytest.mark.parametrize("algo", ["idql", "sfbc"])
+def test_seed_k_of_a_stacked_run_equals_its_single_run_for_other_algorithms(algo, tmp_path):
+    """IDQL (critic and behaviour policy both stacked) and SfBC (its behaviour stage stacked, then its planning-Q
+    stages, which have no stacked form, alone from the checkpoint): every module and optimizer state equal to its
+    single run's to 1e-5, the same RNG states bit for bit."""
+    from genpolicy.rl.algos.idql import IDQLConfig
+    from genpolicy.rl.algos.sfbc import SfBCConfig
+
+    common = dict(net="mlp", net_hidden=(32, 32), critic_hidden=(32, 32), critic_steps=30, policy_steps=STEPS,
+                  batch_size=64, reward_scale="none", log_every=10, ckpt_every=20, final_eval_episodes=1,
+                  num_samples=4)
+    base = IDQLConfig(**common) if algo == "idql" else SfBCConfig(**common, support_samples=4, planning_iters=2)
+    ds, seeds = _chain(), [0, 5]
+
+    def prepared(s):
+        a, data = prepare_run(algo, dataclasses.replace(base, seed=s), ds)
+        return a, data, device_rng_state(data.device)
+
+    single = []
+    for s in seeds:
+        a, data, _ = prepared(s)
+        train(a, data, tmp_path / f"single-{s}", None, progress=False)
+        single.append(a)
+    runs = [prepared(s) for s in seeds]
+    dirs = [tmp_path / f"stacked-{s}" for s in seeds]
+    summaries = train_stacked([a for a, _, _ in runs], runs[0][1], dirs, {}, [st for _, _, st in runs],
+                              progress=False)
+    stacked_stage = "policy" if algo == "idql" else "behaviour"
+    for s, a, (b, _, _), d, summ in zip(seeds, single, runs, dirs, summaries):
+        ta, tb = _full_state(a), _full_state(b)
+        assert ta.keys() == tb.keys() and len(ta) > 20
+        for k in ta:
+            torch.testing.assert_close(tb[k], ta[k], rtol=1e-5, atol=1e-5, msg=lambda msg: f"{k}: {msg}")
+        ck, ref = load_checkpoint(d / "checkpoint.pt"), load_checkpoint(tmp_path / f"single-{s}" / "checkpoint.pt")
+        assert torch.equal(ck["rng"]["torch"], ref["rng"]["torch"])
+        assert summ["stage_times"][stacked_stage]["stacked_seeds"] == 2
+        assert "stacked_seeds" not in summ["stage_times"].get("q1", {})  # (sfbc: alone after the behaviour)
+
+
+def test_stacking_refuses_runs_whose_settings_differ(tmp_path):
+    ds = _chain()
+    runs = [prepare_run("gmpo", _gmpo_cfg(critic_steps=5, policy_steps=5, beta=b), ds) for b in (1.0, 2.0)]
+    with pytest.raises(ValueError, match="differ beyond the seed"):
+        train_stacked([a for a, _ in runs], runs[0][1], [tmp_path / "a", tmp_path / "b"], {},
+                      [device_rng_state("cpu")] * 2, progress=False)

@@ -21,9 +21,9 @@ def add_parser(sub, name: str, text: str, argv: list[str]) -> None:
                    help="train the shared critics of the seeds that need one together, as one stacked model "
                         "(same critics up to rounding; fewer, larger kernels: for GPUs; about 1.1x on CPU)")
     p.add_argument("--stack-seeds", action="store_true",
-                   help="--stack-critics, and train the new runs of several seeds of each algorithm together where "
-                        "it has a vectorized form of a stage (GMPO's policy; same runs up to rounding; for GPUs: on "
-                        "CPU about as fast as one after the other)")
+                   help="--stack-critics, and train the new runs of several seeds of each algorithm together, stage "
+                        "by stage, where the stage has a vectorized form (IQL critics, behaviour cloning, GMPO's "
+                        "policy; same runs up to rounding; for GPUs: on CPU about as fast as one after the other)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
 
 

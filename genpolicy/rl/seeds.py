@@ -26,7 +26,7 @@ from ..nets.ensemble import EnsembleMLP
 from .critics import IQLCritic, expectile_loss, polyak_
 from .data import Batch
 
-__all__ = ["SeedStackedIQL", "SeedStackedGMPO", "stack_batches"]
+__all__ = ["SeedStackedIQL", "SeedStackedMatching", "SeedStackedGMPO", "stack_iql_critics", "stack_batches"]
 
 
 class SeedStackedIQL(nn.Module):
@@ -102,14 +102,115 @@ class SeedStackedIQL(nn.Module):
                                             "exp_avg_sq": _member(st["exp_avg_sq"], member, p)}
 
 
-class SeedStackedGMPO:
-    """The advantage-weighted policy stage (Eq 7) of N GMPO runs as one model: the policies' (and their EMA's)
-    parameters stacked along a leading seed dimension, evaluated with ``torch.func.vmap`` over a copy of the first
-    run's policy (any network), each seed weighting its batch by its own critic's advantages; one fused Adam over the
-    stacked parameters (the runs' Adam settings and state).
+def stack_iql_critics(critics: list) -> "SeedStackedIQL | None":
+    """The critic stage's form across seeds: :class:`SeedStackedIQL` of IQL critics with separate twin Qs, else None
+    (a batched critic, or another kind of critic, trains alone)."""
+    if all(type(c) is IQLCritic and not c.cfg.batched for c in critics):
+        return SeedStackedIQL(critics)
+    return None
 
-    ``update(batch, gens)``: ``batch`` ``(N, B, ...)``; ``gens[k]`` stands in for seed k's global RNG (the
-    matching times and noise its single run draws inside ``matching_loss``, drawn here in the same order)."""
+
+class SeedStackedMatching:
+    """A (weighted) matching stage of N runs as one model: the generative models' parameters stacked along a leading
+    seed dimension, evaluated with ``torch.func.vmap`` over a copy of the first run's model (any network); one fused
+    Adam over the stacked parameters (the runs' Adam settings and state). Plain, it is a behaviour-cloning stage
+    (:func:`~genpolicy.rl.algos.common.behaviour_cloning_stage`: Eq 3, 23, 26); :class:`SeedStackedGMPO` adds each
+    seed's weights.
+
+    ``parts``: each run's ``(model, optimizer)``. ``update(batch, gens)``: ``batch`` ``(N, B, ...)``; ``gens[k]``
+    stands in for seed k's global RNG (the matching times and noise its single run draws inside ``matching_loss``,
+    drawn here in the same order)."""
+
+    def __init__(self, parts: list, kind: str = "flow", weighting: str = "vanilla", clip: float = 0.0,
+                 name: str = "behaviour"):
+        if not parts:
+            raise ValueError(f"{type(self).__name__} needs at least one run")
+        models, opts = [m for m, _ in parts], [o for _, o in parts]
+        shapes = [[tuple(p.shape) for p in m.parameters()] for m in models]
+        if any(sh != shapes[0] for sh in shapes):
+            raise ValueError(f"{type(self).__name__}: the runs' models differ in shape")
+        groups = [o.param_groups for o in opts]
+        if any(len(g) != 1 or {k: v for k, v in g[0].items() if k != "params"}
+               != {k: v for k, v in groups[0][0].items() if k != "params"} for g in groups):
+            raise ValueError(f"{type(self).__name__}: the runs' optimizers differ")
+        self.models, self.opts, self.n = models, opts, len(parts)
+        self.kind, self.weighting, self.clip, self.name = kind, weighting, clip, name
+        self.model = copy.deepcopy(models[0])  # the template: its own tensors are swapped out in every call
+        self.names = [k for k, _ in self.model.named_parameters()]
+        self.params = {k: _stack([m.get_parameter(k) for m in models]).requires_grad_() for k in self.names}
+        self.buffers = {k: _stack([m.get_buffer(k) for m in models]) for k, _ in self.model.named_buffers()}
+        g = groups[0][0]
+        self.opt = torch.optim.Adam(list(self.params.values()), lr=g["lr"], betas=g["betas"], eps=g["eps"],
+                                    fused=True)
+        states = [[o.state.get(p) for p in m.parameters()] for m, o in zip(models, opts)]
+        if any(states[0]):  # runs that have taken steps of this stage: their Adam state, stacked
+            for j, sp in enumerate(self.params.values()):
+                self.opt.state[sp] = {"step": states[0][j]["step"].clone(),
+                                      "exp_avg": _stack([st[j]["exp_avg"] for st in states]),
+                                      "exp_avg_sq": _stack([st[j]["exp_avg_sq"] for st in states])}
+
+    def _weights(self, extra, obs: Tensor, actions: Tensor) -> tuple[Tensor | None, dict]:
+        """One seed's weights of its batch and metrics to report (none: plain matching)."""
+        return None, {}
+
+    def _extra(self) -> dict:
+        """Stacked tensors ``_weights`` reads, seed by seed (none here)."""
+        return {}
+
+    def _seed_loss(self, params, buffers, extra, obs, actions, t, x1):
+        """One seed's loss and metrics, as its single run's stage computes them."""
+        from .algos.common import weighted_matching_loss
+
+        w, aux = self._weights(extra, obs, actions)
+        with _reparametrize_module(self.model, {**params, **buffers}):
+            loss, out = weighted_matching_loss(self.model, actions, obs, w, self.kind, self.weighting, t, x1)
+        return loss, {"per_sample": out["per_sample"], **aux}
+
+    def update(self, batch: Batch, gens: list[torch.Generator]) -> dict[str, Tensor]:
+        """One step for every seed; metrics are ``(N,)`` tensors (seed k's value at k)."""
+        if len(gens) != self.n:
+            raise ValueError(f"update needs {self.n} generators, got {len(gens)}")
+        draws = [self.model.matching_noise(batch.actions[k], self.kind, generator=g) for k, g in enumerate(gens)]
+        t, x1 = torch.stack([d[0] for d in draws]), torch.stack([d[1] for d in draws])
+        loss, aux = torch.func.vmap(self._seed_loss)(self.params, self.buffers, self._extra(), batch.obs,
+                                                     batch.actions, t, x1)
+        self.opt.zero_grad(set_to_none=True)
+        loss.sum().backward()  # the sum separates: seed k's parameters get seed k's gradient
+        norms = None
+        if self.clip > 0:  # each seed's own total norm, as clip_grad_norm_ in its single run
+            grads = [p.grad for p in self.params.values()]
+            norms = torch.linalg.vector_norm(
+                torch.stack([torch.linalg.vector_norm(g.reshape(self.n, -1), dim=1) for g in grads], dim=1), dim=1)
+            scale = torch.clamp(self.clip / (norms + 1e-6), max=1.0)
+            for g in grads:
+                g.mul_(scale.reshape(-1, *([1] * (g.dim() - 1))))
+        self.opt.step()
+        self._after_step()
+        return self._metrics(loss.detach(), {k: v.detach() for k, v in aux.items()}, norms)
+
+    def _after_step(self) -> None:
+        pass
+
+    def _metrics(self, loss: Tensor, aux: dict, norms: Tensor | None) -> dict[str, Tensor]:
+        return {f"{self.name}_loss": loss}
+
+    @torch.no_grad()
+    def unstack(self) -> None:
+        """Write every seed's weights and Adam state back into its run."""
+        for k, (m, o) in enumerate(zip(self.models, self.opts)):
+            for name, p in m.named_parameters():
+                p.copy_(self.params[name][k])
+            for p, sp in zip(m.parameters(), self.params.values(), strict=True):
+                st = self.opt.state.get(sp)
+                if st:
+                    o.state[p] = {"step": st["step"].clone(), "exp_avg": st["exp_avg"][k].clone(),
+                                  "exp_avg_sq": st["exp_avg_sq"][k].clone()}
+
+
+class SeedStackedGMPO(SeedStackedMatching):
+    """GMPO's advantage-weighted policy stage (Eq 7) of N runs as one model: :class:`SeedStackedMatching` over the
+    policies, each seed weighting its batch by its own critic's advantages (the critics stacked, frozen), with the
+    policies' EMA when the runs keep one. Built from the N GMPO runs (awr variant, settings equal but the seed)."""
 
     def __init__(self, algos: list):
         if not algos:
@@ -118,16 +219,9 @@ class SeedStackedGMPO:
         same = dataclasses.replace(cfg, seed=0)
         if any(dataclasses.replace(a.cfg, seed=0) != same for a in algos) or cfg.variant != "awr":
             raise ValueError("SeedStackedGMPO stacks awr-variant GMPO runs whose settings differ only in the seed")
-        groups = [a.policy_opt.param_groups for a in algos]
-        if any(len(g) != 1 or {k: v for k, v in g[0].items() if k != "params"}
-               != {k: v for k, v in groups[0][0].items() if k != "params"} for g in groups):
-            raise ValueError("SeedStackedGMPO: the runs' policy optimizers differ")
-        self.algos, self.cfg, self.n = list(algos), cfg, len(algos)
-        self.policy = copy.deepcopy(algos[0].policy)  # templates: their own tensors are swapped out in every call
+        super().__init__([(a.policy, a.policy_opt) for a in algos], cfg.loss, cfg.weighting, cfg.grad_clip, "policy")
+        self.algos, self.cfg = list(algos), cfg
         self.critic = copy.deepcopy(algos[0].critic)
-        self.names = [k for k, _ in self.policy.named_parameters()]
-        self.params = {k: _stack([a.policy.get_parameter(k) for a in algos]).requires_grad_() for k in self.names}
-        self.buffers = {k: _stack([a.policy.get_buffer(k) for a in algos]) for k, _ in self.policy.named_buffers()}
         self.critic_state = {k: _stack([a.critic.get_parameter(k) for a in algos])
                              for k, _ in self.critic.named_parameters()}
         self.critic_state |= {k: _stack([a.critic.get_buffer(k) for a in algos])
@@ -135,70 +229,37 @@ class SeedStackedGMPO:
         self.ema = None
         if algos[0].policy_ema is not None:
             self.ema = {k: _stack([a.policy_ema.get_parameter(k) for a in algos]) for k in self.names}
-        g = groups[0][0]
-        self.opt = torch.optim.Adam(list(self.params.values()), lr=g["lr"], betas=g["betas"], eps=g["eps"],
-                                    fused=True)
-        states = [[a.policy_opt.state.get(p) for p in a.policy.parameters()] for a in algos]
-        if any(states[0]):  # runs that have taken policy steps: their Adam state, stacked
-            for j, sp in enumerate(self.params.values()):
-                self.opt.state[sp] = {"step": states[0][j]["step"].clone(),
-                                      "exp_avg": _stack([st[j]["exp_avg"] for st in states]),
-                                      "exp_avg_sq": _stack([st[j]["exp_avg_sq"] for st in states])}
 
-    def _seed_loss(self, params, buffers, critic_state, obs, actions, t, x1):
-        """One seed's loss, per-sample matching losses, weights and advantages (what GMPO.update_policy computes)."""
-        from .algos.common import weighted_matching_loss
+    def _extra(self) -> dict:
+        return self.critic_state
+
+    def _weights(self, critic_state, obs: Tensor, actions: Tensor) -> tuple[Tensor, dict]:
         from .algos.gmpo import awr_weights
 
-        cfg = self.cfg
         with torch.no_grad(), _reparametrize_module(self.critic, critic_state):
             adv = self.critic.advantage(obs, actions)
-            w = awr_weights(adv, cfg)
-        with _reparametrize_module(self.policy, {**params, **buffers}):
-            loss, aux = weighted_matching_loss(self.policy, actions, obs, w, cfg.loss, cfg.weighting, t, x1)
-        return loss, aux["per_sample"], w, adv
+            w = awr_weights(adv, self.cfg)
+        return w, {"w": w, "adv": adv}
 
-    def update(self, batch: Batch, gens: list[torch.Generator]) -> dict[str, Tensor]:
-        """One GMPO policy step for every seed; metrics are ``(N,)`` tensors (seed k's value at k)."""
-        cfg = self.cfg
-        if len(gens) != self.n:
-            raise ValueError(f"update needs {self.n} generators, got {len(gens)}")
-        draws = [self.policy.matching_noise(batch.actions[k], cfg.loss, generator=g) for k, g in enumerate(gens)]
-        t, x1 = torch.stack([d[0] for d in draws]), torch.stack([d[1] for d in draws])
-        loss, per_sample, w, adv = torch.func.vmap(self._seed_loss)(self.params, self.buffers, self.critic_state,
-                                                                     batch.obs, batch.actions, t, x1)
-        self.opt.zero_grad(set_to_none=True)
-        loss.sum().backward()  # the sum separates: seed k's parameters get seed k's gradient
-        m = {}
-        if cfg.grad_clip > 0:  # each seed's own total norm, as clip_grad_norm_ in its single run
-            grads = [p.grad for p in self.params.values()]
-            norms = torch.linalg.vector_norm(
-                torch.stack([torch.linalg.vector_norm(g.reshape(self.n, -1), dim=1) for g in grads], dim=1), dim=1)
-            scale = torch.clamp(cfg.grad_clip / (norms + 1e-6), max=1.0)
-            for g in grads:
-                g.mul_(scale.reshape(-1, *([1] * (g.dim() - 1))))
-            m["grad_norm"] = norms
-        self.opt.step()
+    def _after_step(self) -> None:
         if self.ema is not None:
             with torch.no_grad():
-                torch._foreach_lerp_(list(self.ema.values()), list(self.params.values()), 1.0 - cfg.ema_decay)
-        return {"policy_loss": loss.detach(), "matching_loss": per_sample.detach().mean(dim=1),
-                "weight_mean": w.mean(dim=1), "weight_max": w.amax(dim=1), "adv_mean": adv.mean(dim=1), **m}
+                torch._foreach_lerp_(list(self.ema.values()), list(self.params.values()), 1.0 - self.cfg.ema_decay)
+
+    def _metrics(self, loss: Tensor, aux: dict, norms: Tensor | None) -> dict[str, Tensor]:
+        w = aux["w"]
+        m = {"policy_loss": loss, "matching_loss": aux["per_sample"].mean(dim=1), "weight_mean": w.mean(dim=1),
+             "weight_max": w.amax(dim=1), "adv_mean": aux["adv"].mean(dim=1)}
+        return m | ({"grad_norm": norms} if norms is not None else {})
 
     @torch.no_grad()
     def unstack(self) -> None:
         """Write every seed's policy (and EMA) weights and Adam state back into its run."""
-        for k, a in enumerate(self.algos):
-            for name, p in a.policy.named_parameters():
-                p.copy_(self.params[name][k])
-            if self.ema is not None:
+        super().unstack()
+        if self.ema is not None:
+            for k, a in enumerate(self.algos):
                 for name, p in a.policy_ema.named_parameters():
                     p.copy_(self.ema[name][k])
-            for p, sp in zip(a.policy.parameters(), self.params.values(), strict=True):
-                st = self.opt.state.get(sp)
-                if st:
-                    a.policy_opt.state[p] = {"step": st["step"].clone(), "exp_avg": st["exp_avg"][k].clone(),
-                                             "exp_avg_sq": st["exp_avg_sq"][k].clone()}
 
 
 def _stack(tensors: list[Tensor]) -> Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -108,6 +108,12 @@ class Stage:
         monitor: called with the logged metrics (host floats, every ``log_every`` steps: no extra device sync); a
             message it returns is a warning the loop prints once per run and records in ``summary.json``
             (``warnings``): a sign, seen in the metrics, that the run is going wrong in a known way.
+        stack: the stage's vectorized form across seeds (:mod:`genpolicy.rl.seeds`): called with the ``stack_parts``
+            of N runs' instances of the stage (runs that differ only in their seed), it returns one model whose
+            ``update(batch, gens)`` takes batches with a leading seed dimension and whose ``unstack()`` writes the
+            trained state back into the runs, or None where those parts cannot be stacked; None: each run trains
+            the stage alone (:func:`genpolicy.train.train_stacked`).
+        stack_parts: what ``stack`` needs of this run (its modules and optimizers).
     """
 
     name: str
@@ -119,6 +125,8 @@ class Stage:
     functional: Callable[[Batch], dict[str, Tensor]] | None = None
     prepare: Callable[..., None] | None = None
     monitor: Callable[[dict[str, float]], str | None] | None = None
+    stack: Callable[[list], Any] | None = None
+    stack_parts: Any = None
 
 
 class Algorithm(nn.Module, ABC):
@@ -149,21 +157,6 @@ class Algorithm(nn.Module, ABC):
     @abstractmethod
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """Every optimizer by name (checkpointed with the modules)."""
-
-    @classmethod
-    def stack_stage(cls, name: str, algos: list["Algorithm"]):
-        """Stage ``name`` of ``algos`` (N runs of this class that differ only in their seed) as one vectorized model
-        (:mod:`genpolicy.rl.seeds`: ``update(batch, gens)`` on batches with a leading seed dimension, ``unstack()``
-        writing the weights and optimizer state back into the runs), or None where the stage has no such form and
-        each run trains it alone. Here: the IQL critic stage (:func:`~genpolicy.rl.algos.common.critic_stage` of an
-        ``IQLCritic`` with separate twin Qs); subclasses add their own stages."""
-        from ..critics import IQLCritic
-        from ..seeds import SeedStackedIQL
-
-        critics = [getattr(a, "critic", None) for a in algos]
-        if name == "critic" and all(type(c) is IQLCritic and not c.cfg.batched for c in critics):
-            return SeedStackedIQL(critics)
-        return None
 
     @property
     def device(self) -> torch.device:

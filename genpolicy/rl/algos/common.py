@@ -158,12 +158,19 @@ def behaviour_cloning_stage(model: GenerativeModel, opt: torch.optim.Optimizer, 
                                             clip=clip, functional=functional)
         return {f"{name}_loss": loss}
 
-    return Stage(name, steps, update, evaluates=evaluates, functional=partial(update, functional=True))
+    from ..seeds import SeedStackedMatching
+
+    return Stage(name, steps, update, evaluates=evaluates, functional=partial(update, functional=True),
+                 stack=partial(SeedStackedMatching, kind=kind, weighting=weighting, clip=clip, name=name),
+                 stack_parts=(model, opt))
 
 
 def critic_stage(critic, steps: int, name: str = "critic") -> Stage:
-    """The IQL critic's stage, with its compilable form."""
-    return Stage(name, steps, critic.update, functional=partial(critic.update, functional=True))
+    """The IQL critic's stage, with its compilable form and its form across seeds."""
+    from ..seeds import stack_iql_critics
+
+    return Stage(name, steps, critic.update, functional=partial(critic.update, functional=True),
+                 stack=stack_iql_critics, stack_parts=critic)
 
 
 @torch.no_grad()

@@ -71,6 +71,12 @@ def awr_weights(adv: Tensor, cfg: GMPOConfig) -> Tensor:
     return w / w.mean() if cfg.normalize_weights else w
 
 
+def _stack_policies(algos: list["GMPO"]):
+    from ..seeds import SeedStackedGMPO
+
+    return SeedStackedGMPO(algos)
+
+
 @register
 class GMPO(Algorithm):
     """GMPO with an IQL critic; stages ``critic`` then ``policy`` (``behaviour`` first for the softmax variant)."""
@@ -104,18 +110,9 @@ class GMPO(Algorithm):
         st.append(critic_stage(self.critic, cfg.critic_steps))
         st.append(Stage("policy", cfg.policy_steps, self.update_policy, evaluates=True,
                         batch_size=cfg.policy_batch_size or None,
-                        functional=partial(self.update_policy, functional=True)))
+                        functional=partial(self.update_policy, functional=True),
+                        stack=_stack_policies if cfg.variant == "awr" else None, stack_parts=self))
         return st
-
-    @classmethod
-    def stack_stage(cls, name: str, algos: list["GMPO"]):
-        """The awr policy stage as one vectorized model (:class:`genpolicy.rl.seeds.SeedStackedGMPO`), besides the
-        critic."""
-        if name == "policy" and all(a.cfg.variant == "awr" for a in algos):
-            from ..seeds import SeedStackedGMPO
-
-            return SeedStackedGMPO(algos)
-        return super().stack_stage(name, algos)
 
     def update_policy(self, batch: Batch, functional: bool = False) -> dict[str, Tensor]:
         """One advantage-weighted matching step (Eq 7) or softmax-weighted step (Eq 41); ``functional``: the
