@@ -84,6 +84,13 @@ def test_every_registered_algorithm_runs_through_the_suite(hopper_like, tmp_path
     rows = {r["algo"]: r for r in csv.DictReader(open(tmp_path / "s" / "results.csv"))}
     assert set(rows) == set(algos) and all(rows[a]["n"] == "1" and float(rows[a]["act_ms"]) > 0 for a in algos)
 
+    # --stack-seeds: every algorithm finishes both seeds; those with a stage that has a vectorized form trained it so
+    run_suite(algos, [parse_task(str(hopper_like))], [0, 1], ["cpu"], tmp_path / "v", tiny, progress=False,
+              stack_seeds=True)
+    stacked = {a for a in algos for f in [tmp_path / "v" / "hopper_like" / a / "seed-1" / "summary.json"]
+               if json.loads(f.read_text()).get("stacked_seeds") == [0, 1]}
+    assert stacked == {"gmpo", "gmpg", "idql", "sfbc", "qgpo", "srpo"}  # a behaviour-cloning or GMPO policy stage
+
 
 def test_changed_settings_need_a_label_and_a_label_shares_the_critic(hopper_like, tmp_path):  # noqa: F811
     pytest.importorskip("gymnasium")
