@@ -51,8 +51,10 @@ class RunConfig:
     """episodes of the evaluation at the end of the last evaluating stage (the run's final score, with its s.e.)"""
     compile: Literal["auto", "off", "on", "trace"] = "auto"
     """compile each stage's update whole (torch.compile, fullgraph; CUDA graphs on a GPU): auto = on for CUDA and off
-    on CPU (CPU steps are compute-bound: compiling gains nothing there), off = eager (the reference), on, or
-    trace (capture the graph without generating code: a fast check that a step compiles whole)"""
+    on CPU (there steps are mostly compute-bound and compiling gains 1.07-1.3x: on walker2d shapes at batch 256 the
+    IQL critic 146 -> 181 steps/s on one thread, 225 -> 291 on two, GMPO's mlp policy 186 -> 200 and 284 -> 331;
+    eager stays the CPU default so that committed runs reproduce), off = eager (the reference), on, or trace
+    (capture the graph without generating code: a fast check that a step compiles whole)"""
 
     #: fields a resumed run may change (config.check_resume_changes); ``stage_steps`` may only grow
     resume_safe: ClassVar[tuple[str, ...]] = ("eval_every", "eval_episodes", "log_every", "ckpt_every", "device",
