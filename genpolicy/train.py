@@ -266,20 +266,12 @@ class _Loop:
             done = step + 1
             if t_first is None:
                 t_first = time.perf_counter()  # the first step includes compiling (when compile is on)
-            if done % cfg.log_every == 0 or done == stage.steps:
-                vals = self.logger.flush(stage.name, done)
-                bar.set_postfix({k: f"{v:.3g}" for k, v in list(vals.items())[:4]}, refresh=False)
-                self.monitor(stage, vals, done, bar)
-                bad = non_finite(stage, vals)
-                if bad:
-                    raise NonFiniteMetrics(f"{stage.name} stage: {', '.join(bad)} non-finite in steps "
-                                           f"{max(first, done - cfg.log_every) + 1}-{done} (lower the learning "
-                                           f"rates or check the data's reward scale)")
-            if self.env_id and stage.evaluates and ((cfg.eval_every and done % cfg.eval_every == 0)
-                                                    or done == stage.steps):
-                self.evaluate(stage.name, si, done, bar, final and done == stage.steps)
+            self.log(stage, done, first, bar)
+            evaluate, checkpoint = self.due(stage, done, self.stop_signal)
             end = done == stage.steps
-            if done % cfg.ckpt_every == 0 or end or self.stop_signal is not None:
+            if evaluate:
+                self.evaluate(stage.name, si, done, bar, final and end)
+            if checkpoint:
                 self.save(CHECKPOINT, si + 1 if end else si, 0 if end else done)
             if self.stop_signal is not None:
                 bar.close()
@@ -290,6 +282,27 @@ class _Loop:
         self.state["stage_times"][stage.name] = {
             "seconds": round(now - t0, 2), "first_step_seconds": round(t_first - t0, 3),
             "steps_per_s": round(rest / max(now - t_first, 1e-9), 1) if rest > 0 else None}
+
+    def log(self, stage, done: int, first: int, bar, where: str = "") -> None:
+        """Every ``log_every`` steps (and at the stage's end): write the metrics, run the stage's monitor, stop on
+        non-finite values (naming ``where``, if given, and the steps)."""
+        cfg = self.algo.cfg
+        if done % cfg.log_every and done != stage.steps:
+            return
+        vals = self.logger.flush(stage.name, done)
+        bar.set_postfix({k: f"{v:.3g}" for k, v in list(vals.items())[:4]}, refresh=False)
+        self.monitor(stage, vals, done, bar)
+        bad = non_finite(stage, vals)
+        if bad:
+            raise NonFiniteMetrics(f"{stage.name} stage{where}: {', '.join(bad)} non-finite in steps "
+                                   f"{max(first, done - cfg.log_every) + 1}-{done} (lower the learning rates or "
+                                   f"check the data's reward scale)")
+
+    def due(self, stage, done: int, stop_signal: int | None) -> tuple[bool, bool]:
+        """Whether step ``done`` of ``stage`` ends with an evaluation, and with a checkpoint."""
+        cfg, end = self.algo.cfg, done == stage.steps
+        evaluate = bool(self.env_id and stage.evaluates and ((cfg.eval_every and done % cfg.eval_every == 0) or end))
+        return evaluate, bool(done % cfg.ckpt_every == 0 or end or stop_signal is not None)
 
     def record_warning(self, stage: str, step: int, message: str) -> bool:
         """Add ``message`` to the run's ``warnings`` unless it is there; True if it was new. (A checkpoint written
@@ -459,7 +472,7 @@ def _stacked_stage(loops: list[_Loop], stages: list, si: int, stack, gens: list[
     device = loops[0].data.device
     if isinstance(stack, torch.nn.Module):
         stack.to(device)
-    cfg, rows = algos[0].cfg, stage.batch_size or algos[0].cfg.batch_size
+    rows = stage.batch_size or algos[0].cfg.batch_size
     for lp, st in zip(loops, stages):
         lp.algo.train()
         if st.prepare is not None:
@@ -473,17 +486,10 @@ def _stacked_stage(loops: list[_Loop], stages: list, si: int, stack, gens: list[
             lp.logger.accumulate({name: v[k] for name, v in m.items()})
         done = step + 1
         end = done == stage.steps
-        if done % cfg.log_every == 0 or end:
-            for lp, st in zip(loops, stages):
-                vals = lp.logger.flush(stage.name, done)
-                lp.monitor(st, vals, done, bar)
-                bad = non_finite(st, vals)
-                if bad:
-                    raise NonFiniteMetrics(f"{stage.name} stage of {lp.dir}: {', '.join(bad)} non-finite by step "
-                                           f"{done}")
-        evaluate = loops[0].env_id and stage.evaluates and ((cfg.eval_every and done % cfg.eval_every == 0) or end)
+        for lp, st in zip(loops, stages):
+            lp.log(st, done, 0, bar, f" of {lp.dir}")
         signum = loops[0].stop_signal
-        checkpoint = done % cfg.ckpt_every == 0 or end or signum is not None
+        evaluate, checkpoint = loops[0].due(stage, done, signum)
         if evaluate or checkpoint:
             stack.unstack()
             seconds = round(time.perf_counter() - t0, 2)
