@@ -302,6 +302,15 @@ def act_latency(run_dir: Path, repeats: int = 20) -> float:
     return ms
 
 
+def _seed_seconds(summary: dict) -> float:
+    """A run's share of training time: a run trained with other seeds as one model (``--stack-seeds``) counts its
+    share of the time they shared (``seed_seconds``; summaries written before it was recorded were stacked whole,
+    so their time is split evenly)."""
+    if "seed_seconds" in summary:
+        return summary["seed_seconds"] or 0.0
+    return (summary.get("wall_seconds") or 0.0) / len(summary.get("stacked_seeds") or [0])
+
+
 def collect(out: str | Path, tasks: list[Task], algos: list[str]) -> list[dict]:
     """One row per (task, algorithm): final scores of the finished seeds, mean and standard error, mean train
     time and batch-1 act latency."""
@@ -317,7 +326,7 @@ def collect(out: str | Path, tasks: list[Task], algos: list[str]) -> list[dict]:
                 if s.get("final_score") is not None:
                     scores.append(s["final_score"])
                     seeds.append(int(f.parent.name.split("-")[1]))
-                    secs.append(s.get("wall_seconds") or 0.0)
+                    secs.append(_seed_seconds(s))
                     act_ms.append(act_latency(f.parent))
                     warned += [{"seed": seeds[-1], **w} for w in s.get("warnings", [])]
             n = len(scores)
@@ -362,8 +371,8 @@ def write_table(rows: list[dict], out: str | Path) -> Path:
               "| task | " + " | ".join(algos) + " |", "|---|" + "---|" * len(algos)]
     for t in tasks:
         lines.append(f"| {t} | " + " | ".join(_cost(by.get((t, a))) for a in algos) + " |")
-    lines += ["", "Cost: training minutes per seed (wall time, this machine) / milliseconds per act call on one "
-                  "observation (eager, median of 20)."]
+    lines += ["", "Cost: training minutes per seed (wall time, this machine; seeds trained as one model share "
+                  "theirs) / milliseconds per act call on one observation (eager, median of 20)."]
     warned = [(r, w) for r in rows for w in r.get("warnings", [])]
     if warned:  # what the runs' stage monitors flagged (summary.json "warnings"), so a score is read with it
         lines += ["", "Warnings raised during training:", ""]

@@ -385,10 +385,17 @@ def train(algo: Algorithm, data: OfflineData, run_dir: str | Path, env_id: str |
     summary = {"algo": algo.name, "best_score": st["best_score"], "best_at": st["best_stage_step"],
                "final_score": st["final_score"], "final_score_se": st.get("final_score_se"),
                "final_episodes": st.get("final_episodes"), "stage_times": st["stage_times"],
-               "wall_seconds": loop.wall_seconds(), "segments": st["segments"], "warnings": st["warnings"],
+               "wall_seconds": loop.wall_seconds(), "seed_seconds": _seed_seconds(loop.wall_seconds(), st),
+               "segments": st["segments"], "warnings": st["warnings"],
                "evals": st["evals"], **loop.meta}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def _seed_seconds(wall: float, state: dict) -> float:
+    """A run's share of wall time: a segment trained stacked with N seeds (``stacked_segment``) counts 1/N."""
+    seg = state.get("stacked_segment")
+    return round(wall - (seg["seconds"] * (1 - 1 / seg["runs"]) if seg else 0.0), 2)
 
 
 def train_stacked(algos: list[Algorithm], data: OfflineData, run_dirs: list[Path], meta: dict | list[dict],
@@ -497,6 +504,7 @@ def _stacked_stage(loops: list[_Loop], stages: list, si: int, stack, gens: list[
                 lp.state["stage_times"][stage.name] = {"seconds": seconds, "first_step_seconds": None,
                                                        "steps_per_s": round(done / max(seconds, 1e-9), 1),
                                                        "stacked_seeds": n}
+                lp.state["stacked_segment"] = {"seconds": lp.wall_seconds(), "runs": n}  # shared by the n runs
                 _set_device_rng_state(device, g.get_state())  # saved (checkpoint, best.pt) as the run's own
                 if evaluate:
                     lp.evaluate(stage.name, si, done, bar, final and end)

@@ -142,6 +142,25 @@ def test_the_table_lists_the_warnings_the_runs_recorded(tmp_path):
     assert md.count("seed 1 (") == 0
 
 
+def test_the_cost_of_seeds_trained_as_one_model_is_shared(tmp_path):
+    """Train minutes per seed: a run's own wall time; a stacked run's share (``seed_seconds``); a summary from before
+    that was recorded, trained stacked whole, splits its wall time evenly."""
+    import json
+
+    from genpolicy.suite import Task, collect
+
+    for algo, summaries in [("a", [{"wall_seconds": 600}, {"wall_seconds": 1200}]),
+                            ("b", [{"wall_seconds": 900, "seed_seconds": 300}] * 2),
+                            ("c", [{"wall_seconds": 1800, "stacked_seeds": [0, 1, 2]}] * 2)]:
+        for seed, summ in enumerate(summaries):
+            d = tmp_path / "t1" / algo / f"seed-{seed}"
+            d.mkdir(parents=True)
+            (d / "summary.json").write_text(json.dumps({"final_score": 1.0, **summ}))
+            (d / "act_latency.json").write_text(json.dumps({"ms_batch1": 1.0}))
+    rows = {r["algo"]: r["train_minutes"] for r in collect(tmp_path, [Task("t1", None)], ["a", "b", "c"])}
+    assert rows == {"a": 15.0, "b": 5.0, "c": 10.0}
+
+
 def test_the_table_lists_a_datas_note_once_per_task(tmp_path):
     import json
 

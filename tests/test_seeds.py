@@ -207,6 +207,9 @@ def test_gmpo_seed_k_of_a_stacked_run_equals_its_single_run_and_its_random_state
                                                                                     ref["rng"]["batches"])
         assert (ck["stage"], ck["step"]) == (ref["stage"], ref["step"]) == (2, 0)
         assert summ["stacked_seeds"] == seeds and summ["stage_times"]["policy"]["stacked_seeds"] == 2
+        # its share of the time the two runs trained together: half of that segment, plus what it did alone
+        seg = ck["loop"]["stacked_segment"]
+        assert seg["runs"] == 2 and summ["seed_seconds"] == round(summ["wall_seconds"] - seg["seconds"] / 2, 2)
         lines = [sum(1 for _ in open(x / "metrics.jsonl")) for x in (d, tmp_path / f"single-{s}")]
         assert lines[0] == lines[1] > 0
 
