@@ -413,10 +413,14 @@ def train_stacked(algos: list[Algorithm], data: OfflineData, run_dirs: list[Path
     stages run eagerly (``compile`` applies to the single runs' stages). SIGINT/SIGTERM finish the step in progress,
     checkpoint every run and raise :class:`TrainingInterrupted`; a run stopped or killed part-way resumes from its
     checkpoint as an ordinary single run. ``meta``: one for all runs or one per run. Returns the summaries."""
+    from .rl.seeds import differ_beyond_seed
+
     run_dirs = [Path(d) for d in run_dirs]
     n = len(algos)
     if not n or len(run_dirs) != n or len(rng_states) != n or len({type(a) for a in algos}) != 1:
         raise ValueError("train_stacked: one run folder and one RNG state per run, all runs of one algorithm")
+    if differ_beyond_seed([a.cfg for a in algos]):
+        raise ValueError("train_stacked: the runs' settings differ beyond the seed")
     stages = [a.stages() for a in algos]
     if len({tuple((st.name, st.steps, st.batch_size) for st in sts) for sts in stages}) != 1:
         raise ValueError("train_stacked: the runs' stages differ (names, steps or batch sizes)")
@@ -425,9 +429,6 @@ def train_stacked(algos: list[Algorithm], data: OfflineData, run_dirs: list[Path
     gens = [torch.Generator(device=device) for _ in algos]
     for g, state in zip(gens, rng_states):
         g.set_state(state)
-    same = dataclasses.replace(algos[0].cfg, seed=0)
-    if any(dataclasses.replace(a.cfg, seed=0) != same for a in algos):
-        raise ValueError("train_stacked: the runs' settings differ beyond the seed")
 
     def stacked(si: int):
         st = [sts[si] for sts in stages]

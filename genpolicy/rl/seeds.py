@@ -2,9 +2,10 @@
 
 Runs of one algorithm and task that differ only in their seed differ only in their initial weights, their minibatch
 order and their random draws, so N of them can run as one network whose layers are N-member batched matmuls.
-:class:`SeedStackedIQL` (the IQL critic: :class:`~genpolicy.nets.ensemble.EnsembleMLP`) and :class:`SeedStackedGMPO`
-(GMPO's advantage-weighted policy stage: ``torch.func.vmap`` over the stacked weights of any policy network) are
-built *from* the N ordinary modules that N single runs would build (each under its own seed), and
+:class:`SeedStackedIQL` (the IQL critic: :class:`~genpolicy.nets.ensemble.EnsembleMLP`), :class:`SeedStackedMatching`
+(a behaviour-cloning stage: ``torch.func.vmap`` over the stacked weights of any network) and :class:`SeedStackedGMPO`
+(GMPO's advantage-weighted policy stage, on it) are built *from* the N ordinary modules that N single runs would
+build (each under its own seed); a :class:`~genpolicy.rl.algos.base.Stage` names its form (``stack``), and
 :func:`genpolicy.train.train_stacked` draws each seed's minibatches from its own run's loop generator and its matching
 times and noise from its own copy of its run's global RNG, so seed k follows its single run step for step: the
 losses add up over seeds, so each seed's gradient is its own (gradient clipping takes each seed's own norm); Adam is
@@ -26,7 +27,8 @@ from ..nets.ensemble import EnsembleMLP
 from .critics import IQLCritic, expectile_loss, polyak_
 from .data import Batch
 
-__all__ = ["SeedStackedIQL", "SeedStackedMatching", "SeedStackedGMPO", "stack_iql_critics", "stack_batches"]
+__all__ = ["SeedStackedIQL", "SeedStackedMatching", "SeedStackedGMPO", "stack_iql_critics", "differ_beyond_seed",
+           "stack_batches"]
 
 
 class SeedStackedIQL(nn.Module):
@@ -100,6 +102,12 @@ class SeedStackedIQL(nn.Module):
                             opt.state[p] = {"step": st["step"].clone(),
                                             "exp_avg": _member(st["exp_avg"], member, p),
                                             "exp_avg_sq": _member(st["exp_avg_sq"], member, p)}
+
+
+def differ_beyond_seed(cfgs: list) -> bool:
+    """Whether run configs differ in anything but their seed (runs that do cannot be trained as one model)."""
+    same = dataclasses.replace(cfgs[0], seed=0)
+    return any(dataclasses.replace(c, seed=0) != same for c in cfgs)
 
 
 def stack_iql_critics(critics: list) -> "SeedStackedIQL | None":
@@ -216,8 +224,7 @@ class SeedStackedGMPO(SeedStackedMatching):
         if not algos:
             raise ValueError("SeedStackedGMPO needs at least one run")
         cfg = algos[0].cfg
-        same = dataclasses.replace(cfg, seed=0)
-        if any(dataclasses.replace(a.cfg, seed=0) != same for a in algos) or cfg.variant != "awr":
+        if differ_beyond_seed([a.cfg for a in algos]) or cfg.variant != "awr":
             raise ValueError("SeedStackedGMPO stacks awr-variant GMPO runs whose settings differ only in the seed")
         super().__init__([(a.policy, a.policy_opt) for a in algos], cfg.loss, cfg.weighting, cfg.grad_clip, "policy")
         self.algos, self.cfg = list(algos), cfg
