@@ -174,17 +174,25 @@ class _Logger:
             self.tb.close()
 
 
-def _evaluate(algo: Algorithm, env_id: str, cfg, episodes: int) -> dict:
-    from .rl.evaluate import evaluate
+def _evaluate(algos: list[Algorithm], env_id: str, episodes: int) -> list[dict]:
+    """Each run's evaluation (``algos``: one, or the seeds of a stacked run, whose episodes then share one vector
+    env); run k's equals its evaluation alone."""
+    from .rl.evaluate import evaluate_many
 
-    was_training = algo.training
-    algo.eval()
-    # evaluation must not move the training RNG (exact resume): evaluate forks it and seeds the policy's noise
-    res = evaluate(algo.act, env_id, episodes=episodes, seed=cfg.seed + 10_000, policy_seed=cfg.seed + 12345)
-    algo.train(was_training)
-    d = res.as_dict()
-    d["score"] = res.score
-    return d
+    modes = [a.training for a in algos]
+    for a in algos:
+        a.eval()
+    # evaluation must not move the training RNG (exact resume): it forks it and seeds each policy's noise
+    results = evaluate_many([a.act for a in algos], env_id, episodes, seeds=[a.cfg.seed + 10_000 for a in algos],
+                            policy_seeds=[a.cfg.seed + 12345 for a in algos])
+    for a, m in zip(algos, modes):
+        a.train(m)
+    out = []
+    for res in results:
+        d = res.as_dict()
+        d["score"] = res.score
+        out.append(d)
+    return out
 
 
 class _Loop:
@@ -319,9 +327,12 @@ class _Loop:
         if msg and self.record_warning(stage.name, done, msg):
             bar.write(f"warning [{stage.name} {done}]: {msg}")
 
-    def evaluate(self, stage: str, si: int, done: int, bar, final: bool = False) -> None:
-        cfg = self.algo.cfg
-        res = _evaluate(self.algo, self.env_id, cfg, cfg.final_eval_episodes if final else cfg.eval_episodes)
+    def episodes(self, final: bool) -> int:
+        return self.algo.cfg.final_eval_episodes if final else self.algo.cfg.eval_episodes
+
+    def evaluate(self, stage: str, si: int, done: int, bar, final: bool = False, res: dict | None = None) -> None:
+        """Evaluate the policy (or take ``res``, its evaluation done with other runs'), record it, keep the best."""
+        res = res if res is not None else _evaluate([self.algo], self.env_id, self.episodes(final))[0]
         self.logger.log_eval(stage, done, res)
         st = self.state
         st["evals"].append({"stage": stage, "step": done, "final": final, **res})
@@ -501,14 +512,16 @@ def _stacked_stage(loops: list[_Loop], stages: list, si: int, stack, gens: list[
         if evaluate or checkpoint:
             stack.unstack()
             seconds = round(time.perf_counter() - t0, 2)
-            for lp, g in zip(loops, gens):
+            # every seed's episodes in one vector env, each run's result as if evaluated alone
+            results = _evaluate(algos, loops[0].env_id, loops[0].episodes(final and end)) if evaluate else [None] * n
+            for lp, g, res in zip(loops, gens, results):
                 lp.state["stage_times"][stage.name] = {"seconds": seconds, "first_step_seconds": None,
                                                        "steps_per_s": round(done / max(seconds, 1e-9), 1),
                                                        "stacked_seeds": n}
                 lp.state["stacked_segment"] = {"seconds": lp.wall_seconds(), "runs": n}  # shared by the n runs
                 _set_device_rng_state(device, g.get_state())  # saved (checkpoint, best.pt) as the run's own
                 if evaluate:
-                    lp.evaluate(stage.name, si, done, bar, final and end)
+                    lp.evaluate(stage.name, si, done, bar, final and end, res)
                 if checkpoint:
                     lp.save(CHECKPOINT, si + 1 if end else si, 0 if end else done)
         if signum is not None:

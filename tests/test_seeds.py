@@ -3,6 +3,7 @@
 
 import copy
 import dataclasses
+import json
 import os
 import signal
 
@@ -169,7 +170,8 @@ def test_stacked_gmpo_policies_follow_their_single_runs_step_for_step(net, kw):
 
 
 def _gmpo_runs(ds, seeds, **kw):
-    cfg = _gmpo_cfg(critic_steps=30, policy_steps=STEPS, log_every=10, ckpt_every=20, final_eval_episodes=1, **kw)
+    cfg = _gmpo_cfg(**{"critic_steps": 30, "policy_steps": STEPS, "log_every": 10, "ckpt_every": 20,
+                       "final_eval_episodes": 1} | kw)
     out = []
     for s in seeds:
         algo, data = prepare_run("gmpo", dataclasses.replace(cfg, seed=s), ds)
@@ -212,6 +214,27 @@ def test_gmpo_seed_k_of_a_stacked_run_equals_its_single_run_and_its_random_state
         assert seg["runs"] == 2 and summ["seed_seconds"] == round(summ["wall_seconds"] - seg["seconds"] / 2, 2)
         lines = [sum(1 for _ in open(x / "metrics.jsonl")) for x in (d, tmp_path / f"single-{s}")]
         assert lines[0] == lines[1] > 0
+
+
+def test_a_stacked_run_evaluates_its_seeds_in_one_vector_env_each_as_if_alone(tmp_path, monkeypatch):
+    """The seeds' evaluations during a stacked stage go through one evaluate_many call (all seeds' episodes in one
+    vector env), and each run's recorded evaluation equals evaluating its final policy alone."""
+    pytest.importorskip("gymnasium")
+    import genpolicy.rl.evaluate as ev
+    from genpolicy.train import _evaluate
+
+    calls, many = [], ev.evaluate_many
+    monkeypatch.setattr(ev, "evaluate_many", lambda acts, *a, **k: calls.append(len(acts)) or many(acts, *a, **k))
+    ds, seeds = _chain(obs_dim=11, act_dim=3), [0, 3]  # Hopper-v5's sizes
+    runs = _gmpo_runs(ds, seeds, eval_every=25, eval_episodes=2, final_eval_episodes=3, act_steps=2)
+    summaries = train_stacked([a for a, _, _ in runs], runs[0][1], [tmp_path / f"s{s}" for s in seeds], {},
+                              [st for _, _, st in runs], env_id="Hopper-v5", progress=False)
+    assert calls == [2, 2]  # policy steps 25 and 50, both seeds at once
+    for (algo, _, _), summ in zip(runs, summaries):
+        assert [(e["step"], e["episodes"]) for e in summ["evals"]] == [(25, 2), (50, 3)]
+        alone = _evaluate([algo], "Hopper-v5", 3)[0]
+        assert {k: summ["evals"][-1][k] for k in alone} == alone and summ["final_score"] == alone["score"]
+    assert summaries[0]["final_score"] != summaries[1]["final_score"]
 
 
 @pytest.mark.parametrize("stop", ["kill", "sigint"])
@@ -349,3 +372,54 @@ def test_stacking_refuses_runs_whose_settings_differ(tmp_path):
     with pytest.raises(ValueError, match="differ beyond the seed"):
         train_stacked([a for a, _ in runs], runs[0][1], [tmp_path / "a", tmp_path / "b"], {},
                       [device_rng_state("cpu")] * 2, progress=False)
+
+
+def test_train_cli_seeds_trains_them_as_one_and_each_equals_its_single_run(tmp_path, capsys, monkeypatch):
+    """``genpolicy train gmpo --seeds 0-1``: one folder per seed (RUN_DIR/seed-K) holding its single run (weights to
+    1e-5 against ``--seed 1``), trained stacked; the same command again is refused, --resume finishes; --seed
+    beside --seeds, a seed named twice and a bad range are one-line errors; an interrupted stacked run prints the
+    command that resumes every seed."""
+    from genpolicy.cli import main
+    from genpolicy.cli.train import _seed_spec
+    from .test_iql_gmpo import save_npz
+
+    data = save_npz(_chain(obs_dim=3, act_dim=2), tmp_path / "chain.npz")
+    tiny = ["--dataset", str(data), "--no-progress", "--no-preflight", "--set", "net=mlp", "--set",
+            "net_hidden=[32,32]", "--set", "critic_hidden=[32,32]", "--set", "batch_size=64", "--set", "critic_steps=30",
+            "--set", "policy_steps=20", "--set", "reward_scale=none", "--set", "log_every=10"]
+    d = tmp_path / "runs"
+    assert main(["train", "gmpo", *tiny, "--seeds", "0-1", "--run-dir", str(d)]) == 0
+    out = capsys.readouterr().out
+    assert f"run: {d / 'seed-0'}" in out and "2 seeds stacked" in out
+    assert main(["train", "gmpo", *tiny, "--set", "seed=1", "--run-dir", str(tmp_path / "single")]) == 0
+    for x in (d / "seed-0", d / "seed-1"):
+        assert json.loads((x / "summary.json").read_text())["stacked_seeds"] == [0, 1]
+    a = load_checkpoint(d / "seed-1" / "checkpoint.pt")["state"]["modules"]
+    b = load_checkpoint(tmp_path / "single" / "checkpoint.pt")["state"]["modules"]
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-5, msg=lambda m: f"{k}: {m}")
+    c0 = load_checkpoint(d / "seed-0" / "checkpoint.pt")["state"]["modules"]
+    assert any(not torch.equal(c0[k], a[k]) for k in a)  # the seeds' runs differ
+    capsys.readouterr()
+    assert main(["train", "gmpo", *tiny, "--seeds", "0", "1", "--run-dir", str(d)]) == 2
+    assert "seed-0 already holds a run; pass --resume" in capsys.readouterr().err
+    assert main(["train", "gmpo", *tiny, "--seeds", "0,1", "--run-dir", str(d), "--resume"]) == 0
+    for bad, msg in [(["--seeds", "0-1", "--seed", "3"], "--seeds sets each run's seed"),
+                     (["--seeds", "0-1", "--set", "seed=3"], "--seeds sets each run's seed"),
+                     (["--seeds", "0-1", "1"], "--seeds names a seed twice")]:
+        assert main(["train", "gmpo", *tiny, *bad, "--run-dir", str(tmp_path / "x")]) == 2
+        err = capsys.readouterr().err
+        assert msg in err and len(err.strip().splitlines()) == 1
+    assert _seed_spec("0-2,5") == [0, 1, 2, 5] and _seed_spec("7") == [7]
+    with pytest.raises(SystemExit):
+        main(["train", "gmpo", *tiny, "--seeds", "two"])
+    assert "not a seed, range or list of seeds" in capsys.readouterr().err
+
+    def interrupted(*a, **k):
+        raise TrainingInterrupted(signal.SIGINT, "policy", 7, a[2][0])
+
+    monkeypatch.setattr("genpolicy.train.train_stacked", interrupted)
+    assert main(["train", "gmpo", *tiny, "--seeds", "3-4", "--run-dir", str(d)]) == 128 + signal.SIGINT
+    assert (f"resume with: genpolicy train gmpo --dataset {data} --seeds 3,4 --run-dir {d} --resume"
+            in capsys.readouterr().err)

@@ -1,5 +1,6 @@
 """``genpolicy train ALGO``: resolve the config, protect the run folder, preflight, train, and on SIGINT/SIGTERM
-checkpoint and print the command that resumes."""
+checkpoint and print the command that resumes. ``--seeds 0-7``: several seeds in one process, trained as one
+vectorized model wherever a stage has one (:func:`genpolicy.train.train_stacked`), each in its own run folder."""
 
 from __future__ import annotations
 
@@ -41,6 +42,10 @@ def add_parser(sub, name: str, text: str, argv: list[str]) -> None:
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
         p.add_argument("--run-dir", default=None, help="output folder (default runs/<algo>-<dataset>-<seed>; if that "
                                                        "exists, a fresh -2, -3, ... suffix)")
+        p.add_argument("--seeds", nargs="+", type=_seed_spec, default=None, metavar="SEEDS",
+                       help="train several seeds at once (e.g. 0-7, or 0 3 5) as one vectorized model wherever a "
+                            "stage has one; seed K's run goes to RUN_DIR/seed-K (default RUN_DIR: "
+                            "runs/<algo>-<dataset>-seeds) and equals its single run")
         p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
         p.add_argument("--overwrite", action="store_true", help="delete the run in --run-dir and start over")
         p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
@@ -49,6 +54,22 @@ def add_parser(sub, name: str, text: str, argv: list[str]) -> None:
         p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
         add_dataclass_args(p.add_argument_group("config fields"), cls.Config, dest_prefix="cfg_",
                            suppress_defaults=True, shown=shown)
+
+
+def _seed_spec(text: str) -> list[int]:
+    """``"3"`` -> [3]; ``"0-7"`` -> [0, ..., 7]; ``"0,2,5"`` -> [0, 2, 5] (ranges allowed between commas)."""
+    import argparse
+
+    out = []
+    for part in text.split(","):
+        lo, dash, hi = part.strip().partition("-")
+        try:
+            out += list(range(int(lo), int(hi) + 1)) if dash else [int(lo)]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a seed, range or list of seeds: {text!r} (e.g. 3, 0-7, 0,2,5)")
+        if dash and int(hi) < int(lo):
+            raise argparse.ArgumentTypeError(f"empty seed range {part!r}")
+    return out
 
 
 def _is_run(d: Path) -> bool:
@@ -86,18 +107,20 @@ def _run_dir(ns, cfg) -> tuple[Path, str]:
                                    f"(--resume continues the old one, --overwrite replaces it)"
 
 
-def _resolve(ns, cls):
-    """The config this command runs: defaults < presets < flags < --set; for --resume, the run's own config with
-    those applied on top, refused (before any data is loaded) unless every change is safe for a resumed run."""
+def _resolve(ns, cls, seed: int | None = None, run_dir: Path | None = None):
+    """The config this command runs: defaults < presets < flags < --set (< ``seed``, one of ``--seeds``); for
+    --resume, the run's own config (in ``run_dir``, default the folder the flags name) with those applied on top,
+    refused (before any data is loaded) unless every change is safe for a resumed run."""
     flags = {k[4:]: (tuple(v) if isinstance(v, list) else v) for k, v in vars(ns).items() if k.startswith("cfg_")}
-    cfg = resolve_config(cls, ns.preset, load_presets(ns.algo), flags, ns.set)
+    sets = list(ns.set) + ([f"seed={seed}"] if seed is not None else [])
+    cfg = resolve_config(cls, ns.preset, load_presets(ns.algo), flags, sets)
     if not ns.resume:
         return cfg
     from ..config import check_resume_changes
     from ..train import run_config
 
-    base = run_config(_named_dir(ns, cfg)[0], ns.algo, device=cfg.device)
-    cfg = resolve_config(cls, ns.preset, load_presets(ns.algo), flags, ns.set, base=base)
+    base = run_config(run_dir or _named_dir(ns, cfg)[0], ns.algo, device=cfg.device)
+    cfg = resolve_config(cls, ns.preset, load_presets(ns.algo), flags, sets, base=base)
     check_resume_changes(base, cfg)
     return cfg
 
@@ -106,6 +129,8 @@ def run(ns) -> int:
     from ..rl.algos import ALGORITHMS
 
     cls = ALGORITHMS[ns.algo].Config
+    if ns.seeds is not None:
+        return _run_seeds(ns, cls, [k for spec in ns.seeds for k in spec])
     cfg = _resolve(ns, cls)
     if ns.print_config:
         print(to_yaml(cfg), end="")
@@ -116,7 +141,7 @@ def run(ns) -> int:
     return _train(ns, cfg, run_dir, note)
 
 
-def _train(ns, cfg, run_dir: Path, note: str) -> int:
+def _train(ns, cfg, run_dir: Path, note: str, resume_cmd: list[str] | None = None) -> int:
     from ..preflight import preflight
     from ..train import TrainingInterrupted, prepare_run, train
 
@@ -133,15 +158,109 @@ def _train(ns, cfg, run_dir: Path, note: str) -> int:
     try:
         summary = train(algo, data, run_dir, env_id=ns.env, meta=meta, resume=ns.resume, progress=ns.progress)
     except TrainingInterrupted as e:
-        cmd = ["genpolicy", "train", ns.algo, "--dataset", str(ns.dataset), "--run-dir", str(run_dir), "--resume"]
-        cmd += ["--env", ns.env] if ns.env else []
+        cmd = resume_cmd or _resume_cmd(ns, ["--run-dir", str(run_dir)])
         print(f"\n{e}\nresume with: {' '.join(cmd)}", file=sys.stderr)
         return 128 + e.signum if e.signum in (signal.SIGINT, signal.SIGTERM) else 1
+    _report(run_dir, summary)
+    return 0
+
+
+def _report(run_dir: Path, summary: dict) -> None:
     print(f"run: {run_dir}")
     for name, t in summary["stage_times"].items():
         rate = f"{t['steps_per_s']:8.1f}" if t["steps_per_s"] is not None else "       -"
-        print(f"  {name:10s} {t['seconds']:8.1f} s  {rate} steps/s  (first step {t['first_step_seconds']:.2f} s)")
+        first = t["first_step_seconds"]
+        how = f"{t['stacked_seeds']} seeds stacked" if t.get("stacked_seeds") else f"first step {first:.2f} s"
+        print(f"  {name:10s} {t['seconds']:8.1f} s  {rate} steps/s  ({how})")
     if summary["final_score"] is not None:
         print(f"  final score {summary['final_score']:.1f}   best score {summary['best_score']:.1f} "
               f"at {summary['best_at']}")
+
+
+def _seeds_dir(ns, seeds: list[int]) -> tuple[Path, str]:
+    """The folder of the seeds' runs (``RUN_DIR/seed-K``) and a message when it is not the one named: the default
+    one gets a fresh -2, -3, ... suffix when it holds any of these seeds' runs, as a single run's does."""
+    default = Path(f"runs/{ns.algo}-{Path(str(ns.dataset)).stem}-seeds")
+    base = Path(ns.run_dir) if ns.run_dir else default
+    if ns.resume or ns.overwrite or ns.run_dir:
+        return base, ""
+    taken = lambda d: any(_is_run(d / f"seed-{k}") for k in seeds)  # noqa: E731
+    if not taken(base):
+        return base, ""
+    k = 2
+    while taken(Path(f"{default}-{k}")):
+        k += 1
+    return Path(f"{default}-{k}"), f"{default} already holds runs of these seeds; these go to {default}-{k} " \
+                                   f"(--resume continues the old ones, --overwrite replaces them)"
+
+
+def _run_seeds(ns, cls, seeds: list[int]) -> int:
+    """``--seeds``: fresh runs trained together by :func:`genpolicy.train.train_stacked` (seed K in RUN_DIR/seed-K,
+    each equal to its single run); with --resume, each run continues alone from its checkpoint."""
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds names a seed twice: {seeds}")
+    if getattr(ns, "cfg_seed", None) is not None or any(s.split("=", 1)[0].strip() == "seed" for s in ns.set):
+        raise ValueError("--seeds sets each run's seed; drop --seed / --set seed=")
+    if not ns.print_config and not ns.dataset:
+        raise ValueError("--dataset is required (a file, minari:ID, or a name from 'genpolicy datasets')")
+    base, note = _seeds_dir(ns, seeds)
+    dirs = [base / f"seed-{k}" for k in seeds]
+    cfgs = [_resolve(ns, cls, k, d) for k, d in zip(seeds, dirs)]
+    if ns.print_config:
+        print("---\n".join(to_yaml(c) for c in cfgs), end="")
+        return 0
+    if ns.resume and ns.overwrite:
+        raise ValueError("--resume and --overwrite exclude each other")
+    for d in dirs:  # every folder checked before anything is deleted or trained
+        if ns.resume and not (d / "checkpoint.pt").exists():
+            raise FileNotFoundError(f"nothing to resume in {d} (no checkpoint.pt)")
+        if not ns.resume and d.exists() and any(d.iterdir()):
+            if not ns.overwrite:
+                raise FileExistsError(f"{d} already holds a run; pass --resume to continue it, --overwrite to replace "
+                                      f"it, or another --run-dir")
+            if not _is_run(d):
+                raise ValueError(f"{d} is not a run folder (none of {', '.join(RUN_FILES)}); refusing to delete it")
+    again = _resume_cmd(ns, ["--seeds", ",".join(map(str, seeds)), "--run-dir", str(base)])
+    if ns.resume:
+        for cfg, d in zip(cfgs, dirs):
+            code = _train(ns, cfg, d, "", again)
+            if code:
+                return code
+        return 0
+    return _train_stacked(ns, cfgs, dirs, note, again)
+
+
+def _resume_cmd(ns, where: list[str]) -> list[str]:
+    return ["genpolicy", "train", ns.algo, "--dataset", str(ns.dataset), *where, "--resume"] + \
+        (["--env", ns.env] if ns.env else [])
+
+
+def _train_stacked(ns, cfgs: list, dirs: list[Path], note: str, resume_cmd: list[str]) -> int:
+    from ..preflight import preflight
+    from ..rl.datasets import load_dataset
+    from ..train import TrainingInterrupted, device_rng_state, prepare_run, train_stacked
+
+    ds = load_dataset(ns.dataset)
+    algos, states = [], []
+    for cfg in cfgs:
+        algo, data = prepare_run(ns.algo, cfg, ds)
+        if ns.preflight and not algos:  # (preflight leaves the random state as it found it)
+            pf = preflight(algo, data, ns.env)
+            print(f"preflight ok ({pf['seconds']:.1f} s): env {ns.env or 'none'}, sizes, one step per stage, act()",
+                  file=sys.stderr)
+        algos.append(algo)
+        states.append(device_rng_state(data.device))  # the global RNG state its single run would train from
+    if note:
+        print(note, file=sys.stderr)
+    for d in dirs:
+        if ns.overwrite and d.exists():
+            shutil.rmtree(d)
+    meta = {"dataset": str(ns.dataset), "presets": list(ns.preset), "command": " ".join(sys.argv)}
+    try:
+        summaries = train_stacked(algos, data, dirs, meta, states, ns.env, ns.progress)
+    except TrainingInterrupted as e:
+        print(f"\n{e}\nresume with: {' '.join(resume_cmd)}", file=sys.stderr)
+        return 128 + e.signum if e.signum in (signal.SIGINT, signal.SIGTERM) else 1
+    for d, summary in zip(dirs, summaries):
+        _report(d, summary)
     return 0

@@ -1,7 +1,9 @@
-"""Evaluate a policy: N episodes in one vector env, one batched policy call per step, seeded."""
+"""Evaluate a policy (or several, e.g. one per seed): N episodes in one vector env, one batched policy call per step,
+seeded."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -9,7 +11,7 @@ import numpy as np
 
 from .envs import env_family, make_vec_env, normalized_score
 
-__all__ = ["EvalResult", "evaluate", "score_definition"]
+__all__ = ["EvalResult", "evaluate", "evaluate_many", "score_definition"]
 
 
 @dataclass
@@ -56,35 +58,107 @@ def evaluate(act: Callable[[np.ndarray], np.ndarray], env_id: str, episodes: int
         policy_seed: seed torch's RNG (the policy's sampling noise) with this inside a fork of the RNG state, so
             that the same policy and seeds give the same returns and the caller's random state does not move.
     """
+    return evaluate_many([act], env_id, episodes, [seed], max_steps, None if policy_seed is None else [policy_seed])[0]
+
+
+def evaluate_many(acts: list[Callable[[np.ndarray], np.ndarray]], env_id: str, episodes: int = 10,
+                  seeds: list[int] | None = None, max_steps: int = 1000,
+                  policy_seeds: list[int] | None = None) -> list[EvalResult]:
+    """:func:`evaluate` for several policies at once (e.g. the seeds of one algorithm): one vector env of
+    ``len(acts) * episodes`` envs stepped together, policy k acting on its own ``episodes`` envs (reset with seeds
+    ``seeds[k] + i``) and drawing its sampling noise from its own RNG stream (``policy_seeds[k]``, swapped in
+    around each of its calls), so that result k equals ``evaluate(acts[k], env_id, episodes, seeds[k],
+    policy_seed=policy_seeds[k])``. A policy whose episodes have all ended is not called again."""
+    n = len(acts)
+    seeds = [0] * n if seeds is None else list(seeds)
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
-    if policy_seed is not None:
+    if not n or len(seeds) != n or (policy_seeds is not None and len(policy_seeds) != n):
+        raise ValueError(f"evaluate_many: {n} policies, {len(seeds)} env seeds, "
+                         f"{'no' if policy_seeds is None else len(policy_seeds)} policy seeds")
+    if policy_seeds is None:
+        rng = None
+    else:
         import torch
 
-        with torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_initialized() else []):
-            torch.manual_seed(policy_seed)
-            return evaluate(act, env_id, episodes, seed, max_steps)
-    env = make_vec_env(env_id, episodes)
+        devices = [torch.cuda.current_device()] if torch.cuda.is_initialized() else []
+        rng = _RngStreams(policy_seeds, devices)
+    env = make_vec_env(env_id, n * episodes)
     try:
-        obs, _ = env.reset(seed=[seed + i for i in range(episodes)])
-        low, high = env.single_action_space.low, env.single_action_space.high
-        returns = np.zeros(episodes)
-        lengths = np.zeros(episodes, dtype=np.int64)
-        alive = np.ones(episodes, dtype=bool)
-        for _ in range(max_steps):
-            a = np.asarray(act(obs.astype(np.float32)), dtype=np.float32)
-            if a.shape != (episodes,) + env.single_action_space.shape:
-                raise ValueError(f"policy returned actions of shape {a.shape}; wanted {(episodes,) + env.single_action_space.shape}")
-            obs, r, term, trunc, _ = env.step(np.clip(a, low, high))
-            returns += np.where(alive, r, 0.0)
-            lengths += alive
-            alive &= ~(term | trunc)
-            if not alive.any():
-                break
+        with rng if rng is not None else contextlib.nullcontext():
+            obs, _ = env.reset(seed=[s + i for s in seeds for i in range(episodes)])
+            low, high = env.single_action_space.low, env.single_action_space.high
+            want = (episodes,) + env.single_action_space.shape
+            returns = np.zeros(n * episodes)
+            lengths = np.zeros(n * episodes, dtype=np.int64)
+            alive = np.ones(n * episodes, dtype=bool)
+            actions = np.zeros((n * episodes,) + env.single_action_space.shape, dtype=np.float32)
+            for _ in range(max_steps):
+                for k, act in enumerate(acts):
+                    part = slice(k * episodes, (k + 1) * episodes)
+                    if not alive[part].any():
+                        continue
+                    if rng is not None:
+                        rng.enter(k)
+                    a = np.asarray(act(obs[part].astype(np.float32)), dtype=np.float32)
+                    if rng is not None:
+                        rng.leave(k)
+                    if a.shape != want:
+                        raise ValueError(f"policy returned actions of shape {a.shape}; wanted {want}")
+                    actions[part] = a
+                obs, r, term, trunc, _ = env.step(np.clip(actions, low, high))
+                returns += np.where(alive, r, 0.0)
+                lengths += alive
+                alive &= ~(term | trunc)
+                if not alive.any():
+                    break
     finally:
         env.close()
-    norm = normalized_score(env_id, returns) if env_family(env_id) else None
-    return EvalResult(returns=returns, lengths=lengths, normalized=norm)
+    out = []
+    for k in range(n):
+        ret = returns[k * episodes:(k + 1) * episodes]
+        norm = normalized_score(env_id, ret) if env_family(env_id) else None
+        out.append(EvalResult(returns=ret, lengths=lengths[k * episodes:(k + 1) * episodes], normalized=norm))
+    return out
+
+
+class _RngStreams:
+    """Torch's global RNG as one stream per policy: inside ``with``, a fork of the caller's state (restored on
+    exit); ``enter(k)`` installs stream k (first: seeded with ``seeds[k]``), ``leave(k)`` keeps where it got to."""
+
+    def __init__(self, seeds: list[int], devices: list[int]):
+        import torch
+
+        self.torch, self.devices, self.states = torch, devices, []
+        self.fork = torch.random.fork_rng(devices=devices)
+        self.seeds = list(seeds)
+
+    def __enter__(self):
+        torch = self.torch
+        self.fork.__enter__()
+        for s in self.seeds:
+            torch.manual_seed(s)
+            self.states.append(self._get())
+        return self
+
+    def __exit__(self, *exc):
+        return self.fork.__exit__(*exc)
+
+    def _get(self):
+        torch = self.torch
+        return torch.get_rng_state(), [torch.cuda.get_rng_state(d) for d in self.devices]
+
+    def enter(self, k: int) -> None:
+        if len(self.states) == 1:
+            return  # one stream: it stays installed
+        cpu, cuda = self.states[k]
+        self.torch.set_rng_state(cpu)
+        for d, st in zip(self.devices, cuda):
+            self.torch.cuda.set_rng_state(st, d)
+
+    def leave(self, k: int) -> None:
+        if len(self.states) > 1:
+            self.states[k] = self._get()
 
 
 def score_definition(env_id: str) -> str:
