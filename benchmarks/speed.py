@@ -105,6 +105,33 @@ def stage_rates(algo_name: str, cfg, stage_name: str, data, batch: int, steps: i
     return out
 
 
+def step_mflop(algo_name: str, cfg, stage_name: str, data, batch: int) -> float:
+    """Millions of floating-point operations in one eager step of the stage (forward, backward, optimizer), as
+    torch's ``FlopCounterMode`` counts them (matmuls and convolutions: nearly all of an MLP's arithmetic)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    (fn, gen), _ = _prepared(algo_name, cfg, stage_name, data, batch, False)
+    with FlopCounterMode(display=False) as counter:
+        fn(data.sample(batch, generator=gen))
+    return round(counter.get_total_flops() / 1e6, 1)
+
+
+def matmul_gflops(device: str, rows: int = 1024, width: int = 256, seconds: float = 1.0) -> float:
+    """The device's rate on the layer shapes these steps are made of ((rows, width) @ (width, width), fp32): the
+    ceiling a step of F MFLOP cannot beat is ``1000 * rate / F`` steps/s."""
+    a, b = torch.randn(rows, width, device=device), torch.randn(width, width, device=device)
+    for _ in range(20):
+        a @ b
+    _sync(device)
+    n, t = 0, time.perf_counter()
+    while time.perf_counter() - t < seconds:
+        for _ in range(50):
+            a @ b
+        n += 50
+        _sync(device)
+    return round(2 * rows * width * width * n / (time.perf_counter() - t) / 1e9, 1)
+
+
 def act_latency(cfg, device: str, compiled: bool, repeats: int = 30) -> float:
     """Median milliseconds of one ``act`` call on one raw observation (after warm-up / compiling)."""
     torch.manual_seed(0)
@@ -196,6 +223,9 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="fewer steps; skip the unet batch-4096 and GMPG rows on CPU")
     p.add_argument("--rounds", type=int, default=3, help="alternating eager/compiled timing rounds per row")
     p.add_argument("--out", default="runs/speed.json")
+    p.add_argument("--only", nargs="+", default=None, metavar="WORD",
+                   help="measure only the stage rows whose name contains one of these words (e.g. critic mlp); "
+                        "skips the act, full-loop and seed rows")
     ns = p.parse_args(argv)
     if ns.threads:
         torch.set_num_threads(ns.threads)
@@ -220,8 +250,11 @@ def main(argv=None) -> int:
              "policy", 128 if cpu else 4096, 10 if cpu else 20)]
     if ns.quick and cpu:
         rows = [r for r in rows if "unet" not in r[0] and "GMPG" not in r[0]]
+    if ns.only:
+        rows = [r for r in rows if any(w in r[0] for w in ns.only)]
     results = {"device": torch.cuda.get_device_name() if not cpu else platform.processor() or platform.machine(),
-               "torch": torch.__version__, "threads": torch.get_num_threads(), "rows": []}
+               "torch": torch.__version__, "threads": torch.get_num_threads(), "rows": [],
+               "matmul_gflops_1024x256x256": matmul_gflops(dev)}
     out = Path(ns.out)
     out.parent.mkdir(parents=True, exist_ok=True)
 
@@ -229,7 +262,8 @@ def main(argv=None) -> int:
         out.write_text(json.dumps(results, indent=2))
 
     def measure(label, algo, cfg, stage, batch, steps):
-        row = {"step": label, "batch": batch, **stage_rates(algo, cfg, stage, data, batch, steps, modes, ns.rounds)}
+        row = {"step": label, "batch": batch, **stage_rates(algo, cfg, stage, data, batch, steps, modes, ns.rounds),
+               "mflop_per_step": step_mflop(algo, cfg, stage, data, batch)}
         print(json.dumps(row), flush=True)
         results["rows"].append(row)
         save()
@@ -238,43 +272,56 @@ def main(argv=None) -> int:
     for r in rows:
         if r[1] != "gmpg":
             measure(*r)
-    act_cfg = GMPOConfig(**base, net="unet", act_steps=16)
-    results["act_ms_batch1_unet_16_euler"] = {("compiled" if c else "eager"): act_latency(act_cfg, dev, c)
-                                              for c in modes}
-    results["full_loop_steps_per_s"] = {("compiled" if c else "eager"): full_loop(mlp, data, n * 10, c,
-                                                                                   out.parent / "speed_runs")
-                                        for c in modes}
-    save()
-    by = {r["step"]: r for r in results["rows"]}
-    proj = {}
-    for mode in ("eager", "compiled"):
-        c = by["IQL critic, batch 4096"].get(mode, {}).get("steps_per_s")
-        u = by.get("GMPO policy, unet 512-256-128, batch 4096", {}).get(mode, {}).get("steps_per_s")
-        if c and u:
-            proj[mode] = round((PAPER_CRITIC_STEPS / c + PAPER_POLICY_STEPS / u) / 60, 1)
-    results["paper_budget_minutes"] = proj
-    results["vectorized_seeds_iql_critic_batch_256"] = seed_scaling(data, dev, 256, n)
-    save()
-    results["vectorized_seeds_gmpo_policy_mlp_batch_256"] = seed_scaling(data, dev, 256, n, "policy")
-    save()
-    if not cpu:  # the moonshot's shape: 8 seeds of the paper's policy stage at once (too slow to time on a CPU)
-        results["vectorized_seeds_gmpo_policy_unet_batch_4096"] = seed_scaling(data, dev, 4096, n // 2, "policy-unet")
+    if not ns.only:  # act latency, the full loop, the projection, seed scaling
+        act_cfg = GMPOConfig(**base, net="unet", act_steps=16)
+        results["act_ms_batch1_unet_16_euler"] = {("compiled" if c else "eager"): act_latency(act_cfg, dev, c)
+                                                  for c in modes}
+        results["full_loop_steps_per_s"] = {("compiled" if c else "eager"): full_loop(mlp, data, n * 10, c,
+                                                                                       out.parent / "speed_runs")
+                                            for c in modes}
         save()
+        by = {r["step"]: r for r in results["rows"]}
+        proj = {}
+        for mode in ("eager", "compiled"):
+            c = by["IQL critic, batch 4096"].get(mode, {}).get("steps_per_s")
+            u = by.get("GMPO policy, unet 512-256-128, batch 4096", {}).get(mode, {}).get("steps_per_s")
+            if c and u:
+                proj[mode] = round((PAPER_CRITIC_STEPS / c + PAPER_POLICY_STEPS / u) / 60, 1)
+        results["paper_budget_minutes"] = proj
+        results["vectorized_seeds_iql_critic_batch_256"] = seed_scaling(data, dev, 256, n)
+        save()
+        results["vectorized_seeds_gmpo_policy_mlp_batch_256"] = seed_scaling(data, dev, 256, n, "policy")
+        save()
+        if not cpu:  # the moonshot's shape: 8 seeds of the paper's policy stage at once (too slow to time on a CPU)
+            results["vectorized_seeds_gmpo_policy_unet_batch_4096"] = seed_scaling(data, dev, 4096, n // 2,
+                                                                                   "policy-unet")
+            save()
     for r in gmpg_rows:
         measure(*r)
     print(f"\ndevice {results['device']}, torch {results['torch']}, {results['threads']} threads\n")
     print(f"steps/s: median of {ns.rounds} alternating rounds (min-max)\n")
-    print("| step | eager steps/s | compiled steps/s | compile s |\n|---|---|---|---|")
+    rate = results["matmul_gflops_1024x256x256"]
+    print(f"MFLOP/step: torch's FlopCounterMode over one eager step; ceiling: the steps/s at this device's rate on a "
+          f"(1024, 256) @ (256, 256) matmul, {rate} GFLOP/s\n")
+    print("| step | eager steps/s | compiled steps/s | compile s | MFLOP/step | GFLOP/s (best) | ceiling steps/s |\n"
+          "|---|---|---|---|---|---|---|")
 
     def cell(d):
         return f"{d['steps_per_s']} ({d['min']}-{d['max']})" if d.get("steps_per_s") else d.get("note", "-")
 
     for r in results["rows"]:
         e, c = r.get("eager", {}), r.get("compiled", {})
-        print(f"| {r['step']} | {cell(e)} | {cell(c)} | {c.get('first_call_s', '-')} |")
-    print(f"\nact, batch 1, unet, 16 Euler steps, ms: {results['act_ms_batch1_unet_16_euler']}")
-    print(f"full loop (GMPO mlp, batch 256, data sampling and logging included): {results['full_loop_steps_per_s']}")
-    print(f"paper budget (122k critic + 244k unet policy steps at batch 4096), minutes: {proj or 'needs both rows'}")
+        best = max(d.get("steps_per_s") or 0 for d in (e, c))
+        mf = r["mflop_per_step"]
+        print(f"| {r['step']} | {cell(e)} | {cell(c)} | {c.get('first_call_s', '-')} | {mf} | "
+              f"{round(best * mf / 1e3, 1)} | {round(1e3 * rate / mf)} |")
+    if not ns.only:
+        print(f"\nact, batch 1, unet, 16 Euler steps, ms: {results['act_ms_batch1_unet_16_euler']}")
+        print(f"full loop (GMPO mlp, batch 256, data sampling and logging included): "
+              f"{results['full_loop_steps_per_s']}")
+        proj = results["paper_budget_minutes"]
+        print(f"paper budget (122k critic + 244k unet policy steps at batch 4096), minutes: "
+              f"{proj or 'needs both rows'}")
     for key, what in (("vectorized_seeds_iql_critic_batch_256", "IQL critic, batch 256"),
                       ("vectorized_seeds_gmpo_policy_mlp_batch_256", "GMPO policy, mlp 3x256, batch 256"),
                       ("vectorized_seeds_gmpo_policy_unet_batch_4096", "GMPO policy, unet, batch 4096")):
