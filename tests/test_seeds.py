@@ -423,3 +423,32 @@ def test_train_cli_seeds_trains_them_as_one_and_each_equals_its_single_run(tmp_p
     assert main(["train", "gmpo", *tiny, "--seeds", "3-4", "--run-dir", str(d)]) == 128 + signal.SIGINT
     assert (f"resume with: genpolicy train gmpo --dataset {data} --seeds 3,4 --run-dir {d} --resume"
             in capsys.readouterr().err)
+
+
+def test_eval_of_a_folder_of_seeds_scores_each_as_alone_with_mean_and_se(tmp_path, capsys):
+    """``genpolicy eval RUN_DIR`` on the folder ``train --seeds`` writes: every seed's policy on the same episodes in
+    one vector env, each result equal to ``genpolicy eval RUN_DIR/seed-K``, mean and s.e. over the seeds."""
+    pytest.importorskip("gymnasium")
+    from genpolicy.cli import main
+
+    from .test_iql_gmpo import save_npz
+
+    data = save_npz(_chain(obs_dim=11, act_dim=3), tmp_path / "hopper_like.npz")
+    d = tmp_path / "runs"
+    assert main(["train", "gmpo", "--dataset", str(data), "--env", "Hopper-v5", "--no-progress", "--no-preflight",
+                 "--set", "net=mlp", "--set", "net_hidden=[32,32]", "--set", "critic_hidden=[32,32]", "--set",
+                 "critic_steps=20", "--set", "policy_steps=20", "--set", "eval_every=0", "--set",
+                 "final_eval_episodes=2", "--set", "act_steps=2", "--set", "reward_scale=none", "--seeds", "0-2",
+                 "--run-dir", str(d)]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(d), "--episodes", "3", "--seed", "7"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["seeds"] == [0, 1, 2] and out["env"] == "Hopper-v5" and len(out["per_run"]) == 3
+    for k, run in enumerate(out["per_run"]):
+        assert main(["eval", str(d / f"seed-{k}"), "--episodes", "3", "--seed", "7"]) == 0
+        alone = json.loads(capsys.readouterr().out)
+        assert run == alone
+    scores = np.array([r["score_mean"] for r in out["per_run"]])
+    assert out["scores"] == [round(float(x), 4) for x in scores] and len(set(out["scores"])) == 3
+    assert out["score_mean"] == pytest.approx(scores.mean())
+    assert out["score_se"] == pytest.approx(scores.std(ddof=1) / np.sqrt(3))
