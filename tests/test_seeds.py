@@ -327,18 +327,24 @@ def _full_state(algo) -> dict:
     return out
 
 
-@pytest.mark.parametrize("algo", ["idql", "sfbc"])
+@pytest.mark.parametrize("algo", ["idql", "sfbc", "bc", "iql"])
 def test_seed_k_of_a_stacked_run_equals_its_single_run_for_other_algorithms(algo, tmp_path):
-    """IDQL (critic and behaviour policy both stacked) and SfBC (its behaviour stage stacked, then its planning-Q
-    stages, which have no stacked form, alone from the checkpoint): every module and optimizer state equal to its
-    single run's to 1e-5, the same RNG states bit for bit."""
+    """IDQL (critic and behaviour policy both stacked), SfBC (its behaviour stage stacked, then its planning-Q
+    stages, which have no stacked form, alone from the checkpoint), BC and IQL (the Gaussian actor; IQL's weighted
+    by each seed's own critic, both stages stacked): every module and optimizer state equal to its single run's to
+    1e-5, the same RNG states bit for bit."""
+    from genpolicy.rl.algos.bc import BCConfig
     from genpolicy.rl.algos.idql import IDQLConfig
     from genpolicy.rl.algos.sfbc import SfBCConfig
 
-    common = dict(net="mlp", net_hidden=(32, 32), critic_hidden=(32, 32), critic_steps=30, policy_steps=STEPS,
-                  batch_size=64, reward_scale="none", log_every=10, ckpt_every=20, final_eval_episodes=1,
-                  num_samples=4)
-    base = IDQLConfig(**common) if algo == "idql" else SfBCConfig(**common, support_samples=4, planning_iters=2)
+    runs_cfg = dict(policy_steps=STEPS, batch_size=64, reward_scale="none", log_every=10, ckpt_every=20,
+                    final_eval_episodes=1)
+    common = dict(net="mlp", net_hidden=(32, 32), critic_hidden=(32, 32), critic_steps=30, num_samples=4, **runs_cfg)
+    base = {"idql": lambda: IDQLConfig(**common),
+            "sfbc": lambda: SfBCConfig(**common, support_samples=4, planning_iters=2),
+            "bc": lambda: BCConfig(actor_hidden=(32, 32), **runs_cfg),
+            "iql": lambda: IQLAWRConfig(critic_hidden=(32, 32), critic_steps=30, actor_hidden=(32, 32), **runs_cfg),
+            }[algo]()
     ds, seeds = _chain(), [0, 5]
 
     def prepared(s):
@@ -354,7 +360,7 @@ def test_seed_k_of_a_stacked_run_equals_its_single_run_for_other_algorithms(algo
     dirs = [tmp_path / f"stacked-{s}" for s in seeds]
     summaries = train_stacked([a for a, _, _ in runs], runs[0][1], dirs, {}, [st for _, _, st in runs],
                               progress=False)
-    stacked_stage = "policy" if algo == "idql" else "behaviour"
+    stacked_stage = "behaviour" if algo == "sfbc" else "policy"
     for s, a, (b, _, _), d, summ in zip(seeds, single, runs, dirs, summaries):
         ta, tb = _full_state(a), _full_state(b)
         assert ta.keys() == tb.keys() and len(ta) > 20
@@ -364,6 +370,12 @@ def test_seed_k_of_a_stacked_run_equals_its_single_run_for_other_algorithms(algo
         assert torch.equal(ck["rng"]["torch"], ref["rng"]["torch"])
         assert summ["stage_times"][stacked_stage]["stacked_seeds"] == 2
         assert "stacked_seeds" not in summ["stage_times"].get("q1", {})  # (sfbc: alone after the behaviour)
+        # the logged metrics too: same rows, same names, same values
+        logged = [[json.loads(x) for x in open(f / "metrics.jsonl")] for f in (d, tmp_path / f"single-{s}")]
+        assert [r.keys() for r in logged[0]] == [r.keys() for r in logged[1]] and len(logged[0]) >= 5
+        for r0, r1 in zip(*logged):
+            assert (r0.pop("stage"), r0.pop("step")) == (r1.pop("stage"), r1.pop("step"))
+            assert r0 == pytest.approx(r1, rel=1e-4, abs=1e-5)
 
 
 def test_stacking_refuses_runs_whose_settings_differ(tmp_path):
@@ -385,8 +397,8 @@ def test_train_cli_seeds_trains_them_as_one_and_each_equals_its_single_run(tmp_p
 
     data = save_npz(_chain(obs_dim=3, act_dim=2), tmp_path / "chain.npz")
     tiny = ["--dataset", str(data), "--no-progress", "--no-preflight", "--set", "net=mlp", "--set",
-            "net_hidden=[32,32]", "--set", "critic_hidden=[32,32]", "--set", "batch_size=64", "--set", "critic_steps=30",
-            "--set", "policy_steps=20", "--set", "reward_scale=none", "--set", "log_every=10"]
+            "net_hidden=[32,32]", "--set", "critic_hidden=[32,32]", "--set", "batch_size=64", "--set",
+            "critic_steps=30", "--set", "policy_steps=20", "--set", "reward_scale=none", "--set", "log_every=10"]
     d = tmp_path / "runs"
     assert main(["train", "gmpo", *tiny, "--seeds", "0-1", "--run-dir", str(d)]) == 0
     out = capsys.readouterr().out

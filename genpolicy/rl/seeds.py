@@ -3,8 +3,9 @@
 Runs of one algorithm and task that differ only in their seed differ only in their initial weights, their minibatch
 order and their random draws, so N of them can run as one network whose layers are N-member batched matmuls.
 :class:`SeedStackedIQL` (the IQL critic: :class:`~genpolicy.nets.ensemble.EnsembleMLP`), :class:`SeedStackedMatching`
-(a behaviour-cloning stage: ``torch.func.vmap`` over the stacked weights of any network) and :class:`SeedStackedGMPO`
-(GMPO's advantage-weighted policy stage, on it) are built *from* the N ordinary modules that N single runs would
+(a behaviour-cloning stage: ``torch.func.vmap`` over the stacked weights of any network, :class:`SeedStackedModule`),
+:class:`SeedStackedGMPO` (GMPO's advantage-weighted policy stage, on it) and :class:`SeedStackedActor` (BC's and
+IQL's Gaussian actor stages) are built *from* the N ordinary modules that N single runs would
 build (each under its own seed); a :class:`~genpolicy.rl.algos.base.Stage` names its form (``stack``), and
 :func:`genpolicy.train.train_stacked` draws each seed's minibatches from its own run's loop generator and its matching
 times and noise from its own copy of its run's global RNG, so seed k follows its single run step for step: the
@@ -27,8 +28,8 @@ from ..nets.ensemble import EnsembleMLP
 from .critics import IQLCritic, expectile_loss, polyak_
 from .data import Batch
 
-__all__ = ["SeedStackedIQL", "SeedStackedMatching", "SeedStackedGMPO", "stack_iql_critics", "differ_beyond_seed",
-           "stack_batches"]
+__all__ = ["SeedStackedIQL", "SeedStackedModule", "SeedStackedMatching", "SeedStackedGMPO", "SeedStackedActor",
+           "stack_iql_critics", "differ_beyond_seed", "stack_batches"]
 
 
 class SeedStackedIQL(nn.Module):
@@ -118,22 +119,20 @@ def stack_iql_critics(critics: list) -> "SeedStackedIQL | None":
     return None
 
 
-class SeedStackedMatching:
-    """A (weighted) matching stage of N runs as one model: the generative models' parameters stacked along a leading
-    seed dimension, evaluated with ``torch.func.vmap`` over a copy of the first run's model (any network); one fused
-    Adam over the stacked parameters (the runs' Adam settings and state). Plain, it is a behaviour-cloning stage
-    (:func:`~genpolicy.rl.algos.common.behaviour_cloning_stage`: Eq 3, 23, 26); :class:`SeedStackedGMPO` adds each
-    seed's weights.
+class SeedStackedModule:
+    """A stage that trains one module per run by a loss of the batch, for N runs as one model: the modules' parameters
+    stacked along a leading seed dimension and evaluated with ``torch.func.vmap`` over a copy of the first run's
+    module (any network), one fused Adam over the stacked parameters (the runs' Adam settings and state), each seed's
+    gradient norm clipped to ``clip`` (0: off) as ``clip_grad_norm_`` in its single run. Subclasses give one seed's
+    loss (``_seed_loss``) and its inputs (``_inputs``): :class:`SeedStackedMatching`, :class:`SeedStackedActor`.
 
-    ``parts``: each run's ``(model, optimizer)``. ``update(batch, gens)``: ``batch`` ``(N, B, ...)``; ``gens[k]``
-    stands in for seed k's global RNG (the matching times and noise its single run draws inside ``matching_loss``,
-    drawn here in the same order)."""
+    ``parts``: each run's ``(module, optimizer)`` first. ``update(batch, gens)``: ``batch`` ``(N, B, ...)``;
+    ``gens[k]`` stands in for seed k's global RNG (the draws its single run's step makes, drawn in the same order)."""
 
-    def __init__(self, parts: list, kind: str = "flow", weighting: str = "vanilla", clip: float = 0.0,
-                 name: str = "behaviour"):
+    def __init__(self, parts: list, clip: float = 0.0, name: str = "policy"):
         if not parts:
             raise ValueError(f"{type(self).__name__} needs at least one run")
-        models, opts = [m for m, _ in parts], [o for _, o in parts]
+        models, opts = [p[0] for p in parts], [p[1] for p in parts]
         shapes = [[tuple(p.shape) for p in m.parameters()] for m in models]
         if any(sh != shapes[0] for sh in shapes):
             raise ValueError(f"{type(self).__name__}: the runs' models differ in shape")
@@ -141,8 +140,7 @@ class SeedStackedMatching:
         if any(len(g) != 1 or {k: v for k, v in g[0].items() if k != "params"}
                != {k: v for k, v in groups[0][0].items() if k != "params"} for g in groups):
             raise ValueError(f"{type(self).__name__}: the runs' optimizers differ")
-        self.models, self.opts, self.n = models, opts, len(parts)
-        self.kind, self.weighting, self.clip, self.name = kind, weighting, clip, name
+        self.models, self.opts, self.n, self.clip, self.name = models, opts, len(parts), clip, name
         self.model = copy.deepcopy(models[0])  # the template: its own tensors are swapped out in every call
         self.names = [k for k, _ in self.model.named_parameters()]
         self.params = {k: _stack([m.get_parameter(k) for m in models]).requires_grad_() for k in self.names}
@@ -157,31 +155,24 @@ class SeedStackedMatching:
                                       "exp_avg": _stack([st[j]["exp_avg"] for st in states]),
                                       "exp_avg_sq": _stack([st[j]["exp_avg_sq"] for st in states])}
 
-    def _weights(self, extra, obs: Tensor, actions: Tensor) -> tuple[Tensor | None, dict]:
-        """One seed's weights of its batch and metrics to report (none: plain matching)."""
-        return None, {}
+    def _inputs(self, batch: Batch, gens: list[torch.Generator]) -> tuple[Tensor, ...]:
+        """The stacked ``(N, ...)`` tensors ``_seed_loss`` takes, seed by seed (here the states and actions)."""
+        return batch.obs, batch.actions
 
     def _extra(self) -> dict:
-        """Stacked tensors ``_weights`` reads, seed by seed (none here)."""
+        """Stacked tensors ``_seed_loss`` reads besides the module's, seed by seed (none here)."""
         return {}
 
-    def _seed_loss(self, params, buffers, extra, obs, actions, t, x1):
-        """One seed's loss and metrics, as its single run's stage computes them."""
-        from .algos.common import weighted_matching_loss
-
-        w, aux = self._weights(extra, obs, actions)
-        with _reparametrize_module(self.model, {**params, **buffers}):
-            loss, out = weighted_matching_loss(self.model, actions, obs, w, self.kind, self.weighting, t, x1)
-        return loss, {"per_sample": out["per_sample"], **aux}
+    def _seed_loss(self, params: dict, buffers: dict, extra: dict, *inputs) -> tuple[Tensor, dict]:
+        """One seed's loss and metrics, as its single run's stage computes them (under ``vmap``)."""
+        raise NotImplementedError
 
     def update(self, batch: Batch, gens: list[torch.Generator]) -> dict[str, Tensor]:
         """One step for every seed; metrics are ``(N,)`` tensors (seed k's value at k)."""
         if len(gens) != self.n:
             raise ValueError(f"update needs {self.n} generators, got {len(gens)}")
-        draws = [self.model.matching_noise(batch.actions[k], self.kind, generator=g) for k, g in enumerate(gens)]
-        t, x1 = torch.stack([d[0] for d in draws]), torch.stack([d[1] for d in draws])
-        loss, aux = torch.func.vmap(self._seed_loss)(self.params, self.buffers, self._extra(), batch.obs,
-                                                     batch.actions, t, x1)
+        loss, aux = torch.func.vmap(self._seed_loss)(self.params, self.buffers, self._extra(),
+                                                     *self._inputs(batch, gens))
         self.opt.zero_grad(set_to_none=True)
         loss.sum().backward()  # the sum separates: seed k's parameters get seed k's gradient
         norms = None
@@ -215,6 +206,75 @@ class SeedStackedMatching:
                                   "exp_avg_sq": st["exp_avg_sq"][k].clone()}
 
 
+class SeedStackedMatching(SeedStackedModule):
+    """A (weighted) matching stage of N runs as one model (:class:`SeedStackedModule` over the generative models).
+    Plain, it is a behaviour-cloning stage (:func:`~genpolicy.rl.algos.common.behaviour_cloning_stage`: Eq 3, 23,
+    26); :class:`SeedStackedGMPO` adds each seed's weights. ``gens[k]`` gives seed k's matching times and noise, the
+    draws its single run makes inside ``matching_loss``."""
+
+    def __init__(self, parts: list, kind: str = "flow", weighting: str = "vanilla", clip: float = 0.0,
+                 name: str = "behaviour"):
+        super().__init__(parts, clip, name)
+        self.kind, self.weighting = kind, weighting
+
+    def _inputs(self, batch: Batch, gens: list[torch.Generator]) -> tuple[Tensor, ...]:
+        draws = [self.model.matching_noise(batch.actions[k], self.kind, generator=g) for k, g in enumerate(gens)]
+        return batch.obs, batch.actions, torch.stack([d[0] for d in draws]), torch.stack([d[1] for d in draws])
+
+    def _weights(self, extra, obs: Tensor, actions: Tensor) -> tuple[Tensor | None, dict]:
+        """One seed's weights of its batch and metrics to report (none: plain matching)."""
+        return None, {}
+
+    def _seed_loss(self, params, buffers, extra, obs, actions, t, x1):
+        from .algos.common import weighted_matching_loss
+
+        w, aux = self._weights(extra, obs, actions)
+        with _reparametrize_module(self.model, {**params, **buffers}):
+            loss, out = weighted_matching_loss(self.model, actions, obs, w, self.kind, self.weighting, t, x1)
+        return loss, {"per_sample": out["per_sample"], **aux}
+
+
+class SeedStackedActor(SeedStackedModule):
+    """The Gaussian actor stage of BC (``-log pi(a|s)``, no critic) or of IQL (advantage-weighted,
+    ``-min(exp(beta A), clamp) log pi(a|s)`` with each seed's own frozen critic) for N runs as one model.
+    ``parts``: each run's ``(actor, optimizer)`` (BC) or ``(actor, optimizer, critic)`` (IQL). Neither step draws
+    random numbers."""
+
+    def __init__(self, parts: list, beta: float = 0.0, clamp: float = 100.0):
+        super().__init__(parts, 0.0, "policy")
+        self.beta, self.clamp = beta, clamp
+        critics = [p[2] for p in parts if len(p) > 2]
+        self.critic, self.critic_state = _frozen_stack(critics) if critics else (None, {})
+
+    def _extra(self) -> dict:
+        return self.critic_state
+
+    def _seed_loss(self, params, buffers, critic_state, obs, actions):
+        from .algos.common import advantage_weights
+
+        with _reparametrize_module(self.model, {**params, **buffers}):
+            logp = self.model.log_prob(obs, actions)
+        if self.critic is None:  # BC (bc.py: _nll)
+            return -logp.mean(), {}
+        with torch.no_grad(), _reparametrize_module(self.critic, critic_state):  # IQL (iql.py: update_policy)
+            adv = self.critic.advantage(obs, actions)
+            w = advantage_weights(adv, self.beta, self.clamp)
+        return -(w * logp).mean(), {"w": w, "adv": adv}
+
+    def _metrics(self, loss: Tensor, aux: dict, norms: Tensor | None) -> dict[str, Tensor]:
+        if self.critic is None:
+            return {"bc_loss": loss, "log_std_mean": self.params["log_std"].detach().mean(dim=1)}
+        return {"actor_loss": loss, "weight_mean": aux["w"].mean(dim=1), "adv_mean": aux["adv"].mean(dim=1)}
+
+
+def _frozen_stack(modules: list[nn.Module]) -> tuple[nn.Module, dict]:
+    """A template copy of ``modules[0]`` and every parameter and buffer of ``modules`` stacked along a leading seed
+    dimension (frozen: read under ``_reparametrize_module``, e.g. each seed's critic)."""
+    template = copy.deepcopy(modules[0])
+    state = {k: _stack([m.get_parameter(k) for m in modules]) for k, _ in template.named_parameters()}
+    return template, state | {k: _stack([m.get_buffer(k) for m in modules]) for k, _ in template.named_buffers()}
+
+
 class SeedStackedGMPO(SeedStackedMatching):
     """GMPO's advantage-weighted policy stage (Eq 7) of N runs as one model: :class:`SeedStackedMatching` over the
     policies, each seed weighting its batch by its own critic's advantages (the critics stacked, frozen), with the
@@ -228,11 +288,7 @@ class SeedStackedGMPO(SeedStackedMatching):
             raise ValueError("SeedStackedGMPO stacks awr-variant GMPO runs whose settings differ only in the seed")
         super().__init__([(a.policy, a.policy_opt) for a in algos], cfg.loss, cfg.weighting, cfg.grad_clip, "policy")
         self.algos, self.cfg = list(algos), cfg
-        self.critic = copy.deepcopy(algos[0].critic)
-        self.critic_state = {k: _stack([a.critic.get_parameter(k) for a in algos])
-                             for k, _ in self.critic.named_parameters()}
-        self.critic_state |= {k: _stack([a.critic.get_buffer(k) for a in algos])
-                              for k, _ in self.critic.named_buffers()}
+        self.critic, self.critic_state = _frozen_stack([a.critic for a in algos])
         self.ema = None
         if algos[0].policy_ema is not None:
             self.ema = {k: _stack([a.policy_ema.get_parameter(k) for a in algos]) for k in self.names}

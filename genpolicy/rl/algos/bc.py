@@ -54,8 +54,11 @@ class BC(Algorithm):
         return {"actor_opt": self.actor_opt}
 
     def stages(self) -> list[Stage]:
+        from ..seeds import SeedStackedActor
+
         return [Stage("policy", self.cfg.policy_steps, self.update, evaluates=True,
-                      functional=partial(self.update, functional=True))]
+                      functional=partial(self.update, functional=True), stack=SeedStackedActor,
+                      stack_parts=(self.actor, self.actor_opt))]
 
     def update(self, batch: Batch, functional: bool = False) -> dict[str, Tensor]:
         loss, _, _ = minimize(self.actor_opt, self.actor, _nll, batch.obs, batch.actions, functional=functional)

@@ -68,10 +68,14 @@ class IQL(Algorithm):
         return {"actor_opt": self.actor_opt, **self.critic.optimizers()}
 
     def stages(self) -> list[Stage]:
+        from ..seeds import SeedStackedActor
+
         cfg = self.cfg
         return [critic_stage(self.critic, cfg.critic_steps),
                 Stage("policy", cfg.policy_steps, self.update_policy, evaluates=True,
-                      functional=partial(self.update_policy, functional=True))]
+                      functional=partial(self.update_policy, functional=True),
+                      stack=partial(SeedStackedActor, beta=cfg.beta, clamp=cfg.weight_clamp),
+                      stack_parts=(self.actor, self.actor_opt, self.critic))]
 
     def update_policy(self, batch: Batch, functional: bool = False) -> dict[str, Tensor]:
         """One advantage-weighted regression step of the actor."""
