@@ -1,5 +1,6 @@
 """Learning curves of training runs: evaluation scores against steps (with the data's own score) and every loss
-per stage, several runs overlaid and labelled (``genpolicy plot``)."""
+per stage, several runs overlaid and labelled (``genpolicy plot``); a folder of seeds' runs (``seed-K/``) as one
+curve, the mean over seeds with a shaded standard error."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import csv
 import json
 from pathlib import Path
 
-__all__ = ["read_run", "plot_runs", "save_figure"]
+import numpy as np
+
+__all__ = ["read_run", "seed_runs", "mean_curve", "plot_runs", "save_figure"]
 
 
 def read_run(run_dir: str | Path) -> dict:
@@ -33,6 +36,29 @@ def read_run(run_dir: str | Path) -> dict:
             "metrics": metrics}
 
 
+def seed_runs(path: str | Path) -> list[Path]:
+    """The seeds' run folders (``seed-K``, ordered by K) in ``path`` when it is a folder of them (``genpolicy train
+    --seeds``, a ``genpolicy bench`` algorithm folder) rather than a run itself; [] otherwise."""
+    d = Path(path)
+    if not d.is_dir() or any((d / f).exists() for f in ("checkpoint.pt", "metrics.jsonl")):
+        return []
+    runs = [r for r in d.glob("seed-*") if r.name[5:].isdigit()
+            and any((r / f).exists() for f in ("checkpoint.pt", "metrics.jsonl"))]
+    return sorted(runs, key=lambda r: int(r.name[5:]))
+
+
+def mean_curve(curves: list[dict]) -> tuple[list, np.ndarray, np.ndarray] | None:
+    """Mean and standard error over ``curves`` (each ``{step: value}``) at the steps all of them have (s.e. 0 for
+    one curve); None when they share no step."""
+    curves = [c for c in curves if c]
+    steps = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
+    if not steps:
+        return None
+    ys = np.array([[c[s] for s in steps] for c in curves], dtype=float)
+    se = ys.std(0, ddof=1) / np.sqrt(len(ys)) if len(ys) > 1 else np.zeros(len(steps))
+    return steps, ys.mean(0), se
+
+
 def _data_score(dataset: str | None) -> float | None:
     from .rl.datasets import available_datasets
 
@@ -42,24 +68,58 @@ def _data_score(dataset: str | None) -> float | None:
     return None
 
 
+def _read(path) -> dict:
+    """A run (``read_run``), or a folder of seeds' runs as one entry whose curves are means over the seeds."""
+    members = seed_runs(path)
+    if not members:
+        return read_run(path)
+    runs = [read_run(m) for m in members]
+    evals = {(e[0], e[1]): e[2] for e in runs[0]["evals"]}  # the first seed's stage names, keyed by step below
+    metrics = {stage: {name: {step: v for step, v in pts} for name, pts in ms.items()}
+               for stage, ms in runs[0]["metrics"].items()}
+    return {"name": f"{Path(path).name} ({len(runs)} seeds)", "dataset": runs[0]["dataset"], "algo": runs[0]["algo"],
+            "seeds": runs, "evals": [(st, step, v) for (st, step), v in evals.items()], "metrics": metrics}
+
+
+def _curve(run: dict, what: str, stage: str | None = None, name: str | None = None):
+    """``(steps, values, s.e. or None)`` of a run's evaluation scores (``what="evals"``) or of one logged metric;
+    for a folder of seeds, the mean and s.e. over them."""
+    def one(r):
+        if what == "evals":
+            return {e[1]: e[2] for e in r["evals"]}
+        return dict(r["metrics"].get(stage, {}).get(name, []))
+
+    if "seeds" not in run:
+        c = one(run)
+        return sorted(c), [c[k] for k in sorted(c)], None
+    got = mean_curve([one(r) for r in run["seeds"]])
+    return (got[0], list(got[1]), got[2]) if got else ([], [], None)
+
+
 def plot_runs(run_dirs: list[str | Path], out: str | Path) -> Path:
     """Write ``out`` (PNG): the evaluation score per run against its evaluating stage's step, a dashed line at each
-    dataset's own normalized score, and one panel per stage with every metric whose name contains ``loss``."""
+    dataset's own normalized score, and one panel per stage with every metric whose name contains ``loss``. A
+    folder of seeds' runs (``seed-K/``) is one entry: the mean over its seeds, shaded ± one standard error."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = [read_run(d) for d in run_dirs]
+    runs = [_read(d) for d in run_dirs]
     stages = list(dict.fromkeys(s for r in runs for s in r["metrics"]))
     fig, axes = plt.subplots(1, 1 + len(stages), figsize=(4.6 * (1 + len(stages)), 4.0), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+    def draw(ax, x, y, se, color, label, style="-", marker="o", ms=3):
+        ax.plot(x, y, style, marker=marker, ms=ms, color=color, lw=1.2, label=label)
+        if se is not None:
+            ax.fill_between(x, np.asarray(y) - se, np.asarray(y) + se, color=color, alpha=0.2)
+
     ax = axes[0][0]
     for i, r in enumerate(runs):
-        label = f"{r['name']} ({r['algo']})"
-        if r["evals"]:
-            ax.plot([e[1] for e in r["evals"]], [e[2] for e in r["evals"]], "o-", ms=3, color=colors[i % 10],
-                    label=label)
+        x, y, se = _curve(r, "evals")
+        if x:
+            draw(ax, x, y, se, colors[i % 10], f"{r['name']} ({r['algo']})")
     for k, ds in enumerate(dict.fromkeys(r["dataset"] for r in runs)):
         score = _data_score(ds)
         if score is not None:
@@ -75,10 +135,9 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path) -> Path:
         for i, r in enumerate(runs):
             losses = [k for k in r["metrics"].get(stage, {}) if "loss" in k]
             for k, name in enumerate(losses):
-                pts = r["metrics"][stage][name]
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], styles[k % 4], marker=".", ms=4, color=colors[i % 10],
-                        lw=1.2,
-                        label=f"{r['name']}: {name}" if len(runs) > 1 else name)
+                x, y, se = _curve(r, "metrics", stage, name)
+                draw(ax, x, y, se, colors[i % 10], f"{r['name']}: {name}" if len(runs) > 1 else name,
+                     styles[k % 4], ".", 4)
         ax.set(title=f"{stage} stage losses", xlabel="step", ylabel="mean over the logging interval")
         if any(v > 0 for line in ax.lines for v in line.get_ydata()) and all(
                 v > 0 for line in ax.lines for v in line.get_ydata()):

@@ -402,7 +402,7 @@ def plot_curves(out: str | Path, task: Task, algos: list[str]) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .plotting import read_run, save_figure
+    from .plotting import mean_curve, read_run, save_figure
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     drew = False
@@ -410,13 +410,11 @@ def plot_curves(out: str | Path, task: Task, algos: list[str]) -> Path | None:
         curves = [read_run(d)["evals"] for d in sorted((Path(out) / task.name / algo).glob("seed-*"))
                   if (d / "metrics.jsonl").exists()]
         curves = [{step: score for _, step, score in c} for c in curves if c]
-        steps = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
-        if not steps:
+        got = mean_curve(curves)
+        if got is None:
             continue
-        ys = np.array([[c[s] for s in steps] for c in curves])
-        mean = ys.mean(0)
-        se = ys.std(0, ddof=1) / math.sqrt(len(ys)) if len(ys) > 1 else np.zeros_like(mean)
-        ax.plot(steps, mean, marker=".", label=f"{algo} ({len(ys)} seeds)")
+        steps, mean, se = got
+        ax.plot(steps, mean, marker=".", label=f"{algo} ({len(curves)} seeds)")
         ax.fill_between(steps, mean - se, mean + se, alpha=0.2)
         drew = True
     if not drew:

@@ -464,3 +464,14 @@ def test_eval_of_a_folder_of_seeds_scores_each_as_alone_with_mean_and_se(tmp_pat
     assert out["scores"] == [round(float(x), 4) for x in scores] and len(set(out["scores"])) == 3
     assert out["score_mean"] == pytest.approx(scores.mean())
     assert out["score_se"] == pytest.approx(scores.std(ddof=1) / np.sqrt(3))
+    # genpolicy plot of the same folder: one entry, the mean over the seeds (shaded s.e.)
+    from genpolicy.plotting import _curve, _read, read_run
+
+    assert main(["plot", str(d), "-o", str(tmp_path / "c.png")]) == 0 and (tmp_path / "c.png").stat().st_size > 0
+    group, runs = _read(d), [read_run(d / f"seed-{k}") for k in range(3)]
+    x, y, se = _curve(group, "evals")
+    finals = np.array([r["evals"][-1][2] for r in runs])
+    assert x == [20] and y == pytest.approx([finals.mean()]) and se == pytest.approx([finals.std(ddof=1) / np.sqrt(3)])
+    x, y, _ = _curve(group, "metrics", "policy", "policy_loss")
+    losses = np.array([[v for _, v in r["metrics"]["policy"]["policy_loss"]] for r in runs])
+    assert len(x) == losses.shape[1] > 0 and y == pytest.approx(list(losses.mean(0)))

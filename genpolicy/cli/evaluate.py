@@ -54,16 +54,6 @@ def act_overrides(policy, sets: list[str]) -> dict:
     return {k: getattr(policy.cfg, k) for k in keys}
 
 
-def _seed_runs(path: Path) -> list[Path]:
-    """The seeds' run folders (``seed-K``, by K) in ``path`` when it is a folder of them rather than a run."""
-    from ..train import CHECKPOINT
-
-    if not path.is_dir() or (path / CHECKPOINT).exists():
-        return []
-    runs = [d for d in path.glob("seed-*") if (d / CHECKPOINT).exists() and d.name[5:].isdigit()]
-    return sorted(runs, key=lambda d: int(d.name[5:]))
-
-
 def _load(path, ns) -> dict:
     """The policy to evaluate from ``path`` and what the result records about it (checkpoint, why, env, progress)."""
     from ..policy import load_policy, pick_checkpoint, progress_of
@@ -87,12 +77,13 @@ def _load(path, ns) -> dict:
 def run(ns) -> int:
     import numpy as np
 
+    from .. import plotting
     from ..preflight import env_observation
     from ..rl.evaluate import evaluate_many, score_definition
 
     if ns.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {ns.episodes}")
-    seed_runs = _seed_runs(Path(ns.path))
+    seed_runs = plotting.seed_runs(ns.path)
     loaded = [_load(d, ns) for d in seed_runs] if seed_runs else [_load(ns.path, ns)]
     envs = {x["env"] for x in loaded}
     if len(envs) > 1:
