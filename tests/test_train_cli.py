@@ -95,6 +95,12 @@ def test_resume_grows_the_last_stage_of_a_finished_run_and_refuses_a_finished_ea
     assert main(args + ["--set", "critic_steps=20", "--set", "policy_steps=40", "--resume"]) == 0
     steps = [(r["stage"], r["step"]) for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
     assert steps == [("critic", 10), ("critic", 20)] + [("policy", s) for s in (10, 20, 30, 40)]
+    # the grown run is the run that was asked for 40 steps from the start, bit for bit
+    fresh = tmp_path / "fresh"
+    fresh_args = [a if a != str(run) else str(fresh) for a in args]
+    assert main(fresh_args + ["--set", "critic_steps=20", "--set", "policy_steps=40"]) == 0
+    a, b = (load_checkpoint(d / "checkpoint.pt")["state"]["modules"] for d in (run, fresh))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     capsys.readouterr()
     assert main(args + ["--set", "critic_steps=30", "--set", "policy_steps=40", "--resume"]) == 2
     assert "the critic stage finished at 20 steps and the run has moved past it" in capsys.readouterr().err
