@@ -160,7 +160,8 @@ def full_loop(cfg, data, steps: int, compiled: bool, out: Path) -> dict:
 def _seed_models(stage: str, n: int, device: str):
     """N single models' update functions and the stacked model of the same N (genpolicy.rl.seeds) for ``stage``:
     ``critic`` (IQL, 2x256), ``policy`` (GMPO's awr policy stage, mlp 3x256), ``policy-unet`` (the paper's
-    U-Net 512-256-128) or ``iql-actor`` (IQL's Gaussian actor, 2x256, weighted by its critic)."""
+    U-Net 512-256-128), ``iql-actor`` (IQL's Gaussian actor, 2x256, weighted by its critic) or ``td3bc`` (TD3+BC's
+    step, 2x256)."""
     from genpolicy.rl.critics import IQLConfig, IQLCritic
     from genpolicy.rl.seeds import SeedStackedGMPO, SeedStackedIQL
 
@@ -170,6 +171,15 @@ def _seed_models(stage: str, n: int, device: str):
             torch.manual_seed(s)
             critics.append(IQLCritic(OBS, ACT, IQLConfig(hidden=(256, 256))).to(device))
         return [c.update for c in critics], SeedStackedIQL(critics).to(device)
+    if stage == "td3bc":
+        from genpolicy.rl.algos.td3bc import TD3BCConfig
+        from genpolicy.rl.seeds import SeedStackedTD3BC
+
+        algos = []
+        for s in range(n):
+            torch.manual_seed(s)
+            algos.append(build_algorithm("td3bc", OBS, ACT, TD3BCConfig(device=device, seed=s)).to(device))
+        return [a.update for a in algos], SeedStackedTD3BC(algos)
     if stage == "iql-actor":
         from genpolicy.rl.algos import IQLAWRConfig
         from genpolicy.rl.seeds import SeedStackedActor
@@ -304,6 +314,7 @@ def main(argv=None) -> int:
         results["vectorized_seeds_gmpo_policy_mlp_batch_256"] = seed_scaling(data, dev, 256, n, "policy")
         save()
         results["vectorized_seeds_iql_actor_batch_256"] = seed_scaling(data, dev, 256, n, "iql-actor")
+        results["vectorized_seeds_td3bc_batch_256"] = seed_scaling(data, dev, 256, n, "td3bc")
         save()
         if not cpu:  # the moonshot's shape: 8 seeds of the paper's policy stage at once (too slow to time on a CPU)
             results["vectorized_seeds_gmpo_policy_unet_batch_4096"] = seed_scaling(data, dev, 4096, n // 2,
@@ -338,6 +349,7 @@ def main(argv=None) -> int:
     for key, what in (("vectorized_seeds_iql_critic_batch_256", "IQL critic, batch 256"),
                       ("vectorized_seeds_gmpo_policy_mlp_batch_256", "GMPO policy, mlp 3x256, batch 256"),
                       ("vectorized_seeds_iql_actor_batch_256", "IQL's Gaussian actor, 2x256, batch 256"),
+                      ("vectorized_seeds_td3bc_batch_256", "TD3+BC, 2x256, batch 256"),
                       ("vectorized_seeds_gmpo_policy_unet_batch_4096", "GMPO policy, unet, batch 4096")):
         if key not in results:
             continue

@@ -89,8 +89,8 @@ def test_every_registered_algorithm_runs_through_the_suite(hopper_like, tmp_path
               stack_seeds=True)
     stacked = {a for a in algos for f in [tmp_path / "v" / "hopper_like" / a / "seed-1" / "summary.json"]
                if json.loads(f.read_text()).get("stacked_seeds") == [0, 1]}
-    # a behaviour-cloning, GMPO policy or Gaussian actor stage
-    assert stacked == {"gmpo", "gmpg", "idql", "sfbc", "qgpo", "srpo", "bc", "iql"}
+    # a behaviour-cloning, GMPO policy, Gaussian actor or TD3+BC stage
+    assert stacked == {"gmpo", "gmpg", "idql", "sfbc", "qgpo", "srpo", "bc", "iql", "td3bc"}
 
 
 def test_changed_settings_need_a_label_and_a_label_shares_the_critic(hopper_like, tmp_path):  # noqa: F811

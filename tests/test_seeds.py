@@ -327,15 +327,16 @@ def _full_state(algo) -> dict:
     return out
 
 
-@pytest.mark.parametrize("algo", ["idql", "sfbc", "bc", "iql"])
+@pytest.mark.parametrize("algo", ["idql", "sfbc", "bc", "iql", "td3bc"])
 def test_seed_k_of_a_stacked_run_equals_its_single_run_for_other_algorithms(algo, tmp_path):
     """IDQL (critic and behaviour policy both stacked), SfBC (its behaviour stage stacked, then its planning-Q
     stages, which have no stacked form, alone from the checkpoint), BC and IQL (the Gaussian actor; IQL's weighted
-    by each seed's own critic, both stages stacked): every module and optimizer state equal to its single run's to
-    1e-5, the same RNG states bit for bit."""
+    by each seed's own critic, both stages stacked), TD3+BC (critics, actor, targets and smoothing noise): every
+    module and optimizer state equal to its single run's to 1e-5, the same RNG states bit for bit."""
     from genpolicy.rl.algos.bc import BCConfig
     from genpolicy.rl.algos.idql import IDQLConfig
     from genpolicy.rl.algos.sfbc import SfBCConfig
+    from genpolicy.rl.algos.td3bc import TD3BCConfig
 
     runs_cfg = dict(policy_steps=STEPS, batch_size=64, reward_scale="none", log_every=10, ckpt_every=20,
                     final_eval_episodes=1)
@@ -344,6 +345,8 @@ def test_seed_k_of_a_stacked_run_equals_its_single_run_for_other_algorithms(algo
             "sfbc": lambda: SfBCConfig(**common, support_samples=4, planning_iters=2),
             "bc": lambda: BCConfig(actor_hidden=(32, 32), **runs_cfg),
             "iql": lambda: IQLAWRConfig(critic_hidden=(32, 32), critic_steps=30, actor_hidden=(32, 32), **runs_cfg),
+            "td3bc": lambda: TD3BCConfig(hidden=(32, 32), steps=STEPS + 1, **{k: v for k, v in runs_cfg.items()
+                                                                             if k != "policy_steps"}),
             }[algo]()
     ds, seeds = _chain(), [0, 5]
 
@@ -360,7 +363,7 @@ def test_seed_k_of_a_stacked_run_equals_its_single_run_for_other_algorithms(algo
     dirs = [tmp_path / f"stacked-{s}" for s in seeds]
     summaries = train_stacked([a for a, _, _ in runs], runs[0][1], dirs, {}, [st for _, _, st in runs],
                               progress=False)
-    stacked_stage = "behaviour" if algo == "sfbc" else "policy"
+    stacked_stage = {"sfbc": "behaviour", "td3bc": "train"}.get(algo, "policy")
     for s, a, (b, _, _), d, summ in zip(seeds, single, runs, dirs, summaries):
         ta, tb = _full_state(a), _full_state(b)
         assert ta.keys() == tb.keys() and len(ta) > 20

@@ -4,13 +4,14 @@ Runs of one algorithm and task that differ only in their seed differ only in the
 order and their random draws, so N of them can run as one network whose layers are N-member batched matmuls.
 :class:`SeedStackedIQL` (the IQL critic: :class:`~genpolicy.nets.ensemble.EnsembleMLP`), :class:`SeedStackedMatching`
 (a behaviour-cloning stage: ``torch.func.vmap`` over the stacked weights of any network, :class:`SeedStackedModule`),
-:class:`SeedStackedGMPO` (GMPO's advantage-weighted policy stage, on it) and :class:`SeedStackedActor` (BC's and
-IQL's Gaussian actor stages) are built *from* the N ordinary modules that N single runs would
-build (each under its own seed); a :class:`~genpolicy.rl.algos.base.Stage` names its form (``stack``), and
-:func:`genpolicy.train.train_stacked` draws each seed's minibatches from its own run's loop generator and its matching
-times and noise from its own copy of its run's global RNG, so seed k follows its single run step for step: the
-losses add up over seeds, so each seed's gradient is its own (gradient clipping takes each seed's own norm); Adam is
-element-wise, so one Adam over the stacked weights is N Adams. What differs is the rounding of a batched matmul
+:class:`SeedStackedGMPO` (GMPO's advantage-weighted policy stage, on it), :class:`SeedStackedActor` (BC's and IQL's
+Gaussian actor stages) and :class:`SeedStackedTD3BC` (TD3+BC's one stage) are built *from* the N ordinary modules
+that N single runs would build (each under its own seed); a :class:`~genpolicy.rl.algos.base.Stage` names its form
+(``stack``), and :func:`genpolicy.train.train_stacked` draws each seed's minibatches from its own run's loop
+generator and its other random draws (matching times and noise, smoothing noise) from its own copy of its run's
+global RNG, so seed k follows its single run step for step: the losses add up over seeds, so each seed's gradient is
+its own (gradient clipping takes each seed's own norm); Adam is element-wise, so one Adam over the stacked weights is
+N Adams. What differs is the rounding of a batched matmul
 (tests/test_seeds.py: equal to single runs to 1e-5 after 50 steps). ``unstack()`` writes the trained weights and
 Adam state back into the N runs' modules, which then save, load and resume as ordinary ones.
 """
@@ -29,7 +30,7 @@ from .critics import IQLCritic, expectile_loss, polyak_
 from .data import Batch
 
 __all__ = ["SeedStackedIQL", "SeedStackedModule", "SeedStackedMatching", "SeedStackedGMPO", "SeedStackedActor",
-           "stack_iql_critics", "differ_beyond_seed", "stack_batches"]
+           "SeedStackedTD3BC", "stack_iql_critics", "differ_beyond_seed", "stack_batches"]
 
 
 class SeedStackedIQL(nn.Module):
@@ -171,8 +172,12 @@ class SeedStackedModule:
         """One step for every seed; metrics are ``(N,)`` tensors (seed k's value at k)."""
         if len(gens) != self.n:
             raise ValueError(f"update needs {self.n} generators, got {len(gens)}")
-        loss, aux = torch.func.vmap(self._seed_loss)(self.params, self.buffers, self._extra(),
-                                                     *self._inputs(batch, gens))
+        return self._metrics(*self.step(self._inputs(batch, gens), self._extra()))
+
+    def step(self, inputs: tuple, extra: dict) -> tuple[Tensor, dict, Tensor | None]:
+        """One optimizer step of every seed on ``_seed_loss(params, buffers, extra, *inputs)``: the losses, the
+        auxiliary values (``(N, ...)``, detached) and each seed's gradient norm before clipping (None: no clip)."""
+        loss, aux = torch.func.vmap(self._seed_loss)(self.params, self.buffers, extra, *inputs)
         self.opt.zero_grad(set_to_none=True)
         loss.sum().backward()  # the sum separates: seed k's parameters get seed k's gradient
         norms = None
@@ -185,7 +190,7 @@ class SeedStackedModule:
                 g.mul_(scale.reshape(-1, *([1] * (g.dim() - 1))))
         self.opt.step()
         self._after_step()
-        return self._metrics(loss.detach(), {k: v.detach() for k, v in aux.items()}, norms)
+        return loss.detach(), {k: v.detach() for k, v in aux.items()}, norms
 
     def _after_step(self) -> None:
         pass
@@ -265,6 +270,92 @@ class SeedStackedActor(SeedStackedModule):
         if self.critic is None:
             return {"bc_loss": loss, "log_std_mean": self.params["log_std"].detach().mean(dim=1)}
         return {"actor_loss": loss, "weight_mean": aux["w"].mean(dim=1), "adv_mean": aux["adv"].mean(dim=1)}
+
+
+class _StackedTwinQ(SeedStackedModule):
+    """TD3+BC's twin critics of N runs: TD regression on each seed's own targets (td3bc.py, twin_q_loss)."""
+
+    def _seed_loss(self, params, buffers, extra, obs, actions, target):
+        from .critics import twin_q_loss
+
+        with _reparametrize_module(self.model, {**params, **buffers}):
+            return twin_q_loss(self.model, obs, actions, target)
+
+
+class _StackedTD3Actor(SeedStackedModule):
+    """TD3+BC's actors of N runs: ``-lambda Q1(s, pi(s)) + (pi(s) - a)^2`` through each seed's own critic, whose
+    (stacked, current) weights come in ``extra`` and are not stepped (td3bc.py, _actor_loss)."""
+
+    def __init__(self, parts: list, qf: nn.Module, alpha: float):
+        super().__init__(parts, 0.0, "actor")
+        self.qf, self.alpha = copy.deepcopy(qf), alpha
+
+    def _seed_loss(self, params, buffers, q_state, obs, actions):
+        from .algos.td3bc import _actor_loss
+
+        with _reparametrize_module(self.model, {**params, **buffers}), _reparametrize_module(self.qf, q_state):
+            return _actor_loss(self.model, self.qf, obs, actions, self.alpha)
+
+
+class SeedStackedTD3BC:
+    """TD3+BC's one stage (twin critics with target policy smoothing, the actor and the Polyak targets every
+    ``policy_freq`` critic steps) for N runs as one model; seed k's smoothing noise is drawn from ``gens[k]`` (its
+    single run draws it from the global RNG). Built from the N TD3+BC runs (settings equal but the seed)."""
+
+    def __init__(self, algos: list):
+        if not algos or differ_beyond_seed([a.cfg for a in algos]):
+            raise ValueError("SeedStackedTD3BC stacks TD3+BC runs whose settings differ only in the seed")
+        if len({a._updates for a in algos}) != 1:
+            raise ValueError("SeedStackedTD3BC: the runs are at different steps")
+        self.algos, self.cfg, self.n, self.updates = list(algos), algos[0].cfg, len(algos), algos[0]._updates
+        self.q = _StackedTwinQ([(a.qf, a.q_opt) for a in algos], 0.0, "q")
+        self.pi = _StackedTD3Actor([(a.actor, a.actor_opt) for a in algos], algos[0].qf, self.cfg.alpha)
+        self.actor_target, self.actor_target_state = _frozen_stack([a.actor_target for a in algos])
+        self.q_target, self.q_target_state = _frozen_stack([a.q_target for a in algos])
+
+    def _target_q(self, state, obs, act):
+        with _reparametrize_module(self.q_target, state):
+            return self.q_target(obs, act)
+
+    def _target_action(self, state, obs):
+        with _reparametrize_module(self.actor_target, state):
+            return self.actor_target(obs)
+
+    def update(self, batch: Batch, gens: list[torch.Generator]) -> dict[str, Tensor]:
+        """One TD3+BC step for every seed (td3bc.py: TD3BC.update); metrics are ``(N,)`` tensors."""
+        cfg = self.cfg
+        with torch.no_grad():  # target policy smoothing, each seed's noise from its own stream
+            noise = torch.stack([torch.randn(batch.actions.shape[1:], generator=g, device=batch.actions.device,
+                                             dtype=batch.actions.dtype) for g in gens])
+            noise = (noise * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
+            next_a = (torch.func.vmap(self._target_action)(self.actor_target_state, batch.next_obs) + noise).clamp(
+                -1.0, 1.0)
+            q_next = torch.func.vmap(self._target_q)(self.q_target_state, batch.next_obs, next_a)
+            target = batch.rewards + cfg.gamma * (1.0 - batch.dones) * q_next
+        loss_q, aux_q, _ = self.q.step((batch.obs, batch.actions, target), {})
+        self.updates += 1
+        m = {"q_loss": loss_q, "q_mean": aux_q["q_mean"]}
+        if self.updates % cfg.policy_freq == 0:
+            q_state = {k: v.detach() for k, v in self.q.params.items()} | self.q.buffers
+            loss_pi, aux, _ = self.pi.step((batch.obs, batch.actions), q_state)
+            with torch.no_grad():
+                for target, source in ((self.q_target_state, self.q.params), (self.actor_target_state, self.pi.params)):
+                    names = list(source)
+                    torch._foreach_lerp_([target[k] for k in names], [source[k] for k in names], cfg.tau)
+            m.update(actor_loss=loss_pi, bc_mse=aux["bc_mse"], lam=aux["lambda"])
+        return m
+
+    @torch.no_grad()
+    def unstack(self) -> None:
+        """Write every seed's networks, targets, Adam states and update count back into its run."""
+        self.q.unstack()
+        self.pi.unstack()
+        for k, a in enumerate(self.algos):
+            for net, state in ((a.actor_target, self.actor_target_state), (a.q_target, self.q_target_state)):
+                for name, p in net.named_parameters():
+                    p.copy_(state[name][k])
+            a._updates = self.updates
+            a.updates.fill_(self.updates)
 
 
 def _frozen_stack(modules: list[nn.Module]) -> tuple[nn.Module, dict]:

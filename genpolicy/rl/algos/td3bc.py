@@ -89,7 +89,9 @@ class TD3BC(Algorithm):
         return {"actor_opt": self.actor_opt, "q_opt": self.q_opt}
 
     def stages(self) -> list[Stage]:
-        return [Stage("train", self.cfg.steps, self.update, evaluates=True)]
+        from ..seeds import SeedStackedTD3BC
+
+        return [Stage("train", self.cfg.steps, self.update, evaluates=True, stack=SeedStackedTD3BC, stack_parts=self)]
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         cfg = self.cfg
