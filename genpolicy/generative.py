@@ -249,9 +249,9 @@ class GenerativeModel(nn.Module):
         them inside, which is how seeds trained as one vectorized model keep their own random streams."""
         if t is None:
             t0, t1 = self._interval("velocity" if kind == "flow" else "noise")
-            t = t0 + (t1 - t0) * torch.rand(x0.shape[0], generator=generator, device=x0.device, dtype=x0.dtype)
+            t = t0 + (t1 - t0) * _draw(torch.rand, (x0.shape[0],), generator, device=x0.device, dtype=x0.dtype)
         if x1 is None:
-            x1 = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+            x1 = _draw(torch.randn, x0.shape, generator, device=x0.device, dtype=x0.dtype)
         return t, x1
 
     # ------------------------------------------------------------------ sampling
@@ -285,7 +285,7 @@ class GenerativeModel(nn.Module):
         p = next(self.parameters(), None)
         device = p.device if p is not None else (_device_of(cond) if cond is not None else "cpu")
         dtype = p.dtype if p is not None else torch.get_default_dtype()
-        noise = torch.randn(rows, *self.x_shape, device=device, dtype=dtype, generator=generator)
+        noise = _draw(torch.randn, (rows, *self.x_shape), generator, device=device, dtype=dtype)
         return self._prior_std(t1) * temperature * noise
 
     def _prior_std(self, t1: float) -> float:
@@ -442,3 +442,10 @@ class GenerativeModel(nn.Module):
 
 def _device_of(cond: Any):
     return cond.device if isinstance(cond, Tensor) or _is_tensordict(cond) else "cpu"
+
+
+def _draw(fn, size, generator: torch.Generator | None, **kw) -> Tensor:
+    """``torch.rand``/``torch.randn`` of ``size``, from ``generator`` or, without one, the global RNG (the same
+    numbers as ``generator=None``). ``generator=None`` is not passed on: its overload takes no symbolic sizes, so a
+    compiled step or ``act`` failed when a second batch size made ``torch.compile`` treat the batch as dynamic."""
+    return fn(size, generator=generator, **kw) if generator is not None else fn(size, **kw)
