@@ -94,10 +94,11 @@ def run(ns) -> int:
         env_observation(env_id, x["policy"].obs_dim, x["policy"].act_dim, "the policy")
     what = f"{len(loaded)} seeds' runs in {ns.path}" if seed_runs else f"{loaded[0]['file']} ({loaded[0]['why']})"
     print(f"evaluating {what} on {env_id}, {ns.episodes} episodes, seed {ns.seed}", file=sys.stderr)
-    for x in loaded:
+    for x, d in zip(loaded, seed_runs or [None]):
         if x["done"] < x["total"]:
-            print(f"warning: the run of {x['file']} is unfinished ({x['done']} of {x['total']} steps); this scores a "
-                  f"policy from mid-training", file=sys.stderr)
+            which = f"the run in {d}" if d is not None else "the run"
+            print(f"warning: {which} is unfinished ({x['done']} of {x['total']} steps); this scores a policy from "
+                  f"mid-training", file=sys.stderr)
     # every policy on the same episodes (start states) and the same noise seed, as `genpolicy eval RUN` gives each
     results = evaluate_many([x["policy"].act for x in loaded], env_id, episodes=ns.episodes,
                             seeds=[ns.seed] * len(loaded), policy_seeds=[ns.seed] * len(loaded))

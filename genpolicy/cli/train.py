@@ -82,29 +82,42 @@ def _named_dir(ns, cfg) -> tuple[Path, Path]:
     return (Path(ns.run_dir) if ns.run_dir else default), default
 
 
+def _check_folder(ns, d: Path) -> str:
+    """What this command may do with run folder ``d``, or a one-line error: resume it (it needs its checkpoint),
+    replace it (--overwrite: only a run folder), or write a new run (only into an empty or new folder). Returns the
+    message an --overwrite prints."""
+    if ns.resume:
+        if not (d / "checkpoint.pt").exists():
+            raise FileNotFoundError(f"nothing to resume in {d} (no checkpoint.pt)")
+        return ""
+    if not d.exists() or not any(d.iterdir()):
+        return ""
+    if ns.overwrite:
+        if not _is_run(d):
+            raise ValueError(f"{d} is not a run folder (none of {', '.join(RUN_FILES)}); refusing to delete it")
+        return f"--overwrite: the run in {d} is deleted and replaced"
+    raise FileExistsError(f"{d} already holds a run; pass --resume to continue it, --overwrite to replace it, "
+                          f"or another --run-dir")
+
+
+def _free(default: Path, taken) -> Path:
+    """``default-2``, ``default-3``, ...: the first that is not ``taken``."""
+    k = 2
+    while taken(Path(f"{default}-{k}")):
+        k += 1
+    return Path(f"{default}-{k}")
+
+
 def _run_dir(ns, cfg) -> tuple[Path, str]:
     """The folder this command writes to, and a message when it is not the one named by default or flags."""
     if ns.resume and ns.overwrite:
         raise ValueError("--resume and --overwrite exclude each other")
     d, default = _named_dir(ns, cfg)
-    if ns.resume:
-        if not (d / "checkpoint.pt").exists():
-            raise FileNotFoundError(f"nothing to resume in {d} (no checkpoint.pt)")
-        return d, ""
-    if not d.exists() or not any(d.iterdir()):
-        return d, ""
-    if ns.overwrite:
-        if not _is_run(d):
-            raise ValueError(f"{d} is not a run folder (none of {', '.join(RUN_FILES)}); refusing to delete it")
-        return d, f"--overwrite: the run in {d} is deleted and replaced"
-    if ns.run_dir:
-        raise FileExistsError(f"{d} already holds a run; pass --resume to continue it, --overwrite to replace it, "
-                              f"or another --run-dir")
-    k = 2
-    while Path(f"{default}-{k}").exists():
-        k += 1
-    return Path(f"{default}-{k}"), f"{default} already holds a run; this one goes to {default}-{k} " \
-                                   f"(--resume continues the old one, --overwrite replaces it)"
+    if ns.run_dir or ns.resume or ns.overwrite or not d.exists() or not any(d.iterdir()):
+        return d, _check_folder(ns, d)
+    new = _free(default, Path.exists)
+    return new, f"{default} already holds a run; this one goes to {new} (--resume continues the old one, " \
+                f"--overwrite replaces it)"
 
 
 def _resolve(ns, cls, seed: int | None = None, run_dir: Path | None = None):
@@ -182,16 +195,12 @@ def _seeds_dir(ns, seeds: list[int]) -> tuple[Path, str]:
     one gets a fresh -2, -3, ... suffix when it holds any of these seeds' runs, as a single run's does."""
     default = Path(f"runs/{ns.algo}-{Path(str(ns.dataset)).stem}-seeds")
     base = Path(ns.run_dir) if ns.run_dir else default
-    if ns.resume or ns.overwrite or ns.run_dir:
-        return base, ""
     taken = lambda d: any(_is_run(d / f"seed-{k}") for k in seeds)  # noqa: E731
-    if not taken(base):
+    if ns.run_dir or ns.resume or ns.overwrite or not taken(base):
         return base, ""
-    k = 2
-    while taken(Path(f"{default}-{k}")):
-        k += 1
-    return Path(f"{default}-{k}"), f"{default} already holds runs of these seeds; these go to {default}-{k} " \
-                                   f"(--resume continues the old ones, --overwrite replaces them)"
+    new = _free(default, taken)
+    return new, f"{default} already holds runs of these seeds; these go to {new} (--resume continues the old " \
+                f"ones, --overwrite replaces them)"
 
 
 def _run_seeds(ns, cls, seeds: list[int]) -> int:
@@ -199,6 +208,8 @@ def _run_seeds(ns, cls, seeds: list[int]) -> int:
     each equal to its single run); with --resume, each run continues alone from its checkpoint."""
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"--seeds names a seed twice: {seeds}")
+    if ns.resume and ns.overwrite:
+        raise ValueError("--resume and --overwrite exclude each other")
     if getattr(ns, "cfg_seed", None) is not None or any(s.split("=", 1)[0].strip() == "seed" for s in ns.set):
         raise ValueError("--seeds sets each run's seed; drop --seed / --set seed=")
     if not ns.print_config and not ns.dataset:
@@ -209,17 +220,7 @@ def _run_seeds(ns, cls, seeds: list[int]) -> int:
     if ns.print_config:
         print("---\n".join(to_yaml(c) for c in cfgs), end="")
         return 0
-    if ns.resume and ns.overwrite:
-        raise ValueError("--resume and --overwrite exclude each other")
-    for d in dirs:  # every folder checked before anything is deleted or trained
-        if ns.resume and not (d / "checkpoint.pt").exists():
-            raise FileNotFoundError(f"nothing to resume in {d} (no checkpoint.pt)")
-        if not ns.resume and d.exists() and any(d.iterdir()):
-            if not ns.overwrite:
-                raise FileExistsError(f"{d} already holds a run; pass --resume to continue it, --overwrite to replace "
-                                      f"it, or another --run-dir")
-            if not _is_run(d):
-                raise ValueError(f"{d} is not a run folder (none of {', '.join(RUN_FILES)}); refusing to delete it")
+    notes = [note] + [_check_folder(ns, d) for d in dirs]  # every folder checked before anything is deleted
     again = _resume_cmd(ns, ["--seeds", ",".join(map(str, seeds)), "--run-dir", str(base)])
     if ns.resume:
         for cfg, d in zip(cfgs, dirs):
@@ -227,7 +228,7 @@ def _run_seeds(ns, cls, seeds: list[int]) -> int:
             if code:
                 return code
         return 0
-    return _train_stacked(ns, cfgs, dirs, note, again)
+    return _train_stacked(ns, cfgs, dirs, "\n".join(n for n in notes if n), again)
 
 
 def _resume_cmd(ns, where: list[str]) -> list[str]:
