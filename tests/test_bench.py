@@ -239,7 +239,7 @@ def test_stacked_critics_equal_the_suites_single_critics_and_resume_as_single_ru
 def test_stack_seeds_trains_gmpo_seeds_as_one_model_equal_to_the_suites_single_runs(hopper_like, tmp_path,  # noqa: F811
                                                                                   capsys):
     """``--stack-seeds``: the shared critics and GMPO's policy stages of two seeds trained as one model each, in the
-    folders the ordinary suite writes, ending at its weights (to 1e-5); an algorithm without a vectorized stage (bc)
+    folders the ordinary suite writes, ending at its weights (to 1e-5); an algorithm without a vectorized stage (fql)
     runs each seed alone in the same call, and says so."""
     import torch
 
@@ -256,19 +256,20 @@ def test_stack_seeds_trains_gmpo_seeds_as_one_model_equal_to_the_suites_single_r
     run_suite(["gmpo"], [task], [0, 1], ["cpu"], tmp_path / "single", tiny, progress=False)
     from genpolicy.cli import main  # through the command line: the flag's wiring too
 
-    assert main(["bench", "--algos", "gmpo", "bc", "--tasks", str(hopper_like), "--seeds", "0", "1", "--out",
+    fql = ["steps=20", "flow_steps=2", "flow_hidden=[8]", "actor_hidden=[8]"]
+    assert main(["bench", "--algos", "gmpo", "fql", "--tasks", str(hopper_like), "--seeds", "0", "1", "--out",
                  str(tmp_path / "stacked"), "--no-progress", "--stack-seeds",
-                 *[x for t in tiny + ["actor_hidden=[8]"] for x in ("--set", t)]]) == 0
+                 *[x for t in tiny + fql for x in ("--set", t)]]) == 0
     err = capsys.readouterr().err
-    assert "bc: its policy stage has no vectorized form; the 2 seeds train one after the other" in err
+    assert "fql: its train stage has no vectorized form; the 2 seeds train one after the other" in err
     ref, got = weights(tmp_path / "single", "gmpo"), weights(tmp_path / "stacked", "gmpo")
     assert len(ref) == len(got) == 2
     for a, b in zip(ref, got):
         assert a.keys() == b.keys() and any(k.startswith("policy.") for k in a)
         for k in a:
             torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-5, msg=lambda m: f"{k}: {m}")
-    for algo, stacked in (("gmpo", [0, 1]), ("critic", [0, 1]), ("bc", None)):
+    for algo, stacked in (("gmpo", [0, 1]), ("critic", [0, 1]), ("fql", None)):
         for d in sorted((tmp_path / "stacked" / "hopper_like" / algo).iterdir()):
             assert json.loads((d / "summary.json").read_text()).get("stacked_seeds") == stacked
     rows = list(csv.DictReader(open(tmp_path / "stacked" / "results.csv")))
-    assert {r["algo"] for r in rows} >= {"gmpo", "bc"}
+    assert {r["algo"] for r in rows} >= {"gmpo", "fql"}
