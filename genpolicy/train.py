@@ -215,12 +215,14 @@ class _Loop:
             if ck["algo"] != algo.name:
                 raise ValueError(f"checkpoint is for {ck['algo']!r}, not {algo.name!r}")
             _check_same_data(ck["meta"].get("data"), data.fingerprint, run_dir)
-            self._record_changes(ck)
+            old_cfg = self._record_changes(ck)
             algo.load_full_state_dict(ck["state"])
             restore_rng(ck["rng"], self.gen)
             self.state.update(ck["loop"])
-            self.start_stage, self.start_step = _resume_position(stages, ck["stage"], ck["step"],
-                                                                 ck["loop"].get("stage_steps"))
+            old_steps = ck["loop"].get("stage_steps")
+            if old_steps is None:  # a checkpoint from before budgets were recorded: its config's stages have them
+                old_steps = _stage_steps(algo, old_cfg)
+            self.start_stage, self.start_step = _resume_position(stages, ck["stage"], ck["step"], old_steps)
         else:
             _write_config(run_dir, algo, self.meta)
         self.state["stage_steps"] = [s.steps for s in stages]  # to tell a grown budget on resume
@@ -230,8 +232,9 @@ class _Loop:
         self.wall_before = self.state["wall_seconds"]
         self.state["segments"] += 1
 
-    def _record_changes(self, ck: dict) -> None:
-        """Refuse config changes a resumed run may not make; record the allowed ones in the config history."""
+    def _record_changes(self, ck: dict):
+        """Refuse config changes a resumed run may not make; record the allowed ones in the config history. Returns
+        the config the checkpoint was written with."""
         from .config import check_resume_changes
         from .rl.algos import config_from_dict
 
@@ -244,6 +247,7 @@ class _Loop:
         self.meta["config_history"] = history
         if changes:
             _write_config(self.dir, self.algo, self.meta)
+        return old
 
     def wall_seconds(self) -> float:
         """Wall time of every segment of the run (resumed runs add theirs)."""
@@ -343,12 +347,20 @@ class _Loop:
         bar.write(f"[{stage} {done}] score {res['score']:.1f} (return {res['return_mean']:.1f})")
 
 
-def _resume_position(stages, stage: int, step: int, old_steps: list[int] | None) -> tuple[int, int]:
+def _stage_steps(algo: Algorithm, cfg) -> list[int]:
+    """The stage lengths ``algo``'s class gives under ``cfg`` (a throwaway instance on the CPU, built inside a fork
+    of the RNG so that the resumed run's random state does not move)."""
+    from .rl.algos import build_algorithm
+
+    with torch.random.fork_rng(devices=[]):
+        other = build_algorithm(algo.name, algo.obs_dim, algo.act_dim, dataclasses.replace(cfg, device="cpu"))
+        return [st.steps for st in other.stages()]
+
+
+def _resume_position(stages, stage: int, step: int, old_steps: list[int]) -> tuple[int, int]:
     """Where a resumed run continues. A stage that had finished at the checkpoint and now has more steps continues
     when it is the one that just ended (nothing of the next stage ran: e.g. more policy steps for a finished run);
     any other change to a finished stage is refused in one line rather than skipped without a word."""
-    if old_steps is None:  # a checkpoint written before stage budgets were recorded
-        return stage, step
     for i in range(min(stage, len(stages), len(old_steps))):
         old, new = old_steps[i], stages[i].steps
         if new == old:

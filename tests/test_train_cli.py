@@ -101,6 +101,16 @@ def test_resume_grows_the_last_stage_of_a_finished_run_and_refuses_a_finished_ea
     assert main(fresh_args + ["--set", "critic_steps=20", "--set", "policy_steps=40"]) == 0
     a, b = (load_checkpoint(d / "checkpoint.pt")["state"]["modules"] for d in (run, fresh))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # the same from a checkpoint written before stage budgets were recorded (its config gives them)
+    old = tmp_path / "old"
+    old_args = [a if a != str(run) else str(old) for a in args]
+    assert main(old_args + ["--set", "critic_steps=20", "--set", "policy_steps=20"]) == 0
+    ck = torch.load(old / "checkpoint.pt", weights_only=False)
+    del ck["loop"]["stage_steps"]
+    torch.save(ck, old / "checkpoint.pt")
+    assert main(old_args + ["--set", "critic_steps=20", "--set", "policy_steps=40", "--resume"]) == 0
+    c = load_checkpoint(old / "checkpoint.pt")["state"]["modules"]
+    assert all(torch.equal(c[k], b[k]) for k in b)
     capsys.readouterr()
     assert main(args + ["--set", "critic_steps=30", "--set", "policy_steps=40", "--resume"]) == 2
     assert "the critic stage finished at 20 steps and the run has moved past it" in capsys.readouterr().err
