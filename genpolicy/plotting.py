@@ -74,11 +74,8 @@ def _read(path) -> dict:
     if not members:
         return read_run(path)
     runs = [read_run(m) for m in members]
-    evals = {(e[0], e[1]): e[2] for e in runs[0]["evals"]}  # the first seed's stage names, keyed by step below
-    metrics = {stage: {name: {step: v for step, v in pts} for name, pts in ms.items()}
-               for stage, ms in runs[0]["metrics"].items()}
-    return {"name": f"{Path(path).name} ({len(runs)} seeds)", "dataset": runs[0]["dataset"], "algo": runs[0]["algo"],
-            "seeds": runs, "evals": [(st, step, v) for (st, step), v in evals.items()], "metrics": metrics}
+    # which stages, metrics and evaluations there are: the first seed's; the curves are means over "seeds" (_curve)
+    return {**runs[0], "name": f"{Path(path).name} ({len(runs)} seeds)", "seeds": runs}
 
 
 def _curve(run: dict, what: str, stage: str | None = None, name: str | None = None):

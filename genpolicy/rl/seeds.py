@@ -255,16 +255,19 @@ class SeedStackedActor(SeedStackedModule):
         return self.critic_state
 
     def _seed_loss(self, params, buffers, critic_state, obs, actions):
+        from .algos.bc import _nll
         from .algos.common import advantage_weights
+        from .algos.iql import _awr
 
-        with _reparametrize_module(self.model, {**params, **buffers}):
-            logp = self.model.log_prob(obs, actions)
-        if self.critic is None:  # BC (bc.py: _nll)
-            return -logp.mean(), {}
-        with torch.no_grad(), _reparametrize_module(self.critic, critic_state):  # IQL (iql.py: update_policy)
+        if self.critic is None:  # BC's loss (bc.py)
+            with _reparametrize_module(self.model, {**params, **buffers}):
+                return _nll(self.model, obs, actions)
+        with torch.no_grad(), _reparametrize_module(self.critic, critic_state):  # IQL's weights (iql.py)
             adv = self.critic.advantage(obs, actions)
             w = advantage_weights(adv, self.beta, self.clamp)
-        return -(w * logp).mean(), {"w": w, "adv": adv}
+        with _reparametrize_module(self.model, {**params, **buffers}):
+            loss, _ = _awr(self.model, obs, actions, w)
+        return loss, {"w": w, "adv": adv}
 
     def _metrics(self, loss: Tensor, aux: dict, norms: Tensor | None) -> dict[str, Tensor]:
         if self.critic is None:
@@ -284,11 +287,12 @@ class _StackedTwinQ(SeedStackedModule):
 
 class _StackedTD3Actor(SeedStackedModule):
     """TD3+BC's actors of N runs: ``-lambda Q1(s, pi(s)) + (pi(s) - a)^2`` through each seed's own critic, whose
-    (stacked, current) weights come in ``extra`` and are not stepped (td3bc.py, _actor_loss)."""
+    (stacked, current) weights come in ``extra`` and are not stepped (td3bc.py, _actor_loss). ``qf``: the critics'
+    stacked model's template (its tensors are swapped out in every call, so the two stacks can share it)."""
 
     def __init__(self, parts: list, qf: nn.Module, alpha: float):
         super().__init__(parts, 0.0, "actor")
-        self.qf, self.alpha = copy.deepcopy(qf), alpha
+        self.qf, self.alpha = qf, alpha
 
     def _seed_loss(self, params, buffers, q_state, obs, actions):
         from .algos.td3bc import _actor_loss
@@ -309,7 +313,7 @@ class SeedStackedTD3BC:
             raise ValueError("SeedStackedTD3BC: the runs are at different steps")
         self.algos, self.cfg, self.n, self.updates = list(algos), algos[0].cfg, len(algos), algos[0]._updates
         self.q = _StackedTwinQ([(a.qf, a.q_opt) for a in algos], 0.0, "q")
-        self.pi = _StackedTD3Actor([(a.actor, a.actor_opt) for a in algos], algos[0].qf, self.cfg.alpha)
+        self.pi = _StackedTD3Actor([(a.actor, a.actor_opt) for a in algos], self.q.model, self.cfg.alpha)
         self.actor_target, self.actor_target_state = _frozen_stack([a.actor_target for a in algos])
         self.q_target, self.q_target_state = _frozen_stack([a.q_target for a in algos])
 
