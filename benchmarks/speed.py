@@ -14,6 +14,7 @@ functional form (CUDA graphs on a GPU).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import sys
@@ -259,12 +260,18 @@ def main(argv=None) -> int:
     mlp = GMPOConfig(**base, net="mlp", net_hidden=(256, 256, 256))
     unet = GMPOConfig(**base, net="unet")
     batched = GMPOConfig(**base, net="mlp", net_hidden=(256, 256, 256), critic_batched=True)
+    mlp_bf16, unet_bf16 = (dataclasses.replace(c, policy_precision="bf16") for c in (mlp, unet))
     rows = [("IQL critic (twin Q + V, 2x256), batch 256", "gmpo", mlp, "critic", 256, n * 3),
             ("IQL critic, batch 4096", "gmpo", mlp, "critic", 4096, n),
             ("IQL critic, batched twin Q, batch 256", "gmpo", batched, "critic", 256, n * 3),
             ("IQL critic, batched twin Q, batch 4096", "gmpo", batched, "critic", 4096, n),
             ("GMPO policy, unet 512-256-128, batch 4096", "gmpo", unet, "policy", 4096, max(3, n // 10 if cpu else n)),
+            ("GMPO policy, unet 512-256-128, batch 4096, bf16", "gmpo", unet_bf16, "policy", 4096,
+             max(3, n // 10 if cpu else n)),
             ("GMPO policy, mlp 3x256, batch 256", "gmpo", mlp, "policy", 256, n * 3),
+            # the recipe's shape (1024 rows per policy step), in fp32 and with the policy network in bfloat16
+            ("GMPO policy, mlp 3x256, batch 1024", "gmpo", mlp, "policy", 1024, n),
+            ("GMPO policy, mlp 3x256, batch 1024, bf16", "gmpo", mlp_bf16, "policy", 1024, n),
             # on a CPU the cpu preset's shape (T=8, 128 states): compiling T=32 takes ~13 minutes there
             (f"GMPG step, midpoint T={8 if cpu else 32}, exact divergence, batch {128 if cpu else 4096}", "gmpg",
              GMPGConfig(**base, net="mlp", net_hidden=(256, 256, 256), train_steps=8 if cpu else 32, chunk_size=4096),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import partial
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -22,9 +22,14 @@ from ...optim import minimize, optimizer_step
 from ..data import Batch
 from .base import RunConfig, Stage
 
-__all__ = ["CriticConfig", "CriticPolicyConfig", "DiffusionPolicyConfig", "build_policy_model", "advantage_weights",
-           "softmax_weights", "optimizer_step", "minimize", "weighted_matching_loss", "weighted_matching_step",
-           "behaviour_cloning_stage", "critic_stage", "support_actions", "candidate_actions", "pick"]
+__all__ = ["Precision", "CriticConfig", "CriticPolicyConfig", "DiffusionPolicyConfig", "build_policy_model",
+           "advantage_weights", "softmax_weights", "optimizer_step", "minimize", "weighted_matching_loss",
+           "weighted_matching_step", "behaviour_cloning_stage", "critic_stage", "support_actions",
+           "candidate_actions", "pick"]
+
+Precision = Literal["fp32", "bf16"]
+#: the generative network's autocast dtype for each ``policy_precision`` (None: no autocast)
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16}
 
 
 @dataclass
@@ -86,6 +91,10 @@ class CriticPolicyConfig(CriticConfig):
     policy_epochs: float = 0.0
     """policy budget in passes over the dataset at batch_size, replacing policy_steps when > 0 (the paper's code:
     GMPO 10000 at batch 4096)"""
+    policy_precision: Precision = "fp32"
+    """the generative networks' matrix products: fp32, or bf16 (autocast; their weights, optimizer state, losses and
+    every critic stay fp32): about 1.4x (mlp) to 1.7x (unet) faster GMPO policy steps at batch 1024 on an AVX-512 BF16
+    CPU, not bit-equal to fp32"""
 
     limits: ClassVar[dict[str, str]] = {"net_hidden": ">=1", "beta": ">=0", "policy_steps": ">=0", "policy_lr": ">0",
                                         "grad_clip": ">=0", "policy_epochs": ">=0"}
@@ -108,10 +117,12 @@ class DiffusionPolicyConfig(CriticPolicyConfig):
 
 
 def build_policy_model(cfg: CriticPolicyConfig, obs_dim: int, act_dim: int) -> GenerativeModel:
-    """The conditional generative policy pi(a | s) described by ``cfg``."""
+    """The conditional generative policy pi(a | s) described by ``cfg`` (any config with its network, path and
+    precision fields: Diffusion-QL's too)."""
     kw = {"hidden": tuple(cfg.net_hidden)} if cfg.net in ("unet", "mlp") else {}
     net = make_net(cfg.net, act_dim, obs_dim, **kw)
-    return GenerativeModel(net, make_path(cfg.path), (act_dim,), param=cfg.param)
+    return GenerativeModel(net, make_path(cfg.path), (act_dim,), param=cfg.param,
+                           compute_dtype=PRECISIONS[cfg.policy_precision])
 
 
 def advantage_weights(adv: Tensor, beta: float, clamp: float) -> Tensor:

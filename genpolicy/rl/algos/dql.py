@@ -36,7 +36,7 @@ from ...paths import Parameterization, PathName
 from ..critics import TwinQ, polyak_, q_of_each, twin_q_loss
 from ..data import Batch
 from .base import Algorithm, RunConfig, Stage
-from .common import build_policy_model, candidate_actions, pick
+from .common import Precision, build_policy_model, candidate_actions, pick
 from .registry import register
 
 __all__ = ["DiffusionQLConfig", "DiffusionQL"]
@@ -56,6 +56,9 @@ class DiffusionQLConfig(RunConfig):
     """policy network"""
     net_hidden: tuple[int, ...] = (256, 256, 256)
     """hidden sizes of the policy network"""
+    policy_precision: Precision = "fp32"
+    """the policy network's matrix products: fp32, or bf16 (autocast; weights, optimizer, losses and critics stay
+    fp32; not bit-equal to fp32)"""
     loss: LossKind = "score"
     """matching loss (the behaviour-cloning term)"""
     weighting: Weighting = "vanilla"
