@@ -273,3 +273,42 @@ def test_stack_seeds_trains_gmpo_seeds_as_one_model_equal_to_the_suites_single_r
             assert json.loads((d / "summary.json").read_text()).get("stacked_seeds") == stacked
     rows = list(csv.DictReader(open(tmp_path / "stacked" / "results.csv")))
     assert {r["algo"] for r in rows} >= {"gmpo", "fql"}
+
+
+def test_rescore_scores_every_finished_run_once_per_setting_as_genpolicy_eval_does(hopper_like, tmp_path,  # noqa: F811
+                                                                                    capsys):
+    """benchmarks/rescore.py: each (run, setting) scored by `genpolicy eval --seed S --set SETTING` and kept, so a
+    second call evaluates nothing; the table has one cell per algorithm and setting, the CSV one row per seed."""
+    pytest.importorskip("gymnasium")
+    import importlib.util
+    from pathlib import Path
+
+    from genpolicy.cli import main as cli
+
+    out = tmp_path / "suite"
+    pairs = zip(TINY[::2], TINY[1::2])
+    tiny = [x for flag, kv in pairs if not kv.startswith("actor_hidden") for x in (flag, kv)]  # not a GMPO field
+    assert cli(["bench", "--algos", "gmpo", "--tasks", f"{hopper_like}:Hopper-v5", "--seeds", "0", "1", "--out",
+                str(out), "--no-progress", *tiny]) == 0
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "rescore.py"
+    spec = importlib.util.spec_from_file_location("rescore", path)
+    rescore = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rescore)
+    args = ["--name", "t", "--algos", "gmpo", "--set", "act_temperature=1", "act_temperature=0", "--tasks",
+            f"{hopper_like}:Hopper-v5", "--suite", str(out), "--episodes", "2", "--docs", str(tmp_path / "docs")]
+    capsys.readouterr()
+    assert rescore.main(args) == 0
+    table = capsys.readouterr().out
+    kept = sorted(out.glob("hopper_like/gmpo/seed-*/rescore/*.json"))
+    assert [f.name for f in kept] == ["act_temperature=0-seed0-ep2.json", "act_temperature=1-seed0-ep2.json"] * 2
+    cli(["eval", str(out / "hopper_like/gmpo/seed-1"), "--checkpoint", "final", "--episodes", "2", "--seed", "0",
+         "--set", "act_temperature=0", "--out", str(tmp_path / "direct.json")])
+    direct = json.loads((tmp_path / "direct.json").read_text())
+    assert json.loads(kept[2].read_text())["returns"] == direct["returns"]
+    stamps = [f.stat().st_mtime_ns for f in kept]
+    capsys.readouterr()
+    assert rescore.main(args) == 0
+    assert capsys.readouterr().out == table and [f.stat().st_mtime_ns for f in kept] == stamps  # nothing redone
+    assert "| hopper_like | - | " in table and table.count("(2)") == 2
+    rows = list(csv.DictReader(open(tmp_path / "docs" / "t.csv")))
+    assert len(rows) == 4 and {r["setting"] for r in rows} == {"act_temperature=0", "act_temperature=1"}

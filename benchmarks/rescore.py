@@ -1,0 +1,108 @@
+"""Re-score finished suite runs under act-time settings, every run and setting on the same episodes, and print the
+table (mean ± s.e. over seeds) that docs/results.md pastes; the per-seed scores go to docs/results/NAME.csv.
+
+    python benchmarks/rescore.py --name six-tasks-c100k-temperature --algos iql-c100k gmpo-c100k-pb1024 \\
+        gmpg-c100k-rk4 --set act_temperature=1 act_temperature=0
+
+Each finished run (``seed-K/summary.json``) is scored by ``genpolicy eval RUN --checkpoint final --episodes E
+--seed S --set SETTING``: environments and policy noise seeded by S, so every run and setting starts from the same
+states (a run's own final evaluation uses seeds 10000 + K and 12345 + K instead, so its score differs from these by
+evaluation noise). A score is kept in ``RUN/rescore/SETTING-seedS-epE.json``; running the command again scores only
+what is missing. Settings that an algorithm ignores (the temperature of a Gaussian actor's mean action) give it the
+same score under each: it is scored under each all the same, which checks that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import math
+import sys
+from pathlib import Path
+
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
+
+from results_page import SIX  # noqa: E402
+
+from genpolicy.cli import main as cli  # noqa: E402
+from genpolicy.suite import parse_task  # noqa: E402
+
+
+def score(run: Path, setting: str, seed: int, episodes: int) -> float:
+    """The run's final checkpoint scored under ``setting`` (``KEY=VALUE``), kept in ``run/rescore``."""
+    f = run / "rescore" / f"{setting}-seed{seed}-ep{episodes}.json"
+    if not f.exists():
+        f.parent.mkdir(exist_ok=True)
+        tmp = f.with_suffix(".tmp")
+        with contextlib.redirect_stdout(io.StringIO()):
+            rc = cli(["eval", str(run), "--checkpoint", "final", "--episodes", str(episodes), "--seed", str(seed),
+                      "--set", setting, "--out", str(tmp)])
+        if rc != 0:
+            raise SystemExit(f"rescore: genpolicy eval {run} --set {setting} failed (exit {rc})")
+        tmp.rename(f)
+    return json.loads(f.read_text())["score_mean"]
+
+
+def _cell(scores: list[float]) -> str:
+    if not scores:
+        return "-"
+    m = sum(scores) / len(scores)
+    if len(scores) == 1:
+        return f"{m:.1f} (1)"
+    se = math.sqrt(sum((s - m) ** 2 for s in scores) / (len(scores) - 1) / len(scores))
+    return f"{m:.1f} ± {se:.1f} ({len(scores)})"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--name", required=True, help="table name: docs/results/NAME.csv")
+    p.add_argument("--algos", nargs="+", required=True, help="algorithm labels (folders) of the suite")
+    p.add_argument("--set", nargs="+", required=True, metavar="KEY=VALUE", dest="settings",
+                   help="act-time settings, one column each per algorithm")
+    p.add_argument("--tasks", nargs="+", default=SIX, help="TASK:ENV specs (default: the six locomotion tasks)")
+    p.add_argument("--suite", default="runs/suite-six")
+    p.add_argument("--seed", type=int, default=0, help="episodes' and policy noise's seed")
+    p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--docs", default="docs/results")
+    ns = p.parse_args(argv)
+    bad = [s for s in ns.settings if "=" not in s]
+    if bad:
+        p.error(f"--set takes KEY=VALUE, got {bad[0]!r}")
+    from genpolicy.rl.datasets import available_datasets
+
+    data = {r["name"]: r.get("score_mean") for r in available_datasets()}
+    tasks = [parse_task(t).name for t in ns.tasks]
+    cols = [(a, s) for a in ns.algos for s in ns.settings]
+    rows, per_seed = {}, []
+    for t in tasks:
+        for a, s in cols:
+            runs = sorted((Path(ns.suite) / t / a).glob("seed-*/summary.json"), key=lambda f: int(f.parent.name[5:]))
+            scores = []
+            for f in runs:
+                if json.loads(f.read_text()).get("final_score") is None:
+                    continue  # not finished
+                scores.append(score(f.parent, s, ns.seed, ns.episodes))
+                per_seed.append([t, a, s, f.parent.name[5:], f"{scores[-1]:.3f}"])
+                print(f"{t} {a} {f.parent.name} {s}: {scores[-1]:.1f}", file=sys.stderr, flush=True)
+            rows[t, a, s] = scores
+    out = Path(ns.docs) / f"{ns.name}.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as fh:
+        csv.writer(fh).writerows([["task", "algo", "setting", "seed", "score"], *per_seed])
+    print("| task | data | " + " | ".join(f"{a} {s}" for a, s in cols) + " |")
+    print("|---|---|" + "---|" * len(cols))
+    for t in tasks:
+        d = data.get(t)
+        print(f"| {t} | {'-' if d is None else f'{d:.1f}'} | " + " | ".join(_cell(rows[t, a, s]) for a, s in cols)
+              + " |")
+    print(f"\nD4RL-normalized score of each run's final checkpoint, {ns.episodes} episodes (`genpolicy eval --seed "
+          f"{ns.seed}`: the same start states for every run and setting), mean ± s.e. over seeds (number of seeds). "
+          f"Per seed: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
