@@ -93,8 +93,8 @@ class CriticPolicyConfig(CriticConfig):
     GMPO 10000 at batch 4096)"""
     policy_precision: Precision = "fp32"
     """the generative networks' matrix products: fp32, or bf16 (autocast; their weights, optimizer state, losses and
-    every critic stay fp32): about 1.4x (mlp) to 1.7x (unet) faster GMPO policy steps at batch 1024 on an AVX-512 BF16
-    CPU, not bit-equal to fp32"""
+    every critic stay fp32): GMPO policy steps 1.27x (mlp 3x256, batch 1024) and 1.9x (unet, batch 4096) faster on
+    one thread of an AVX-512 BF16 CPU (benchmarks/speed.py); not bit-equal to fp32"""
 
     limits: ClassVar[dict[str, str]] = {"net_hidden": ">=1", "beta": ">=0", "policy_steps": ">=0", "policy_lr": ">0",
                                         "grad_clip": ">=0", "policy_epochs": ">=0"}
