@@ -92,3 +92,21 @@ def test_task_presets_reach_every_algorithm_under_its_own():
     assert (cfg.reward_scale, cfg.beta) == ("locomotion0", 1.0)
     hopper = resolve_config(GMPOConfig, ["cpu", "hopper-medium"], load_presets("gmpo"), {}, [])
     assert hopper.reward_scale == "locomotion"
+
+
+def test_the_recipe_preset_is_the_recipe_the_results_page_measured_and_shares_one_critic():
+    """--preset cpu --preset recipe: the `cpu` preset with 100k critic steps for iql, gmpo and gmpg (one critic per
+    task and seed in a suite: the same critic key), GMPO at 1024 rows per policy step acting from the prior's mean."""
+    from genpolicy.config import load_presets
+    from genpolicy.rl.algos import ALGORITHMS
+    from genpolicy.suite import _critic_key, _config, parse_task
+
+    cfgs = {a: resolve_config(ALGORITHMS[a].Config, ["cpu", "recipe"], load_presets(a), {}, [])
+            for a in ("iql", "gmpo", "gmpg")}
+    assert all(c.critic_steps == 100_000 and c.batch_size == 256 for c in cfgs.values())
+    g = cfgs["gmpo"]
+    assert (g.policy_batch_size, g.act_temperature, g.policy_steps, g.net) == (1024, 0.0, 30_000, "mlp")
+    assert cfgs["gmpg"].act_temperature == 1.0 and cfgs["gmpg"].train_solver == "rk4"
+    task = parse_task("walker2d-medium-v5:Walker2d-v5")
+    keys = [_critic_key(_config(a, ["cpu", "recipe"], task, [])[0]) for a in cfgs]
+    assert keys[0] is not None and keys[0] == keys[1] == keys[2]
