@@ -19,7 +19,6 @@ import contextlib
 import csv
 import io
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -28,7 +27,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 from results_page import SIX  # noqa: E402
 
 from genpolicy.cli import main as cli  # noqa: E402
-from genpolicy.suite import parse_task  # noqa: E402
+from genpolicy.suite import parse_task, score_cell, score_stats  # noqa: E402
 
 
 def score(run: Path, setting: str, seed: int, episodes: int) -> float:
@@ -44,16 +43,6 @@ def score(run: Path, setting: str, seed: int, episodes: int) -> float:
             raise SystemExit(f"rescore: genpolicy eval {run} --set {setting} failed (exit {rc})")
         tmp.rename(f)
     return json.loads(f.read_text())["score_mean"]
-
-
-def _cell(scores: list[float]) -> str:
-    if not scores:
-        return "-"
-    m = sum(scores) / len(scores)
-    if len(scores) == 1:
-        return f"{m:.1f} (1)"
-    se = math.sqrt(sum((s - m) ** 2 for s in scores) / (len(scores) - 1) / len(scores))
-    return f"{m:.1f} ± {se:.1f} ({len(scores)})"
 
 
 def main(argv=None) -> int:
@@ -96,8 +85,8 @@ def main(argv=None) -> int:
     print("|---|---|" + "---|" * len(cols))
     for t in tasks:
         d = data.get(t)
-        print(f"| {t} | {'-' if d is None else f'{d:.1f}'} | " + " | ".join(_cell(rows[t, a, s]) for a, s in cols)
-              + " |")
+        cells = [score_cell(score_stats(rows[t, a, s])) for a, s in cols]
+        print(f"| {t} | {'-' if d is None else f'{d:.1f}'} | " + " | ".join(cells) + " |")
     print(f"\nD4RL-normalized score of each run's final checkpoint, {ns.episodes} episodes (`genpolicy eval --seed "
           f"{ns.seed}`: the same start states for every run and setting), mean ± s.e. over seeds (number of seeds). "
           f"Per seed: {out}")

@@ -330,13 +330,26 @@ def collect(out: str | Path, tasks: list[Task], algos: list[str]) -> list[dict]:
                     act_ms.append(act_latency(f.parent))
                     warned += [{"seed": seeds[-1], **w} for w in s.get("warnings", [])]
             n = len(scores)
-            rows.append({"task": task.name, "algo": algo, "seeds": seeds, "n": n,
-                         "mean": float(np.mean(scores)) if n else None,
-                         "se": float(np.std(scores, ddof=1) / math.sqrt(n)) if n > 1 else None,
+            rows.append({"task": task.name, "algo": algo, "seeds": seeds, **score_stats(scores),
                          "scores": scores, "data_score": data_scores.get(task.name),
                          "train_minutes": round(float(np.mean(secs)) / 60, 1) if n else None,
                          "act_ms": round(float(np.median(act_ms)), 2) if n else None, "warnings": warned})
     return rows
+
+
+def score_stats(scores: list[float]) -> dict:
+    """``n``, ``mean`` and the standard error ``se`` of seeds' scores (None where there are too few)."""
+    n = len(scores)
+    return {"n": n, "mean": float(np.mean(scores)) if n else None,
+            "se": float(np.std(scores, ddof=1) / math.sqrt(n)) if n > 1 else None}
+
+
+def score_cell(r: dict | None) -> str:
+    """A table cell: ``mean ± se (n)`` of :func:`score_stats` (``-`` without scores)."""
+    if not r or r["mean"] is None:
+        return "-"
+    se = f" ± {r['se']:.1f}" if r["se"] is not None else ""
+    return f"{r['mean']:.1f}{se} ({r['n']})"
 
 
 def _cost(r) -> str:
@@ -355,17 +368,11 @@ def write_table(rows: list[dict], out: str | Path) -> Path:
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     by = {(r["task"], r["algo"]): r for r in rows}
 
-    def cell(r):
-        if not r or r["mean"] is None:
-            return "-"
-        se = f" ± {r['se']:.1f}" if r["se"] is not None else ""
-        return f"{r['mean']:.1f}{se} ({r['n']})"
-
     lines = ["| task | data | " + " | ".join(algos) + " |", "|---|---|" + "---|" * len(algos)]
     for t in tasks:
         ds = next((by[(t, a)]["data_score"] for a in algos if (t, a) in by), None)
         lines.append(f"| {t} | {'-' if ds is None else f'{ds:.1f}'} | "
-                     + " | ".join(cell(by.get((t, a))) for a in algos) + " |")
+                     + " | ".join(score_cell(by.get((t, a))) for a in algos) + " |")
     lines += ["", "Final D4RL-normalized score, mean ± standard error over seeds (number of seeds); "
                   "data: the dataset's own mean normalized score.", "",
               "| task | " + " | ".join(algos) + " |", "|---|" + "---|" * len(algos)]
