@@ -31,7 +31,8 @@ NAMES = sorted(ALGORITHMS)
 #: every algorithm with its defaults, plus the variants that add stages or sampling
 CASES = [(n, {}) for n in NAMES] + [("gmpo", {"variant": "softmax"}), ("gmpg", {"variant": "static"}),
                                     ("gmpo", {"compile": "trace"}), ("gmpg", {"compile": "trace"}),
-                                    ("gmpo", {"critic_batched": True}), ("gmpo", {"ema_decay": 0.9})]
+                                    ("gmpo", {"critic_batched": True}), ("gmpo", {"ema_decay": 0.9}),
+                                    ("gmpo", {"policy_precision": "bf16"}), ("gmpg", {"policy_precision": "bf16"})]
 
 
 def _small_config(name, **extra):
