@@ -10,6 +10,11 @@ states (a run's own final evaluation uses seeds 10000 + K and 12345 + K instead,
 evaluation noise). A score is kept in ``RUN/rescore/SETTING-seedS-epE.json``; running the command again scores only
 what is missing. Settings that an algorithm ignores (the temperature of a Gaussian actor's mean action) give it the
 same score under each: it is scored under each all the same, which checks that.
+
+As with ``results_page.py``, the committed ``NAME.csv`` is the record of runs whose folders are not here: a seed it
+holds for a task, algorithm and setting of this call that no run folder here has is carried into the table with its
+committed score (said so on stderr), and its rows of other tasks and columns stay in the file, so that re-scoring
+after adding runs, or for fewer tasks, never drops the others.
 """
 
 from __future__ import annotations
@@ -78,6 +83,22 @@ def main(argv=None) -> int:
                 print(f"{t} {a} {f.parent.name} {s}: {scores[-1]:.1f}", file=sys.stderr, flush=True)
             rows[t, a, s] = scores
     out = Path(ns.docs) / f"{ns.name}.csv"
+    done, kept = {tuple(r[:4]) for r in per_seed}, 0
+    for r in (list(csv.reader(out.open(newline="")))[1:] if out.exists() else []):
+        t, a, s, seed, x = r
+        if (t, a, s, seed) in done:
+            continue
+        per_seed.append(r)
+        if (t, a, s) in rows:
+            print(f"{t} {a} seed-{seed} {s}: {float(x):.1f} carried from the committed table (no run folder here)",
+                  file=sys.stderr)
+            rows[t, a, s].append(float(x))
+        else:
+            kept += 1
+    if kept:
+        print(f"{kept} committed rows of other tasks or columns than this call's kept in {out}", file=sys.stderr)
+    rank = {k: i for i, k in enumerate((t, a, s) for t in tasks for a, s in cols)}
+    per_seed.sort(key=lambda r: (rank.get(tuple(r[:3]), len(rank)), int(r[3])))  # stable: others keep their order
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as fh:
         csv.writer(fh).writerows([["task", "algo", "setting", "seed", "score"], *per_seed])

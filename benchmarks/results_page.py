@@ -8,11 +8,19 @@ this output).
 Each table is a view of one suite folder restricted to some tasks and algorithm columns (the ones with at least one
 finished run); the numbers are the suite's own (`genpolicy.suite.collect`/`write_table`), so they match the
 `results.md` that the bench commands on the page write into that folder.
+
+The committed CSVs are the record of runs whose folders are not on this machine (run folders are not committed, and
+a fresh checkout has none): a seed that the committed ``NAME.csv`` holds and no run folder here has is carried into
+the rebuilt table with its committed score, and said so on stderr, so rebuilding after adding seeds never drops
+the others. A seed whose folder is here is taken from it (a score that differs from the committed one is reported).
+A carried seed counts its cell's committed train minutes; a one-task table's curves (PNG) are left as committed
+when seeds were carried, since their learning curves are not here.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import shutil
 import sys
 import tempfile
@@ -20,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from genpolicy.suite import collect, parse_task, plot_curves, write_table  # noqa: E402
+from genpolicy.suite import collect, parse_task, plot_curves, score_stats, write_table  # noqa: E402
 
 SIX = ["hopper-medium-v5:Hopper-v5", "walker2d-medium-v5:Walker2d-v5", "halfcheetah-medium-v5:HalfCheetah-v5",
        "hopper-medium-replay-v5:Hopper-v5", "walker2d-medium-replay-v5:Walker2d-v5",
@@ -64,13 +72,58 @@ TABLES = {
 }
 
 
+def committed_rows(path: Path) -> dict[tuple[str, str], dict]:
+    """The committed table ``path`` (a suite ``results.csv``) by (task, algorithm): seeds, scores and costs."""
+    if not path.exists():
+        return {}
+    out = {}
+    for r in csv.DictReader(path.open(newline="")):
+        seeds, scores = [int(x) for x in r["seeds"].split()], [float(x) for x in r["scores"].split()]
+        out[r["task"], r["algo"]] = {"seeds": seeds, "scores": scores,
+                                     "train_minutes": float(r["train_minutes"]) if r["train_minutes"] else None,
+                                     "act_ms": float(r["act_ms"]) if r["act_ms"] else None}
+    return out
+
+
+def carry_committed(rows: list[dict], committed: dict[tuple[str, str], dict], log=print) -> bool:
+    """Add to ``rows`` (:func:`collect`'s, edited in place) each committed seed that no run folder here has; True
+    if any was carried. Scores of seeds present in both that differ are reported through ``log``."""
+    carried = False
+    for r in rows:
+        c = committed.get((r["task"], r["algo"]))
+        if not c:
+            continue
+        here = dict(zip(r["seeds"], r["scores"]))
+        for seed, score in zip(c["seeds"], c["scores"]):
+            if seed in here and abs(here[seed] - score) > 5e-4:  # the CSV keeps 3 decimals
+                log(f"{r['task']} {r['algo']} seed {seed}: run here {here[seed]:.3f}, committed {score:.3f}")
+        missing = [(s, x) for s, x in zip(c["seeds"], c["scores"]) if s not in here]
+        if not missing:
+            continue
+        carried = True
+        log(f"{r['task']} {r['algo']}: seeds {' '.join(str(s) for s, _ in missing)} carried from the committed "
+            f"table (no run folder here)")
+        n_here = len(r["seeds"])
+        if c["train_minutes"] is not None:  # the committed mean stands in for each carried seed's minutes
+            mins = [(r["train_minutes"] or 0.0)] * n_here + [c["train_minutes"]] * len(missing)
+            r["train_minutes"] = round(sum(mins) / len(mins), 1)
+        if r["act_ms"] is None:
+            r["act_ms"] = c["act_ms"]
+        pairs = sorted([*here.items(), *missing])
+        r["seeds"], r["scores"] = [s for s, _ in pairs], [x for _, x in pairs]
+        r.update(score_stats(r["scores"]))
+    return carried
+
+
 def build(name: str, docs: Path) -> str | None:
     """Write ``docs/NAME.csv`` (and ``.png`` for a one-task table); the markdown table, or None without runs."""
     suite, specs, algos = TABLES[name]
     suite, tasks = Path(suite), [parse_task(t) for t in specs]
-    algos = [a for a in algos if any(any((suite / t.name / a).glob("seed-*/summary.json")) for t in tasks)]
-    if not algos:
+    committed = committed_rows(docs / f"{name}.csv")
+    if not any(any((suite / t.name / a).glob("seed-*/summary.json")) for t in tasks for a in algos):
         return None
+    algos = [a for a in algos if any(any((suite / t.name / a).glob("seed-*/summary.json"))
+                                     or (t.name, a) in committed for t in tasks)]
     with tempfile.TemporaryDirectory() as tmp:
         view = Path(tmp)
         for t in tasks:  # the suite seen with only these columns
@@ -78,9 +131,11 @@ def build(name: str, docs: Path) -> str | None:
                 if (suite / t.name / a).exists():
                     (view / t.name).mkdir(exist_ok=True)
                     (view / t.name / a).symlink_to((suite / t.name / a).resolve())
-        md = write_table(collect(view, tasks, algos), view).read_text()
+        rows = collect(view, tasks, algos)
+        carried = carry_committed(rows, committed, log=lambda m: print(f"{name}: {m}", file=sys.stderr))
+        md = write_table(rows, view).read_text()
         shutil.copy(view / "results.csv", docs / f"{name}.csv")
-        if len(tasks) == 1:
+        if len(tasks) == 1 and not carried:
             png = plot_curves(view, tasks[0], algos)
             if png:
                 shutil.copy(png, docs / f"{name}.png")

@@ -312,3 +312,88 @@ def test_rescore_scores_every_finished_run_once_per_setting_as_genpolicy_eval_do
     assert "| hopper_like | - | " in table and table.count("(2)") == 2
     rows = list(csv.DictReader(open(tmp_path / "docs" / "t.csv")))
     assert len(rows) == 4 and {r["setting"] for r in rows} == {"act_temperature=0", "act_temperature=1"}
+
+
+def _load_bench_script(name):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(bench))  # rescore.py imports results_page as a sibling
+    spec = importlib.util.spec_from_file_location(name, bench / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_rebuilding_a_results_table_keeps_the_committed_seeds_whose_run_folders_are_absent(tmp_path, monkeypatch,
+                                                                                          capsys):
+    """results_page.py on a checkout that holds only some of a table's runs (run folders are not committed): the
+    committed CSV's other seeds stay in the table with their scores, a run here wins over its committed row, and a
+    one-task table's curves are not redrawn from the partial runs."""
+    import csv
+    import json
+
+    page = _load_bench_script("results_page")
+    suite, docs = tmp_path / "suite", tmp_path / "docs"
+    docs.mkdir()
+    monkeypatch.setitem(page.TABLES, "t", (str(suite), ["t1:Env-v5"], ["td3bc", "bc"]))
+
+    def run(algo, seed, score, minutes):
+        d = suite / "t1" / algo / f"seed-{seed}"
+        d.mkdir(parents=True)
+        (d / "summary.json").write_text(json.dumps({"final_score": score, "wall_seconds": 60 * minutes}))
+        (d / "act_latency.json").write_text(json.dumps({"ms_batch1": 0.5}))
+
+    run("td3bc", 0, 30.0, 10)
+    run("bc", 0, 50.0, 2)
+    run("bc", 1, 54.0, 4)
+    assert page.build("t", docs).splitlines()[2] == "| t1 | - | 30.0 (1) | 52.0 ± 2.0 (2) |"
+    (docs / "t.png").write_bytes(b"committed curves")
+    for d in suite.glob("t1/*/seed-*"):  # a fresh checkout: no run folders but td3bc's new seeds
+        for f in d.iterdir():
+            f.unlink()
+        d.rmdir()
+    run("td3bc", 1, 40.0, 20)
+    run("td3bc", 2, 35.0, 30)
+    capsys.readouterr()
+    md = page.build("t", docs)
+    assert md.splitlines()[2] == "| t1 | - | 35.0 ± 2.9 (3) | 52.0 ± 2.0 (2) |"
+    assert "| t1 | 20 min / 0.5 ms | 3 min / 0.5 ms |" in md  # carried seeds count their committed minutes
+    err = capsys.readouterr().err
+    assert "t: t1 td3bc: seeds 0 carried from the committed table" in err and "t1 bc: seeds 0 1 carried" in err
+    rows = {r["algo"]: r for r in csv.DictReader(open(docs / "t.csv"))}
+    assert rows["td3bc"]["seeds"] == "0 1 2" and rows["td3bc"]["scores"] == "30.000 40.000 35.000"
+    assert rows["bc"]["seeds"] == "0 1" and rows["bc"]["scores"] == "50.000 54.000"
+    assert (docs / "t.png").read_bytes() == b"committed curves"
+    run("bc", 1, 55.0, 4)  # a rerun here that scores otherwise replaces its committed row, and says so
+    md = page.build("t", docs)
+    assert md.splitlines()[2] == "| t1 | - | 35.0 ± 2.9 (3) | 52.5 ± 2.5 (2) |"
+    assert "t1 bc seed 1: run here 55.000, committed 54.000" in capsys.readouterr().err
+
+
+def test_rescoring_keeps_the_committed_rows_it_did_not_score_again(tmp_path, capsys):
+    """rescore.py on a checkout without some runs' folders: their committed per-seed rows stay in the CSV (and in
+    the table, for this call's tasks and columns), so that re-scoring never drops them."""
+    import csv
+    import json
+
+    rescore = _load_bench_script("rescore")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    rows = [["task", "algo", "setting", "seed", "score"], ["t1", "gmpo", "act_temperature=0", "0", "40.000"],
+            ["t1", "gmpo", "act_temperature=0", "1", "42.000"], ["t2", "gmpo", "act_temperature=0", "0", "7.000"]]
+    with open(docs / "n.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    d = tmp_path / "suite" / "t1" / "gmpo" / "seed-2"  # a new seed, already scored (its rescore file kept)
+    (d / "rescore").mkdir(parents=True)
+    (d / "summary.json").write_text(json.dumps({"final_score": 1.0}))
+    (d / "rescore" / "act_temperature=0-seed0-ep50.json").write_text(json.dumps({"score_mean": 44.0}))
+    assert rescore.main(["--name", "n", "--algos", "gmpo", "--set", "act_temperature=0", "--tasks", "t1:Env-v5",
+                         "--suite", str(tmp_path / "suite"), "--docs", str(docs)]) == 0
+    out = capsys.readouterr()
+    assert "| t1 | - | 42.0 ± 1.2 (3) |" in out.out
+    assert "seed-0 act_temperature=0: 40.0 carried" in out.err and "1 committed rows of other tasks" in out.err
+    got = list(csv.reader(open(docs / "n.csv")))
+    assert got == [*rows[:3], ["t1", "gmpo", "act_temperature=0", "2", "44.000"], rows[3]]
