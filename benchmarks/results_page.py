@@ -26,6 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from genpolicy.suite import collect, parse_task, plot_curves, score_stats, write_table  # noqa: E402
@@ -142,13 +144,105 @@ def build(name: str, docs: Path) -> str | None:
     return md
 
 
+#: The page's headline table (issue 15's set of methods on the six tasks), composed from committed per-table CSVs:
+#: column -> (table, algorithm label, act-time setting of a rescore table or None for a suite table). The Gaussian
+#: references (bc uses no critic; td3bc trains its own) come from the `cpu` table; IQL's actor, GMPO and GMPG from
+#: the recipe's runs (100k-step shared critics) re-scored on the same 50 episodes.
+HEADLINE = {
+    "bc": ("six-tasks-cpu", "bc", None),
+    "td3bc": ("six-tasks-cpu", "td3bc", None),
+    "iql": ("six-tasks-c100k-temperature", "iql-c100k", "act_temperature=1"),
+    "gmpo T=0": ("six-tasks-c100k-temperature", "gmpo-c100k-pb1024", "act_temperature=0"),
+    "gmpo T=1": ("six-tasks-c100k-temperature", "gmpo-c100k-pb1024", "act_temperature=1"),
+    "gmpg T=0": ("six-tasks-c100k-temperature", "gmpg-c100k-rk4", "act_temperature=0"),
+    "gmpg T=1": ("six-tasks-c100k-temperature", "gmpg-c100k-rk4", "act_temperature=1"),
+}
+
+
+def headline_scores(docs: Path) -> dict[tuple[str, str], list[float]]:
+    """(task, column) -> the seeds' scores of :data:`HEADLINE`, read from the committed CSVs in ``docs``."""
+    out: dict[tuple[str, str], list[float]] = {}
+    for col, (table, algo, setting) in HEADLINE.items():
+        f = docs / f"{table}.csv"
+        if not f.exists():
+            raise SystemExit(f"results_page: the headline needs {f}, which is missing")
+        for r in csv.DictReader(f.open(newline="")):
+            if r["algo"] != algo or r.get("setting") != setting:
+                continue
+            scores = [float(r["score"])] if setting else [float(x) for x in r["scores"].split()]
+            out.setdefault((r["task"], col), []).extend(scores)
+    return out
+
+
+def headline(docs: Path) -> str:
+    """The headline table in markdown, with per column the tasks above IQL's actor and above the data (means over
+    seeds); writes ``docs/headline.csv`` (one row per task, column and seed) and ``docs/headline.png`` (bars)."""
+    from genpolicy.rl.datasets import available_datasets
+    from genpolicy.suite import score_cell
+
+    data = {r["name"]: r.get("score_mean") for r in available_datasets()}
+    got = headline_scores(docs)
+    tasks, cols = [parse_task(t).name for t in SIX], list(HEADLINE)
+    mean = {k: float(np.mean(v)) for k, v in got.items() if v}
+    lines = ["| task | data | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
+    for t in tasks:
+        lines.append(f"| {t} | {data[t]:.1f} | " + " | ".join(score_cell(score_stats(got.get((t, c), [])))
+                                                                for c in cols) + " |")
+    above = []
+    for c in cols:
+        if c == "iql":
+            continue
+        ts = [t for t in tasks if (t, c) in mean]
+        n_iql = sum(mean[t, c] > mean[t, "iql"] for t in ts if (t, "iql") in mean)
+        n_data = sum(mean[t, c] > data[t] for t in ts)
+        above.append(f"{c}: above iql on {n_iql} of {len(ts)}, above the data on {n_data} of {len(ts)}")
+    lines += ["", "Mean ± s.e. over seeds (number of seeds). " + "; ".join(above) + "."]
+    with open(docs / "headline.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["task", "column", "table", "algo", "setting", "scores"])
+        for t in tasks:
+            for c in cols:
+                table, algo, setting = HEADLINE[c]
+                w.writerow([t, c, table, algo, setting or "", " ".join(f"{x:.3f}" for x in got.get((t, c), []))])
+    _headline_plot(tasks, cols, got, data, docs / "headline.png")
+    return "\n".join(lines)
+
+
+def _headline_plot(tasks, cols, got, data, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from genpolicy.plotting import save_figure
+
+    fig, ax = plt.subplots(figsize=(11, 4.2))
+    width = 0.8 / len(cols)
+    for i, c in enumerate(cols):
+        stats = [score_stats(got.get((t, c), [])) for t in tasks]
+        ys = [s["mean"] if s["mean"] is not None else 0.0 for s in stats]
+        err = [s["se"] or 0.0 for s in stats]
+        ax.bar(np.arange(len(tasks)) + (i - (len(cols) - 1) / 2) * width, ys, width, yerr=err, capsize=2, label=c)
+    for j, t in enumerate(tasks):
+        ax.hlines(data[t], j - 0.45, j + 0.45, colors="k", linestyles="dashed", label="data" if j == 0 else None)
+    ax.set_xticks(range(len(tasks)), [t.replace("-v5", "") for t in tasks], fontsize=8)
+    ax.set_ylabel("D4RL-normalized score")
+    ax.legend(fontsize=7, ncol=4)
+    save_figure(fig, out)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", nargs="+", choices=sorted(TABLES), help="these tables (default: all)")
     p.add_argument("--docs", default="docs/results", help="where the CSV and PNG files go")
+    p.add_argument("--headline", action="store_true",
+                   help="only the headline table, composed from the committed CSVs (HEADLINE): no runs needed")
     ns = p.parse_args(argv)
     docs = Path(ns.docs)
     docs.mkdir(parents=True, exist_ok=True)
+    if ns.headline:
+        print(headline(docs))
+        return 0
     for name in ns.only or TABLES:
         md = build(name, docs)
         print(f"## {name}\n\n{md if md is not None else '(no finished runs here)'}")

@@ -397,3 +397,37 @@ def test_rescoring_keeps_the_committed_rows_it_did_not_score_again(tmp_path, cap
     assert "seed-0 act_temperature=0: 40.0 carried" in out.err and "1 committed rows of other tasks" in out.err
     got = list(csv.reader(open(docs / "n.csv")))
     assert got == [*rows[:3], ["t1", "gmpo", "act_temperature=0", "2", "44.000"], rows[3]]
+
+
+def test_the_headline_table_composes_the_committed_tables_and_counts_the_wins_from_their_means(tmp_path):
+    """results_page.py --headline: each column's seeds from its own committed CSV (a suite table's per-row seed
+    list, a rescore table's per-seed rows of one setting), and the above-IQL / above-data counts from the means."""
+    import csv
+
+    pytest.importorskip("matplotlib")
+    page = _load_bench_script("results_page")
+    tasks = [page.parse_task(t).name for t in page.SIX]
+    with open(tmp_path / "six-tasks-cpu.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["task", "algo", "n", "mean", "se", "data_score", "train_minutes", "act_ms", "seeds", "scores"])
+        for t in tasks:
+            w.writerow([t, "bc", 2, 0, 0, 0, 1, 0.1, "0 1", "1.000 3.000"])
+            w.writerow([t, "td3bc", 1, 0, 0, 0, 1, 0.1, "0", "99.000"])
+    with open(tmp_path / "six-tasks-c100k-temperature.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["task", "algo", "setting", "seed", "score"])
+        for i, t in enumerate(tasks):
+            for seed in (0, 1):
+                w.writerow([t, "iql-c100k", "act_temperature=1", seed, 50.0])
+                w.writerow([t, "gmpo-c100k-pb1024", "act_temperature=0", seed, 60.0 if i < 4 else 40.0])
+                w.writerow([t, "gmpo-c100k-pb1024", "act_temperature=1", seed, 0.0])
+                w.writerow([t, "gmpg-c100k-rk4", "act_temperature=0", seed, 51.0 + seed])
+    md = page.headline(tmp_path)
+    assert md.splitlines()[2].startswith("| hopper-medium-v5 | 37.5 | 2.0 ± 1.0 (2) | 99.0 (1) | 50.0 ± 0.0 (2) | "
+                                         "60.0 ± 0.0 (2) | 0.0 ± 0.0 (2) | 51.5 ± 0.5 (2) | - |")
+    assert "gmpo T=0: above iql on 4 of 6, above the data on 6 of 6" in md
+    assert "gmpo T=1: above iql on 0 of 6, above the data on 0 of 6" in md
+    assert "td3bc: above iql on 6 of 6" in md and "gmpg T=0: above iql on 6 of 6" in md
+    assert "gmpg T=1: above iql on 0 of 0" in md  # a column without runs counts no task
+    rows = list(csv.DictReader(open(tmp_path / "headline.csv")))
+    assert len(rows) == 6 * len(page.HEADLINE) and (tmp_path / "headline.png").stat().st_size > 0
