@@ -110,3 +110,12 @@ def test_the_recipe_preset_is_the_recipe_the_results_page_measured_and_shares_on
     task = parse_task("walker2d-medium-v5:Walker2d-v5")
     keys = [_critic_key(_config(a, ["cpu", "recipe"], task, [])[0]) for a in cfgs]
     assert keys[0] is not None and keys[0] == keys[1] == keys[2]
+    # `genpolicy bench --budget cpu recipe` takes any algorithm: the IQL-critic ones share that critic, the others
+    # (no critic, or their own kind) are their cpu preset unchanged
+    for a in ALGORITHMS:
+        cfg, _ = _config(a, ["cpu", "recipe"], task, [])
+        key = _critic_key(cfg)
+        if key is not None:
+            assert key == keys[0], a
+        else:
+            assert cfg == _config(a, ["cpu"], task, [])[0], a
