@@ -2,7 +2,8 @@
 
 Run directory layout::
 
-    config.yaml        the resolved configuration (algorithm, dataset, env, every field)
+    config.yaml        the resolved configuration (algorithm, dataset, env, every field) and the software (versions,
+                       commit, CPU: :func:`software`; a resume under other versions is recorded and warned about)
     metrics.jsonl      one JSON object per logging interval (stage, step, metric means)
     evals.csv          stage, step, score, return mean/std per evaluation
     tb/                TensorBoard event files (when the tensorboard package is installed)
@@ -219,11 +220,13 @@ class _Loop:
             algo.load_full_state_dict(ck["state"])
             restore_rng(ck["rng"], self.gen)
             self.state.update(ck["loop"])
+            self._record_software(ck)  # after the state: it may add a warning
             old_steps = ck["loop"].get("stage_steps")
             if old_steps is None:  # a checkpoint from before budgets were recorded: its config's stages have them
                 old_steps = _stage_steps(algo, old_cfg)
             self.start_stage, self.start_step = _resume_position(stages, ck["stage"], ck["step"], old_steps)
         else:
+            self.meta["software"] = software()
             _write_config(run_dir, algo, self.meta)
         self.state["stage_steps"] = [s.steps for s in stages]  # to tell a grown budget on resume
         for note in data.notes:  # the data's own caveats (a narrow return span), once per run
@@ -248,6 +251,25 @@ class _Loop:
         if changes:
             _write_config(self.dir, self.algo, self.meta)
         return old
+
+    def _record_software(self, ck: dict) -> None:
+        """Keep the software the run started under (``meta["software"]``); a segment resumed under other versions
+        or another CPU is added to ``software_history`` and warned about (floating-point results, and so scores,
+        may differ from an uninterrupted run's). A new commit alone is recorded, not warned about."""
+        first, now = ck["meta"].get("software"), software()
+        history = list(ck["meta"].get("software_history", []))
+        self.meta["software"] = first or now  # a checkpoint from before this was recorded: the first known
+        last = history[-1]["software"] if history else first
+        if last is not None and last != now:
+            history.append({"segment": ck["loop"].get("segments", 1) + 1, "at": [ck["stage"], ck["step"]],
+                            "software": now})
+            diff = [f"{k} {last.get(k)} -> {now.get(k)}" for k in SOFTWARE_WARN if last.get(k) != now.get(k)]
+            if diff:
+                self.record_warning("resume", ck["step"], "resumed under other software (" + ", ".join(diff)
+                                    + "): results may differ from an uninterrupted run's")
+        if history:
+            self.meta["software_history"] = history
+        _write_config(self.dir, self.algo, self.meta)
 
     def wall_seconds(self) -> float:
         """Wall time of every segment of the run (resumed runs add theirs)."""
@@ -590,6 +612,48 @@ def _stop_on_signals(loop: _Loop):
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+#: the entries of :func:`software` whose change on resume is warned about (floating-point results may change)
+SOFTWARE_WARN = ("python", "torch", "numpy", "gymnasium", "mujoco", "cpu")
+
+
+def software() -> dict:
+    """What a run was trained with, recorded in its config.yaml, checkpoints and summary: genpolicy's version and
+    git commit (``+dirty`` with uncommitted changes; None outside a checkout), Python, torch, numpy, gymnasium and
+    mujoco versions (None when not installed), the CPU model and torch's thread count. Two runs of one command
+    are equal bit for bit only where these agree."""
+    import platform
+    import subprocess
+    from importlib import metadata
+
+    from . import __version__
+
+    def version(pkg: str) -> str | None:
+        try:
+            return metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            return None
+
+    repo, commit = Path(__file__).resolve().parents[1], None
+    if (repo / ".git").exists():
+        try:
+            git = ["git", "-C", str(repo)]
+            commit = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+                                    timeout=10, check=True).stdout.strip()
+            dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                   text=True, timeout=10, check=True).stdout.strip()
+            commit += "+dirty" if dirty else ""
+        except (OSError, subprocess.SubprocessError):
+            commit = None
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"genpolicy": __version__, "git": commit, "python": platform.python_version(),
+            "torch": str(torch.__version__), "numpy": version("numpy"), "gymnasium": version("gymnasium"),
+            "mujoco": version("mujoco"), "cpu": cpu, "threads": torch.get_num_threads()}
 
 
 def _check_same_data(recorded: dict | None, given: dict, run_dir: Path) -> None:

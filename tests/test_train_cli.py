@@ -157,6 +157,7 @@ def test_cli_train_and_eval_on_mujoco(tmp_path, capsys):
     assert main(["eval", str(run / "best.pt"), "--episodes", "2"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["env"] == "Hopper-v5" and out["episodes"] == 2 and "score_mean" in out
+    assert out["software"]["mujoco"] == summary["software"]["mujoco"] and out["software"]["torch"] == torch.__version__
 
 
 def test_cli_config_errors(bandit_file, tmp_path, capsys):

@@ -323,3 +323,38 @@ def test_help_is_fast_because_it_does_not_import_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout
     assert out.strip() == "False"
+
+
+def test_a_run_records_its_software_and_a_resume_under_other_versions_is_recorded_and_warned(bandit, tmp_path,
+                                                                                           monkeypatch, capsys):
+    """config.yaml and summary.json name the software a run was trained with; resumed under another mujoco (or
+    torch, CPU, ...) the run keeps its first record, adds the new one to its history and warns in its summary (the
+    tables list it); a new commit alone is recorded without a warning."""
+    import platform
+
+    import genpolicy.train as train_mod
+
+    run = tmp_path / "run"
+    assert main(_train(bandit, run)) == 0
+    first = yaml.safe_load((run / "config.yaml").read_text())["software"]
+    assert first["torch"] == torch.__version__ and first["python"] == platform.python_version()
+    assert first["numpy"] == np.__version__ and first["threads"] == torch.get_num_threads() and first["cpu"]
+    assert first["git"] is None or first["git"].split("+")[0].isalnum()
+    assert json.loads((run / "summary.json").read_text())["software"] == first
+
+    real = train_mod.software
+    monkeypatch.setattr(train_mod, "software", lambda: {**real(), "git": "0123456789ab"})
+    assert main(_train(bandit, run, "--resume", "--set", "policy_steps=15")) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["software"] == first and summary["software_history"][0]["software"]["git"] == "0123456789ab"
+    assert not any(w["stage"] == "resume" for w in summary["warnings"])
+
+    monkeypatch.setattr(train_mod, "software", lambda: {**real(), "git": "0123456789ab", "mujoco": "9.9.9"})
+    assert main(_train(bandit, run, "--resume", "--set", "policy_steps=20")) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    doc = yaml.safe_load((run / "config.yaml").read_text())
+    assert doc["software"] == first and len(doc["software_history"]) == 2
+    assert doc["software_history"][1]["software"]["mujoco"] == "9.9.9"
+    warned = [w["message"] for w in summary["warnings"] if w["stage"] == "resume"]
+    assert warned == [f"resumed under other software (mujoco {first['mujoco']} -> 9.9.9): results may differ from "
+                      f"an uninterrupted run's"]

@@ -114,6 +114,9 @@ def run(ns) -> int:
                "scores": [round(float(x), 4) for x in scores], "per_run": outs}
     else:
         out = outs[0]
+    from ..train import software
+
+    out["software"] = software()  # what scored it (a score can differ under other mujoco or CPU)
     text = json.dumps(out, indent=2)
     print(text)
     if ns.out:
