@@ -81,9 +81,8 @@ def committed_rows(path: Path) -> dict[tuple[str, str], dict]:
     out = {}
     for r in csv.DictReader(path.open(newline="")):
         seeds, scores = [int(x) for x in r["seeds"].split()], [float(x) for x in r["scores"].split()]
-        out[r["task"], r["algo"]] = {"seeds": seeds, "scores": scores,
-                                     "train_minutes": float(r["train_minutes"]) if r["train_minutes"] else None,
-                                     "act_ms": float(r["act_ms"]) if r["act_ms"] else None}
+        num = {k: float(r[k]) if r[k] else None for k in ("mean", "se", "train_minutes", "act_ms")}
+        out[r["task"], r["algo"]] = {"seeds": seeds, "scores": scores, **num}
     return out
 
 
@@ -114,6 +113,8 @@ def carry_committed(rows: list[dict], committed: dict[tuple[str, str], dict], lo
         pairs = sorted([*here.items(), *missing])
         r["seeds"], r["scores"] = [s for s, _ in pairs], [x for _, x in pairs]
         r.update(score_stats(r["scores"]))
+        if not here:  # the committed row whole: its mean and s.e. from unrounded scores
+            r["mean"], r["se"] = c["mean"], c["se"]
     return carried
 
 

@@ -351,6 +351,8 @@ def test_rebuilding_a_results_table_keeps_the_committed_seeds_whose_run_folders_
     run("bc", 1, 54.0, 4)
     assert page.build("t", docs).splitlines()[2] == "| t1 | - | 30.0 (1) | 52.0 ± 2.0 (2) |"
     (docs / "t.png").write_bytes(b"committed curves")
+    text = (docs / "t.csv").read_text()
+    (docs / "t.csv").write_text(text.replace(",bc,2,52.0,", ",bc,2,52.0001234,"))  # as from unrounded scores
     for d in suite.glob("t1/*/seed-*"):  # a fresh checkout: no run folders but td3bc's new seeds
         for f in d.iterdir():
             f.unlink()
@@ -366,6 +368,7 @@ def test_rebuilding_a_results_table_keeps_the_committed_seeds_whose_run_folders_
     rows = {r["algo"]: r for r in csv.DictReader(open(docs / "t.csv"))}
     assert rows["td3bc"]["seeds"] == "0 1 2" and rows["td3bc"]["scores"] == "30.000 40.000 35.000"
     assert rows["bc"]["seeds"] == "0 1" and rows["bc"]["scores"] == "50.000 54.000"
+    assert rows["bc"]["mean"] == "52.0001234"  # a row carried whole keeps its committed mean, not one from rounding
     assert (docs / "t.png").read_bytes() == b"committed curves"
     run("bc", 1, 55.0, 4)  # a rerun here that scores otherwise replaces its committed row, and says so
     md = page.build("t", docs)
