@@ -36,7 +36,7 @@ SIX = ["hopper-medium-v5:Hopper-v5", "walker2d-medium-v5:Walker2d-v5", "halfchee
        "hopper-medium-replay-v5:Hopper-v5", "walker2d-medium-replay-v5:Walker2d-v5",
        "halfcheetah-medium-replay-v5:HalfCheetah-v5"]
 HM, WM, HCM, HMR, WMR, HCMR = SIX
-SUITE, L0 = "runs/suite-six", "runs/suite-l0"
+SUITE, L0, FRESH = "runs/suite-six", "runs/suite-l0", "runs/suite-fresh"
 C100K = ["iql-c100k", "gmpo-c100k-pb1024", "gmpg", "gmpg-t32", "gmpg-c100k"]
 
 #: table name -> (suite folder, tasks, algorithm columns)
@@ -71,6 +71,8 @@ TABLES = {
     "six-tasks-c100k-p90k": (SUITE, SIX, ["iql-c100k", "iql-c100k-p90k", "gmpo-c100k-pb1024",
                                           "gmpo-c100k-pb1024-p90k"]),
     "halfcheetah-medium-v5-cpu-locomotion0": (L0, [HCM], ["bc", "iql", "td3bc", "gmpo", "gmpg", "srpo"]),
+    "hopper-medium-v5-cpu-gmpg-beta": (FRESH, [HM], ["iql-c100k", "gmpg-c100k-rk4", "gmpg-c100k-rk4-beta1",
+                                                     "gmpg-c100k-rk4-beta4", "gmpg-c100k-rk4-t16-beta4"]),
 }
 
 
