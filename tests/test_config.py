@@ -1,6 +1,7 @@
 """Config fields with a fixed set of values are Literal types: one list, checked once, shown by --help."""
 
 import dataclasses
+import pathlib
 import typing
 
 import pytest
@@ -11,6 +12,8 @@ from genpolicy.nets import NETS
 from genpolicy.paths import PATHS
 from genpolicy.rl.algos import ALGORITHMS, GMPGConfig, GMPOConfig
 from genpolicy.solvers import FIXED_STEP, SOLVERS
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_literal_fields_come_from_the_registries():
@@ -112,7 +115,9 @@ def test_the_recipe_preset_is_the_recipe_the_results_page_measured_and_shares_on
     assert keys[0] is not None and keys[0] == keys[1] == keys[2]
     # `genpolicy bench --budget cpu recipe` takes any algorithm: the IQL-critic ones share that critic, the others
     # (no critic, or their own kind) are their cpu preset unchanged
-    for a in ALGORITHMS:
+    shipped = [a for a in ALGORITHMS if (REPO / "genpolicy" / "presets" / f"{a}.yaml").exists()]  # not tests' toys
+    assert len(shipped) >= 11
+    for a in shipped:
         cfg, _ = _config(a, ["cpu", "recipe"], task, [])
         key = _critic_key(cfg)
         if key is not None:

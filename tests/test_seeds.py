@@ -471,6 +471,7 @@ def test_eval_of_a_folder_of_seeds_scores_each_as_alone_with_mean_and_se(tmp_pat
     for k, run in enumerate(out["per_run"]):
         assert main(["eval", str(d / f"seed-{k}"), "--episodes", "3", "--seed", "7"]) == 0
         alone = json.loads(capsys.readouterr().out)
+        assert alone.pop("software") == out["software"]  # what scored them, once per output
         assert run == alone
     scores = np.array([r["score_mean"] for r in out["per_run"]])
     assert out["scores"] == [round(float(x), 4) for x in scores] and len(set(out["scores"])) == 3
