@@ -13,8 +13,9 @@ The committed CSVs are the record of runs whose folders are not on this machine 
 a fresh checkout has none): a seed that the committed ``NAME.csv`` holds and no run folder here has is carried into
 the rebuilt table with its committed score, and said so on stderr, so rebuilding after adding seeds never drops
 the others. A seed whose folder is here is taken from it (a score that differs from the committed one is reported).
-A carried seed counts its cell's committed train minutes; a one-task table's curves (PNG) are left as committed
-when seeds were carried, since their learning curves are not here.
+A cell's train minutes count the carried seeds by the committed total less the minutes of its seeds whose runs are
+here (so rebuilding again gives the same table); a one-task table's curves (PNG) are left as committed when seeds
+were carried, since their learning curves are not here.
 """
 
 from __future__ import annotations
@@ -106,10 +107,10 @@ def carry_committed(rows: list[dict], committed: dict[tuple[str, str], dict], lo
         carried = True
         log(f"{r['task']} {r['algo']}: seeds {' '.join(str(s) for s, _ in missing)} carried from the committed "
             f"table (no run folder here)")
-        n_here = len(r["seeds"])
-        if c["train_minutes"] is not None:  # the committed mean stands in for each carried seed's minutes
-            mins = [(r["train_minutes"] or 0.0)] * n_here + [c["train_minutes"]] * len(missing)
-            r["train_minutes"] = round(sum(mins) / len(mins), 1)
+        if c["train_minutes"] is not None:  # the carried seeds' minutes: the committed total less the runs here
+            here_min = dict(zip(r["seeds"], r["seed_minutes"]))
+            carried_min = c["train_minutes"] * len(c["seeds"]) - sum(here_min.get(s, 0.0) for s in c["seeds"])
+            r["train_minutes"] = round((sum(here_min.values()) + carried_min) / (len(here) + len(missing)), 1)
         if r["act_ms"] is None:
             r["act_ms"] = c["act_ms"]
         pairs = sorted([*here.items(), *missing])
@@ -124,11 +125,11 @@ def build(name: str, docs: Path) -> str | None:
     """Write ``docs/NAME.csv`` (and ``.png`` for a one-task table); the markdown table, or None without runs."""
     suite, specs, algos = TABLES[name]
     suite, tasks = Path(suite), [parse_task(t) for t in specs]
-    committed = committed_rows(docs / f"{name}.csv")
-    if not any(any((suite / t.name / a).glob("seed-*/summary.json")) for t in tasks for a in algos):
+    present = {a for a in algos if any(any((suite / t.name / a).glob("seed-*/summary.json")) for t in tasks)}
+    if not present:
         return None
-    algos = [a for a in algos if any(any((suite / t.name / a).glob("seed-*/summary.json"))
-                                     or (t.name, a) in committed for t in tasks)]
+    committed = committed_rows(docs / f"{name}.csv")
+    algos = [a for a in algos if a in present or any((t.name, a) in committed for t in tasks)]
     with tempfile.TemporaryDirectory() as tmp:
         view = Path(tmp)
         for t in tasks:  # the suite seen with only these columns

@@ -312,8 +312,8 @@ def _seed_seconds(summary: dict) -> float:
 
 
 def collect(out: str | Path, tasks: list[Task], algos: list[str]) -> list[dict]:
-    """One row per (task, algorithm): final scores of the finished seeds, mean and standard error, mean train
-    time and batch-1 act latency."""
+    """One row per (task, algorithm): final scores of the finished seeds, mean and standard error, train minutes
+    (per seed and their mean) and batch-1 act latency."""
     from .rl.datasets import available_datasets
 
     data_scores = {r["name"]: r.get("score_mean") for r in available_datasets()}
@@ -332,6 +332,7 @@ def collect(out: str | Path, tasks: list[Task], algos: list[str]) -> list[dict]:
             n = len(scores)
             rows.append({"task": task.name, "algo": algo, "seeds": seeds, **score_stats(scores),
                          "scores": scores, "data_score": data_scores.get(task.name),
+                         "seed_minutes": [x / 60 for x in secs],
                          "train_minutes": round(float(np.mean(secs)) / 60, 1) if n else None,
                          "act_ms": round(float(np.median(act_ms)), 2) if n else None, "warnings": warned})
     return rows

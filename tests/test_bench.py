@@ -370,6 +370,7 @@ def test_rebuilding_a_results_table_keeps_the_committed_seeds_whose_run_folders_
     assert rows["bc"]["seeds"] == "0 1" and rows["bc"]["scores"] == "50.000 54.000"
     assert rows["bc"]["mean"] == "52.0001234"  # a row carried whole keeps its committed mean, not one from rounding
     assert (docs / "t.png").read_bytes() == b"committed curves"
+    assert page.build("t", docs) == md  # rebuilt from its own output: the same table (minutes included)
     run("bc", 1, 55.0, 4)  # a rerun here that scores otherwise replaces its committed row, and says so
     md = page.build("t", docs)
     assert md.splitlines()[2] == "| t1 | - | 35.0 ± 2.9 (3) | 52.5 ± 2.5 (2) |"
