@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import signal
@@ -221,6 +222,7 @@ class _Loop:
             restore_rng(ck["rng"], self.gen)
             self.state.update(ck["loop"])
             self._record_software(ck)  # after the state: it may add a warning
+            _write_config(run_dir, algo, self.meta)  # the segment's config history and software, written once
             old_steps = ck["loop"].get("stage_steps")
             if old_steps is None:  # a checkpoint from before budgets were recorded: its config's stages have them
                 old_steps = _stage_steps(algo, old_cfg)
@@ -236,8 +238,9 @@ class _Loop:
         self.state["segments"] += 1
 
     def _record_changes(self, ck: dict):
-        """Refuse config changes a resumed run may not make; record the allowed ones in the config history. Returns
-        the config the checkpoint was written with."""
+        """Refuse config changes a resumed run may not make; record the allowed ones in the config history (written
+        to config.yaml with the rest of the resumed segment's meta). Returns the config the checkpoint was written
+        with."""
         from .config import check_resume_changes
         from .rl.algos import config_from_dict
 
@@ -248,8 +251,6 @@ class _Loop:
             history.append({"segment": ck["loop"].get("segments", 1) + 1, "at": [ck["stage"], ck["step"]],
                             "changes": {k: list(v) if isinstance(v, tuple) else v for k, v in changes.items()}})
         self.meta["config_history"] = history
-        if changes:
-            _write_config(self.dir, self.algo, self.meta)
         return old
 
     def _record_software(self, ck: dict) -> None:
@@ -269,7 +270,6 @@ class _Loop:
                                     + "): results may differ from an uninterrupted run's")
         if history:
             self.meta["software_history"] = history
-        _write_config(self.dir, self.algo, self.meta)
 
     def wall_seconds(self) -> float:
         """Wall time of every segment of the run (resumed runs add theirs)."""
@@ -622,7 +622,13 @@ def software() -> dict:
     """What a run was trained with, recorded in its config.yaml, checkpoints and summary: genpolicy's version and
     git commit (``+dirty`` with uncommitted changes; None outside a checkout), Python, torch, numpy, gymnasium and
     mujoco versions (None when not installed), the CPU model and torch's thread count. Two runs of one command
-    are equal bit for bit only where these agree."""
+    are equal bit for bit only where these agree. All but the thread count are read once per process: the code a
+    process runs is the code it imported."""
+    return {**_process_software(), "threads": torch.get_num_threads()}
+
+
+@functools.lru_cache(maxsize=None)
+def _process_software() -> dict:
     import platform
     import subprocess
     from importlib import metadata
@@ -648,12 +654,13 @@ def software() -> dict:
             commit = None
     cpu = platform.processor() or platform.machine()
     try:
-        cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), cpu)
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
     except OSError:
         pass
     return {"genpolicy": __version__, "git": commit, "python": platform.python_version(),
             "torch": str(torch.__version__), "numpy": version("numpy"), "gymnasium": version("gymnasium"),
-            "mujoco": version("mujoco"), "cpu": cpu, "threads": torch.get_num_threads()}
+            "mujoco": version("mujoco"), "cpu": cpu}
 
 
 def _check_same_data(recorded: dict | None, given: dict, run_dir: Path) -> None:
