@@ -74,6 +74,7 @@ TABLES = {
     "halfcheetah-medium-v5-cpu-locomotion0": (L0, [HCM], ["bc", "iql", "td3bc", "gmpo", "gmpg", "srpo"]),
     "hopper-medium-v5-cpu-gmpg-beta": (FRESH, [HM], ["iql-c100k", "gmpg-c100k-rk4", "gmpg-c100k-rk4-beta1",
                                                      "gmpg-c100k-rk4-beta4", "gmpg-c100k-rk4-t16-beta4"]),
+    "gmpg-beta1-transfer": (FRESH, [HM, HMR, WMR, HCMR], ["iql-c100k", "gmpg-c100k-rk4", "gmpg-c100k-rk4-beta1"]),
 }
 
 
