@@ -84,7 +84,8 @@ def main(argv=None) -> int:
             rows[t, a, s] = scores
     out = Path(ns.docs) / f"{ns.name}.csv"
     done, kept = {tuple(r[:4]) for r in per_seed}, 0
-    for r in (list(csv.reader(out.open(newline="")))[1:] if out.exists() else []):
+    committed = list(csv.reader(out.open(newline="")))[1:] if out.exists() else []
+    for r in committed:
         t, a, s, seed, x = r
         if (t, a, s, seed) in done:
             continue
@@ -97,8 +98,14 @@ def main(argv=None) -> int:
             kept += 1
     if kept:
         print(f"{kept} committed rows of other tasks or columns than this call's kept in {out}", file=sys.stderr)
-    rank = {k: i for i, k in enumerate((t, a, s) for t in tasks for a, s in cols)}
-    per_seed.sort(key=lambda r: (rank.get(tuple(r[:3]), len(rank)), int(r[3])))  # stable: others keep their order
+    # the committed file's order of (task, algo, setting) groups, new groups after them in this call's order, seeds
+    # ascending within a group: re-scoring some runs changes only their rows in the file
+    order: dict[tuple, int] = {}
+    for r in committed:
+        order.setdefault(tuple(r[:3]), len(order))
+    for k in ((t, a, s) for t in tasks for a, s in cols):
+        order.setdefault(k, len(order))
+    per_seed.sort(key=lambda r: (order[tuple(r[:3])], int(r[3])))
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as fh:
         csv.writer(fh).writerows([["task", "algo", "setting", "seed", "score"], *per_seed])

@@ -401,6 +401,13 @@ def test_rescoring_keeps_the_committed_rows_it_did_not_score_again(tmp_path, cap
     assert "seed-0 act_temperature=0: 40.0 carried" in out.err and "1 committed rows of other tasks" in out.err
     got = list(csv.reader(open(docs / "n.csv")))
     assert got == [*rows[:3], ["t1", "gmpo", "act_temperature=0", "2", "44.000"], rows[3]]
+    # the file keeps its committed order of (task, algo, setting) groups: a group of another task first stays first
+    with open(docs / "n.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([rows[0], rows[3], *rows[1:3]])
+    assert rescore.main(["--name", "n", "--algos", "gmpo", "--set", "act_temperature=0", "--tasks", "t1:Env-v5",
+                         "--suite", str(tmp_path / "suite"), "--docs", str(docs)]) == 0
+    assert list(csv.reader(open(docs / "n.csv"))) == [rows[0], rows[3], *rows[1:3],
+                                                      ["t1", "gmpo", "act_temperature=0", "2", "44.000"]]
 
 
 def test_the_headline_table_composes_the_committed_tables_and_counts_the_wins_from_their_means(tmp_path):
