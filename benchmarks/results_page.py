@@ -66,7 +66,7 @@ TABLES = {
     "walker2d-medium-v5-cpu-gmpg-solver": (SUITE, [WM], ["iql-c100k", "gmpo-c100k-pb1024", "gmpg-c100k",
                                                          "gmpg-c100k-heun", "gmpg-c100k-rk4"]),
     "six-tasks-cpu": (SUITE, SIX, ["bc", "iql", "td3bc", "gmpo", "gmpg"]),
-    "six-tasks-cpu-baselines": (SUITE, SIX, ["iql", "gmpo", "sfbc", "srpo", "fql"]),
+    "six-tasks-cpu-baselines": (SUITE, SIX, ["iql", "gmpo", "sfbc", "srpo", "fql", "idql", "qgpo", "dql"]),
     "six-tasks-c100k": (SUITE, SIX, ["iql-c100k", "gmpo-c100k-pb1024", "gmpo-c100k-pb1024-beta3", "gmpg-c100k",
                                      "gmpg-c100k-rk4"]),
     "six-tasks-c100k-p90k": (SUITE, SIX, ["iql-c100k", "iql-c100k-p90k", "gmpo-c100k-pb1024",
