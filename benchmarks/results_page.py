@@ -150,10 +150,9 @@ def build(name: str, docs: Path) -> str | None:
 
 
 #: The page's headline table (issue 15's set of methods on the six tasks), composed from committed per-table CSVs:
-#: column -> (table, algorithm label, act-time setting of a rescore table or None for a suite table), or a list of
-#: (table, algorithm label, setting, tasks) when a column's tasks come from different tables (each task from exactly
-#: one). The Gaussian references (bc uses no critic; td3bc trains its own) come from the `cpu` table; IQL's actor,
-#: GMPO and GMPG from the recipe's runs (100k-step shared critics) re-scored on the same 50 episodes.
+#: column -> (table, algorithm label, act-time setting of a rescore table or None for a suite table). The Gaussian
+#: references (bc uses no critic; td3bc trains its own) come from the `cpu` table; IQL's actor, GMPO and GMPG from
+#: the recipe's runs (100k-step shared critics) re-scored on the same 50 episodes.
 HEADLINE = {
     "bc": ("six-tasks-cpu", "bc", None),
     "td3bc": ("six-tasks-cpu", "td3bc", None),
@@ -165,38 +164,18 @@ HEADLINE = {
 }
 
 
-def headline_sources(col: str, tasks: list[str]) -> dict[str, tuple[str, str, str | None]]:
-    """task -> (table, algorithm label, setting) that :data:`HEADLINE`'s column ``col`` takes that task's seeds from;
-    a task that two of the column's sources name is an error (a cell is one experiment's seeds, never a mix)."""
-    spec = HEADLINE[col]
-    if isinstance(spec, tuple):
-        return {t: spec for t in tasks}
-    out: dict[str, tuple[str, str, str | None]] = {}
-    for table, algo, setting, names in spec:
-        for t in names:
-            if t in out:
-                raise SystemExit(f"results_page: headline column {col!r} names {t} in two sources")
-            out[t] = (table, algo, setting)
-    return out
-
-
-def headline_scores(docs: Path, tasks: list[str]) -> dict[tuple[str, str], list[float]]:
+def headline_scores(docs: Path) -> dict[tuple[str, str], list[float]]:
     """(task, column) -> the seeds' scores of :data:`HEADLINE`, read from the committed CSVs in ``docs``."""
     out: dict[tuple[str, str], list[float]] = {}
-    for col in HEADLINE:
-        by_table: dict[str, dict[str, tuple[str, str | None]]] = {}
-        for t, (table, algo, setting) in headline_sources(col, tasks).items():
-            by_table.setdefault(table, {})[t] = (algo, setting)
-        for table, want in by_table.items():
-            f = docs / f"{table}.csv"
-            if not f.exists():
-                raise SystemExit(f"results_page: the headline needs {f}, which is missing")
-            for r in csv.DictReader(f.open(newline="")):
-                if want.get(r["task"]) != (r["algo"], r.get("setting")):
-                    continue
-                setting = want[r["task"]][1]
-                scores = [float(r["score"])] if setting else [float(x) for x in r["scores"].split()]
-                out.setdefault((r["task"], col), []).extend(scores)
+    for col, (table, algo, setting) in HEADLINE.items():
+        f = docs / f"{table}.csv"
+        if not f.exists():
+            raise SystemExit(f"results_page: the headline needs {f}, which is missing")
+        for r in csv.DictReader(f.open(newline="")):
+            if r["algo"] != algo or r.get("setting") != setting:
+                continue
+            scores = [float(r["score"])] if setting else [float(x) for x in r["scores"].split()]
+            out.setdefault((r["task"], col), []).extend(scores)
     return out
 
 
@@ -207,8 +186,8 @@ def headline(docs: Path) -> str:
     from genpolicy.suite import score_cell
 
     data = {r["name"]: r.get("score_mean") for r in available_datasets()}
+    got = headline_scores(docs)
     tasks, cols = [parse_task(t).name for t in SIX], list(HEADLINE)
-    got = headline_scores(docs, tasks)
     mean = {k: float(np.mean(v)) for k, v in got.items() if v}
     lines = ["| task | data | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     for t in tasks:
@@ -226,10 +205,9 @@ def headline(docs: Path) -> str:
     with open(docs / "headline.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["task", "column", "table", "algo", "setting", "scores"])
-        src = {c: headline_sources(c, tasks) for c in cols}
         for t in tasks:
             for c in cols:
-                table, algo, setting = src[c].get(t, ("", "", None))
+                table, algo, setting = HEADLINE[c]
                 w.writerow([t, c, table, algo, setting or "", " ".join(f"{x:.3f}" for x in got.get((t, c), []))])
     _headline_plot(tasks, cols, got, data, docs / "headline.png")
     return "\n".join(lines)

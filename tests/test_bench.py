@@ -442,35 +442,3 @@ def test_the_headline_table_composes_the_committed_tables_and_counts_the_wins_fr
     assert "gmpg T=1: above iql on 0 of 0" in md  # a column without runs counts no task
     rows = list(csv.DictReader(open(tmp_path / "headline.csv")))
     assert len(rows) == 6 * len(page.HEADLINE) and (tmp_path / "headline.png").stat().st_size > 0
-
-
-def test_a_headline_column_may_take_its_tasks_from_several_tables_each_task_from_one(tmp_path, monkeypatch):
-    """A HEADLINE column given as a list of (table, algo, setting, tasks) takes each task's seeds from its own
-    source (rows of the other tasks in that table are ignored), headline.csv names the source per task, and a task
-    named by two sources is refused."""
-    import csv
-
-    pytest.importorskip("matplotlib")
-    page = _load_bench_script("results_page")
-    tasks = [page.parse_task(t).name for t in page.SIX]
-    for name, algo, score in (("a", "x", 10.0), ("b", "y", 20.0)):
-        with open(tmp_path / f"{name}.csv", "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["task", "algo", "setting", "seed", "score"])
-            for t in tasks:
-                w.writerow([t, algo, "act_temperature=0", 0, score])
-                w.writerow([t, "iql", "act_temperature=1", 0, 15.0])
-    monkeypatch.setattr(page, "HEADLINE", {"iql": ("a", "iql", "act_temperature=1"),
-                                           "mix": [("a", "x", "act_temperature=0", tasks[:2]),
-                                                   ("b", "y", "act_temperature=0", tasks[2:5])]})
-    md = page.headline(tmp_path)
-    assert md.splitlines()[2].endswith("| 15.0 (1) | 10.0 (1) |")
-    assert md.splitlines()[4].endswith("| 15.0 (1) | 20.0 (1) |") and md.splitlines()[7].endswith("| - |")
-    assert "mix: above iql on 3 of 5" in md
-    rows = {(r["task"], r["column"]): r for r in csv.DictReader(open(tmp_path / "headline.csv"))}
-    assert (rows[tasks[0], "mix"]["table"], rows[tasks[0], "mix"]["scores"]) == ("a", "10.000")
-    assert (rows[tasks[3], "mix"]["table"], rows[tasks[3], "mix"]["algo"]) == ("b", "y")
-    assert rows[tasks[5], "mix"]["table"] == "" and rows[tasks[5], "mix"]["scores"] == ""
-    monkeypatch.setattr(page, "HEADLINE", {"mix": [("a", "x", None, tasks[:2]), ("b", "y", None, tasks[1:3])]})
-    with pytest.raises(SystemExit, match="names walker2d-medium-v5 in two sources"):
-        page.headline(tmp_path)
