@@ -222,14 +222,14 @@ class _Loop:
             restore_rng(ck["rng"], self.gen)
             self.state.update(ck["loop"])
             self._record_software(ck)  # after the state: it may add a warning
-            _write_config(run_dir, algo, self.meta)  # the segment's config history and software, written once
             old_steps = ck["loop"].get("stage_steps")
             if old_steps is None:  # a checkpoint from before budgets were recorded: its config's stages have them
                 old_steps = _stage_steps(algo, old_cfg)
             self.start_stage, self.start_step = _resume_position(stages, ck["stage"], ck["step"], old_steps)
         else:
             self.meta["software"] = software()
-            _write_config(run_dir, algo, self.meta)
+        # once, and only for a run that goes ahead: a refused resume leaves the run's config.yaml as it was
+        _write_config(run_dir, algo, self.meta)
         self.state["stage_steps"] = [s.steps for s in stages]  # to tell a grown budget on resume
         for note in data.notes:  # the data's own caveats (a narrow return span), once per run
             self.record_warning("data", 0, note)

@@ -112,8 +112,10 @@ def test_resume_grows_the_last_stage_of_a_finished_run_and_refuses_a_finished_ea
     c = load_checkpoint(old / "checkpoint.pt")["state"]["modules"]
     assert all(torch.equal(c[k], b[k]) for k in b)
     capsys.readouterr()
+    config = (run / "config.yaml").read_text()
     assert main(args + ["--set", "critic_steps=30", "--set", "policy_steps=40", "--resume"]) == 2
     assert "the critic stage finished at 20 steps and the run has moved past it" in capsys.readouterr().err
+    assert (run / "config.yaml").read_text() == config  # the refused resume recorded nothing
 
 
 @pytest.mark.parametrize("variant", ["awr", "softmax"])
