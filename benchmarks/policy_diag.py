@@ -1,4 +1,5 @@
-"""Why does a trained policy score what it scores? (not a test). For runs with an IQL critic (GMPO, GMPG, IQL, ...):
+"""Why does a trained policy score what it scores? (not a test). For QGPO runs: how closely the learned energy at
+t -> 0 follows its target beta Q (``QGPO.energy_fit``). For runs with an IQL critic (GMPO, GMPG, IQL, ...):
 
 * on 4096 dataset rows: the advantage A = Q - V of the data's actions, the GMPO weights exp(beta A) clamped at
   ``weight_clamp`` (share at the clamp, effective sample size ESS/N = (sum w)^2 / (N sum w^2)), and the critic's
@@ -39,11 +40,18 @@ def main(argv=None) -> int:
     info = yaml.safe_load((run / "config.yaml").read_text())
     algo = load_policy(run / "checkpoint.pt")
     critic = getattr(algo, "critic", None)
-    if critic is None or not hasattr(critic, "v"):
+    if algo.name != "qgpo" and (critic is None or not hasattr(critic, "v")):
         raise SystemExit(f"{run}: {algo.name} has no IQL critic to diagnose with")
     ds = load_dataset(info["dataset"])
     idx = np.random.default_rng(0).choice(len(ds.observations), min(ns.rows, len(ds.observations)), replace=False)
     obs = algo.normalizer(torch.as_tensor(ds.observations[idx]))
+    if algo.name == "qgpo":
+        fit = algo.energy_fit(obs)
+        print(f"{run} (qgpo, beta {algo.cfg.beta:g}): over {algo.cfg.support_samples} behaviour actions per state, "
+              f"Q spreads {fit['q_spread']:.3f} (std); softmax(beta Q) has entropy {fit['target_entropy']:.3f} "
+              f"(uniform: {fit['ln_m']:.3f}); the energy at t = 0.001 against beta Q, both centred per state: "
+              f"correlation {fit['corr']:.3f}, slope {fit['slope']:.3f} (exact: 1 and 1)")
+        return 0
     act = torch.as_tensor(ds.actions[idx])
     torch.manual_seed(0)
     with torch.no_grad():

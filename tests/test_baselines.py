@@ -19,7 +19,7 @@ from genpolicy.paths import expand_t, make_path
 from genpolicy.rl.algos import build_algorithm
 from genpolicy.rl.algos.dql import DiffusionQLConfig
 from genpolicy.rl.algos.fql import FQLConfig
-from genpolicy.rl.algos.qgpo import QGPOConfig
+from genpolicy.rl.algos.qgpo import QGPOConfig, cep_loss
 from genpolicy.rl.algos.sfbc import SfBCConfig, planning_returns
 from genpolicy.rl.algos.srpo import SRPOConfig, srpo_time_weight
 from genpolicy.rl.critics import InSupportCritic
@@ -88,6 +88,66 @@ def test_qgpo_learned_energy_tilts_the_behaviour_by_beta_c_s2():
     assert abs(a.std() - S) < 0.015, a.std()
     algo.cfg.guidance_scale = 0.0  # no guidance: the behaviour itself
     assert abs(_actions(algo).mean() - M) < 0.015
+
+
+def test_cep_loss_is_the_target_entropy_plus_the_kl_the_energy_stage_reports():
+    """Per state, -sum_i w_i log softmax_i(f) = H(w) + KL(w || softmax f): the energy stage logs the batch means of
+    both terms (``target_entropy``, ``energy_kl``), so a loss that stays near ln M reads as the floor it is."""
+    torch.manual_seed(0)
+    b, m = 5, 4
+    w = torch.softmax(3.0 * torch.randn(b, m), 1)
+    f = torch.randn(b, m)
+    loss, _ = cep_loss(lambda x, t, obs: f.reshape(-1), torch.zeros(b, m, 1), torch.zeros(b), torch.zeros(b, m, 2), w)
+    kl = torch.nn.functional.kl_div(torch.log_softmax(f, 1), w, reduction="none").sum(1).mean()
+    entropy = -(w * w.log()).sum(1).mean()
+    torch.testing.assert_close(loss, entropy + kl)
+
+    data = OfflineData(_gaussian_bandit(n=300), reward_scale="none")
+    cfg = QGPOConfig(net="mlp", net_hidden=(16, 16), critic="iql", critic_hidden=(16, 16), energy_hidden=(16,),
+                     support_samples=m, act_steps=4, beta=3.0)
+    algo = build_algorithm("qgpo", 2, 1, cfg)
+    algo.behaviour = _oracle(algo.behaviour.path)
+    for q, flat in [(lambda obs, a: torch.zeros(a.shape[:-1]), True), (lambda obs, a: (C * a).sum(-1), False)]:
+        algo.critic.q = q
+        out = _train(algo.stages()[-1], data, 1)
+        # a constant Q gives uniform weights (entropy ln M); Q = C a over behaviour samples of spread S, less
+        assert (abs(float(out["target_entropy"]) - np.log(m)) < 1e-6) == flat, float(out["target_entropy"])
+        assert float(out["target_entropy"]) <= np.log(m) + 1e-6
+        assert float(out["energy_kl"]) >= 0.0
+
+
+def test_qgpo_energy_fit_reads_1_for_the_exact_energy_and_0_for_a_blind_one():
+    """``QGPO.energy_fit``: at t -> 0 the energy's target is beta Q (Q = C a here); the per-state-centred regression of
+    the energy on beta Q has slope and correlation 1 for f = beta C a, slope 0.5 for f = beta C a / 2, and slope 0
+    for an energy that ignores the action; the target entropy is that of softmax(beta C a) over the support."""
+    torch.manual_seed(0)
+    beta, m = 3.0, 8
+    cfg = QGPOConfig(net="mlp", net_hidden=(16,), critic="iql", critic_hidden=(16,), energy_hidden=(16,),
+                     support_samples=m, act_steps=200, beta=beta)
+    algo = build_algorithm("qgpo", 2, 1, cfg)
+    algo.behaviour = _oracle(algo.behaviour.path)
+    algo.critic.q = lambda obs, a: (C * a).sum(-1)
+    obs = torch.randn(256, 2)
+
+    class Linear(torch.nn.Module):  # f = k beta C a + a per-state constant
+        def __init__(self, k):
+            super().__init__()
+            self.k = k
+
+        def forward(self, x, t, o):
+            return self.k * beta * C * x.sum(-1) + o.sum(-1)
+
+    for k in [1.0, 0.5]:
+        algo.energy = Linear(k)
+        fit = algo.energy_fit(obs)
+        assert abs(fit["slope"] - k) < 1e-5 and abs(fit["corr"] - 1.0) < 1e-5, fit
+    algo.energy = Linear(0.0)
+    fit = algo.energy_fit(obs)
+    assert abs(fit["slope"]) < 1e-6, fit
+    # support actions are N(M, S^2) samples: Q's spread over 8 of them is c4(8) C S on average (c4(8) = 0.9650,
+    # the bias of a sample std), and softmax(beta C a) is not uniform
+    assert abs(fit["q_spread"] - 0.9650 * C * S) < 0.01, fit
+    assert 0.5 < fit["target_entropy"] < fit["ln_m"] - 0.05 and fit["ln_m"] == pytest.approx(np.log(m))
 
 
 def test_in_support_soft_value_is_the_softmax_average_of_q():
