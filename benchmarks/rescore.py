@@ -36,14 +36,15 @@ from genpolicy.suite import parse_task, score_cell, score_stats  # noqa: E402
 
 
 def score(run: Path, setting: str, seed: int, episodes: int) -> float:
-    """The run's final checkpoint scored under ``setting`` (``KEY=VALUE``), kept in ``run/rescore``."""
+    """The run's final checkpoint scored under ``setting`` (``KEY=VALUE``, or several joined by commas), kept in
+    ``run/rescore``."""
     f = run / "rescore" / f"{setting}-seed{seed}-ep{episodes}.json"
     if not f.exists():
         f.parent.mkdir(exist_ok=True)
         tmp = f.with_suffix(".tmp")
         with contextlib.redirect_stdout(io.StringIO()):
             rc = cli(["eval", str(run), "--checkpoint", "final", "--episodes", str(episodes), "--seed", str(seed),
-                      "--set", setting, "--out", str(tmp)])
+                      *(x for kv in setting.split(",") for x in ("--set", kv)), "--out", str(tmp)])
         if rc != 0:
             raise SystemExit(f"rescore: genpolicy eval {run} --set {setting} failed (exit {rc})")
         tmp.rename(f)
@@ -55,16 +56,16 @@ def main(argv=None) -> int:
     p.add_argument("--name", required=True, help="table name: docs/results/NAME.csv")
     p.add_argument("--algos", nargs="+", required=True, help="algorithm labels (folders) of the suite")
     p.add_argument("--set", nargs="+", required=True, metavar="KEY=VALUE", dest="settings",
-                   help="act-time settings, one column each per algorithm")
+                   help="act-time settings, one column each per algorithm (KEY=VALUE,KEY=VALUE for several)")
     p.add_argument("--tasks", nargs="+", default=SIX, help="TASK:ENV specs (default: the six locomotion tasks)")
     p.add_argument("--suite", default="runs/suite-six")
     p.add_argument("--seed", type=int, default=0, help="episodes' and policy noise's seed")
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--docs", default="docs/results")
     ns = p.parse_args(argv)
-    bad = [s for s in ns.settings if "=" not in s]
+    bad = [s for s in ns.settings if not all("=" in kv for kv in s.split(","))]
     if bad:
-        p.error(f"--set takes KEY=VALUE, got {bad[0]!r}")
+        p.error(f"--set takes KEY=VALUE (several joined by commas: act_solver=dpm2,act_steps=16), got {bad[0]!r}")
     from genpolicy.rl.datasets import available_datasets
 
     data = {r["name"]: r.get("score_mean") for r in available_datasets()}

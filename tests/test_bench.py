@@ -312,6 +312,13 @@ def test_rescore_scores_every_finished_run_once_per_setting_as_genpolicy_eval_do
     assert "| hopper_like | - | " in table and table.count("(2)") == 2
     rows = list(csv.DictReader(open(tmp_path / "docs" / "t.csv")))
     assert len(rows) == 4 and {r["setting"] for r in rows} == {"act_temperature=0", "act_temperature=1"}
+    # a setting of several keys, joined by commas: each goes to genpolicy eval as its own --set
+    both = "act_temperature=0,act_steps=2"
+    assert rescore.main([*args[:5], both, *args[7:]]) == 0
+    f = out / "hopper_like/gmpo/seed-0/rescore" / f"{both}-seed0-ep2.json"
+    assert json.loads(f.read_text())["act_overrides"] == {"act_temperature": 0.0, "act_steps": 2}
+    with pytest.raises(SystemExit):
+        rescore.main([*args[:5], "act_temperature=0,act_steps", *args[7:]])
 
 
 def _load_bench_script(name):
