@@ -49,7 +49,7 @@ def main(argv=None) -> int:
         fit = algo.energy_fit(obs)
         print(f"{run} (qgpo, beta {algo.cfg.beta:g}): over {algo.cfg.support_samples} behaviour actions per state, "
               f"Q spreads {fit['q_spread']:.3f} (std); softmax(beta Q) has entropy {fit['target_entropy']:.3f} "
-              f"(uniform: {fit['ln_m']:.3f}); the energy at t = 0.001 against beta Q, both centred per state: "
+              f"(uniform: {fit['ln_m']:.3f}); the energy at t = {fit['t']:g} against beta Q, both centred per state: "
               f"correlation {fit['corr']:.3f}, slope {fit['slope']:.3f} (exact: 1 and 1)")
         return 0
     act = torch.as_tensor(ds.actions[idx])

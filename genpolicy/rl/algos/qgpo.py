@@ -170,13 +170,15 @@ class QGPO(Algorithm):
         return {"energy_loss": loss, "energy_kl": loss.detach() - entropy, "target_entropy": entropy, **aux}
 
     @torch.no_grad()
-    def energy_fit(self, obs: Tensor, t: float = 1e-3, seed: int = 0) -> dict[str, float]:
-        """How well the energy at (near) ``t = 0``, where its target is ``beta Q`` up to a per-state constant (QGPO
-        Eq 12 at t = 0), follows that target on ``cfg.support_samples`` fresh behaviour actions per state of ``obs``
-        (normalized): ``q_spread`` (mean over states of the std of Q over the support), ``target_entropy`` of
-        softmax(beta Q) against ``ln_m`` (uniform), ``corr`` and ``slope`` of the per-state-centred energy regressed
-        on the per-state-centred beta Q (1 and 1 for the exact energy, 0 for one that ignores Q)."""
+    def energy_fit(self, obs: Tensor, t: float | None = None, seed: int = 0) -> dict[str, float]:
+        """How well the energy near t = 0, where its target is ``beta Q`` up to a per-state constant (QGPO Eq 12 at
+        t = 0), follows that target on ``cfg.support_samples`` fresh behaviour actions per state of ``obs``
+        (normalized), at time ``t`` (default: the earliest the energy is trained at, the path's noise interval's
+        start): ``q_spread`` (mean over states of the std of Q over the support), ``target_entropy`` of softmax(beta Q)
+        against ``ln_m`` (uniform), ``corr`` and ``slope`` of the per-state-centred energy regressed on the
+        per-state-centred beta Q (1 and 1 for the exact energy, 0 for one that ignores Q), and ``t``."""
         cfg = self.cfg
+        t = self.behaviour._interval("noise")[0] if t is None else t
         a = support_actions(self.behaviour, obs, m=cfg.support_samples, solver=cfg.act_solver, steps=cfg.act_steps,
                             seed=seed)
         b, m = a.shape[:2]
@@ -189,7 +191,7 @@ class QGPO(Algorithm):
         sxx, syy, sxy = (x * x).sum(), (y * y).sum(), (x * y).sum()
         return {"q_spread": float(q.std(1).mean()),
                 "target_entropy": float(-torch.special.xlogy(w, w).sum(1).mean()), "ln_m": math.log(m),
-                "corr": float(sxy / (sxx * syy).sqrt()), "slope": float(sxy / sxx)}
+                "corr": float(sxy / (sxx * syy).sqrt()), "slope": float(sxy / sxx), "t": t}
 
     def guidance(self, x: Tensor, t: Tensor, obs: Tensor) -> Tensor:
         """``guidance_scale * grad_x f(x, t, s)`` (QGPO Eq 13's energy term)."""
