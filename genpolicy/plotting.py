@@ -23,7 +23,11 @@ def read_run(run_dir: str | Path) -> dict:
         raise FileNotFoundError(f"{d} holds no run (no metrics.jsonl)")
     cfg = yaml.safe_load((d / "config.yaml").read_text()) if (d / "config.yaml").exists() else {}
     metrics: dict[str, dict[str, list]] = {}
-    for line in (d / "metrics.jsonl").read_text().splitlines():
+    # complete lines only: a live run may be writing its last line as this reads, and a killed one may have left it
+    # half written (its resume truncates it)
+    for line in (d / "metrics.jsonl").read_text().split("\n")[:-1]:
+        if not line.strip():
+            continue
         row = json.loads(line)
         stage, step = row.pop("stage"), row.pop("step")
         for k, v in row.items():
