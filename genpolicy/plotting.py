@@ -13,6 +13,12 @@ import numpy as np
 __all__ = ["read_run", "seed_runs", "mean_curve", "plot_runs", "save_figure"]
 
 
+def _complete_lines(path: Path) -> list[str]:
+    """The file's lines that end in a newline: a live run may be writing its last line as this reads, and a killed
+    one may have left it half written (its resume truncates it)."""
+    return path.read_text().split("\n")[:-1]
+
+
 def read_run(run_dir: str | Path) -> dict:
     """A run folder's logs: ``{"name", "dataset", "algo", "evals": [(stage, step, score)], "metrics": {stage:
     {metric: [(step, value)]}}}``. Raises FileNotFoundError when the folder holds no run."""
@@ -23,9 +29,7 @@ def read_run(run_dir: str | Path) -> dict:
         raise FileNotFoundError(f"{d} holds no run (no metrics.jsonl)")
     cfg = yaml.safe_load((d / "config.yaml").read_text()) if (d / "config.yaml").exists() else {}
     metrics: dict[str, dict[str, list]] = {}
-    # complete lines only: a live run may be writing its last line as this reads, and a killed one may have left it
-    # half written (its resume truncates it)
-    for line in (d / "metrics.jsonl").read_text().split("\n")[:-1]:
+    for line in _complete_lines(d / "metrics.jsonl"):
         if not line.strip():
             continue
         row = json.loads(line)
@@ -34,8 +38,8 @@ def read_run(run_dir: str | Path) -> dict:
             metrics.setdefault(stage, {}).setdefault(k, []).append((step, v))
     evals = []
     if (d / "evals.csv").exists():
-        with open(d / "evals.csv") as f:
-            evals = [(r["stage"], int(r["step"]), float(r["score"])) for r in csv.DictReader(f)]
+        rows = csv.DictReader(_complete_lines(d / "evals.csv"))
+        evals = [(r["stage"], int(r["step"]), float(r["score"])) for r in rows]
     return {"name": d.name, "dataset": cfg.get("dataset"), "algo": cfg.get("algo"), "evals": evals,
             "metrics": metrics}
 

@@ -18,6 +18,7 @@ from genpolicy import load_policy
 from genpolicy.checkpoint import UnsafeCheckpointError, load_torch
 from genpolicy.cli import main
 from genpolicy.config import load_presets, resolve_config
+from genpolicy.plotting import read_run
 from genpolicy.rl.algos import GMPOConfig
 from genpolicy.rl.datasets import TransitionDataset
 
@@ -106,9 +107,8 @@ def test_sigint_checkpoints_and_the_resumed_run_is_exact(bandit, tmp_path, algo)
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:  # interrupt inside the policy stage
-        text = (run / "metrics.jsonl").read_text() if (run / "metrics.jsonl").exists() else ""
-        lines = text.split("\n")[:-1]  # complete lines only: the run may be writing the last one as this reads
-        if any(json.loads(x)["stage"] == "policy" for x in lines if x.strip()):
+        # read_run parses complete lines only: the run may be writing the last one as this reads
+        if (run / "metrics.jsonl").exists() and "policy" in read_run(run)["metrics"]:
             proc.send_signal(signal.SIGINT)
             break
         time.sleep(0.02)
@@ -316,12 +316,12 @@ def test_plot_writes_a_png(bandit, tmp_path):
     png = (run / "curves.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     # a run still writing (or killed while writing) its last metrics line: the half line is left out, not an error
-    from genpolicy.plotting import read_run
-
-    before = read_run(run)["metrics"]
+    before = read_run(run)
     with open(run / "metrics.jsonl", "a") as f:
         f.write('{"stage": "policy", "step": 99999, "policy_lo')
-    assert read_run(run)["metrics"] == before
+    with open(run / "evals.csv", "a") as f:
+        f.write("policy,9")
+    assert read_run(run)["metrics"] == before["metrics"] and read_run(run)["evals"] == before["evals"]
     assert main(["plot", str(run)]) == 0
 
 

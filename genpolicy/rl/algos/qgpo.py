@@ -38,7 +38,7 @@ from .common import (DiffusionPolicyConfig, behaviour_cloning_stage, build_polic
                      support_actions)
 from .registry import register
 
-__all__ = ["QGPOConfig", "QGPO", "EnergyNet", "cep_loss"]
+__all__ = ["QGPOConfig", "QGPO", "EnergyNet", "energy_of_each", "cep_loss"]
 
 
 @dataclass
@@ -86,11 +86,16 @@ class EnergyNet(nn.Module):
         return self.net(torch.cat([x, obs, self.t_emb(t)], dim=-1)).squeeze(-1)
 
 
+def energy_of_each(energy: EnergyNet, x_t: Tensor, t: Tensor, obs: Tensor) -> Tensor:
+    """``f(x_bi, t_b, s_b)`` for M actions per state: ``x_t``, ``obs`` ``(B, M, .)``, ``t`` ``(B,)`` -> ``(B, M)``."""
+    b, m = x_t.shape[:2]
+    return energy(x_t.reshape(b * m, -1), t.repeat_interleave(m), obs.reshape(b * m, -1)).reshape(b, m)
+
+
 def cep_loss(energy: EnergyNet, x_t: Tensor, t: Tensor, obs: Tensor, weights: Tensor) -> tuple[Tensor, dict]:
     """Contrastive energy prediction (QGPO Eq 11): ``x_t``, ``obs`` ``(B, M, .)``, ``t`` ``(B,)``, ``weights``
     ``(B, M)`` = softmax(beta Q) over each state's support."""
-    b, m = weights.shape
-    f = energy(x_t.reshape(b * m, -1), t.repeat_interleave(m), obs.reshape(b * m, -1)).reshape(b, m)
+    f = energy_of_each(energy, x_t, t, obs)
     return -(weights * torch.log_softmax(f, dim=1)).sum(1).mean(), {"energy_mean": f.mean()}
 
 
@@ -185,8 +190,8 @@ class QGPO(Algorithm):
         q = q_of_each(self.critic.q, obs, a)
         bq = cfg.beta * q
         w = torch.softmax(bq, dim=1)
-        f = self.energy(a.reshape(b * m, -1), torch.full((b * m,), t, dtype=a.dtype, device=a.device),
-                        obs.unsqueeze(1).expand(b, m, obs.shape[1]).reshape(b * m, -1)).reshape(b, m)
+        f = energy_of_each(self.energy, a, torch.full((b,), t, dtype=a.dtype, device=a.device),
+                           obs.unsqueeze(1).expand(b, m, obs.shape[1]))
         x, y = bq - bq.mean(1, keepdim=True), f - f.mean(1, keepdim=True)
         sxx, syy, sxy = (x * x).sum(), (y * y).sum(), (x * y).sum()
         return {"q_spread": float(q.std(1).mean()),
