@@ -1,5 +1,9 @@
 """Why does a trained policy score what it scores? (not a test). For QGPO runs: how closely the learned energy at
-t -> 0 follows its target beta Q (``QGPO.energy_fit``). For runs with an IQL critic (GMPO, GMPG, IQL, ...):
+t -> 0 follows its target beta Q (``QGPO.energy_fit``). For SfBC runs: how far apart its Q puts a state's behaviour
+candidates (the spread that ``select_alpha`` multiplies) and, with ``--critic`` (an IQL critic run on the same data,
+e.g. a suite's ``critic/seed-0-*``), whether that critic ranks the same candidates alike (per-state-centred
+correlation) and how much of its Q SfBC's choice gains over the candidates' mean, beside its own best candidate's.
+For runs with an IQL critic (GMPO, GMPG, IQL, ...):
 
 * on 4096 dataset rows: the advantage A = Q - V of the data's actions, the GMPO weights exp(beta A) clamped at
   ``weight_clamp`` (share at the clamp, effective sample size ESS/N = (sum w)^2 / (N sum w^2)), and the critic's
@@ -9,6 +13,8 @@ t -> 0 follows its target beta Q (``QGPO.energy_fit``). For runs with an IQL cri
   means the policy left the states the critic knows).
 
     python benchmarks/policy_diag.py runs/suite-six/walker2d-medium-v5/gmpo/seed-0 --episodes 5
+    python benchmarks/policy_diag.py runs/suite-six/walker2d-medium-v5/sfbc/seed-0 \\
+        --critic runs/suite-six/walker2d-medium-v5/critic/seed-0-e2005988
 """
 
 from __future__ import annotations
@@ -24,11 +30,39 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+def sfbc_diag(run: Path, algo, obs, ref, ref_obs, ref_path) -> int:
+    """SfBC's Q over ``cfg.num_samples`` behaviour candidates per state, drawn as it acts (seeded), and optionally
+    the IQL critic ``ref``'s Q over the same candidates."""
+    from genpolicy.rl.algos.common import candidate_actions, within_state_fit
+    from genpolicy.rl.critics import q_of_each
+
+    cfg = algo.cfg
+    torch.manual_seed(0)
+    with torch.no_grad():
+        a = candidate_actions(algo.policy, obs, cfg.num_samples, cfg)
+        q = q_of_each(algo.q_values, obs, a)
+    spread = float(q.std(1).median())
+    print(f"{run} (sfbc, {cfg.critic} Q): over {cfg.num_samples} behaviour candidates per state its Q spreads "
+          f"{spread:.4f} (std, median over states; times select_alpha {cfg.select_alpha:g}: "
+          f"{spread * cfg.select_alpha:.2f})")
+    if ref is None:
+        return 0
+    with torch.no_grad():
+        qr = q_of_each(ref.critic.q, ref_obs, a)
+    corr, _ = within_state_fit(qr, q)
+    rows = torch.arange(len(q))
+    print(f"against {ref_path}'s Q over the same candidates, both centred per state: correlation {corr:.3f}; its Q of "
+          f"the candidate SfBC's Q ranks first: {float((qr[rows, q.argmax(1)] - qr.mean(1)).mean()):+.3f} over the "
+          f"candidates' mean, of its own first: {float((qr.max(1).values - qr.mean(1)).mean()):+.3f}")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", help="run folder (its checkpoint.pt is read)")
     p.add_argument("--episodes", type=int, default=5)
     p.add_argument("--rows", type=int, default=4096)
+    p.add_argument("--critic", help="SfBC runs: an IQL critic run (folder) on the same dataset to compare its Q with")
     ns = p.parse_args(argv)
 
     import yaml
@@ -40,11 +74,23 @@ def main(argv=None) -> int:
     info = yaml.safe_load((run / "config.yaml").read_text())
     algo = load_policy(run / "checkpoint.pt")
     critic = getattr(algo, "critic", None)
-    if algo.name != "qgpo" and (critic is None or not hasattr(critic, "v")):
+    if algo.name not in ("qgpo", "sfbc") and (critic is None or not hasattr(critic, "v")):
         raise SystemExit(f"{run}: {algo.name} has no IQL critic to diagnose with")
+    ref = None
+    if ns.critic:
+        ref_info = yaml.safe_load((Path(ns.critic) / "config.yaml").read_text())
+        if algo.name != "sfbc" or ref_info.get("dataset") != info["dataset"]:
+            raise SystemExit(f"--critic: compares an SfBC run with an IQL critic of the same dataset; got {algo.name} "
+                             f"on {info['dataset']} and a critic of {ref_info.get('dataset')}")
+        ref = load_policy(Path(ns.critic) / "checkpoint.pt")
+        if not hasattr(getattr(ref, "critic", None), "v"):
+            raise SystemExit(f"--critic {ns.critic}: {ref.name} has no IQL critic")
     ds = load_dataset(info["dataset"])
     idx = np.random.default_rng(0).choice(len(ds.observations), min(ns.rows, len(ds.observations)), replace=False)
-    obs = algo.normalizer(torch.as_tensor(ds.observations[idx]))
+    raw = torch.as_tensor(ds.observations[idx])
+    obs = algo.normalizer(raw)
+    if algo.name == "sfbc":
+        return sfbc_diag(run, algo, obs, ref, None if ref is None else ref.normalizer(raw), ns.critic)
     if algo.name == "qgpo":
         fit = algo.energy_fit(obs)
         print(f"{run} (qgpo, beta {algo.cfg.beta:g}): over {algo.cfg.support_samples} behaviour actions per state, "

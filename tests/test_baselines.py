@@ -9,6 +9,8 @@ each method's optimum is known, so each must move its policy by the predicted di
 - FQL's one-step policy settles at the distilled flow plus c d / (2 alpha) (Eq 8 with the mean-squared distillation).
 """
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -17,6 +19,7 @@ from genpolicy.analytic import GaussianOracle
 from genpolicy.generative import GenerativeModel
 from genpolicy.paths import expand_t, make_path
 from genpolicy.rl.algos import build_algorithm
+from genpolicy.rl.algos.common import within_state_fit
 from genpolicy.rl.algos.dql import DiffusionQLConfig
 from genpolicy.rl.algos.fql import FQLConfig
 from genpolicy.rl.algos.qgpo import QGPOConfig, cep_loss
@@ -148,6 +151,20 @@ def test_qgpo_energy_fit_reads_1_for_the_exact_energy_and_0_for_a_blind_one():
     # the bias of a sample std), and softmax(beta C a) is not uniform
     assert abs(fit["q_spread"] - 0.9650 * C * S) < 0.01, fit
     assert 0.5 < fit["target_entropy"] < fit["ln_m"] - 0.05 and fit["ln_m"] == pytest.approx(np.log(m))
+
+
+def test_within_state_fit_ignores_per_state_offsets_and_reads_the_closed_form_correlation():
+    """y = k x + c(s) + noise of std n, x of std 1 within a state: slope k and correlation k / sqrt(k^2 + n^2), whatever
+    the per-state offsets c(s) (which alone would make a plain pooled correlation near 1 or 0)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4000, 16, generator=g, dtype=torch.float64)
+    c = 100.0 * torch.randn(4000, 1, generator=g, dtype=torch.float64)
+    for k, n in [(2.0, 0.0), (0.5, 1.0), (0.0, 1.0)]:
+        y = k * x + c + n * torch.randn(4000, 16, generator=g, dtype=torch.float64)
+        corr, slope = within_state_fit(x, y)
+        assert slope == pytest.approx(k, abs=0.02) and corr == pytest.approx(k / math.hypot(k, n), abs=0.02)
+    corr, slope = within_state_fit(x, -3.0 * x + c)
+    assert corr == pytest.approx(-1.0, abs=1e-9) and slope == pytest.approx(-3.0, abs=1e-9)
 
 
 def test_in_support_soft_value_is_the_softmax_average_of_q():

@@ -24,7 +24,7 @@ from .base import RunConfig, Stage
 
 __all__ = ["Precision", "CriticConfig", "CriticPolicyConfig", "DiffusionPolicyConfig", "build_policy_model",
            "advantage_weights", "softmax_weights", "optimizer_step", "minimize", "weighted_matching_loss",
-           "weighted_matching_step", "behaviour_cloning_stage", "critic_stage", "support_actions",
+           "weighted_matching_step", "behaviour_cloning_stage", "critic_stage", "support_actions", "within_state_fit",
            "candidate_actions", "pick"]
 
 Precision = Literal["fp32", "bf16"]
@@ -207,6 +207,15 @@ def candidate_actions(model: GenerativeModel, obs: Tensor, k: int, cfg: RunConfi
     SfBC and Diffusion-QL select from."""
     return model.sample(obs, n=k, solver=cfg.act_solver, steps=cfg.act_steps, check=False,
                         temperature=cfg.act_temperature, clip_denoised=clip_denoised).clamp(-1.0, 1.0)
+
+
+def within_state_fit(x: Tensor, y: Tensor) -> tuple[float, float]:
+    """Correlation and slope of ``y`` regressed on ``x``, both ``(B, M)`` (M actions per state) and centred per state
+    (row), pooled over states: how well ``y`` ranks and spaces a state's actions like ``x``, whatever each state's
+    offset (1 and 1 for ``y = x + c(s)``; slope k for ``y = k x + c(s)``; 0 for ``y`` unrelated to ``x``)."""
+    x, y = x - x.mean(1, keepdim=True), y - y.mean(1, keepdim=True)
+    sxx, syy, sxy = (x * x).sum(), (y * y).sum(), (x * y).sum()
+    return float(sxy / (sxx * syy).sqrt()), float(sxy / sxx)
 
 
 def pick(actions: Tensor, idx: Tensor) -> Tensor:

@@ -35,7 +35,7 @@ from ..critics import InSupportCritic, IQLCritic, q_of_each
 from ..data import Batch, OfflineData
 from .base import Algorithm, Stage
 from .common import (DiffusionPolicyConfig, behaviour_cloning_stage, build_policy_model, critic_stage,
-                     support_actions)
+                     support_actions, within_state_fit)
 from .registry import register
 
 __all__ = ["QGPOConfig", "QGPO", "EnergyNet", "energy_of_each", "cep_loss"]
@@ -192,11 +192,10 @@ class QGPO(Algorithm):
         w = torch.softmax(bq, dim=1)
         f = energy_of_each(self.energy, a, torch.full((b,), t, dtype=a.dtype, device=a.device),
                            obs.unsqueeze(1).expand(b, m, obs.shape[1]))
-        x, y = bq - bq.mean(1, keepdim=True), f - f.mean(1, keepdim=True)
-        sxx, syy, sxy = (x * x).sum(), (y * y).sum(), (x * y).sum()
+        corr, slope = within_state_fit(bq, f)
         return {"q_spread": float(q.std(1).mean()),
                 "target_entropy": float(-torch.special.xlogy(w, w).sum(1).mean()), "ln_m": math.log(m),
-                "corr": float(sxy / (sxx * syy).sqrt()), "slope": float(sxy / sxx), "t": t}
+                "corr": corr, "slope": slope, "t": t}
 
     def guidance(self, x: Tensor, t: Tensor, obs: Tensor) -> Tensor:
         """``guidance_scale * grad_x f(x, t, s)`` (QGPO Eq 13's energy term)."""
