@@ -155,7 +155,7 @@ def test_qgpo_energy_fit_reads_1_for_the_exact_energy_and_0_for_a_blind_one():
 
 def test_within_state_fit_ignores_per_state_offsets_and_reads_the_closed_form_correlation():
     """y = k x + c(s) + noise of std n, x of std 1 within a state: slope k and correlation k / sqrt(k^2 + n^2), whatever
-    the per-state offsets c(s) (which alone would make a plain pooled correlation near 1 or 0)."""
+    the per-state offsets c(s) (of std 100: they would pull a plain pooled correlation to about k / 100)."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(4000, 16, generator=g, dtype=torch.float64)
     c = 100.0 * torch.randn(4000, 1, generator=g, dtype=torch.float64)
