@@ -30,6 +30,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+def iql_critic(algo):
+    """The algorithm's IQL critic (one with a V), or None."""
+    critic = getattr(algo, "critic", None)
+    return critic if hasattr(critic, "v") else None
+
+
 def sfbc_diag(run: Path, algo, obs, ref, ref_obs, ref_path) -> int:
     """SfBC's Q over ``cfg.num_samples`` behaviour candidates per state, drawn as it acts (seeded), and optionally
     the IQL critic ``ref``'s Q over the same candidates."""
@@ -73,8 +79,8 @@ def main(argv=None) -> int:
     run = Path(ns.run)
     info = yaml.safe_load((run / "config.yaml").read_text())
     algo = load_policy(run / "checkpoint.pt")
-    critic = getattr(algo, "critic", None)
-    if algo.name not in ("qgpo", "sfbc") and (critic is None or not hasattr(critic, "v")):
+    critic = iql_critic(algo)
+    if algo.name not in ("qgpo", "sfbc") and critic is None:
         raise SystemExit(f"{run}: {algo.name} has no IQL critic to diagnose with")
     ref = None
     if ns.critic:
@@ -83,7 +89,7 @@ def main(argv=None) -> int:
             raise SystemExit(f"--critic: compares an SfBC run with an IQL critic of the same dataset; got {algo.name} "
                              f"on {info['dataset']} and a critic of {ref_info.get('dataset')}")
         ref = load_policy(Path(ns.critic) / "checkpoint.pt")
-        if not hasattr(getattr(ref, "critic", None), "v"):
+        if iql_critic(ref) is None:
             raise SystemExit(f"--critic {ns.critic}: {ref.name} has no IQL critic")
     ds = load_dataset(info["dataset"])
     idx = np.random.default_rng(0).choice(len(ds.observations), min(ns.rows, len(ds.observations)), replace=False)
