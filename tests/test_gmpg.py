@@ -14,7 +14,7 @@ from genpolicy.generative import GenerativeModel
 from genpolicy.nets import MLP
 from genpolicy.paths import expand_t, make_path
 from genpolicy.policy import load_policy
-from genpolicy.rl.algos.gmpg import (GMPG, GMPGConfig, gmpg_static_terms, gmpg_terms, grad_solver,
+from genpolicy.rl.algos.gmpg import (GMPG, GMPGConfig, gmpg_static_terms, gmpg_terms, grad_solver, kl_weight,
                                      resolve_divergence, saved_bytes_per_row_step)
 from genpolicy.rl.data import Batch
 
@@ -87,6 +87,69 @@ def test_gmpg_static_reaches_the_shifted_gaussian():
         opt.step()
     shift = pi.net.mean.item() - M0
     assert abs(shift - TARGET_SHIFT) < 0.1 * TARGET_SHIFT, shift
+
+
+def test_gmpg_in_bits_per_dimension_reaches_its_shifted_gaussian():
+    """kl_unit=bit_per_dim (GenerativeRL's log p / (act_dim ln 2)) on a 1-D action: Eq 8 with the KL divided by
+    ln 2, whose optimum is mu exp(beta ln2 k a) = N(m + beta ln2 k s^2, s^2); reached within 10%."""
+    torch.manual_seed(0)
+    mu, pi = _gaussian_pair()
+    c = kl_weight("bit_per_dim", 1)
+    assert c == pytest.approx(1 / np.log(2.0), rel=1e-12)
+    opt = torch.optim.Adam(pi.parameters(), lr=0.04)
+    for _ in range(120):
+        tr = gmpg_terms(pi, mu, lambda c_, a: SLOPE * a.sum(-1), None, BETA, "midpoint", 8, "exact", n=256,
+                        kl_scale=c)
+        opt.zero_grad()
+        tr["loss"].mean().backward()
+        opt.step()
+    target = BETA * np.log(2.0) * SLOPE * S0**2
+    shift = pi.net.mean.item() - M0
+    assert abs(shift - target) < 0.1 * target, (shift, target)
+    assert abs(pi.net.log_std.exp().item() - S0) < 0.1 * S0
+
+
+def test_kl_unit_is_a_rescaled_beta():
+    """The loss in bits per dimension is c (-(beta / c) Q + KL) with c = 1 / (d ln 2): its gradient is c times the
+    nat loss's gradient at beta / c, on the same noise; the returned kl stays in nats; the static surrogate's
+    coefficient and score are both in the unit (GenerativeRL's REINFORCE loss)."""
+    torch.manual_seed(0)
+    path = make_path("gvp")
+    mu = GenerativeModel(MLP(2, 3, hidden=(16, 16), emb_dim=8), path, (2,)).requires_grad_(False)
+    pi = GenerativeModel(MLP(2, 3, hidden=(16, 16), emb_dim=8), path, (2,))
+    pi.load_state_dict(mu.state_dict())
+    with torch.no_grad():
+        for p in pi.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    obs = torch.randn(16, 3)
+    q_fn = lambda c_, a: -(a**2).sum(-1) + c_[:, :2].mul(a).sum(-1)  # noqa: E731
+    c = kl_weight("bit_per_dim", 2)
+    assert c == pytest.approx(1 / (2 * np.log(2.0)), rel=1e-12) and kl_weight("nat", 2) == 1.0
+    grads, terms = {}, {}
+    for name, beta, scale in (("bits", 2.0, c), ("nat", 2.0 / c, 1.0)):
+        torch.manual_seed(1)
+        pi.zero_grad()
+        terms[name] = tr = gmpg_terms(pi, mu, q_fn, obs, beta, "rk4", 8, "exact", kl_scale=scale)
+        tr["loss"].mean().backward()
+        grads[name] = torch.cat([p.grad.reshape(-1) for p in pi.parameters()])
+    b, n = terms["bits"], terms["nat"]
+    torch.testing.assert_close(b["kl"], n["kl"], rtol=0, atol=0)  # same noise: the same nats
+    torch.testing.assert_close(b["loss"], -2.0 * b["q"] + c * b["kl"])
+    assert grads["nat"].norm() > 1e-3
+    torch.testing.assert_close(grads["bits"], c * grads["nat"], rtol=1e-4, atol=1e-7)
+    # static: weights * (-beta Q + c (log pi - log mu)) * c log pi
+    with torch.no_grad():
+        s = mu.sample_with_log_prob(obs, solver="rk4", steps=8)
+        q = q_fn(obs, s.x)
+    w = torch.ones(16)
+    st = gmpg_static_terms(pi, s.x, obs, w, q, s.log_prob, 2.0, "rk4", 8, "exact", kl_scale=c)
+    lp = st["log_pi"].detach()
+    torch.testing.assert_close(st["loss"].detach(), (-2.0 * q + c * (lp - s.log_prob)) * c * lp)
+    with pytest.raises(ValueError, match="kl_unit"):
+        kl_weight("bits", 2)
+    with pytest.raises(ValueError, match="kl_unit"):
+        GMPGConfig(kl_unit="bits")
+    assert GMPG(3, 2, GMPGConfig(kl_unit="bit_per_dim", net="mlp", net_hidden=(8,), critic_hidden=(8,))).kl_scale == c
 
 
 def _small_gmpg(**kw):

@@ -18,6 +18,7 @@ Only velocity outputs are stable here (Appendix C.7): a non-velocity network is 
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Literal
@@ -36,8 +37,8 @@ from .common import (CriticPolicyConfig, advantage_weights, behaviour_cloning_st
                      critic_stage, softmax_weights)
 from .registry import register
 
-__all__ = ["GMPGConfig", "GMPG", "gmpg_terms", "gmpg_static_terms", "saved_bytes_per_row_step", "grad_solver",
-           "resolve_divergence"]
+__all__ = ["GMPGConfig", "GMPG", "kl_weight", "gmpg_terms", "gmpg_static_terms", "saved_bytes_per_row_step",
+           "grad_solver", "resolve_divergence"]
 
 GRADIENTS = ("direct", "adjoint")
 #: with compile=auto, the policy step compiles only up to this many training solver steps (see policy_step_compiles)
@@ -57,6 +58,10 @@ class GMPGConfig(CriticPolicyConfig):
     """policy-gradient learning rate (1e-5 to 1e-6 for medium-expert)"""
     grad_clip: float = 10.0
     """clip the policy gradient norm to this (0: off)"""
+    kl_unit: Literal["nat", "bit_per_dim"] = "nat"
+    """unit of log pi - log mu in the loss: nat (Eq 8 as written) or bit_per_dim (GenerativeRL's code divides both
+    log-densities by act_dim * ln 2, the unit its Table 8 beta values were tuned in; the same as nat with beta
+    multiplied by act_dim * ln 2)"""
     variant: Literal["dynamic", "static"] = "dynamic"
     """dynamic: actions from pi_theta with gradient through the solver (Eq 8); static: from mu (Eq 42)"""
     static_weights: Literal["advantage", "softmax"] = "advantage"
@@ -122,9 +127,20 @@ def grad_solver(solver: str, gradient: str) -> str:
     return f"torchdiffeq-adjoint:{method}"
 
 
+def kl_weight(kl_unit: str, act_dim: int) -> float:
+    """The factor on log pi - log mu (in nats per action) that expresses it in ``kl_unit``: 1 for nat, 1 / (act_dim
+    ln 2) for bit_per_dim (GenerativeRL's ``log_p / bits_ratio``)."""
+    if kl_unit == "nat":
+        return 1.0
+    if kl_unit == "bit_per_dim":
+        return 1.0 / (act_dim * math.log(2.0))
+    raise ValueError(f"unknown kl_unit {kl_unit!r}; expected nat or bit_per_dim")
+
+
 def gmpg_terms(policy: GenerativeModel, behaviour: GenerativeModel, q_fn: Callable[[Any, Tensor], Tensor],
                cond: Any, beta: float, solver: str = "midpoint", steps: int = 32, divergence: str = "exact",
-               probe: str = "gaussian", n: int | None = None, functional: bool = False) -> dict[str, Tensor]:
+               probe: str = "gaussian", n: int | None = None, functional: bool = False,
+               kl_scale: float = 1.0) -> dict[str, Tensor]:
     """Per-sample terms of Eq 8 with the graph to ``policy``'s parameters.
 
     Samples ``a ~ pi_theta(.|cond)`` and ``log pi_theta(a|cond)`` on one solve (noise -> data, with
@@ -136,10 +152,11 @@ def gmpg_terms(policy: GenerativeModel, behaviour: GenerativeModel, q_fn: Callab
         cond: condition with batch B, or None (then ``n`` is the number of samples).
         functional: build the graph with ``torch.func`` (for a caller under ``torch.func.grad`` /
             ``torch.compile``; the sampled actions are not checked for finiteness).
+        kl_scale: factor on log pi - log mu in the loss (:func:`kl_weight`); the returned ``kl`` stays in nats.
 
     Returns:
-        ``loss`` (-beta Q + log pi - log mu), ``q``, ``log_pi``, ``log_mu``, ``kl`` (log pi - log mu), and the
-        actions ``a``; every per-sample term has shape ``(rows,)``.
+        ``loss`` (-beta Q + kl_scale (log pi - log mu)), ``q``, ``log_pi``, ``log_mu``, ``kl`` (log pi - log mu),
+        and the actions ``a``; every per-sample term has shape ``(rows,)``.
     """
     kw = dict(divergence=divergence, steps=steps, solver=solver, grad=True, probe=probe, check=not functional,
               functional=functional)
@@ -148,22 +165,23 @@ def gmpg_terms(policy: GenerativeModel, behaviour: GenerativeModel, q_fn: Callab
     log_mu = behaviour.log_prob(a, cond, **kw)
     q = q_fn(cond, a)
     kl = s.log_prob - log_mu
-    return {"loss": -beta * q + kl, "q": q, "log_pi": s.log_prob, "log_mu": log_mu, "kl": kl, "a": a}
+    return {"loss": -beta * q + kl_scale * kl, "q": q, "log_pi": s.log_prob, "log_mu": log_mu, "kl": kl, "a": a}
 
 
 def gmpg_static_terms(policy: GenerativeModel, actions: Tensor, cond: Any, weights: Tensor, q: Tensor,
                       log_mu: Tensor, beta: float, solver: str = "midpoint", steps: int = 32,
                       divergence: str = "exact", probe: str = "gaussian",
-                      functional: bool = False) -> dict[str, Tensor]:
+                      functional: bool = False, kl_scale: float = 1.0) -> dict[str, Tensor]:
     """Per-sample surrogate of GMPG-static (Eq 42) for actions drawn from the frozen behaviour model.
 
-    Its gradient is ``weights * (-beta Q + log pi - log mu) * grad log pi``: the coefficient is held constant
-    and only ``log pi_theta(a|s)`` (data -> noise solve, with gradient) carries the graph.
+    Its gradient is ``weights * (-beta Q + c (log pi - log mu)) * c grad log pi`` with ``c = kl_scale`` (both
+    log-densities in the unit of :func:`kl_weight`, as GenerativeRL's REINFORCE losses have them): the coefficient
+    is held constant and only ``log pi_theta(a|s)`` (data -> noise solve, with gradient) carries the graph.
     """
     log_pi = policy.log_prob(actions, cond, divergence=divergence, steps=steps, solver=solver, grad=True, probe=probe,
                              check=not functional, functional=functional)
-    coef = (-beta * q + log_pi.detach() - log_mu).detach()
-    return {"loss": weights * coef * log_pi, "q": q, "log_pi": log_pi, "log_mu": log_mu,
+    coef = (-beta * q + kl_scale * log_pi.detach() - kl_scale * log_mu).detach()
+    return {"loss": weights * coef * (kl_scale * log_pi), "q": q, "log_pi": log_pi, "log_mu": log_mu,
             "kl": log_pi.detach() - log_mu}
 
 
@@ -195,6 +213,7 @@ class GMPG(Algorithm):
         super().__init__(obs_dim, act_dim, cfg, normalizer)
         self.solver_name = grad_solver(cfg.train_solver, cfg.gradient)
         self.div = resolve_divergence(cfg.divergence, act_dim)
+        self.kl_scale = kl_weight(cfg.kl_unit, act_dim)
         self.critic = IQLCritic(obs_dim, act_dim, cfg.iql())
         # GMPG's gradients go through the policy's velocity; anything else is converted by Eq 43
         self.behaviour = build_policy_model(cfg, obs_dim, act_dim)
@@ -274,7 +293,7 @@ class GMPG(Algorithm):
         cfg = self.cfg
         if cfg.variant == "dynamic":
             return gmpg_terms(self.policy, self.behaviour, self.critic.q, obs, cfg.beta, self.solver_name, steps,
-                              self.div, cfg.probe, functional=functional)
+                              self.div, cfg.probe, functional=functional, kl_scale=self.kl_scale)
         k = self.samples_per_state
         with torch.no_grad():
             s = self.behaviour.sample_with_log_prob(obs, n=k, divergence=self.div, steps=steps,
@@ -289,7 +308,7 @@ class GMPG(Algorithm):
                 w = advantage_weights(q - self.critic.v(obs_k), cfg.beta, cfg.weight_clamp)
                 w = w / w.mean()  # Z(s) estimated on the batch (self-normalized importance weights)
         return gmpg_static_terms(self.policy, a, obs_k, w, q, s.log_prob.reshape(-1), cfg.beta, self.solver_name,
-                                 steps, self.div, cfg.probe, functional=functional)
+                                 steps, self.div, cfg.probe, functional=functional, kl_scale=self.kl_scale)
 
     def chunk_rows(self, rows: int) -> int:
         """Rows per backward pass: ``chunk_size``, or what fits ``memory_budget_mb`` (measured once)."""
