@@ -49,7 +49,10 @@ def _config(algo: str, budget: list[str], task: Task, sets: list[str]):
 
     presets = load_presets(algo)
     task_preset = task.name.removesuffix("-v5")
-    names = [b for b in budget if b in presets] + ([task_preset] if task_preset in presets else [])
+    # the budgets, then the task's preset, then a budget's own values for the task (e.g. paper-hopper-medium: the
+    # paper code's policy epochs for that task)
+    names = [b for b in budget if b in presets] + [p for p in [task_preset, *(f"{b}-{task_preset}" for b in budget)]
+                                                   if p in presets]
     missing = [b for b in budget if b not in presets]
     if missing:
         raise ValueError(f"{algo} has no preset {missing}; its presets: {sorted(presets)}")

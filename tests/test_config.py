@@ -65,6 +65,30 @@ def test_budgets_in_epochs_become_steps_for_the_dataset():
     assert (own.critic_steps, own.policy_steps) == (122_071, 1_000_000)  # the policy's epochs at its own batch
 
 
+def test_gmpg_paper_budget_follows_the_papers_code_per_task():
+    """GMPG's paper preset: the code's epochs (behaviour 2000, critic 5000 at 4096; policy 50 at 40960, 500 on
+    hopper-medium, 1000 and its learning rates on two medium-replay tasks), the KL in bits per action dimension;
+    the suite adds paper-<task> after <task> under the paper budget only."""
+    from genpolicy.config import steps_from_epochs
+    from genpolicy.suite import Task, _config
+
+    cfg, names = _config("gmpg", ["paper"], Task("walker2d-medium-v5", None), [])
+    assert names == ["paper", "walker2d-medium"]
+    got = steps_from_epochs(cfg, 100_000)
+    assert (got.behaviour_steps, got.critic_steps, got.policy_steps) == (48_829, 122_071, 123)
+    assert (cfg.kl_unit, cfg.grad_clip, cfg.train_steps, cfg.beta, cfg.policy_lr) == ("bit_per_dim", 0.0, 1000, 1.0,
+                                                                                      1e-4)
+    cfg, names = _config("gmpg", ["paper"], Task("walker2d-medium-replay-v5", None), [])
+    assert names == ["paper", "walker2d-medium-replay", "paper-walker2d-medium-replay"]
+    assert (cfg.policy_epochs, cfg.policy_lr, cfg.beta) == (1000, 2e-5, 8.0)  # the code's, over Table 8's beta 4
+    cfg, _ = _config("gmpg", ["paper"], Task("hopper-medium-replay-v5", None), ["policy_lr=1e-4"])
+    assert (cfg.policy_epochs, cfg.policy_lr, cfg.beta) == (1000, 1e-4, 8.0)  # --set still wins
+    assert _config("gmpg", ["paper"], Task("hopper-medium-v5", None), [])[0].policy_epochs == 500
+    cfg, names = _config("gmpg", ["cpu"], Task("walker2d-medium-replay-v5", None), [])
+    assert names == ["cpu", "walker2d-medium-replay"]  # no paper-<task> under the cpu budget
+    assert (cfg.policy_epochs, cfg.policy_lr, cfg.beta, cfg.kl_unit) == (0, 1e-4, 4.0, "nat")
+
+
 def test_every_preset_of_every_algorithm_resolves():
     """A preset key that is not a field, or a value of the wrong type, fails here rather than in a user's run."""
     from genpolicy.config import load_presets

@@ -72,6 +72,9 @@ class GMPGConfig(CriticPolicyConfig):
     """static advantage variant: upper clamp of exp(beta(Q-V)) before normalizing"""
     behaviour_steps: int = 100_000
     """behaviour-model pretraining steps (flow matching)"""
+    behaviour_epochs: float = 0.0
+    """behaviour budget in passes over the dataset at batch_size, replacing behaviour_steps when > 0 (the paper's
+    code: 2000 at batch 4096)"""
     behaviour_lr: float = 1e-4
     """behaviour-model learning rate"""
     policy_batch_size: int = 0
@@ -94,7 +97,8 @@ class GMPGConfig(CriticPolicyConfig):
 
     limits: ClassVar[dict[str, str]] = {"num_samples": ">=1", "weight_clamp": ">0", "behaviour_steps": ">=0",
                                         "behaviour_lr": ">0", "policy_batch_size": ">=0", "train_steps": ">=1",
-                                        "chunk_size": ">=0", "memory_budget_mb": ">=1"}
+                                        "chunk_size": ">=0", "memory_budget_mb": ">=1", "behaviour_epochs": ">=0"}
+    epoch_fields: ClassVar[dict[str, str]] = {"behaviour_epochs": "behaviour_steps"}
     epoch_batch_fields: ClassVar[dict[str, str]] = {"policy_epochs": "policy_batch_size"}
 
     def __post_init__(self):
