@@ -109,10 +109,8 @@ def test_gmpg_in_bits_per_dimension_reaches_its_shifted_gaussian():
     assert abs(pi.net.log_std.exp().item() - S0) < 0.1 * S0
 
 
-def test_kl_unit_is_a_rescaled_beta():
-    """The loss in bits per dimension is c (-(beta / c) Q + KL) with c = 1 / (d ln 2): its gradient is c times the
-    nat loss's gradient at beta / c, on the same noise; the returned kl stays in nats; the static surrogate's
-    coefficient and score are both in the unit (GenerativeRL's REINFORCE loss)."""
+def _mlp_pair_near_copy():
+    """A frozen 2-D MLP behaviour model mu, a policy pi = mu + small noise, 16 states, and a Q that depends on both."""
     torch.manual_seed(0)
     path = make_path("gvp")
     mu = GenerativeModel(MLP(2, 3, hidden=(16, 16), emb_dim=8), path, (2,)).requires_grad_(False)
@@ -121,8 +119,15 @@ def test_kl_unit_is_a_rescaled_beta():
     with torch.no_grad():
         for p in pi.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    obs = torch.randn(16, 3)
-    q_fn = lambda c_, a: -(a**2).sum(-1) + c_[:, :2].mul(a).sum(-1)  # noqa: E731
+    q_fn = lambda c, a: -(a**2).sum(-1) + c[:, :2].mul(a).sum(-1)  # noqa: E731
+    return mu, pi, torch.randn(16, 3), q_fn
+
+
+def test_kl_unit_is_a_rescaled_beta():
+    """The loss in bits per dimension is c (-(beta / c) Q + KL) with c = 1 / (d ln 2): its gradient is c times the
+    nat loss's gradient at beta / c, on the same noise; the returned kl stays in nats; the static surrogate's
+    coefficient and score are both in the unit (GenerativeRL's REINFORCE loss)."""
+    mu, pi, obs, q_fn = _mlp_pair_near_copy()
     c = kl_weight("bit_per_dim", 2)
     assert c == pytest.approx(1 / (2 * np.log(2.0)), rel=1e-12) and kl_weight("nat", 2) == 1.0
     grads, terms = {}, {}
@@ -153,7 +158,8 @@ def test_kl_unit_is_a_rescaled_beta():
 
 
 def _small_gmpg(**kw):
-    kw = {"net": "mlp", "net_hidden": (32, 32), "critic_hidden": (32, 32), "train_solver": "rk4", "train_steps": 20, **kw}
+    kw = {"net": "mlp", "net_hidden": (32, 32), "critic_hidden": (32, 32), "train_solver": "rk4", "train_steps": 20,
+          **kw}
     cfg = GMPGConfig(**kw)
     return GMPG(3, 2, cfg)
 
@@ -174,16 +180,7 @@ def test_kl_is_zero_right_after_the_copy():
 
 def test_adjoint_and_direct_gradients_agree(f64):
     pytest.importorskip("torchdiffeq")
-    torch.manual_seed(0)
-    path = make_path("gvp")
-    mu = GenerativeModel(MLP(2, 3, hidden=(16, 16), emb_dim=8), path, (2,)).requires_grad_(False)
-    pi = GenerativeModel(MLP(2, 3, hidden=(16, 16), emb_dim=8), path, (2,))
-    pi.load_state_dict(mu.state_dict())
-    with torch.no_grad():
-        for p in pi.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    obs = torch.randn(16, 3)
-    q_fn = lambda c, a: -(a**2).sum(-1) + c[:, :2].mul(a).sum(-1)  # noqa: E731
+    mu, pi, obs, q_fn = _mlp_pair_near_copy()
     grads = {}
     for divergence in ("exact", "hutchinson"):
         for mode in ("direct", "adjoint"):
