@@ -125,7 +125,7 @@ def cmd_step(ns) -> int:
 
 
 def cmd_scores(ns) -> int:
-    from genpolicy.config import load_presets, resolve_config
+    from genpolicy.config import load_presets, resolve_config, task_presets
     from genpolicy.rl.algos import GMPGConfig, GMPOConfig
     from genpolicy.rl.datasets import load_dataset
     from genpolicy.train import prepare_run, train
@@ -141,7 +141,7 @@ def cmd_scores(ns) -> int:
             if algo_name not in ns.algo:
                 continue
             presets = load_presets(algo_name)
-            names = list(ns.preset) + ([base] if base in presets else [])
+            names = list(ns.preset) + task_presets(presets, ns.preset, base)
             cfg = resolve_config(cls, names, presets, {}, ns.set)
             key = (cfg.iql(), cfg.critic_steps, cfg.reward_scale, cfg.normalize_obs, cfg.batch_size, cfg.seed)
             shared = ns.share_critic and critic is not None and critic[0] == key

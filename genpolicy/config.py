@@ -21,7 +21,7 @@ from functools import lru_cache
 from importlib import resources
 
 __all__ = ["field_docs", "add_dataclass_args", "dataclass_from_args", "apply_overrides", "check_choices",
-           "literal_choices", "load_presets", "resolve_config", "check_resume_changes", "to_yaml",
+           "literal_choices", "load_presets", "task_presets", "resolve_config", "check_resume_changes", "to_yaml",
            "steps_from_epochs"]
 
 
@@ -161,6 +161,13 @@ def load_presets(algo: str) -> dict:
     for name, fields in read("tasks").items():
         own[name] = {**fields, **(own.get(name) or {})}
     return own
+
+
+def task_presets(presets: dict, budget: list[str], task: str) -> list[str]:
+    """The presets a run on ``task`` (a preset name: ``hopper-medium``) takes after its budget's, those of them that
+    exist: the task's own, then each budget's values for the task (``paper-hopper-medium``: the paper code's policy
+    epochs there)."""
+    return [p for p in [task, *(f"{b}-{task}" for b in budget)] if p in presets]
 
 
 def _coerce(cls, key: str, value):

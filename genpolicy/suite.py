@@ -44,15 +44,11 @@ def parse_task(spec: str) -> Task:
 
 
 def _config(algo: str, budget: list[str], task: Task, sets: list[str]):
-    from .config import load_presets, resolve_config
+    from .config import load_presets, resolve_config, task_presets
     from .rl.algos import ALGORITHMS
 
     presets = load_presets(algo)
-    task_preset = task.name.removesuffix("-v5")
-    # the budgets, then the task's preset, then a budget's own values for the task (e.g. paper-hopper-medium: the
-    # paper code's policy epochs for that task)
-    names = [b for b in budget if b in presets] + [p for p in [task_preset, *(f"{b}-{task_preset}" for b in budget)]
-                                                   if p in presets]
+    names = [b for b in budget if b in presets] + task_presets(presets, budget, task.name.removesuffix("-v5"))
     missing = [b for b in budget if b not in presets]
     if missing:
         raise ValueError(f"{algo} has no preset {missing}; its presets: {sorted(presets)}")
