@@ -184,6 +184,7 @@ def gmpg_static_terms(policy: GenerativeModel, actions: Tensor, cond: Any, weigh
     """
     log_pi = policy.log_prob(actions, cond, divergence=divergence, steps=steps, solver=solver, grad=True, probe=probe,
                              check=not functional, functional=functional)
+    # kl_scale on each log-density rather than on their difference: at 1.0 this is the nat surrogate bit for bit
     coef = (-beta * q + kl_scale * log_pi.detach() - kl_scale * log_mu).detach()
     return {"loss": weights * coef * (kl_scale * log_pi), "q": q, "log_pi": log_pi, "log_mu": log_mu,
             "kl": log_pi.detach() - log_mu}
