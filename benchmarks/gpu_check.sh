@@ -7,7 +7,8 @@
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
 #     --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d .whl mujoco==4.0.0 mujoco-core==4.0.0 \
-#     mujoco-studio==4.0.0 websockets==17.4 glfw==2.11.0 PyOpenGL==3.1.10 gymnasium==1.4.0 Farama-Notifications==0.0.6
+#     websockets==17.4 glfw==2.11.0 PyOpenGL==3.1.10 gymnasium==1.4.0 Farama-Notifications==0.0.6
+#   (not mujoco-studio, which mujoco's metadata names but neither mujoco nor Gymnasium's envs import: 13 MB)
 #   mkdir -p .gpu-data && cp datasets/hopper-medium-v5.* .gpu-data/     # both .whl and .gpu-data git-ignored
 #   mkdir -p /tmp/ds-aside && mv datasets/*.hdf5 /tmp/ds-aside/          # put them back after the call
 # Call: run(command="bash benchmarks/gpu_check.sh", carry=[".whl", ".gpu-data"], timeout_s=590)
