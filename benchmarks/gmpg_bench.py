@@ -21,6 +21,14 @@ and T: the discretization bias a policy can exploit, with the network evaluation
 
     python benchmarks/gmpg_bench.py bias runs/suite-six/walker2d-medium-v5/gmpg-c100k/seed-0 walker2d-medium-v5
 
+``repolicy``: GMPG's policy stage again from a finished run's behaviour model and critic, with ``--set`` overrides::
+
+    python benchmarks/gmpg_bench.py repolicy RUN hopper-medium-v5:Hopper-v5 --set train_steps=32 --out runs/rp
+
+``curve``: the same for several policy-stage lengths, each run scored on rescore.py's 50 start states at T = 0, 1::
+
+    python benchmarks/gmpg_bench.py curve RUN hopper-medium-v5:Hopper-v5 --steps 25 50 100 400 --out runs/curve
+
 Results go to ``<out>/gmpg_step.json`` / ``<out>/gmpg_scores.json`` and are printed as tables.
 """
 
@@ -228,24 +236,63 @@ def cmd_bias(ns) -> int:
     return 0
 
 
-def cmd_repolicy(ns) -> int:
-    """Run GMPG's policy stage again from a finished run's behaviour model and critic, with --set overrides
-    (e.g. a finer training grid), so that policy-stage settings can be compared without retraining the rest."""
+def _repolicy(run: str, task: str, sets: list[str], out: Path, progress: bool) -> dict:
+    """GMPG's policy stage again, into ``out``, from the finished run ``run``'s behaviour model and critic, with
+    ``sets`` (KEY=VALUE) over its config; returns the new run's summary."""
     from genpolicy.config import resolve_config
     from genpolicy.rl.algos import GMPGConfig
     from genpolicy.train import prepare_run, train
 
-    old = _load_gmpg_run(ns.run)
-    cfg = resolve_config(GMPGConfig, [], {}, {}, ns.set, base=old.cfg)
+    old = _load_gmpg_run(run)
+    cfg = resolve_config(GMPGConfig, [], {}, {}, sets, base=old.cfg)
     cfg = dataclasses.replace(cfg, behaviour_steps=0, critic_steps=0)
-    dataset, env = ns.task.split(":")
+    dataset, env = task.split(":")
     algo, data = prepare_run("gmpg", cfg, dataset)
     algo.behaviour.load_state_dict(old.behaviour.state_dict())
     algo.critic.load_state_dict(old.critic.state_dict())
-    s = train(algo, data, Path(ns.out), env_id=env, meta={"dataset": dataset, "from": ns.run, "set": ns.set},
-              progress=ns.progress)
+    return train(algo, data, out, env_id=env, meta={"dataset": dataset, "from": str(run), "set": sets},
+                 progress=progress)
+
+
+def cmd_repolicy(ns) -> int:
+    """Run GMPG's policy stage again from a finished run's behaviour model and critic, with --set overrides
+    (e.g. a finer training grid), so that policy-stage settings can be compared without retraining the rest."""
+    s = _repolicy(ns.run, ns.task, ns.set, Path(ns.out), ns.progress)
     print(json.dumps({"run": ns.out, "set": ns.set, "final_score": s["final_score"], "best_score": s["best_score"],
                       "wall_seconds": s["wall_seconds"], "stage_times": s["stage_times"]}))
+    return 0
+
+
+def cmd_curve(ns) -> int:
+    """GMPG's score against the length of its policy stage: for each K of --steps, the policy stage again (as
+    ``repolicy``) with ``policy_steps=K`` into ``OUT/p{K}``, then that run scored as rescore.py scores (``genpolicy
+    eval --checkpoint final --episodes E --seed S``) at temperature 0 and 1. Runs and scores already there are kept,
+    so running the command again adds only what is missing. The table goes to stdout and ``OUT/curve.csv``."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from rescore import score
+
+    out = Path(ns.out)
+    rows = []
+    for k in sorted(set(ns.steps)):
+        d = out / f"p{k}"
+        if not (d / "summary.json").exists():
+            if d.exists():
+                raise SystemExit(f"{d} holds an unfinished run: remove it to train it again")
+            _repolicy(ns.run, ns.task, [*ns.set, f"policy_steps={k}", "eval_every=1000000000",
+                                        "final_eval_episodes=1"], d, ns.progress)
+        metrics = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
+        last = [m for m in metrics if m.get("stage") == "policy"][-1]
+        row = {"policy_steps": k, **{f"T{t}": round(score(d, f"act_temperature={t}", ns.seed, ns.episodes), 1)
+                                     for t in (0, 1)},
+               "kl_per_dim": round(last["kl_per_dim"], 3), "q_mean": round(last["q_mean"], 2)}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    with open(out / "curve.csv", "w") as f:
+        f.write(",".join(rows[0]) + "\n" + "".join(",".join(str(v) for v in r.values()) + "\n" for r in rows))
+    print(f"\n{ns.run}: {ns.episodes} episodes, seed {ns.seed}; KL and Q: the last logged policy step's\n")
+    print("| policy steps | T = 0 | T = 1 | KL estimate per dim | Q |\n|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['policy_steps']} | {r['T0']} | {r['T1']} | {r['kl_per_dim']} | {r['q_mean']} |")
     return 0
 
 
@@ -295,8 +342,18 @@ def main(argv=None) -> int:
     rp.add_argument("--set", action="append", default=[], help="KEY=VALUE override, e.g. train_steps=32")
     rp.add_argument("--out", required=True)
     rp.add_argument("--no-progress", dest="progress", action="store_false")
+    cu = sub.add_parser("curve", help="GMPG's score after K policy steps, from a finished run's behaviour and critic")
+    cu.add_argument("run", help="finished GMPG run folder or checkpoint")
+    cu.add_argument("task", help="DATASET:ENV_ID (the run's dataset)")
+    cu.add_argument("--steps", type=int, nargs="+", required=True, help="policy-stage lengths K")
+    cu.add_argument("--set", action="append", default=[], help="KEY=VALUE override of the run's config")
+    cu.add_argument("--episodes", type=int, default=50)
+    cu.add_argument("--seed", type=int, default=0, help="evaluation seed (rescore.py's: 0)")
+    cu.add_argument("--out", required=True)
+    cu.add_argument("--no-progress", dest="progress", action="store_false")
     ns = p.parse_args(argv)
-    commands = {"step": cmd_step, "scores": cmd_scores, "kl": cmd_kl, "bias": cmd_bias, "repolicy": cmd_repolicy}
+    commands = {"step": cmd_step, "scores": cmd_scores, "kl": cmd_kl, "bias": cmd_bias, "repolicy": cmd_repolicy,
+                "curve": cmd_curve}
     return commands[ns.cmd](ns)
 
 
