@@ -296,6 +296,65 @@ def cmd_curve(ns) -> int:
     return 0
 
 
+def cmd_curves(ns) -> int:
+    """Gather ``curve`` folders (``.../TASK/seed-K``) into one CSV and one plot (T = 0 score against policy steps, a
+    line per task and seed). The source run's own score (its rescore.py scores on the same start states, when it has
+    them) is added at its own policy_steps where the curve lacks that length, marked ``source_run``."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import yaml
+
+    rows = []
+    for folder in map(Path, ns.folders):
+        first = sorted(folder.glob("p*/config.yaml"))[0]
+        meta = yaml.safe_load(first.read_text())
+        src = Path(meta["from"])
+        src = src.parent if src.name.endswith(".pt") else src
+        task, seed = meta["dataset"], int(meta["config"]["seed"])
+        for r in csv.DictReader(open(folder / "curve.csv")):
+            rows.append({"task": task, "seed": seed, "policy_steps": int(r["policy_steps"]), "T0": float(r["T0"]),
+                         "T1": float(r["T1"]), "kind": "curve", "source": str(src)})
+        own = yaml.safe_load((src / "config.yaml").read_text())["config"]["policy_steps"]
+        scores = [src / "rescore" / f"act_temperature={t}-seed0-ep50.json" for t in (0, 1)]
+        if own not in {r["policy_steps"] for r in rows if r["source"] == str(src)} and all(f.exists() for f in scores):
+            t0, t1 = (round(json.loads(f.read_text())["score_mean"], 1) for f in scores)
+            rows.append({"task": task, "seed": seed, "policy_steps": own, "T0": t0, "T1": t1, "kind": "source_run",
+                         "source": str(src)})
+    if not rows:
+        raise SystemExit("curves: no curve folders given")
+    out = Path(ns.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows.sort(key=lambda r: (r["task"], r["seed"], r["policy_steps"]))
+    with open(out / f"{ns.name}.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for key in sorted({(r["task"], r["seed"]) for r in rows}):
+        pts = [r for r in rows if (r["task"], r["seed"]) == key]
+        ax.plot([r["policy_steps"] for r in pts], [r["T0"] for r in pts], marker="o",
+                label=f"{key[0].removesuffix('-v5')}, seed {key[1]}")
+    ax.set_xscale("log")
+    ax.set_xlabel("GMPG policy steps (128 states each)")
+    ax.set_ylabel("normalized score, T = 0 (50 episodes)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / f"{ns.name}.png", dpi=110)
+    print("| task | seed | " + " | ".join(str(k) for k in sorted({r["policy_steps"] for r in rows})) + " |")
+    ks = sorted({r["policy_steps"] for r in rows})
+    print("|---|---|" + "---|" * len(ks))
+    for key in sorted({(r["task"], r["seed"]) for r in rows}):
+        by = {r["policy_steps"]: r["T0"] for r in rows if (r["task"], r["seed"]) == key}
+        print(f"| {key[0]} | {key[1]} | " + " | ".join(str(by.get(k, "")) for k in ks) + " |")
+    print(f"wrote {out / ns.name}.csv and .png")
+    return 0
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_child":
@@ -351,9 +410,13 @@ def main(argv=None) -> int:
     cu.add_argument("--seed", type=int, default=0, help="evaluation seed (rescore.py's: 0)")
     cu.add_argument("--out", required=True)
     cu.add_argument("--no-progress", dest="progress", action="store_false")
+    cs = sub.add_parser("curves", help="gather curve folders into one CSV and plot")
+    cs.add_argument("folders", nargs="+", help="folders written by curve (--out)")
+    cs.add_argument("--name", required=True, help="file stem: OUT_DIR/NAME.csv and .png")
+    cs.add_argument("--out-dir", default="docs/results")
     ns = p.parse_args(argv)
     commands = {"step": cmd_step, "scores": cmd_scores, "kl": cmd_kl, "bias": cmd_bias, "repolicy": cmd_repolicy,
-                "curve": cmd_curve}
+                "curve": cmd_curve, "curves": cmd_curves}
     return commands[ns.cmd](ns)
 
 

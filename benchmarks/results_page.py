@@ -75,6 +75,8 @@ TABLES = {
     "hopper-medium-v5-cpu-gmpg-beta": (FRESH, [HM], ["iql-c100k", "gmpg-c100k-rk4", "gmpg-c100k-rk4-beta1",
                                                      "gmpg-c100k-rk4-beta4", "gmpg-c100k-rk4-t16-beta4"]),
     "gmpg-beta1-transfer": (FRESH, [HM, HMR, WMR, HCMR], ["iql-c100k", "gmpg-c100k-rk4", "gmpg-c100k-rk4-beta1"]),
+    "hopper-medium-v5-cpu-gmpg-p25": (FRESH, [HM], ["iql-c100k", "gmpg-c100k-rk4", "gmpg-c100k-rk4-beta1",
+                                                    "gmpg-c100k-rk4-p25"]),
 }
 
 
