@@ -29,6 +29,10 @@ and T: the discretization bias a policy can exploit, with the network evaluation
 
     python benchmarks/gmpg_bench.py curve RUN hopper-medium-v5:Hopper-v5 --steps 25 50 100 400 --out runs/curve
 
+``curves``: several ``curve`` folders gathered into one CSV and plot (docs/results/NAME.csv and .png)::
+
+    python benchmarks/gmpg_bench.py curves runs/gmpg-curve/*/seed-* --name gmpg-policy-steps
+
 Results go to ``<out>/gmpg_step.json`` / ``<out>/gmpg_scores.json`` and are printed as tables.
 """
 
@@ -319,7 +323,9 @@ def cmd_curves(ns) -> int:
             rows.append({"task": task, "seed": seed, "policy_steps": int(r["policy_steps"]), "T0": float(r["T0"]),
                          "T1": float(r["T1"]), "kind": "curve", "source": str(src)})
         own = yaml.safe_load((src / "config.yaml").read_text())["config"]["policy_steps"]
-        scores = [src / "rescore" / f"act_temperature={t}-seed0-ep50.json" for t in (0, 1)]
+        scored = sorted(folder.glob("p*/rescore/act_temperature=0-*.json"))  # the curve's evaluation seed, episodes
+        suffix = scored[0].name.split("-", 1)[1] if scored else "seed0-ep50.json"
+        scores = [src / "rescore" / f"act_temperature={t}-{suffix}" for t in (0, 1)]
         if own not in {r["policy_steps"] for r in rows if r["source"] == str(src)} and all(f.exists() for f in scores):
             t0, t1 = (round(json.loads(f.read_text())["score_mean"], 1) for f in scores)
             rows.append({"task": task, "seed": seed, "policy_steps": own, "T0": t0, "T1": t1, "kind": "source_run",
