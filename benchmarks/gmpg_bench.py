@@ -39,6 +39,7 @@ Results go to ``<out>/gmpg_step.json`` / ``<out>/gmpg_scores.json`` and are prin
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
 import os
@@ -272,6 +273,8 @@ def cmd_curve(ns) -> int:
     ``repolicy``) with ``policy_steps=K`` into ``OUT/p{K}``, then that run scored as rescore.py scores (``genpolicy
     eval --checkpoint final --episodes E --seed S``) at temperature 0 and 1. Runs and scores already there are kept,
     so running the command again adds only what is missing. The table goes to stdout and ``OUT/curve.csv``."""
+    from genpolicy.plotting import read_run
+
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from rescore import score
 
@@ -284,15 +287,17 @@ def cmd_curve(ns) -> int:
                 raise SystemExit(f"{d} holds an unfinished run: remove it to train it again")
             _repolicy(ns.run, ns.task, [*ns.set, f"policy_steps={k}", "eval_every=1000000000",
                                         "final_eval_episodes=1"], d, ns.progress)
-        metrics = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
-        last = [m for m in metrics if m.get("stage") == "policy"][-1]
+        last = {k: v[-1][1] for k, v in read_run(d)["metrics"]["policy"].items()}  # the last logged policy step
         row = {"policy_steps": k, **{f"T{t}": round(score(d, f"act_temperature={t}", ns.seed, ns.episodes), 1)
                                      for t in (0, 1)},
-               "kl_per_dim": round(last["kl_per_dim"], 3), "q_mean": round(last["q_mean"], 2)}
+               "kl_per_dim": round(last["kl_per_dim"], 3), "q_mean": round(last["q_mean"], 2),
+               "eval_seed": ns.seed, "episodes": ns.episodes}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    with open(out / "curve.csv", "w") as f:
-        f.write(",".join(rows[0]) + "\n" + "".join(",".join(str(v) for v in r.values()) + "\n" for r in rows))
+    with open(out / "curve.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
     print(f"\n{ns.run}: {ns.episodes} episodes, seed {ns.seed}; KL and Q: the last logged policy step's\n")
     print("| policy steps | T = 0 | T = 1 | KL estimate per dim | Q |\n|---|---|---|---|---|")
     for r in rows:
@@ -304,13 +309,16 @@ def cmd_curves(ns) -> int:
     """Gather ``curve`` folders (``.../TASK/seed-K``) into one CSV and one plot (T = 0 score against policy steps, a
     line per task and seed). The source run's own score (its rescore.py scores on the same start states, when it has
     them) is added at its own policy_steps where the curve lacks that length, marked ``source_run``."""
-    import csv
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import yaml
+
+    from genpolicy.plotting import save_figure
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from rescore import score_file
 
     rows = []
     for folder in map(Path, ns.folders):
@@ -319,13 +327,13 @@ def cmd_curves(ns) -> int:
         src = Path(meta["from"])
         src = src.parent if src.name.endswith(".pt") else src
         task, seed = meta["dataset"], int(meta["config"]["seed"])
-        for r in csv.DictReader(open(folder / "curve.csv")):
+        curve = list(csv.DictReader(open(folder / "curve.csv")))
+        for r in curve:
             rows.append({"task": task, "seed": seed, "policy_steps": int(r["policy_steps"]), "T0": float(r["T0"]),
                          "T1": float(r["T1"]), "kind": "curve", "source": str(src)})
         own = yaml.safe_load((src / "config.yaml").read_text())["config"]["policy_steps"]
-        scored = sorted(folder.glob("p*/rescore/act_temperature=0-*.json"))  # the curve's evaluation seed, episodes
-        suffix = scored[0].name.split("-", 1)[1] if scored else "seed0-ep50.json"
-        scores = [src / "rescore" / f"act_temperature={t}-{suffix}" for t in (0, 1)]
+        at = int(curve[0]["eval_seed"]), int(curve[0]["episodes"])  # the curve's evaluation: the source's too
+        scores = [score_file(src, f"act_temperature={t}", *at) for t in (0, 1)]
         if own not in {r["policy_steps"] for r in rows if r["source"] == str(src)} and all(f.exists() for f in scores):
             t0, t1 = (round(json.loads(f.read_text())["score_mean"], 1) for f in scores)
             rows.append({"task": task, "seed": seed, "policy_steps": own, "T0": t0, "T1": t1, "kind": "source_run",
@@ -339,24 +347,23 @@ def cmd_curves(ns) -> int:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
+    lines = {key: [r for r in rows if (r["task"], r["seed"]) == key] for key in sorted({(r["task"], r["seed"])
+                                                                                         for r in rows})}
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for key in sorted({(r["task"], r["seed"]) for r in rows}):
-        pts = [r for r in rows if (r["task"], r["seed"]) == key]
+    for (task, seed), pts in lines.items():
         ax.plot([r["policy_steps"] for r in pts], [r["T0"] for r in pts], marker="o",
-                label=f"{key[0].removesuffix('-v5')}, seed {key[1]}")
+                label=f"{task.removesuffix('-v5')}, seed {seed}")
     ax.set_xscale("log")
     ax.set_xlabel("GMPG policy steps (128 states each)")
     ax.set_ylabel("normalized score, T = 0 (50 episodes)")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / f"{ns.name}.png", dpi=110)
-    print("| task | seed | " + " | ".join(str(k) for k in sorted({r["policy_steps"] for r in rows})) + " |")
+    save_figure(fig, out / f"{ns.name}.png")
     ks = sorted({r["policy_steps"] for r in rows})
-    print("|---|---|" + "---|" * len(ks))
-    for key in sorted({(r["task"], r["seed"]) for r in rows}):
-        by = {r["policy_steps"]: r["T0"] for r in rows if (r["task"], r["seed"]) == key}
-        print(f"| {key[0]} | {key[1]} | " + " | ".join(str(by.get(k, "")) for k in ks) + " |")
+    print("| task | seed | " + " | ".join(map(str, ks)) + " |\n|---|---|" + "---|" * len(ks))
+    for (task, seed), pts in lines.items():
+        by = {r["policy_steps"]: r["T0"] for r in pts}
+        print(f"| {task} | {seed} | " + " | ".join(str(by.get(k, "")) for k in ks) + " |")
     print(f"wrote {out / ns.name}.csv and .png")
     return 0
 

@@ -35,10 +35,15 @@ from genpolicy.cli import main as cli  # noqa: E402
 from genpolicy.suite import parse_task, score_cell, score_stats  # noqa: E402
 
 
+def score_file(run: Path, setting: str, seed: int, episodes: int) -> Path:
+    """Where :func:`score` keeps the run's score under ``setting``, evaluation ``seed`` and ``episodes``."""
+    return run / "rescore" / f"{setting}-seed{seed}-ep{episodes}.json"
+
+
 def score(run: Path, setting: str, seed: int, episodes: int) -> float:
     """The run's final checkpoint scored under ``setting`` (``KEY=VALUE``, or several joined by commas), kept in
     ``run/rescore``."""
-    f = run / "rescore" / f"{setting}-seed{seed}-ep{episodes}.json"
+    f = score_file(run, setting, seed, episodes)
     if not f.exists():
         f.parent.mkdir(exist_ok=True)
         tmp = f.with_suffix(".tmp")
