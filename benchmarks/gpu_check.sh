@@ -3,14 +3,8 @@
 # paper-budget GMPO run on hopper-medium-v5 as the call's time allows (it stops cleanly on SIGTERM and its
 # checkpoint comes back under $OUT, so a later call can carry it and continue).
 #
-# Here, before the call (the tree that travels is capped at 64 MiB; datasets/ alone is larger):
-#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-#     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
-#     --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d .whl mujoco==4.0.0 mujoco-core==4.0.0 \
-#     websockets==17.4 glfw==2.11.0 PyOpenGL==3.1.10 gymnasium==1.4.0 Farama-Notifications==0.0.6
-#   (not mujoco-studio, which mujoco's metadata names but neither mujoco nor Gymnasium's envs import: 13 MB)
-#   mkdir -p .gpu-data && cp datasets/hopper-medium-v5.* .gpu-data/     # both .whl and .gpu-data git-ignored
-#   mkdir -p /tmp/ds-aside && mv datasets/*.hdf5 /tmp/ds-aside/          # put them back after the call
+# Here, before the call: the wheels and instructions of benchmarks/gpu_env.sh, and its data:
+#   mkdir -p .gpu-data && cp datasets/hopper-medium-v5.* .gpu-data/
 # Call: run(command="bash benchmarks/gpu_check.sh", carry=[".whl", ".gpu-data"], timeout_s=590)
 # To continue the paper run in a later call: rebuild carry-run/ from the returned parts (below) and carry it too.
 # Smoke test on this CPU machine (same plumbing, tiny budgets): GPU_CHECK_SMOKE=1 bash benchmarks/gpu_check.sh
@@ -18,19 +12,16 @@ set -o pipefail
 OUT=${OUT:-/tmp/gpu-check-out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
+source "$(dirname "$0")/gpu_env.sh"
+gpu_env "$OUT" "$GPU_CHECK_SMOKE" || exit 1
 if [ -z "$GPU_CHECK_SMOKE" ]; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-        .whl/*.whl || exit 1
-    export PYTHONPATH=/tmp/site:$PWD GENPOLICY_DATASETS=$PWD/.gpu-data
+    export GENPOLICY_DATASETS=$PWD/.gpu-data
     DEV=cuda SPEED_ARGS="--compile both" SPEED_S=240 RUN_S=300 SETS="" COMPILE=on
-    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/versions.txt"
 else
     DEV=cpu SPEED_ARGS="--compile off --quick --rounds 1" SPEED_S=300 RUN_S=300 COMPILE=off
     SETS="--critic-epochs 0 --critic-steps 200 --policy-epochs 0 --policy-steps 200 --final-eval-episodes 2"
     SETS="$SETS --batch-size 256 --eval-every 100000"
 fi
-python3 -c "import torch, sys; print(sys.version.split()[0], torch.__version__, torch.cuda.is_available())" \
-    | tee -a "$OUT/versions.txt"
 
 # 1. the speed table (benchmarks/speed.py: steps/s per stage eager and compiled, act latency, projection)
 # (its own run folders go beside --out, so --out is outside $OUT: at most 8 files come back)

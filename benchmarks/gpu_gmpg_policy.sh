@@ -8,18 +8,10 @@
 # limit (each writes its checkpoint); they are scored here afterwards, on the same 50 start states as the CPU runs:
 #   genpolicy eval RUN --checkpoint final --episodes 50 --seed 0 --set act_temperature=0   (and =1)
 #
-# Here, before the call (the tree that travels is capped at 64 MiB; datasets/ alone is larger; .whl and .gpu-data
-# are git-ignored):
-#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-#     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
-#     --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d .whl mujoco==4.0.0 mujoco-core==4.0.0 \
-#     glfw==2.11.0 PyOpenGL==3.1.10 gymnasium==1.4.0 Farama-Notifications==0.0.6 websockets==17.4
-#   (mujoco-studio, which mujoco's metadata names, is not imported by `import mujoco` or the Gymnasium envs:
-#    leaving it out keeps the tree under the cap)
+# Here, before the call: the wheels and instructions of benchmarks/gpu_env.sh, and its data:
 #   for t in hopper-medium-v5 hopper-medium-replay-v5 walker2d-medium-replay-v5; do
 #     cp datasets/$t.hdf5 datasets/$t.json .gpu-data/; mkdir -p .gpu-data/runs/$t
 #     cp runs/suite-fresh/$t/gmpg-c100k-rk4/seed-0/checkpoint.pt .gpu-data/runs/$t/; done
-#   mkdir -p /tmp/ds-aside && mv datasets/*.hdf5 /tmp/ds-aside/          # put them back after the call
 # Call: run(command="bash benchmarks/gpu_gmpg_policy.sh", carry=[".whl", ".gpu-data"], timeout_s=590)
 # Back under $OUT: versions.txt, speed-eager.json, logs.tar, and one RUN.tar per task (the run folder).
 # Smoke test on this CPU machine (same plumbing, tiny budgets): SMOKE=1 bash benchmarks/gpu_gmpg_policy.sh
@@ -27,19 +19,15 @@ set -o pipefail
 OUT=${OUT:-/tmp/gpu-gmpg-out}
 mkdir -p "$OUT" /tmp/gpu-logs
 export PYTHONUNBUFFERED=1
+source "$(dirname "$0")/gpu_env.sh"
+gpu_env "$OUT" "$SMOKE" || exit 1
 if [ -z "$SMOKE" ]; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-        .whl/*.whl || exit 1
-    export PYTHONPATH=/tmp/site:$PWD
     DEV=cuda BATCH=4096 STEPS=20000 RUN_S=${RUN_S:-360} SPEED_S=75 EVAL_EVERY=250
-    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/versions.txt"
 else
     export PYTHONPATH=$PWD
     DEV=cpu BATCH=128 STEPS=100000 RUN_S=${RUN_S:-40} SPEED_S=60 EVAL_EVERY=20
 fi
 export GENPOLICY_DATASETS=$PWD/.gpu-data
-python3 -c "import torch, sys; print(sys.version.split()[0], torch.__version__, torch.cuda.is_available())" \
-    | tee -a "$OUT/versions.txt"
 
 # 1. eager step rates on this device (rows of benchmarks/speed.py; --only skips act, loop and seed rows)
 SPEED_ONLY=("IQL critic" "GMPO policy")
