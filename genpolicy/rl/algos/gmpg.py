@@ -37,10 +37,12 @@ from .common import (CriticPolicyConfig, advantage_weights, behaviour_cloning_st
                      critic_stage, softmax_weights)
 from .registry import register
 
-__all__ = ["GMPGConfig", "GMPG", "kl_weight", "gmpg_terms", "gmpg_static_terms", "saved_bytes_per_row_step",
-           "grad_solver", "resolve_divergence"]
+__all__ = ["GMPGConfig", "GMPG", "LOG_PI_SOLVES", "kl_weight", "gmpg_terms", "gmpg_static_terms",
+           "saved_bytes_per_row_step", "grad_solver", "resolve_divergence"]
 
 GRADIENTS = ("direct", "adjoint")
+#: where the dynamic variant's log pi_theta(a|s) comes from (see gmpg_terms)
+LOG_PI_SOLVES = ("forward", "reverse")
 #: with compile=auto, the policy step compiles only up to this many training solver steps (see policy_step_compiles)
 AUTO_COMPILE_MAX_STEPS = 32
 #: GMPG warns (once per run) when its logged KL estimate per action dimension falls below this
@@ -62,6 +64,10 @@ class GMPGConfig(CriticPolicyConfig):
     """unit of log pi - log mu in the loss: nat (Eq 8 as written) or bit_per_dim (GenerativeRL's code divides both
     log-densities by act_dim * ln 2, the unit its Table 8 beta values were tuned in; the same as nat with beta
     multiplied by act_dim * ln 2)"""
+    log_pi: Literal["forward", "reverse"] = "forward"
+    """dynamic variant: log pi_theta(a|s) from the solve that sampled a (forward), or by integrating a back to noise
+    under pi_theta on the grid log mu uses (reverse: GenerativeRL's code; one more solve, and a KL estimate that is
+    exactly 0 at pi_theta = mu). The static variant always solves in reverse (its actions come from mu)"""
     variant: Literal["dynamic", "static"] = "dynamic"
     """dynamic: actions from pi_theta with gradient through the solver (Eq 8); static: from mu (Eq 42)"""
     static_weights: Literal["advantage", "softmax"] = "advantage"
@@ -144,12 +150,15 @@ def kl_weight(kl_unit: str, act_dim: int) -> float:
 def gmpg_terms(policy: GenerativeModel, behaviour: GenerativeModel, q_fn: Callable[[Any, Tensor], Tensor],
                cond: Any, beta: float, solver: str = "midpoint", steps: int = 32, divergence: str = "exact",
                probe: str = "gaussian", n: int | None = None, functional: bool = False,
-               kl_scale: float = 1.0) -> dict[str, Tensor]:
+               kl_scale: float = 1.0, log_pi: str = "forward") -> dict[str, Tensor]:
     """Per-sample terms of Eq 8 with the graph to ``policy``'s parameters.
 
-    Samples ``a ~ pi_theta(.|cond)`` and ``log pi_theta(a|cond)`` on one solve (noise -> data, with
-    gradient), then ``log mu(a|cond)`` by integrating ``a`` back to noise under ``behaviour`` on the same grid
-    (gradient flows through ``a``; mu's own parameters should be frozen).
+    Samples ``a ~ pi_theta(.|cond)`` (noise -> data, with gradient), then ``log mu(a|cond)`` by integrating ``a``
+    back to noise under ``behaviour`` on the same grid (gradient flows through ``a``; mu's own parameters should be
+    frozen). ``log pi_theta(a|cond)`` comes from the sampling solve itself (``log_pi="forward"``, one solve fewer)
+    or, as GenerativeRL's ``policy_gradient_loss`` computes it, by integrating ``a`` back to noise under
+    ``pi_theta`` exactly as ``log mu`` is (``log_pi="reverse"``): then both log-densities carry the same
+    discretization scheme, and the KL estimate is exactly 0 while pi_theta = mu.
 
     Args:
         q_fn: ``q_fn(cond, a) -> (rows,)``; must be differentiable in ``a``.
@@ -157,6 +166,7 @@ def gmpg_terms(policy: GenerativeModel, behaviour: GenerativeModel, q_fn: Callab
         functional: build the graph with ``torch.func`` (for a caller under ``torch.func.grad`` /
             ``torch.compile``; the sampled actions are not checked for finiteness).
         kl_scale: factor on log pi - log mu in the loss (:func:`kl_weight`); the returned ``kl`` stays in nats.
+        log_pi: ``forward`` or ``reverse`` (above; :data:`LOG_PI_SOLVES`).
 
     Returns:
         ``loss`` (-beta Q + kl_scale (log pi - log mu)), ``q``, ``log_pi``, ``log_mu``, ``kl`` (log pi - log mu),
@@ -164,12 +174,19 @@ def gmpg_terms(policy: GenerativeModel, behaviour: GenerativeModel, q_fn: Callab
     """
     kw = dict(divergence=divergence, steps=steps, solver=solver, grad=True, probe=probe, check=not functional,
               functional=functional)
-    s = policy.sample_with_log_prob(cond, n=None if cond is not None else n, **kw)
-    a = s.x
+    n = None if cond is not None else n
+    if log_pi == "forward":
+        s = policy.sample_with_log_prob(cond, n=n, **kw)
+        a, log_p = s.x, s.log_prob
+    elif log_pi == "reverse":
+        a = policy.sample(cond, n=n, solver=solver, steps=steps, grad=True, check=not functional)
+        log_p = policy.log_prob(a, cond, **kw)  # the graph reaches theta both directly and through a
+    else:
+        raise ValueError(f"unknown log_pi {log_pi!r}; expected one of {LOG_PI_SOLVES}")
     log_mu = behaviour.log_prob(a, cond, **kw)
     q = q_fn(cond, a)
-    kl = s.log_prob - log_mu
-    return {"loss": -beta * q + kl_scale * kl, "q": q, "log_pi": s.log_prob, "log_mu": log_mu, "kl": kl, "a": a}
+    kl = log_p - log_mu
+    return {"loss": -beta * q + kl_scale * kl, "q": q, "log_pi": log_p, "log_mu": log_mu, "kl": kl, "a": a}
 
 
 def gmpg_static_terms(policy: GenerativeModel, actions: Tensor, cond: Any, weights: Tensor, q: Tensor,
@@ -298,7 +315,8 @@ class GMPG(Algorithm):
         cfg = self.cfg
         if cfg.variant == "dynamic":
             return gmpg_terms(self.policy, self.behaviour, self.critic.q, obs, cfg.beta, self.solver_name, steps,
-                              self.div, cfg.probe, functional=functional, kl_scale=self.kl_scale)
+                              self.div, cfg.probe, functional=functional, kl_scale=self.kl_scale,
+                              log_pi=cfg.log_pi)
         k = self.samples_per_state
         with torch.no_grad():
             s = self.behaviour.sample_with_log_prob(obs, n=k, divergence=self.div, steps=steps,
