@@ -271,9 +271,9 @@ class GMPG(Algorithm):
         if kl is None or kl >= KL_WARN_PER_DIM:
             return None
         cfg = self.cfg
+        fix = "raise train_steps" + (" or use log_pi=forward" if cfg.log_pi == "reverse" else "")
         return (f"the KL estimate is below {KL_WARN_PER_DIM} nats per action dimension (a KL cannot be negative): "
-                f"the policy exploits the bias of train_steps={cfg.train_steps} {cfg.train_solver} steps; raise "
-                f"train_steps")
+                f"the policy exploits the bias of train_steps={cfg.train_steps} {cfg.train_solver} steps; {fix}")
 
     @property
     def policy_step_compiles(self) -> bool:
