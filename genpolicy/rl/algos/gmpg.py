@@ -7,8 +7,9 @@ copy of the behaviour model mu and minimizes KL(pi_theta || pi*) with pi* propor
 
 ``a`` is sampled through the ODE solver with the autograd graph kept (direct backpropagation through a
 fixed-step solver, or the adjoint method of torchdiffeq); log pi_theta comes from the same solve by the
-instantaneous change of variables (Eq 44) and log mu from integrating ``a`` back to noise under mu on the same
-grid. Divergences are exact (d vector-Jacobian products) or Hutchinson (Eq 45, probe fixed per solve).
+instantaneous change of variables (Eq 44), or with ``log_pi=reverse`` (GenerativeRL's code) from integrating ``a``
+back to noise under pi_theta, and log mu from integrating ``a`` back to noise under mu on the same grid. Divergences
+are exact (d vector-Jacobian products) or Hutchinson (Eq 45, probe fixed per solve).
 
 GMPG-static (Eq 42) samples actions from the frozen mu instead and weights the score-function gradient by
 exp(beta (Q - V)) / Z or by softmax_k(beta Q) over K samples.
