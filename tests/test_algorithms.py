@@ -32,7 +32,8 @@ NAMES = sorted(ALGORITHMS)
 CASES = [(n, {}) for n in NAMES] + [("gmpo", {"variant": "softmax"}), ("gmpg", {"variant": "static"}),
                                     ("gmpo", {"compile": "trace"}), ("gmpg", {"compile": "trace"}),
                                     ("gmpo", {"critic_batched": True}), ("gmpo", {"ema_decay": 0.9}),
-                                    ("gmpo", {"policy_precision": "bf16"}), ("gmpg", {"policy_precision": "bf16"})]
+                                    ("gmpo", {"policy_precision": "bf16"}), ("gmpg", {"policy_precision": "bf16"}),
+                                    ("gmpg", {"kl_stop": 1e-4})]  # stops at policy step 3, the checkpoint's step
 
 
 def _small_config(name, **extra):

@@ -31,7 +31,7 @@ CASES = [("gmpo", GMPOConfig(**SMALL)), ("gmpo", GMPOConfig(**SMALL, critic_batc
          ("gmpg", GMPGConfig(**SMALL, train_steps=2)),
          ("gmpg", GMPGConfig(**SMALL, train_steps=2, chunk_size=24, grad_clip=0.5, divergence="hutchinson",
                              train_solver="euler")),
-         ("gmpg", GMPGConfig(**SMALL, train_steps=2, log_pi="reverse", divergence="hutchinson")),
+         ("gmpg", GMPGConfig(**SMALL, train_steps=2, log_pi="reverse", divergence="hutchinson", kl_stop=10.0)),
          ("gmpg", GMPGConfig(**SMALL, train_steps=2, variant="static")),
          ("gmpg", GMPGConfig(**SMALL, train_steps=2, variant="static", static_weights="softmax")),
          ("bc", BCConfig(actor_hidden=(32, 32), batch_size=64)),

@@ -12,6 +12,7 @@ from torch import nn
 from genpolicy.cli import main
 from genpolicy.generative import GenerativeModel
 from genpolicy.nets import MLP
+from genpolicy.optim import ensure_adam_state
 from genpolicy.paths import expand_t, make_path
 from genpolicy.policy import load_policy
 from genpolicy.rl.algos.gmpg import (GMPG, GMPGConfig, gmpg_static_terms, gmpg_terms, grad_solver, kl_weight,
@@ -265,6 +266,64 @@ def test_policy_step_updates_and_logs_kl_per_dim():
     assert any(not torch.equal(a, b) for a, b in zip(before, algo.policy.parameters()))
     # behaviour is frozen in the policy stage
     assert all(p.grad is None for p in algo.behaviour.parameters())
+
+
+def _batch1(obs):
+    z = torch.zeros(obs.shape[0])
+    return Batch(obs=obs, actions=torch.zeros(obs.shape[0], 1), rewards=z, next_obs=obs, dones=z)
+
+
+def _gaussian_gmpg(**kw):
+    """GMPG on a 1-D action whose behaviour model and policy are the Gaussian family (mu = N(M0, S0^2)) and whose
+    critic is Q(s, a) = SLOPE a, so that Eq 8's optimum and the KL of any policy are known in closed form."""
+    algo = GMPG(1, 1, GMPGConfig(net="mlp", net_hidden=(4,), critic_hidden=(4,), train_solver="midpoint",
+                                 train_steps=8, grad_clip=0.0, beta=BETA, **kw))
+    mu, pi = _gaussian_pair()
+    algo.behaviour, algo.policy = mu, pi
+    algo.policy_opt = torch.optim.Adam(pi.parameters(), lr=0.01)
+    algo.critic.q = lambda obs, a: SLOPE * a.sum(-1)
+    return algo
+
+
+@pytest.mark.parametrize("functional", [False, True])
+def test_kl_stop_ends_the_policy_stage_at_the_trust_regions_edge(functional):
+    """Unconstrained, Eq 8 shifts mu's mean by beta k s^2 = 0.5 (KL 0.5 nats). With kl_stop = eps = 0.125 the
+    updates end at the first step whose KL estimate passes eps, i.e. near the edge of the trust region KL <= eps:
+    the shift s sqrt(2 eps) = 0.25 (within 15%: the estimate's noise and one step's move), the step that crossed is
+    not applied, no later step moves the policy, and the flag survives a state-dict round trip."""
+    torch.manual_seed(0)
+    eps = 0.125
+    algo = _gaussian_gmpg(kl_stop=eps)
+    algo.prepare_policy()
+    ensure_adam_state(algo.policy_opt)  # (the loop's set-up for a functional step)
+    step = algo.update_policy_functional if functional else algo.update_policy
+    obs = torch.zeros(256, 1)
+    kls, stopped_at = [], None
+    for i in range(200):
+        before = algo.policy.net.mean.item()
+        m = step(_batch1(obs))
+        if stopped_at is None and float(m["kl_stopped"]):
+            stopped_at = i
+            assert float(m["kl_per_dim"]) > eps and algo.policy.net.mean.item() == before  # not applied
+            frozen = [p.detach().clone() for p in algo.policy.parameters()]
+        elif stopped_at is None:
+            kls.append(float(m["kl_per_dim"]))
+    assert stopped_at is not None and max(kls) <= eps
+    shift = algo.policy.net.mean.item() - M0
+    assert abs(shift - S0 * np.sqrt(2 * eps)) < 0.15 * S0 * np.sqrt(2 * eps), shift
+    assert all(torch.equal(a, b) for a, b in zip(frozen, algo.policy.parameters()))
+    assert bool(algo.kl_stopped) and float(m["kl_stopped"]) == 1.0
+    fresh = _gaussian_gmpg(kl_stop=eps)
+    fresh.load_state_dict(algo.state_dict())
+    assert fresh._kl_stopped
+    free = _gaussian_gmpg()  # the same steps without kl_stop: Eq 8's own optimum, 0.5
+    free.prepare_policy()
+    for _ in range(200):
+        m = free.update_policy(_batch1(obs))
+    assert free.policy.net.mean.item() - M0 > 0.4 and "kl_stopped" not in m
+    assert "kl_stopped" not in free.state_dict() and "kl_stopped" in algo.state_dict()
+    with pytest.raises(ValueError, match="kl_stop"):
+        GMPGConfig(kl_stop=-1.0)
 
 
 def test_non_finite_steps_are_skipped_and_counted(monkeypatch):

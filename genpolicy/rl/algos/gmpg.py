@@ -69,6 +69,10 @@ class GMPGConfig(CriticPolicyConfig):
     """dynamic variant: log pi_theta(a|s) from the solve that sampled a (forward), or by integrating a back to noise
     under pi_theta on the grid log mu uses (reverse: GenerativeRL's code; one more solve, and a KL estimate that is
     exactly 0 at pi_theta = mu). The static variant always solves in reverse (its actions come from mu)"""
+    kl_stop: float = 0.0
+    """> 0: the policy stage stops updating at the first step whose batch KL estimate per action dimension, measured
+    before the update, exceeds this (that step is not applied): a trust region around mu, like the target_kl early
+    stop of PPO implementations. Later steps of an eager run cost nothing. 0: off"""
     variant: Literal["dynamic", "static"] = "dynamic"
     """dynamic: actions from pi_theta with gradient through the solver (Eq 8); static: from mu (Eq 42)"""
     static_weights: Literal["advantage", "softmax"] = "advantage"
@@ -104,7 +108,8 @@ class GMPGConfig(CriticPolicyConfig):
 
     limits: ClassVar[dict[str, str]] = {"num_samples": ">=1", "weight_clamp": ">0", "behaviour_steps": ">=0",
                                         "behaviour_lr": ">0", "policy_batch_size": ">=0", "train_steps": ">=1",
-                                        "chunk_size": ">=0", "memory_budget_mb": ">=1", "behaviour_epochs": ">=0"}
+                                        "chunk_size": ">=0", "memory_budget_mb": ">=1", "behaviour_epochs": ">=0",
+                                        "kl_stop": ">=0"}
     epoch_fields: ClassVar[dict[str, str]] = {"behaviour_epochs": "behaviour_steps"}
     epoch_batch_fields: ClassVar[dict[str, str]] = {"policy_epochs": "policy_batch_size"}
 
@@ -250,6 +255,9 @@ class GMPG(Algorithm):
         self._policy_ready = False
         self.register_load_state_dict_post_hook(lambda module, keys: module._sync_ready())
         self.register_buffer("skipped_steps", torch.zeros((), dtype=torch.long))
+        self._kl_stopped = False  # host copy of the kl_stopped buffer, like _policy_ready
+        if cfg.kl_stop > 0:  # (only then: a run without kl_stop keeps its state dict's keys)
+            self.register_buffer("kl_stopped", torch.zeros((), dtype=torch.bool))
         self._bytes_per_row_step: float | None = None
 
     def optimizers(self):
@@ -298,6 +306,16 @@ class GMPG(Algorithm):
 
     def _sync_ready(self) -> None:
         self._policy_ready = bool(self.policy_initialized)
+        self._kl_stopped = self.cfg.kl_stop > 0 and bool(self.kl_stopped)
+
+    def _stop_on_kl(self, finite: Tensor, kl_per_dim: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """With ``kl_stop``: whether this step may be applied (finite and not past the stop), the flag updated on
+        the device, and the metric ``kl_stopped``. Without: ``finite`` and no metric."""
+        if self.cfg.kl_stop <= 0:
+            return finite, {}
+        stopped = self.kl_stopped | (finite & (kl_per_dim > self.cfg.kl_stop))
+        self.kl_stopped.copy_(stopped)
+        return finite & ~stopped, {"kl_stopped": stopped.float()}
 
     def prepare_policy(self, data=None) -> None:
         """Host-side work before the first policy step (and on resume): pi_theta <- mu once, mu frozen, and the
@@ -351,6 +369,8 @@ class GMPG(Algorithm):
     def update_policy(self, batch: Batch) -> dict[str, Tensor]:
         """One GMPG step (Eq 8 or Eq 42), accumulated over chunks; non-finite steps are skipped and counted."""
         self.prepare_policy()  # (the loop calls it on entering the stage; direct callers get it here)
+        if self._kl_stopped:  # past kl_stop: nothing to compute
+            return {"kl_stopped": torch.tensor(1.0), "skipped_total": self.skipped_steps.float()}
         obs = batch.obs
         rows = obs.shape[0]
         chunk = self.chunk_rows(rows)
@@ -366,18 +386,23 @@ class GMPG(Algorithm):
         m = {k: v / n_total for k, v in sums.items()}
         grads = [p.grad for p in self.policy.parameters() if p.grad is not None]
         gnorm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
-        finite = bool(torch.isfinite(m["loss"]) & torch.isfinite(gnorm))
-        if finite:
+        finite_t = torch.isfinite(m["loss"]) & torch.isfinite(gnorm)
+        finite = bool(finite_t)
+        apply, extra = self._stop_on_kl(finite_t, m["kl"] / self.act_dim)
+        if extra:
+            self._kl_stopped = bool(extra["kl_stopped"])
+        if bool(apply):
             if self.cfg.grad_clip > 0:  # clip with the norm already computed (one norm per step)
                 torch.nn.utils.clip_grads_with_norm_(self.policy.parameters(), self.cfg.grad_clip, gnorm)
             self.policy_opt.step()
         else:
             self.policy_opt.zero_grad(set_to_none=True)
-            self.skipped_steps += 1
+            if not finite:
+                self.skipped_steps += 1
         return {"policy_loss": m["loss"], "q_mean": m["q"], "log_pi": m["log_pi"], "log_mu": m["log_mu"],
                 "kl_per_dim": m["kl"] / self.act_dim, "grad_norm": gnorm.detach(),
                 "skipped": torch.tensor(0.0 if finite else 1.0), "skipped_total": self.skipped_steps.float(),
-                "chunk_rows": torch.tensor(float(chunk))}
+                "chunk_rows": torch.tensor(float(chunk)), **extra}
 
     def update_policy_functional(self, batch: Batch) -> dict[str, Tensor]:
         """:meth:`update_policy` without ``backward``, ``torch.optim`` or host syncs (``torch.func`` gradients
@@ -406,11 +431,12 @@ class GMPG(Algorithm):
         with torch.no_grad():
             gnorm = clip_grads_(grads, cfg.grad_clip) if cfg.grad_clip > 0 else grad_norm(grads)
             finite = torch.isfinite(m["loss"]) & torch.isfinite(gnorm)
-            functional_adam_(self.policy_opt, params, grads, apply=finite)
+            apply, extra = self._stop_on_kl(finite, m["kl"] / self.act_dim)
+            functional_adam_(self.policy_opt, params, grads, apply=apply)
             self.skipped_steps.add_((~finite).long())
         return {"policy_loss": m["loss"], "q_mean": m["q"], "log_pi": m["log_pi"], "log_mu": m["log_mu"],
                 "kl_per_dim": m["kl"] / self.act_dim, "grad_norm": gnorm, "skipped": (~finite).float(),
-                "skipped_total": self.skipped_steps.float(), "chunk_rows": torch.tensor(float(chunk))}
+                "skipped_total": self.skipped_steps.float(), "chunk_rows": torch.tensor(float(chunk)), **extra}
 
     def act_normalized(self, obs: Tensor) -> Tensor:
         model = self.policy if self._policy_ready else self.behaviour
