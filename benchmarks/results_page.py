@@ -77,6 +77,8 @@ TABLES = {
     "gmpg-beta1-transfer": (FRESH, [HM, HMR, WMR, HCMR], ["iql-c100k", "gmpg-c100k-rk4", "gmpg-c100k-rk4-beta1"]),
     "hopper-medium-v5-cpu-gmpg-p25": (FRESH, [HM], ["iql-c100k", "gmpg-c100k-rk4", "gmpg-c100k-rk4-beta1",
                                                     "gmpg-c100k-rk4-p25"]),
+    "hopper-medium-v5-cpu-gmpg-klstop": (FRESH, [HM], ["iql-c100k", "gmpg-c100k-rk4", "gmpg-c100k-rk4-p25",
+                                                       "gmpg-c100k-rk4-kl02"]),
 }
 
 
