@@ -324,6 +324,8 @@ def test_kl_stop_ends_the_policy_stage_at_the_trust_regions_edge(functional):
     assert "kl_stopped" not in free.state_dict() and "kl_stopped" in algo.state_dict()
     with pytest.raises(ValueError, match="kl_stop"):
         GMPGConfig(kl_stop=-1.0)
+    with pytest.raises(ValueError, match="kl_stop: the dynamic variant only"):
+        GMPGConfig(kl_stop=0.2, variant="static")
 
 
 def test_non_finite_steps_are_skipped_and_counted(monkeypatch):

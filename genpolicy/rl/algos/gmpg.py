@@ -116,6 +116,9 @@ class GMPGConfig(CriticPolicyConfig):
     def __post_init__(self):
         super().__post_init__()
         grad_solver(self.train_solver, self.gradient)  # e.g. heun has no adjoint counterpart
+        if self.kl_stop > 0 and self.variant == "static":
+            raise ValueError("GMPGConfig.kl_stop: the dynamic variant only (the static variant samples from mu, where "
+                             "log pi - log mu estimates -KL(mu || pi))")
 
 
 def resolve_divergence(divergence: str, act_dim: int) -> str:
@@ -367,7 +370,8 @@ class GMPG(Algorithm):
         return int(max(1, min(rows, cfg.memory_budget_mb * 2**20 // max(per_row, 1.0))))
 
     def update_policy(self, batch: Batch) -> dict[str, Tensor]:
-        """One GMPG step (Eq 8 or Eq 42), accumulated over chunks; non-finite steps are skipped and counted."""
+        """One GMPG step (Eq 8 or Eq 42), accumulated over chunks; non-finite steps are skipped and counted, and with
+        ``kl_stop`` the step that passes it and every later one are not applied."""
         self.prepare_policy()  # (the loop calls it on entering the stage; direct callers get it here)
         if self._kl_stopped:  # past kl_stop: nothing to compute
             return {"kl_stopped": torch.tensor(1.0), "skipped_total": self.skipped_steps.float()}
