@@ -11,6 +11,8 @@ instantaneous change of variables (Eq 44), or with ``log_pi=reverse`` (Generativ
 back to noise under pi_theta, and log mu from integrating ``a`` back to noise under mu on the same grid. Divergences
 are exact (d vector-Jacobian products) or Hutchinson (Eq 45, probe fixed per solve).
 
+``kl_stop`` ends the policy stage's updates at the first step whose KL estimate passes it (a trust region around mu).
+
 GMPG-static (Eq 42) samples actions from the frozen mu instead and weights the score-function gradient by
 exp(beta (Q - V)) / Z or by softmax_k(beta Q) over K samples.
 
