@@ -268,11 +268,6 @@ def test_policy_step_updates_and_logs_kl_per_dim():
     assert all(p.grad is None for p in algo.behaviour.parameters())
 
 
-def _batch1(obs):
-    z = torch.zeros(obs.shape[0])
-    return Batch(obs=obs, actions=torch.zeros(obs.shape[0], 1), rewards=z, next_obs=obs, dones=z)
-
-
 def _gaussian_gmpg(**kw):
     """GMPG on a 1-D action whose behaviour model and policy are the Gaussian family (mu = N(M0, S0^2)) and whose
     critic is Q(s, a) = SLOPE a, so that Eq 8's optimum and the KL of any policy are known in closed form."""
@@ -297,11 +292,11 @@ def test_kl_stop_ends_the_policy_stage_at_the_trust_regions_edge(functional):
     algo.prepare_policy()
     ensure_adam_state(algo.policy_opt)  # (the loop's set-up for a functional step)
     step = algo.update_policy_functional if functional else algo.update_policy
-    obs = torch.zeros(256, 1)
+    batch = _batch(n=256, obs_dim=1, act_dim=1)  # (Q and the Gaussian family ignore the states)
     kls, stopped_at = [], None
     for i in range(200):
         before = algo.policy.net.mean.item()
-        m = step(_batch1(obs))
+        m = step(batch)
         if stopped_at is None and float(m["kl_stopped"]):
             stopped_at = i
             assert float(m["kl_per_dim"]) > eps and algo.policy.net.mean.item() == before  # not applied
@@ -319,7 +314,7 @@ def test_kl_stop_ends_the_policy_stage_at_the_trust_regions_edge(functional):
     free = _gaussian_gmpg()  # the same steps without kl_stop: Eq 8's own optimum, 0.5
     free.prepare_policy()
     for _ in range(200):
-        m = free.update_policy(_batch1(obs))
+        m = free.update_policy(batch)
     assert free.policy.net.mean.item() - M0 > 0.4 and "kl_stopped" not in m
     assert "kl_stopped" not in free.state_dict() and "kl_stopped" in algo.state_dict()
     with pytest.raises(ValueError, match="kl_stop"):

@@ -392,12 +392,14 @@ class GMPG(Algorithm):
         m = {k: v / n_total for k, v in sums.items()}
         grads = [p.grad for p in self.policy.parameters() if p.grad is not None]
         gnorm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+        kl_per_dim = m["kl"] / self.act_dim
         finite_t = torch.isfinite(m["loss"]) & torch.isfinite(gnorm)
+        apply_t, extra = self._stop_on_kl(finite_t, kl_per_dim)
         finite = bool(finite_t)
-        apply, extra = self._stop_on_kl(finite_t, m["kl"] / self.act_dim)
+        applied = bool(apply_t) if extra else finite  # (one host sync without kl_stop, as before it existed)
         if extra:
-            self._kl_stopped = bool(extra["kl_stopped"])
-        if bool(apply):
+            self._kl_stopped = finite and not applied  # a finite step is refused only past the stop
+        if applied:
             if self.cfg.grad_clip > 0:  # clip with the norm already computed (one norm per step)
                 torch.nn.utils.clip_grads_with_norm_(self.policy.parameters(), self.cfg.grad_clip, gnorm)
             self.policy_opt.step()
@@ -406,7 +408,7 @@ class GMPG(Algorithm):
             if not finite:
                 self.skipped_steps += 1
         return {"policy_loss": m["loss"], "q_mean": m["q"], "log_pi": m["log_pi"], "log_mu": m["log_mu"],
-                "kl_per_dim": m["kl"] / self.act_dim, "grad_norm": gnorm.detach(),
+                "kl_per_dim": kl_per_dim, "grad_norm": gnorm.detach(),
                 "skipped": torch.tensor(0.0 if finite else 1.0), "skipped_total": self.skipped_steps.float(),
                 "chunk_rows": torch.tensor(float(chunk)), **extra}
 
@@ -437,11 +439,12 @@ class GMPG(Algorithm):
         with torch.no_grad():
             gnorm = clip_grads_(grads, cfg.grad_clip) if cfg.grad_clip > 0 else grad_norm(grads)
             finite = torch.isfinite(m["loss"]) & torch.isfinite(gnorm)
-            apply, extra = self._stop_on_kl(finite, m["kl"] / self.act_dim)
+            kl_per_dim = m["kl"] / self.act_dim
+            apply, extra = self._stop_on_kl(finite, kl_per_dim)
             functional_adam_(self.policy_opt, params, grads, apply=apply)
             self.skipped_steps.add_((~finite).long())
         return {"policy_loss": m["loss"], "q_mean": m["q"], "log_pi": m["log_pi"], "log_mu": m["log_mu"],
-                "kl_per_dim": m["kl"] / self.act_dim, "grad_norm": gnorm, "skipped": (~finite).float(),
+                "kl_per_dim": kl_per_dim, "grad_norm": gnorm, "skipped": (~finite).float(),
                 "skipped_total": self.skipped_steps.float(), "chunk_rows": torch.tensor(float(chunk)), **extra}
 
     def act_normalized(self, obs: Tensor) -> Tensor:
