@@ -217,6 +217,28 @@ def test_gmpg_warns_when_its_kl_estimate_goes_negative():
     assert algo.stages()[-1].monitor({"kl_per_dim": -0.9}).endswith("raise train_steps or use log_pi=forward")
 
 
+def test_gmpg_records_where_its_kl_stop_was_reached(tmp_path):
+    from genpolicy.rl.algos import GMPGConfig, build_algorithm
+    from genpolicy.rl.data import OfflineData
+    from genpolicy.train import train
+
+    monitor = build_algorithm("gmpg", 3, 2, GMPGConfig(net="mlp", net_hidden=(8,), critic_hidden=(8,),
+                                                       kl_stop=0.5)).stages()[-1].monitor
+    assert monitor({"kl_per_dim": 0.3, "kl_stopped": 0.0}) is None
+    assert monitor({"kl_per_dim": 0.3, "kl_stopped": 0.2}).startswith("kl_stop reached: the KL estimate passed 0.5")
+    # end to end (seeded): a stop of 1e-9 nats, reached within the first logging window, is in summary.json's
+    # warnings once, at that window's last step; a run without kl_stop has no such entry
+    data = OfflineData(_bandit(n=200), reward_scale="none")
+    cfg = dict(net="mlp", net_hidden=(8,), critic_hidden=(8,), behaviour_steps=20, critic_steps=5, policy_steps=12,
+               train_steps=2, batch_size=16, log_every=4, ckpt_every=100, compile="off")
+    got = train(build_algorithm("gmpg", data.obs_dim, data.act_dim, GMPGConfig(**cfg, kl_stop=1e-9)), data,
+                tmp_path / "stop", progress=False)["warnings"]
+    assert [(w["stage"], w["step"]) for w in got if w["message"].startswith("kl_stop reached")] == [("policy", 4)]
+    got = train(build_algorithm("gmpg", data.obs_dim, data.act_dim, GMPGConfig(**cfg)), data, tmp_path / "free",
+                progress=False)["warnings"]
+    assert not any("kl_stop" in w["message"] for w in got)
+
+
 def _evil_file(path, marker):
     class Evil:
         def __reduce__(self):

@@ -280,11 +280,16 @@ class GMPG(Algorithm):
     def monitor_policy(self, metrics: dict[str, float]) -> str | None:
         """A warning when the logged KL estimate per action dimension falls below :data:`KL_WARN_PER_DIM`: a KL
         cannot be negative, so the policy is being rewarded for the solver's discretization error (seen at T = 8
-        on walker2d- and halfcheetah-medium, docs/results.md), not for better actions."""
+        on walker2d- and halfcheetah-medium, docs/results.md), not for better actions. With ``kl_stop``, a note
+        (recorded once, with the step that ends the logging window in which it happened) when the stop is reached:
+        the policy is frozen from there, so a score is read with it."""
+        cfg = self.cfg
+        if metrics.get("kl_stopped", 0.0) > 0:
+            return (f"kl_stop reached: the KL estimate passed {cfg.kl_stop:g} nats per action dimension, so the "
+                    f"policy makes no more updates in this stage")
         kl = metrics.get("kl_per_dim")
         if kl is None or kl >= KL_WARN_PER_DIM:
             return None
-        cfg = self.cfg
         fix = "raise train_steps" + (" or use log_pi=forward" if cfg.log_pi == "reverse" else "")
         return (f"the KL estimate is below {KL_WARN_PER_DIM} nats per action dimension (a KL cannot be negative): "
                 f"the policy exploits the bias of train_steps={cfg.train_steps} {cfg.train_solver} steps; {fix}")
