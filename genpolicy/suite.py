@@ -382,7 +382,7 @@ def write_table(rows: list[dict], out: str | Path) -> Path:
                   "theirs) / milliseconds per act call on one observation (eager, median of 20)."]
     warned = [(r, w) for r in rows for w in r.get("warnings", [])]
     if warned:  # what the runs' stage monitors flagged (summary.json "warnings"), so a score is read with it
-        lines += ["", "Warnings raised during training:", ""]
+        lines += ["", "Warnings and notes recorded during training:", ""]
         data_notes = dict.fromkeys((r["task"], w["message"]) for r, w in warned if w["stage"] == "data")
         lines += [f"- {t} (every run on this data): {m}" for t, m in data_notes]  # once per task, not per run
         lines += [f"- {r['task']} {r['algo']} seed {w['seed']} ({w['stage']} step {w['step']}): {w['message']}"
