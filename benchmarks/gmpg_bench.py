@@ -29,6 +29,13 @@ and T: the discretization bias a policy can exploit, with the network evaluation
 
     python benchmarks/gmpg_bench.py curve RUN hopper-medium-v5:Hopper-v5 --steps 25 50 100 400 --out runs/curve
 
+``qgap``: the critic's view against the environment's: on the same dataset states, the run's critic's Q of the
+actions of its behaviour model mu, its policy and other runs' policies (e.g. IQL's actor on the same critic), each
+minus Q of the data's actions, beside the runs' rescore.py scores where they have them::
+
+    python benchmarks/gmpg_bench.py qgap runs/suite-fresh/hopper-medium-replay-v5/gmpg-c100k-rk4/seed-0 \
+        hopper-medium-replay-v5 --other iql=runs/suite-fresh/hopper-medium-replay-v5/iql-c100k/seed-0
+
 ``curves``: several ``curve`` folders gathered into one CSV and plot (docs/results/NAME.csv and .png)::
 
     python benchmarks/gmpg_bench.py curves runs/gmpg-curve/*/seed-* --name gmpg-policy-steps
@@ -305,6 +312,61 @@ def cmd_curve(ns) -> int:
     return 0
 
 
+def _rescored(run: Path, setting: str) -> str:
+    """The run's rescore.py score under ``setting`` (seed 0, 50 episodes) if it has one, else '-'."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from rescore import score_file
+
+    f = score_file(run, setting, 0, 50)
+    return f"{json.loads(f.read_text())['score_mean']:.1f}" if f.exists() else "-"
+
+
+def cmd_qgap(ns) -> int:
+    """The critic of a GMPG run scores the actions of mu, of the run's policy and of other runs' policies on the
+    same dataset states (paired: each minus Q of the data's action in that state), beside their environment
+    scores: where the critic ranks a policy above another and the environment the other way, the critic is
+    being exploited (it is only fit on the data's actions)."""
+    import numpy as np
+
+    from genpolicy.policy import load_policy
+    from genpolicy.rl.datasets import load_dataset
+
+    torch.manual_seed(ns.seed)
+    algo, run = _load_gmpg_run(ns.run), Path(ns.run)
+    ds = load_dataset(ns.dataset)
+    idx = np.random.default_rng(ns.seed).choice(len(ds), min(ns.states, len(ds)), replace=False)
+    obs = torch.as_tensor(ds.observations[idx], dtype=torch.float32)
+    on = algo.normalizer(obs)
+    cfg = algo.cfg
+
+    def q(a: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return algo.critic.q(on, a.clamp(-1.0, 1.0))
+
+    q_data = q(torch.as_tensor(ds.actions[idx], dtype=torch.float32))
+    rows = []
+    with torch.no_grad():
+        for name, model, score_of in (("mu (behaviour)", algo.behaviour, None), ("GMPG policy", algo.policy, run)):
+            for t in (0, 1):
+                a = model.sample(on, solver=cfg.act_solver, steps=cfg.act_steps, temperature=float(t))
+                rows.append((f"{name}, T = {t}", q(a) - q_data,
+                             _rescored(score_of, f"act_temperature={t}") if score_of else "-"))
+    for spec in ns.other:
+        name, path = spec.split("=", 1)
+        p = Path(path)
+        pol = load_policy(p / "checkpoint.pt" if p.is_dir() else p)
+        a = torch.as_tensor(pol.act(obs.numpy()))  # at its config's act temperature (a Gaussian actor: its mean)
+        t = getattr(pol.cfg, "act_temperature", 1.0)
+        rows.append((f"{name} (T = {t:g})", q(a) - q_data, _rescored(p if p.is_dir() else p.parent,
+                                                                     f"act_temperature={t:g}")))
+    print(f"{ns.run}: its critic on {len(idx)} states of {ns.dataset} (Q of the data's actions: "
+          f"{q_data.mean():.2f}); score: rescore.py's (seed 0, 50 episodes) where the run has it\n")
+    print("| actions | Q − Q(data) | s.e. | score |\n|---|---|---|---|")
+    for name, d, sc in rows:
+        print(f"| {name} | {d.mean():+.2f} | {d.std() / len(d) ** 0.5:.2f} | {sc} |")
+    return 0
+
+
 def cmd_curves(ns) -> int:
     """Gather ``curve`` folders (``.../TASK/seed-K``) into one CSV and one plot (T = 0 score against policy steps, a
     line per task and seed). The source run's own score (its rescore.py scores on the same start states, when it has
@@ -423,13 +485,19 @@ def main(argv=None) -> int:
     cu.add_argument("--seed", type=int, default=0, help="evaluation seed (rescore.py's: 0)")
     cu.add_argument("--out", required=True)
     cu.add_argument("--no-progress", dest="progress", action="store_false")
+    qg = sub.add_parser("qgap", help="the critic's Q of mu's, the policy's and other runs' actions vs their scores")
+    qg.add_argument("run", help="finished GMPG run folder or checkpoint (its critic, mu and policy)")
+    qg.add_argument("dataset", help="dataset whose states and actions to use")
+    qg.add_argument("--other", nargs="*", default=[], metavar="NAME=RUN", help="other runs' policies to score")
+    qg.add_argument("--states", type=int, default=2048)
+    qg.add_argument("--seed", type=int, default=0)
     cs = sub.add_parser("curves", help="gather curve folders into one CSV and plot")
     cs.add_argument("folders", nargs="+", help="folders written by curve (--out)")
     cs.add_argument("--name", required=True, help="file stem: OUT_DIR/NAME.csv and .png")
     cs.add_argument("--out-dir", default="docs/results")
     ns = p.parse_args(argv)
     commands = {"step": cmd_step, "scores": cmd_scores, "kl": cmd_kl, "bias": cmd_bias, "repolicy": cmd_repolicy,
-                "curve": cmd_curve, "curves": cmd_curves}
+                "curve": cmd_curve, "curves": cmd_curves, "qgap": cmd_qgap}
     return commands[ns.cmd](ns)
 
 

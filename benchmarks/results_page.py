@@ -79,6 +79,7 @@ TABLES = {
                                                     "gmpg-c100k-rk4-p25"]),
     "hopper-medium-v5-cpu-gmpg-klstop": (FRESH, [HM], ["iql-c100k", "gmpg-c100k-rk4", "gmpg-c100k-rk4-p25",
                                                        "gmpg-c100k-rk4-kl02"]),
+    "six-tasks-fresh-gmpg-klstop": (FRESH, SIX, ["iql-c100k", "gmpg-c100k-rk4", "gmpg-c100k-rk4-kl02"]),
 }
 
 

@@ -34,6 +34,7 @@ SHRINK = [
     ("python benchmarks/gmpg_bench.py step", ["--T", "2", "--batch", "8", "--repeats", "1"]),
     ("python benchmarks/gmpg_bench.py scores", TINY_TRAIN),
     ("python benchmarks/gmpg_bench.py kl", ["--states", "4", "--grids", "midpoint:2"]),
+    ("python benchmarks/gmpg_bench.py qgap", ["--states", "8"]),
     # (curves before curve: the first entry whose text starts the command applies)
     ("python benchmarks/gmpg_bench.py curves", []),
     ("python benchmarks/gmpg_bench.py curve", ["--steps", "1", "2", "--episodes", "1", "--set", "act_steps=2",
