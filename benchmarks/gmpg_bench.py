@@ -56,7 +56,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]  # genpolicy, rescore
 
 import torch  # noqa: E402
 
@@ -282,7 +282,6 @@ def cmd_curve(ns) -> int:
     so running the command again adds only what is missing. The table goes to stdout and ``OUT/curve.csv``."""
     from genpolicy.plotting import read_run
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from rescore import score
 
     out = Path(ns.out)
@@ -314,7 +313,6 @@ def cmd_curve(ns) -> int:
 
 def _rescored(run: Path, setting: str) -> str:
     """The run's rescore.py score under ``setting`` (seed 0, 50 episodes) if it has one, else '-'."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from rescore import score_file
 
     f = score_file(run, setting, 0, 50)
@@ -379,7 +377,6 @@ def cmd_curves(ns) -> int:
 
     from genpolicy.plotting import save_figure
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from rescore import score_file
 
     rows = []
