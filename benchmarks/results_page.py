@@ -169,35 +169,74 @@ HEADLINE = {
 }
 
 
-def headline_scores(docs: Path) -> dict[tuple[str, str], list[float]]:
-    """(task, column) -> the seeds' scores of :data:`HEADLINE`, read from the committed CSVs in ``docs``."""
-    out: dict[tuple[str, str], list[float]] = {}
-    for col, (table, algo, setting) in HEADLINE.items():
+#: Issue 13's table: every method of the library on the six tasks at the `cpu` budget (25k-step shared IQL critics,
+#: `reward_scale=locomotion` on every task, as its runs were made), composed from the two `cpu` suite tables: the
+#: references and GMPG from "six-tasks-cpu", IQL's actor, GMPO and the paper's baselines from
+#: "six-tasks-cpu-baselines" (which holds IQL's actor at 3 seeds on every task).
+ALL_CPU = {
+    "bc": ("six-tasks-cpu", "bc", None),
+    "td3bc": ("six-tasks-cpu", "td3bc", None),
+    "iql": ("six-tasks-cpu-baselines", "iql", None),
+    "gmpo": ("six-tasks-cpu-baselines", "gmpo", None),
+    "gmpg": ("six-tasks-cpu", "gmpg", None),
+    **{a: ("six-tasks-cpu-baselines", a, None) for a in ("sfbc", "srpo", "fql", "idql", "qgpo", "dql")},
+}
+
+#: composed table name -> its columns (output: docs/NAME.csv and NAME.png)
+COMPOSED = {"headline": HEADLINE, "six-tasks-cpu-all": ALL_CPU}
+
+
+def composed_scores(spec: dict, docs: Path) -> tuple[dict, dict]:
+    """For the columns of ``spec`` (column -> (table, algorithm label, setting or None)), read from the committed
+    CSVs in ``docs``: (task, column) -> the seeds' scores, (task, column) -> (train minutes, act ms) where the
+    table is a suite table (a rescore table records no costs), and (task, column) -> the suite row's own mean and
+    s.e. (from unrounded scores, where the CSV's per-seed list keeps 3 decimals)."""
+    scores: dict[tuple[str, str], list[float]] = {}
+    costs: dict[tuple[str, str], tuple] = {}
+    stats: dict[tuple[str, str], dict] = {}
+    for col, (table, algo, setting) in spec.items():
         f = docs / f"{table}.csv"
         if not f.exists():
-            raise SystemExit(f"results_page: the headline needs {f}, which is missing")
+            raise SystemExit(f"results_page: the composed table needs {f}, which is missing")
         for r in csv.DictReader(f.open(newline="")):
             if r["algo"] != algo or r.get("setting") != setting:
                 continue
-            scores = [float(r["score"])] if setting else [float(x) for x in r["scores"].split()]
-            out.setdefault((r["task"], col), []).extend(scores)
-    return out
+            if setting:
+                scores.setdefault((r["task"], col), []).append(float(r["score"]))
+            else:
+                scores.setdefault((r["task"], col), []).extend(float(x) for x in r["scores"].split())
+                costs[r["task"], col] = tuple(float(r[k]) if r[k] else None for k in ("train_minutes", "act_ms"))
+                stats[r["task"], col] = {"n": int(r["n"]), **{k: float(r[k]) if r[k] else None for k in ("mean", "se")}}
+    return scores, costs, stats
+
+
+def headline_scores(docs: Path) -> dict[tuple[str, str], list[float]]:
+    """(task, column) -> the seeds' scores of :data:`HEADLINE`, read from the committed CSVs in ``docs``."""
+    return composed_scores(HEADLINE, docs)[0]
 
 
 def headline(docs: Path) -> str:
-    """The headline table in markdown, with per column the tasks above IQL's actor and above the data (means over
-    seeds); writes ``docs/headline.csv`` (one row per task, column and seed) and ``docs/headline.png`` (bars)."""
+    """The headline table (:func:`compose` of :data:`HEADLINE`)."""
+    return compose("headline", docs)
+
+
+def compose(name: str, docs: Path) -> str:
+    """The composed table ``name`` of :data:`COMPOSED` in markdown, with per column the tasks above IQL's actor and
+    above the data (means over seeds), and a cost table when every column comes from a suite table (a rescore
+    table records no costs); writes ``docs/NAME.csv``
+    (one row per task, column and seed list) and ``docs/NAME.png`` (bars)."""
     from genpolicy.rl.datasets import available_datasets
     from genpolicy.suite import score_cell
 
+    spec = COMPOSED[name]
     data = {r["name"]: r.get("score_mean") for r in available_datasets()}
-    got = headline_scores(docs)
-    tasks, cols = [parse_task(t).name for t in SIX], list(HEADLINE)
+    got, costs, own = composed_scores(spec, docs)
+    tasks, cols = [parse_task(t).name for t in SIX], list(spec)
     mean = {k: float(np.mean(v)) for k, v in got.items() if v}
     lines = ["| task | data | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     for t in tasks:
-        lines.append(f"| {t} | {data[t]:.1f} | " + " | ".join(score_cell(score_stats(got.get((t, c), [])))
-                                                                for c in cols) + " |")
+        cells = [score_cell(own.get((t, c)) or score_stats(got.get((t, c), []))) for c in cols]
+        lines.append(f"| {t} | {data[t]:.1f} | " + " | ".join(cells) + " |")
     above = []
     for c in cols:
         if c == "iql":
@@ -207,14 +246,25 @@ def headline(docs: Path) -> str:
         n_data = sum(mean[t, c] > data[t] for t in ts)
         above.append(f"{c}: above iql on {n_iql} of {len(ts)}, above the data on {n_data} of {len(ts)}")
     lines += ["", "Mean ± s.e. over seeds (number of seeds). " + "; ".join(above) + "."]
-    with open(docs / "headline.csv", "w", newline="") as fh:
+    if all(setting is None for _, _, setting in spec.values()):
+        def cost(t, c):
+            m, a = costs.get((t, c), (None, None))
+            return "-" if m is None else f"{m:g} min / " + ("-" if a is None else f"{a:g} ms")
+
+        lines += ["", "| task | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+        lines += [f"| {t} | " + " | ".join(cost(t, c) for c in cols) + " |" for t in tasks]
+        lines += ["", "Cost: training minutes per seed (mean over the cell's seeds, wall time on the machine and load "
+                      "the cell's runs had) / milliseconds per act call on one observation (eager, median of 20)."]
+    with open(docs / f"{name}.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["task", "column", "table", "algo", "setting", "scores"])
+        w.writerow(["task", "column", "table", "algo", "setting", "scores", "train_minutes", "act_ms"])
         for t in tasks:
             for c in cols:
-                table, algo, setting = HEADLINE[c]
-                w.writerow([t, c, table, algo, setting or "", " ".join(f"{x:.3f}" for x in got.get((t, c), []))])
-    _headline_plot(tasks, cols, got, data, docs / "headline.png")
+                table, algo, setting = spec[c]
+                m, a = costs.get((t, c), (None, None))
+                w.writerow([t, c, table, algo, setting or "", " ".join(f"{x:.3f}" for x in got.get((t, c), [])),
+                            "" if m is None else f"{m:g}", "" if a is None else f"{a:g}"])
+    _headline_plot(tasks, cols, got, data, docs / f"{name}.png")
     return "\n".join(lines)
 
 
@@ -226,17 +276,24 @@ def _headline_plot(tasks, cols, got, data, out: Path) -> None:
 
     from genpolicy.plotting import save_figure
 
-    fig, ax = plt.subplots(figsize=(11, 4.2))
+    fig, ax = plt.subplots(figsize=(max(11.0, 1.2 * len(cols) + 2), 4.2))
     width = 0.8 / len(cols)
+    colors = [*plt.get_cmap("tab10").colors, "black", "0.75"]  # distinct up to 12 columns
     for i, c in enumerate(cols):
         stats = [score_stats(got.get((t, c), [])) for t in tasks]
         ys = [s["mean"] if s["mean"] is not None else 0.0 for s in stats]
         err = [s["se"] or 0.0 for s in stats]
-        ax.bar(np.arange(len(tasks)) + (i - (len(cols) - 1) / 2) * width, ys, width, yerr=err, capsize=2, label=c)
+        bars = ax.bar(np.arange(len(tasks)) + (i - (len(cols) - 1) / 2) * width, ys, width, yerr=err, capsize=2,
+                      label=c, color=colors[i % len(colors)], edgecolor="white", linewidth=0.3)
+        for bar, st in zip(bars, stats):
+            if st["n"] == 1:  # one seed: hatched, a direction rather than a ranking
+                bar.set_hatch("///")
     for j, t in enumerate(tasks):
         ax.hlines(data[t], j - 0.45, j + 0.45, colors="k", linestyles="dashed", label="data" if j == 0 else None)
     ax.set_xticks(range(len(tasks)), [t.replace("-v5", "") for t in tasks], fontsize=8)
     ax.set_ylabel("D4RL-normalized score")
+    if any(len(v) == 1 for v in got.values()):
+        ax.set_title("mean ± s.e. over seeds; hatched: one seed", fontsize=8)
     ax.legend(fontsize=7, ncol=4)
     save_figure(fig, out)
 
@@ -247,11 +304,16 @@ def main(argv=None) -> int:
     p.add_argument("--docs", default="docs/results", help="where the CSV and PNG files go")
     p.add_argument("--headline", action="store_true",
                    help="only the headline table, composed from the committed CSVs (HEADLINE): no runs needed")
+    p.add_argument("--all-cpu", action="store_true",
+                   help="only issue 13's table, every method at the cpu budget, composed from the committed CSVs "
+                        "(ALL_CPU): no runs needed")
     ns = p.parse_args(argv)
     docs = Path(ns.docs)
     docs.mkdir(parents=True, exist_ok=True)
-    if ns.headline:
-        print(headline(docs))
+    if ns.headline or ns.all_cpu:
+        for name, wanted in (("headline", ns.headline), ("six-tasks-cpu-all", ns.all_cpu)):
+            if wanted:
+                print(compose(name, docs))
         return 0
     for name in ns.only or TABLES:
         md = build(name, docs)

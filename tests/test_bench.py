@@ -429,8 +429,8 @@ def test_the_headline_table_composes_the_committed_tables_and_counts_the_wins_fr
         w = csv.writer(fh)
         w.writerow(["task", "algo", "n", "mean", "se", "data_score", "train_minutes", "act_ms", "seeds", "scores"])
         for t in tasks:
-            w.writerow([t, "bc", 2, 0, 0, 0, 1, 0.1, "0 1", "1.000 3.000"])
-            w.writerow([t, "td3bc", 1, 0, 0, 0, 1, 0.1, "0", "99.000"])
+            w.writerow([t, "bc", 2, 2.0, 1.0, 0, 1, 0.1, "0 1", "1.000 3.000"])
+            w.writerow([t, "td3bc", 1, 99.0, "", 0, 1, 0.1, "0", "99.000"])
     with open(tmp_path / "six-tasks-c100k-temperature.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["task", "algo", "setting", "seed", "score"])
@@ -449,3 +449,44 @@ def test_the_headline_table_composes_the_committed_tables_and_counts_the_wins_fr
     assert "gmpg T=1: above iql on 0 of 0" in md  # a column without runs counts no task
     rows = list(csv.DictReader(open(tmp_path / "headline.csv")))
     assert len(rows) == 6 * len(page.HEADLINE) and (tmp_path / "headline.png").stat().st_size > 0
+
+
+def test_the_all_methods_table_takes_each_column_from_its_suite_table_with_the_rows_own_stats_and_costs(tmp_path):
+    """results_page.py --all-cpu: each column from its own committed suite CSV (iql from the baselines table, not
+    the other table's row of the same name), the cell's mean and s.e. the row's own (unrounded) ones, a cost table
+    of train minutes / act ms, and '-' for a method without runs on a task."""
+    import csv
+
+    pytest.importorskip("matplotlib")
+    page = _load_bench_script("results_page")
+    tasks = [page.parse_task(t).name for t in page.SIX]
+    head = ["task", "algo", "n", "mean", "se", "data_score", "train_minutes", "act_ms", "seeds", "scores"]
+    with open(tmp_path / "six-tasks-cpu.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(head)
+        for t in tasks:
+            for a in ("bc", "td3bc", "gmpg"):
+                w.writerow([t, a, 1, 10.0, "", 0, 2, 0.5, "0", "10.000"])
+            w.writerow([t, "iql", 1, 0.0, "", 0, 1, 0.08, "0", "0.000"])  # superseded by the baselines table's
+    with open(tmp_path / "six-tasks-cpu-baselines.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(head)
+        for t in tasks:
+            w.writerow([t, "iql", 2, 20.00049, 0.25, 0, 3, 0.08, "0 1", "20.000 20.001"])
+            for a in ("gmpo", "sfbc", "srpo", "fql", "idql", "qgpo"):
+                w.writerow([t, a, 1, 30.0, "", 0, 7.5, 33.47, "0", "30.000"])
+        w.writerow([tasks[0], "dql", 1, 41.7, "", 0, 66.3, 6.74, "0", "41.700"])
+    md = page.compose("six-tasks-cpu-all", tmp_path)
+    lines = md.splitlines()
+    assert lines[0] == ("| task | data | bc | td3bc | iql | gmpo | gmpg | sfbc | srpo | fql | idql | qgpo | dql |")
+    assert lines[2] == ("| hopper-medium-v5 | 37.5 | 10.0 (1) | 10.0 (1) | 20.0 ± 0.2 (2) | 30.0 (1) | 10.0 (1) | "
+                        "30.0 (1) | 30.0 (1) | 30.0 (1) | 30.0 (1) | 30.0 (1) | 41.7 (1) |")
+    assert lines[3].endswith("| 30.0 (1) | - |")  # no dql run on walker2d-medium
+    assert "gmpo: above iql on 6 of 6" in md and "bc: above iql on 0 of 6" in md and "dql: above iql on 1 of 1" in md
+    assert ("| hopper-medium-v5 | 2 min / 0.5 ms | 2 min / 0.5 ms | 3 min / 0.08 ms | 7.5 min / 33.47 ms | "
+            "2 min / 0.5 ms |") in md
+    costs = md.split("Cost:")[0].split("Mean ±")[1].splitlines()
+    assert [r for r in costs if r.startswith("| walker2d-medium-v5 |")][0].endswith("| 7.5 min / 33.47 ms | - |")
+    rows = list(csv.DictReader(open(tmp_path / "six-tasks-cpu-all.csv")))
+    assert len(rows) == 6 * len(page.ALL_CPU) and (tmp_path / "six-tasks-cpu-all.png").stat().st_size > 0
+    assert (rows[2]["algo"], rows[2]["table"], rows[2]["train_minutes"]) == ("iql", "six-tasks-cpu-baselines", "3")
