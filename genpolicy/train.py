@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import atomic_torch_save, capture_rng, load_torch, restore_rng
-from .rl.algos.base import Algorithm, compile_mode
+from .rl.algos.base import Algorithm, Note, compile_mode
 from .rl.data import OfflineData
 
 __all__ = ["train", "prepare_run", "run_config", "stage_update", "compile_mode", "save_checkpoint", "load_checkpoint",
@@ -351,7 +351,7 @@ class _Loop:
         """The stage's ``monitor`` on the values just logged: each distinct message printed and recorded once."""
         msg = stage.monitor(vals) if stage.monitor is not None else None
         if msg and self.record_warning(stage.name, done, msg):
-            bar.write(f"warning [{stage.name} {done}]: {msg}")
+            bar.write(f"{'note' if isinstance(msg, Note) else 'warning'} [{stage.name} {done}]: {msg}")
 
     def episodes(self, final: bool) -> int:
         return self.algo.cfg.final_eval_episodes if final else self.algo.cfg.eval_episodes

@@ -217,7 +217,7 @@ def test_gmpg_warns_when_its_kl_estimate_goes_negative():
     assert algo.stages()[-1].monitor({"kl_per_dim": -0.9}).endswith("raise train_steps or use log_pi=forward")
 
 
-def test_gmpg_records_where_its_kl_stop_was_reached(tmp_path):
+def test_gmpg_records_where_its_kl_stop_was_reached(tmp_path, capsys):
     from genpolicy.rl.algos import GMPGConfig, build_algorithm
     from genpolicy.rl.data import OfflineData
     from genpolicy.train import train
@@ -234,6 +234,8 @@ def test_gmpg_records_where_its_kl_stop_was_reached(tmp_path):
     got = train(build_algorithm("gmpg", data.obs_dim, data.act_dim, GMPGConfig(**cfg, kl_stop=1e-9)), data,
                 tmp_path / "stop", progress=False)["warnings"]
     assert [(w["stage"], w["step"]) for w in got if w["message"].startswith("kl_stop reached")] == [("policy", 4)]
+    printed = capsys.readouterr().out  # printed as a note, not a warning
+    assert "note [policy 4]: kl_stop reached" in printed and "warning [policy 4]: kl_stop" not in printed
     got = train(build_algorithm("gmpg", data.obs_dim, data.act_dim, GMPGConfig(**cfg)), data, tmp_path / "free",
                 progress=False)["warnings"]
     assert not any("kl_stop" in w["message"] for w in got)

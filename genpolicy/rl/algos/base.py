@@ -15,7 +15,7 @@ from ...config import check_choices
 from ...solvers import SolverName
 from ..data import Batch, ObsNormalizer, RewardScale
 
-__all__ = ["Stage", "Algorithm", "RunConfig", "compile_mode"]
+__all__ = ["Stage", "Note", "Algorithm", "RunConfig", "compile_mode"]
 
 
 @dataclass
@@ -91,6 +91,11 @@ def _check_device(device: str) -> None:
         raise ValueError(f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
+class Note(str):
+    """A :attr:`Stage.monitor` message that reports an event (e.g. GMPG's ``kl_stop`` reached) rather than a fault:
+    recorded in ``summary.json``'s ``warnings`` like a warning, printed with the prefix ``note``."""
+
+
 @dataclass
 class Stage:
     """A named phase of training: ``steps`` calls of ``update(batch) -> metrics``.
@@ -109,7 +114,8 @@ class Stage:
             global RNG), and what it computes must either be rebuilt the same way or live in checkpointed buffers.
         monitor: called with the logged metrics (host floats, every ``log_every`` steps: no extra device sync); a
             message it returns is a warning the loop prints once per run and records in ``summary.json``
-            (``warnings``): a sign, seen in the metrics, that the run is going wrong in a known way.
+            (``warnings``): a sign, seen in the metrics, that the run is going wrong in a known way. A :class:`Note`
+            is recorded the same way but printed as a note: an event the run's reader needs, not a fault.
         stack: the stage's vectorized form across seeds (:mod:`genpolicy.rl.seeds`): called with the ``stack_parts``
             of N runs' instances of the stage (runs that differ only in their seed), it returns one model whose
             ``update(batch, gens)`` takes batches with a leading seed dimension and whose ``unstack()`` writes the

@@ -35,7 +35,7 @@ from ...optim import clip_grads_, functional_adam_, functional_grads, grad_norm
 from ...solvers import FIXED_STEP, FixedStepName
 from ..critics import IQLCritic
 from ..data import Batch
-from .base import Algorithm, Stage
+from .base import Algorithm, Note, Stage
 from .common import (CriticPolicyConfig, advantage_weights, behaviour_cloning_stage, build_policy_model,
                      critic_stage, softmax_weights)
 from .registry import register
@@ -285,8 +285,8 @@ class GMPG(Algorithm):
         the policy is frozen from there, so a score is read with it."""
         cfg = self.cfg
         if metrics.get("kl_stopped", 0.0) > 0:
-            return (f"kl_stop reached: the KL estimate passed {cfg.kl_stop:g} nats per action dimension, so the "
-                    f"policy makes no more updates in this stage")
+            return Note(f"kl_stop reached: the KL estimate passed {cfg.kl_stop:g} nats per action dimension, so "
+                        f"the policy makes no more updates in this stage")
         kl = metrics.get("kl_per_dim")
         if kl is None or kl >= KL_WARN_PER_DIM:
             return None
