@@ -186,7 +186,7 @@ ALL_CPU = {
 COMPOSED = {"headline": HEADLINE, "six-tasks-cpu-all": ALL_CPU}
 
 
-def composed_scores(spec: dict, docs: Path) -> tuple[dict, dict]:
+def composed_scores(spec: dict, docs: Path) -> tuple[dict, dict, dict]:
     """For the columns of ``spec`` (column -> (table, algorithm label, setting or None)), read from the committed
     CSVs in ``docs``: (task, column) -> the seeds' scores, (task, column) -> (train minutes, act ms) where the
     table is a suite table (a rescore table records no costs), and (task, column) -> the suite row's own mean and
@@ -223,8 +223,8 @@ def headline(docs: Path) -> str:
 def compose(name: str, docs: Path) -> str:
     """The composed table ``name`` of :data:`COMPOSED` in markdown, with per column the tasks above IQL's actor and
     above the data (means over seeds), and a cost table when every column comes from a suite table (a rescore
-    table records no costs); writes ``docs/NAME.csv``
-    (one row per task, column and seed list) and ``docs/NAME.png`` (bars)."""
+    table records no costs); writes ``docs/NAME.csv`` (one row per task and column: its seeds' scores and costs)
+    and ``docs/NAME.png`` (bars)."""
     from genpolicy.rl.datasets import available_datasets
     from genpolicy.suite import score_cell
 
@@ -232,7 +232,7 @@ def compose(name: str, docs: Path) -> str:
     data = {r["name"]: r.get("score_mean") for r in available_datasets()}
     got, costs, own = composed_scores(spec, docs)
     tasks, cols = [parse_task(t).name for t in SIX], list(spec)
-    mean = {k: float(np.mean(v)) for k, v in got.items() if v}
+    mean = {k: own[k]["mean"] if k in own else float(np.mean(v)) for k, v in got.items() if v}
     lines = ["| task | data | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     for t in tasks:
         cells = [score_cell(own.get((t, c)) or score_stats(got.get((t, c), []))) for c in cols]
