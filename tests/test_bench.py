@@ -490,3 +490,52 @@ def test_the_all_methods_table_takes_each_column_from_its_suite_table_with_the_r
     rows = list(csv.DictReader(open(tmp_path / "six-tasks-cpu-all.csv")))
     assert len(rows) == 6 * len(page.ALL_CPU) and (tmp_path / "six-tasks-cpu-all.png").stat().st_size > 0
     assert (rows[2]["algo"], rows[2]["table"], rows[2]["train_minutes"]) == ("iql", "six-tasks-cpu-baselines", "3")
+
+
+def test_the_recipe_table_takes_a_rescore_columns_costs_from_its_suite_table(tmp_path):
+    """results_page.py --all-recipe: the headline's rescored columns (IQL's actor, GMPO and GMPG at T = 0) beside
+    the baselines' suite rows; a rescored column's scores from its per-seed rescore rows, its train minutes and act
+    latency from the suite table that holds the same runs; a method with runs on one task only ('-' elsewhere)."""
+    import csv
+
+    pytest.importorskip("matplotlib")
+    page = _load_bench_script("results_page")
+    tasks = [page.parse_task(t).name for t in page.SIX]
+    head = ["task", "algo", "n", "mean", "se", "data_score", "train_minutes", "act_ms", "seeds", "scores"]
+    tables = {"six-tasks-cpu": [("bc", 10.0), ("td3bc", 11.0), ("iql", 0.0)],
+              "six-tasks-cpu-baselines": [(a, 30.0) for a in ("sfbc", "fql", "qgpo", "dql", "srpo", "iql")],
+              "six-tasks-c100k": [("iql-c100k", 0.0), ("gmpo-c100k-pb1024", 0.0), ("gmpg-c100k-rk4", 0.0)]}
+    for name, algos in tables.items():
+        with open(tmp_path / f"{name}.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(head)
+            for t in tasks:
+                for i, (a, score) in enumerate(algos):
+                    w.writerow([t, a, 1, score, "", 0, 4 + i, 0.5 + i, "0", f"{score:.3f}"])
+    with open(tmp_path / "six-tasks-recipe-baselines.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(head)
+        w.writerow([tasks[1], "srpo-recipe", 2, 45.5, 0.5, 0, 20, 0.08, "0 1", "45.000 46.000"])
+    with open(tmp_path / "six-tasks-c100k-temperature.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["task", "algo", "setting", "seed", "score"])
+        for t in tasks:
+            for seed in (0, 1):
+                w.writerow([t, "iql-c100k", "act_temperature=1", seed, 40.0])
+                w.writerow([t, "iql-c100k", "act_temperature=0", seed, 99.0])  # not the column's setting
+                w.writerow([t, "gmpo-c100k-pb1024", "act_temperature=0", seed, 50.0 + seed])
+                w.writerow([t, "gmpg-c100k-rk4", "act_temperature=0", seed, 20.0])
+    md = page.compose("six-tasks-recipe-all", tmp_path)
+    lines = md.splitlines()
+    assert lines[0] == "| task | data | bc | td3bc | iql | gmpo T=0 | gmpg T=0 | sfbc | srpo | fql | qgpo | dql |"
+    assert lines[2] == ("| hopper-medium-v5 | 37.5 | 10.0 (1) | 11.0 (1) | 40.0 ± 0.0 (2) | 50.5 ± 0.5 (2) | "
+                        "20.0 ± 0.0 (2) | 30.0 (1) | - | 30.0 (1) | 30.0 (1) | 30.0 (1) |")
+    assert lines[3].split(" | ")[8] == "45.5 ± 0.5 (2)"  # srpo's walker2d-medium row, the suite row's own stats
+    assert "gmpo T=0: above iql on 6 of 6" in md and "srpo: above iql on 1 of 1" in md
+    assert "gmpg T=0: above iql on 0 of 6" in md
+    assert ("| hopper-medium-v5 | 4 min / 0.5 ms | 5 min / 1.5 ms | 4 min / 0.5 ms | 5 min / 1.5 ms | 6 min / 2.5 ms "
+            "| 4 min / 0.5 ms | - | 5 min / 1.5 ms |") in md
+    assert "a shared IQL critic's minutes are not counted" in md
+    rows = list(csv.DictReader(open(tmp_path / "six-tasks-recipe-all.csv")))
+    assert len(rows) == 6 * len(page.ALL_RECIPE) and (tmp_path / "six-tasks-recipe-all.png").stat().st_size > 0
+    assert [r["scores"] for r in rows if r["column"] == "iql"][0] == "40.000 40.000"
