@@ -67,6 +67,15 @@ def test_a_set_key_no_algorithm_has_is_an_error(hopper_like, tmp_path):  # noqa:
     assert not (tmp_path / "s").exists()
 
 
+#: tiny budgets for every algorithm's fields (each takes the keys its config has)
+TINY_EVERY = {
+    "critic_steps": 3, "policy_steps": 3, "behaviour_steps": 3, "steps": 3, "eval_every": 0,
+    "final_eval_episodes": 1, "act_steps": 2, "num_samples": 2, "support_samples": 2, "net": "mlp",
+    "net_hidden": "[16,16]", "critic_hidden": "[16,16]", "actor_hidden": "[16,16]", "flow_hidden": "[16,16]",
+    "energy_hidden": "[16,16]", "hidden": "[16,16]", "batch_size": 16, "flow_steps": 2, "train_steps": 2,
+    "policy_batch_size": 8}
+
+
 def test_every_registered_algorithm_runs_through_the_suite(hopper_like, tmp_path):  # noqa: F811
     """Each algorithm (baselines included) trains, evaluates and gets a score and cost row from the runner."""
     pytest.importorskip("gymnasium")
@@ -74,12 +83,7 @@ def test_every_registered_algorithm_runs_through_the_suite(hopper_like, tmp_path
     from genpolicy.suite import parse_task, run_suite
 
     algos = sorted(n for n in ALGORITHMS if not n.startswith("toy"))
-    tiny = [f"{k}={v}" for k, v in {
-        "critic_steps": 3, "policy_steps": 3, "behaviour_steps": 3, "steps": 3, "eval_every": 0,
-        "final_eval_episodes": 1, "act_steps": 2, "num_samples": 2, "support_samples": 2, "net": "mlp",
-        "net_hidden": "[16,16]", "critic_hidden": "[16,16]", "actor_hidden": "[16,16]", "flow_hidden": "[16,16]",
-        "energy_hidden": "[16,16]", "hidden": "[16,16]", "batch_size": 16, "flow_steps": 2, "train_steps": 2,
-        "policy_batch_size": 8}.items()]
+    tiny = [f"{k}={v}" for k, v in TINY_EVERY.items()]
     run_suite(algos, [parse_task(f"{hopper_like}:Hopper-v5")], [0], ["cpu"], tmp_path / "s", tiny, progress=False)
     rows = {r["algo"]: r for r in csv.DictReader(open(tmp_path / "s" / "results.csv"))}
     assert set(rows) == set(algos) and all(rows[a]["n"] == "1" and float(rows[a]["act_ms"]) > 0 for a in algos)
@@ -554,14 +558,9 @@ def test_every_algorithm_trains_and_evaluates_from_the_cli(hopper_like, tmp_path
     from genpolicy.cli import main
     from genpolicy.rl.algos import ALGORITHMS
 
-    tiny = {"critic_steps": 3, "policy_steps": 3, "behaviour_steps": 3, "steps": 3, "eval_every": 0,
-            "final_eval_episodes": 1, "act_steps": 2, "num_samples": 2, "support_samples": 2, "net": "mlp",
-            "net_hidden": "[16,16]", "critic_hidden": "[16,16]", "actor_hidden": "[16,16]", "flow_hidden": "[16,16]",
-            "energy_hidden": "[16,16]", "hidden": "[16,16]", "batch_size": 16, "flow_steps": 2, "train_steps": 2,
-            "policy_batch_size": 8}
     assert sorted(n for n in ALGORITHMS if not n.startswith("toy")) == CLI_ALGOS  # a new algorithm joins the list
     fields = {f.name for f in dataclasses.fields(ALGORITHMS[algo].Config)}
-    sets = [x for k, v in tiny.items() if k in fields for x in ("--set", f"{k}={v}")]
+    sets = [x for k, v in TINY_EVERY.items() if k in fields for x in ("--set", f"{k}={v}")]
     run = tmp_path / "run"
     assert main(["train", algo, "--dataset", str(hopper_like), "--env", "Hopper-v5", "--run-dir", str(run),
                  "--no-progress", *sets]) == 0
