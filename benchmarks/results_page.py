@@ -211,11 +211,18 @@ def composed_scores(spec: dict, docs: Path) -> tuple[dict, dict, dict]:
     scores: dict[tuple[str, str], list[float]] = {}
     costs: dict[tuple[str, str], tuple] = {}
     stats: dict[tuple[str, str], dict] = {}
-    def rows(table: str):
-        f = docs / f"{table}.csv"
-        if not f.exists():
-            raise SystemExit(f"results_page: the composed table needs {f}, which is missing")
-        return list(csv.DictReader(f.open(newline="")))
+    read: dict[str, list[dict]] = {}  # each committed CSV read once, however many columns it serves
+
+    def rows(table: str) -> list[dict]:
+        if table not in read:
+            f = docs / f"{table}.csv"
+            if not f.exists():
+                raise SystemExit(f"results_page: the composed table needs {f}, which is missing")
+            read[table] = list(csv.DictReader(f.open(newline="")))
+        return read[table]
+
+    def cost_pair(r: dict) -> tuple:
+        return tuple(float(r[k]) if r[k] else None for k in ("train_minutes", "act_ms"))
 
     for col, (table, algo, setting, *cost_table) in spec.items():
         for r in rows(table):
@@ -225,11 +232,11 @@ def composed_scores(spec: dict, docs: Path) -> tuple[dict, dict, dict]:
                 scores.setdefault((r["task"], col), []).append(float(r["score"]))
             else:
                 scores.setdefault((r["task"], col), []).extend(float(x) for x in r["scores"].split())
-                costs[r["task"], col] = tuple(float(r[k]) if r[k] else None for k in ("train_minutes", "act_ms"))
+                costs[r["task"], col] = cost_pair(r)
                 stats[r["task"], col] = {"n": int(r["n"]), **{k: float(r[k]) if r[k] else None for k in ("mean", "se")}}
         for r in rows(cost_table[0]) if cost_table else []:  # a rescore column: its runs' costs, from their suite
             if r["algo"] == algo:
-                costs[r["task"], col] = tuple(float(r[k]) if r[k] else None for k in ("train_minutes", "act_ms"))
+                costs[r["task"], col] = cost_pair(r)
     return scores, costs, stats
 
 
