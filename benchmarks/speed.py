@@ -159,53 +159,36 @@ def full_loop(cfg, data, steps: int, compiled: bool, out: Path) -> dict:
 
 
 def _seed_models(stage: str, n: int, device: str):
-    """N single models' update functions and the stacked model of the same N (genpolicy.rl.seeds) for ``stage``:
+    """N single models' update functions and the stacked model of the same N (genpolicy.rl.stacking) for ``stage``:
     ``critic`` (IQL, 2x256), ``policy`` (GMPO's awr policy stage, mlp 3x256), ``policy-unet`` (the paper's
     U-Net 512-256-128), ``iql-actor`` (IQL's Gaussian actor, 2x256, weighted by its critic) or ``td3bc`` (TD3+BC's
     step, 2x256)."""
-    from genpolicy.rl.critics import IQLConfig, IQLCritic
-    from genpolicy.rl.seeds import SeedStackedGMPO, SeedStackedIQL
+    from genpolicy.rl.algos import IQLAWRConfig
+    from genpolicy.rl.algos.td3bc import TD3BCConfig
+    from genpolicy.rl.stacking import StackedStage
 
-    if stage == "critic":
-        critics = []
-        for s in range(n):
-            torch.manual_seed(s)
-            critics.append(IQLCritic(OBS, ACT, IQLConfig(hidden=(256, 256))).to(device))
-        return [c.update for c in critics], SeedStackedIQL(critics).to(device)
-    if stage == "td3bc":
-        from genpolicy.rl.algos.td3bc import TD3BCConfig
-        from genpolicy.rl.seeds import SeedStackedTD3BC
+    def cfg(s):
+        if stage in ("critic", "iql-actor"):
+            return "iql", IQLAWRConfig(device=device, critic_hidden=(256, 256), seed=s)
+        if stage == "td3bc":
+            return "td3bc", TD3BCConfig(device=device, seed=s)
+        net = dict(net="unet", net_hidden=(512, 256, 128)) if stage == "policy-unet" else dict(
+            net="mlp", net_hidden=(256, 256, 256))
+        return "gmpo", GMPOConfig(device=device, critic_hidden=(256, 256), beta=8.0, seed=s, **net)
 
-        algos = []
-        for s in range(n):
-            torch.manual_seed(s)
-            algos.append(build_algorithm("td3bc", OBS, ACT, TD3BCConfig(device=device, seed=s)).to(device))
-        return [a.update for a in algos], SeedStackedTD3BC(algos)
-    if stage == "iql-actor":
-        from genpolicy.rl.algos import IQLAWRConfig
-        from genpolicy.rl.seeds import SeedStackedActor
-
-        algos = []
-        for s in range(n):
-            torch.manual_seed(s)
-            cfg = IQLAWRConfig(device=device, critic_hidden=(256, 256), seed=s)
-            algos.append(build_algorithm("iql", OBS, ACT, cfg).to(device))
-        return [a.update_policy for a in algos], SeedStackedActor([(a.actor, a.actor_opt, a.critic) for a in algos],
-                                                                  beta=3.0)
     algos = []
     for s in range(n):
         torch.manual_seed(s)
-        net = dict(net="unet", net_hidden=(512, 256, 128)) if stage == "policy-unet" else dict(
-            net="mlp", net_hidden=(256, 256, 256))
-        cfg = GMPOConfig(device=device, critic_hidden=(256, 256), beta=8.0, seed=s, **net)
-        algos.append(build_algorithm("gmpo", OBS, ACT, cfg).to(device))
-    return [a.update_policy for a in algos], SeedStackedGMPO(algos)
+        name, c = cfg(s)
+        algos.append(build_algorithm(name, OBS, ACT, c).to(device))
+    si = {"critic": 0, "td3bc": 0}.get(stage, 1)
+    return [a.stages()[si].update for a in algos], StackedStage(algos, si).to(device)
 
 
 def seed_scaling(data, device: str, batch: int, steps: int, stage: str = "critic", counts=(1, 4, 8)) -> dict:
     """Steps/s of N seeds' ``stage`` trained as one stacked model against N separate models stepped one after another
     in the same process: seed-steps/s for each N and the speed-up of stacking."""
-    from genpolicy.rl.seeds import stack_batches
+    from genpolicy.rl.stacking import stack_batches
 
     out = {}
     for n in counts:

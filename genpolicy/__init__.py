@@ -8,7 +8,7 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "GenerativeModel": ".generative", "SampleWithLogProb": ".generative", "Trajectory": ".generative",
+    "GenerativeModel": ".generative", "SampleWithLogProb": ".conditions", "Trajectory": ".conditions",
     "GaussianPath": ".paths", "VPSDE": ".paths", "GVP": ".paths", "LinearPath": ".paths", "ICFM": ".paths",
     "SF2M": ".paths", "make_path": ".paths", "make_solver": ".solvers", "IndependentCoupling": ".couplings",
     "OTCoupling": ".couplings", "load_policy": ".policy", "export_policy": ".export",

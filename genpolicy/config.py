@@ -19,10 +19,11 @@ import textwrap
 import typing
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 
 __all__ = ["field_docs", "add_dataclass_args", "dataclass_from_args", "apply_overrides", "check_choices",
            "literal_choices", "load_presets", "task_presets", "resolve_config", "check_resume_changes", "to_yaml",
-           "steps_from_epochs"]
+           "steps_from_epochs", "class_union", "class_dict", "coerce"]
 
 
 @lru_cache(maxsize=None)
@@ -57,7 +58,7 @@ def check_choices(cfg) -> None:
         choices = literal_choices(tp)
         if choices is not None and getattr(cfg, name) not in choices:
             raise ValueError(f"{type(cfg).__name__}.{name}={getattr(cfg, name)!r}: expected one of {list(choices)}")
-    for name, spec in _class_dict(type(cfg), "limits").items():
+    for name, spec in class_dict(type(cfg), "limits").items():
         value = getattr(cfg, name)
         for v in value if isinstance(value, (tuple, list)) else (value,):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not _in_range(v, spec):
@@ -148,13 +149,20 @@ def apply_overrides(cfg, overrides: dict):
     return dataclasses.replace(cfg, **overrides)
 
 
+#: preset files of algorithms defined outside the package (a plugin's ``NAME.yaml`` beside its module), by name
+PLUGIN_PRESETS: dict[str, Path] = {}
+
+
 def load_presets(algo: str) -> dict:
-    """Presets of an algorithm: ``genpolicy/presets/<algo>.yaml`` over the task presets every algorithm takes
-    (``genpolicy/presets/tasks.yaml``: an algorithm's preset of the same name adds to them, its fields winning)."""
+    """Presets of an algorithm: ``genpolicy/presets/<algo>.yaml`` (a plugin's: the ``<algo>.yaml`` beside its module,
+    :data:`PLUGIN_PRESETS`) over the task presets every algorithm takes (``genpolicy/presets/tasks.yaml``: an
+    algorithm's preset of the same name adds to them, its fields winning)."""
     import yaml
 
     def read(name: str) -> dict:
         f = resources.files("genpolicy") / "presets" / f"{name}.yaml"
+        if not f.is_file() and name in PLUGIN_PRESETS:
+            f = PLUGIN_PRESETS[name]
         return yaml.safe_load(f.read_text()) or {} if f.is_file() else {}
 
     own = read(algo)
@@ -170,7 +178,7 @@ def task_presets(presets: dict, budget: list[str], task: str) -> list[str]:
     return [p for p in [task, *(f"{b}-{task}" for b in budget)] if p in presets]
 
 
-def _coerce(cls, key: str, value):
+def coerce(cls, key: str, value):
     """Turn a preset value or a --set string (parsed as YAML) into the field's type."""
     import yaml
 
@@ -202,23 +210,23 @@ def resolve_config(cls, presets: list[str], available: dict, flags: dict, sets: 
     for p in presets:
         if p not in available:
             raise ValueError(f"unknown preset {p!r}; available: {sorted(available)}")
-        cfg = apply_overrides(cfg, {k: _coerce(cls, k, v) for k, v in available[p].items()})
+        cfg = apply_overrides(cfg, {k: coerce(cls, k, v) for k, v in available[p].items()})
     cfg = apply_overrides(cfg, flags)
     overrides = {}
     for s in sets:
         if "=" not in s:
             raise ValueError(f"--set expects key=value, got {s!r}")
         k, v = s.split("=", 1)
-        overrides[k.strip()] = _coerce(cls, k.strip(), v)
+        overrides[k.strip()] = coerce(cls, k.strip(), v)
     return apply_overrides(cfg, overrides)
 
 
-def _class_union(cls, attr: str) -> set:
+def class_union(cls, attr: str) -> set:
     """The names a ClassVar tuple ``attr`` declares anywhere in ``cls``'s hierarchy."""
     return {name for klass in cls.__mro__ for name in vars(klass).get(attr, ())}
 
 
-def _class_dict(cls, attr: str) -> dict:
+def class_dict(cls, attr: str) -> dict:
     """A ClassVar dict ``attr`` merged over ``cls``'s hierarchy (subclasses add to and override their bases)."""
     merged = {}
     for klass in reversed(cls.__mro__):
@@ -232,7 +240,7 @@ def check_resume_changes(old, new) -> dict:
     length, which may only grow)."""
     changed = {f.name: getattr(new, f.name) for f in dataclasses.fields(new)
                if getattr(new, f.name) != getattr(old, f.name)}
-    safe, grow = _class_union(type(new), "resume_safe"), _class_union(type(new), "stage_steps")
+    safe, grow = class_union(type(new), "resume_safe"), class_union(type(new), "stage_steps")
     refused = sorted(k for k in changed if k not in safe | grow)
     shrunk = sorted(k for k in changed if k in grow and changed[k] < getattr(old, k))
     if refused or shrunk:
@@ -259,11 +267,11 @@ def steps_from_epochs(cfg, rows: int):
     its step field: the class's ``epoch_fields`` maps e.g. ``critic_epochs`` to ``critic_steps``; 0 epochs leaves the
     step count as it is. ``epoch_batch_fields`` names a stage's own batch-size field (``policy_batch_size``), read
     in place of ``batch_size`` when it is not 0. The paper's code states its budgets in epochs."""
-    own_batch = _class_dict(type(cfg), "epoch_batch_fields")
+    own_batch = class_dict(type(cfg), "epoch_batch_fields")
 
     def batch(e: str) -> int:
         return (getattr(cfg, own_batch[e]) if e in own_batch else 0) or cfg.batch_size
 
     steps = {s: max(1, math.ceil(getattr(cfg, e) * rows / batch(e)))
-             for e, s in _class_dict(type(cfg), "epoch_fields").items() if getattr(cfg, e) > 0}
+             for e, s in class_dict(type(cfg), "epoch_fields").items() if getattr(cfg, e) > 0}
     return dataclasses.replace(cfg, **steps) if steps else cfg

@@ -16,7 +16,6 @@ Time convention: t=0 data, t=1 noise. Sampling integrates from the noise end to 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -27,64 +26,11 @@ from .couplings import Coupling, make_coupling
 from .matching import LOSS_KINDS, WEIGHTINGS, LossKind, Weighting, matching_loss
 from .likelihood import Divergence, Probe
 from .paths import PARAMETERIZATIONS, GaussianPath, Parameterization, expand_t, make_path
+from .conditions import (SampleWithLogProb, Trajectory, batch_size_of, check_finite, device_of, index_cond)
+from .rng import draw
 from .solvers import Sampler, make_solver, uniform_grid
 
 __all__ = ["GenerativeModel", "Trajectory", "SampleWithLogProb", "batch_size_of"]
-
-
-def _is_tensordict(c: Any) -> bool:
-    return hasattr(c, "batch_size") and hasattr(c, "keys") and not isinstance(c, Tensor)
-
-
-def batch_size_of(cond: Any) -> int:
-    """Leading batch size of a tensor or TensorDict condition."""
-    if isinstance(cond, Tensor):
-        if cond.dim() == 0:
-            raise ValueError("cond must have a batch dimension, got a 0-dim tensor")
-        return cond.shape[0]
-    if _is_tensordict(cond):
-        if len(cond.batch_size) == 0:
-            raise ValueError("a TensorDict condition needs batch_size=[B], got batch_size=[]")
-        return cond.batch_size[0]
-    raise TypeError(f"cond must be a torch.Tensor or a tensordict.TensorDict, got {type(cond).__name__}")
-
-
-def _check_finite(name: str, x: Any) -> None:
-    leaves = [x] if isinstance(x, Tensor) else list(x.values(include_nested=True, leaves_only=True))
-    for leaf in leaves:
-        if leaf.is_floating_point() and not bool(torch.isfinite(leaf).all()):
-            bad = int((~torch.isfinite(leaf)).sum())
-            raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or inf)")
-
-
-def _index_cond(cond: Any, idx: Tensor) -> Any:
-    return None if cond is None else cond[idx]
-
-
-@dataclass
-class Trajectory:
-    """A generation path from noise to data.
-
-    Attributes:
-        xs: states, shape ``(steps + 1, N, *x_shape)``; ``xs[0]`` is noise, ``xs[-1]`` the sample.
-        times: the time of each state, shape ``(steps + 1,)``, from the noise end to the data end.
-    """
-
-    xs: Tensor
-    times: Tensor
-
-
-@dataclass
-class SampleWithLogProb:
-    """Samples and their model log-density computed along the same generation path.
-
-    Attributes:
-        x: samples, same shape as :meth:`GenerativeModel.sample` returns.
-        log_prob: log p(x | cond), shape ``x.shape[:-len(x_shape)]``.
-    """
-
-    x: Tensor
-    log_prob: Tensor
 
 
 class GenerativeModel(nn.Module):
@@ -126,7 +72,7 @@ class GenerativeModel(nn.Module):
         k = len(self.x_shape)
         if x.dim() < k + 1 or tuple(x.shape[-k:]) != self.x_shape:
             raise ValueError(f"{name} has shape {tuple(x.shape)}; wanted (B, {', '.join(map(str, self.x_shape))})")
-        _check_finite(name, x)
+        check_finite(name, x)
 
     def _check_cond(self, cond: Any, batch: int | None) -> None:
         if cond is None:
@@ -135,7 +81,7 @@ class GenerativeModel(nn.Module):
         if batch is not None and b != batch:
             shape = tuple(cond.shape) if isinstance(cond, Tensor) else tuple(cond.batch_size)
             raise ValueError(f"cond has batch size {b} (shape {shape}) but x has batch size {batch}")
-        _check_finite("cond", cond)
+        check_finite("cond", cond)
 
     def _check_t(self, t: Tensor | float, x: Tensor) -> Tensor:
         batch = x.shape[0]
@@ -260,9 +206,9 @@ class GenerativeModel(nn.Module):
         them inside, which is how seeds trained as one vectorized model keep their own random streams."""
         if t is None:
             t0, t1 = self._interval("velocity" if kind == "flow" else "noise")
-            t = t0 + (t1 - t0) * _draw(torch.rand, (x0.shape[0],), generator, device=x0.device, dtype=x0.dtype)
+            t = t0 + (t1 - t0) * draw(torch.rand, (x0.shape[0],), generator, device=x0.device, dtype=x0.dtype)
         if x1 is None:
-            x1 = _draw(torch.randn, x0.shape, generator, device=x0.device, dtype=x0.dtype)
+            x1 = draw(torch.randn, x0.shape, generator, device=x0.device, dtype=x0.dtype)
         return t, x1
 
     # ------------------------------------------------------------------ sampling
@@ -282,8 +228,8 @@ class GenerativeModel(nn.Module):
             return cond, b, (b,)
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
-        idx = torch.arange(b, device=_device_of(cond)).repeat_interleave(n)
-        return _index_cond(cond, idx), b * n, (b, n)
+        idx = torch.arange(b, device=device_of(cond)).repeat_interleave(n)
+        return index_cond(cond, idx), b * n, (b, n)
 
     def _noise(self, rows: int, t1: float, x1: Tensor | None, cond: Any, temperature: float = 1.0,
                check: bool = True, generator: torch.Generator | None = None) -> Tensor:
@@ -294,9 +240,9 @@ class GenerativeModel(nn.Module):
                 raise ValueError(f"x1 has batch {x1.shape[0]}; wanted {rows}")
             return x1
         p = next(self.parameters(), None)
-        device = p.device if p is not None else (_device_of(cond) if cond is not None else "cpu")
+        device = p.device if p is not None else (device_of(cond) if cond is not None else "cpu")
         dtype = p.dtype if p is not None else torch.get_default_dtype()
-        noise = _draw(torch.randn, (rows, *self.x_shape), generator, device=device, dtype=dtype)
+        noise = draw(torch.randn, (rows, *self.x_shape), generator, device=device, dtype=dtype)
         return self._prior_std(t1) * temperature * noise
 
     def _prior_std(self, t1: float) -> float:
@@ -449,14 +395,3 @@ class GenerativeModel(nn.Module):
 
     def extra_repr(self) -> str:
         return f"path={self.path!r}, param={self.param!r}, x_shape={self.x_shape}, coupling={self.coupling!r}"
-
-
-def _device_of(cond: Any):
-    return cond.device if isinstance(cond, Tensor) or _is_tensordict(cond) else "cpu"
-
-
-def _draw(fn, size, generator: torch.Generator | None, **kw) -> Tensor:
-    """``torch.rand``/``torch.randn`` of ``size``, from ``generator`` or, without one, the global RNG (the same
-    numbers as ``generator=None``). ``generator=None`` is not passed on: its overload takes no symbolic sizes, so a
-    compiled step or ``act`` failed when a second batch size made ``torch.compile`` treat the batch as dynamic."""
-    return fn(size, generator=generator, **kw) if generator is not None else fn(size, **kw)

@@ -14,8 +14,10 @@ from torch import Tensor, nn
 from torch.func import grad_and_value
 from torch.nn.utils.stateless import _reparametrize_module
 
+from .rng import stacked, unbatched
+
 __all__ = ["optimizer_step", "minimize", "functional_grads", "functional_adam_", "ensure_adam_state", "grad_norm",
-           "clip_grads_"]
+           "clip_grads_", "foreach"]
 
 LossFn = Callable[..., tuple[Tensor, dict]]
 
@@ -31,6 +33,39 @@ def optimizer_step(opt: torch.optim.Optimizer, loss: Tensor, model: nn.Module | 
     gnorm = torch.nn.utils.clip_grad_norm_(owned, clip) if clip > 0 else None
     opt.step()
     return gnorm
+
+
+#: ``torch._foreach_<name>`` as one tensor's ops, each with a vmap batching rule (``lerp_`` and ``addcmul_`` have
+#: none and would fall back to a slow loop over the seeds)
+_ONE = {"add_": lambda t, x: t.add_(x), "lerp_": lambda t, x, w: t.add_((x - t) * w), "mul_": lambda t, x: t.mul_(x),
+        "addcmul_": lambda t, a, b, v: t.add_(a * b, alpha=v), "div": torch.div, "sqrt": torch.sqrt,
+        "sub_": lambda t, x: t.sub_(x), "norm": torch.linalg.vector_norm, "add": torch.add}
+
+
+#: foreach ops that act element by element with plain-number (not per-seed) scalars: in a stacked step they run on
+#: the stacked tensors behind the seed-batched ones, the single runs' kernel bit for bit
+_ELEMENTWISE_INPLACE = {"lerp_", "add_", "sub_"}
+
+
+def foreach(name: str, *args):
+    """``torch._foreach_<name>(*args)``; inside a seed-stacked step (``torch.func.vmap``, which has no rule for the
+    foreach ops) the same op on the stacked tensors behind the seed-batched ones (in-place element-wise ops with
+    plain-number scalars: the same kernel as a single run's), else one tensor at a time."""
+    if not stacked():
+        return getattr(torch, f"_foreach_{name}")(*args)
+    if name in _ELEMENTWISE_INPLACE and all(isinstance(a, (list, tuple)) or isinstance(a, (int, float))
+                                            for a in args):
+        getattr(torch, f"_foreach_{name}")(*(_unbatched_list(a) if isinstance(a, (list, tuple)) else a
+                                              for a in args))
+        return None
+    one = _ONE[name]
+    n = len(args[0])
+    out = [one(*(a[i] if isinstance(a, (list, tuple)) else a for a in args)) for i in range(n)]
+    return None if name.endswith("_") else out
+
+
+def _unbatched_list(ts) -> list[Tensor]:
+    return [unbatched(t) for t in ts]
 
 
 def ensure_adam_state(opt: torch.optim.Optimizer) -> None:
@@ -59,34 +94,47 @@ def functional_adam_(opt: torch.optim.Optimizer, params: list[Tensor], grads: li
     state = [opt.state[p] for p in params]
     steps = [s["step"] for s in state]
     m, v = [s["exp_avg"] for s in state], [s["exp_avg_sq"] for s in state]
+    if stacked() and apply is None:  # N seeds: torch's fused Adam on the stacked tensors, the single runs' kernel
+        _fused_adam_stacked(params, grads, m, v, steps, lr, b1, b2, eps)
+        return
     if apply is not None:
         kept = [*params, *steps, *m, *v]
         before = [t.clone() for t in kept]
-    torch._foreach_add_(steps, 1.0)
-    torch._foreach_lerp_(m, grads, 1 - b1)
-    torch._foreach_mul_(v, b2)
-    torch._foreach_addcmul_(v, grads, grads, 1 - b2)
+    foreach("add_", steps, 1.0)
+    foreach("lerp_", m, grads, 1 - b1)
+    foreach("mul_", v, b2)
+    foreach("addcmul_", v, grads, grads, 1 - b2)
     bias1 = [1 - torch.pow(b1, s) for s in steps]
     bias2_sqrt = [torch.sqrt(1 - torch.pow(b2, s)) for s in steps]
-    denom = torch._foreach_div(torch._foreach_sqrt(v), bias2_sqrt)
-    torch._foreach_add_(denom, eps)
-    update = torch._foreach_div(m, denom)
-    torch._foreach_mul_(update, [lr / b for b in bias1])
-    torch._foreach_sub_(params, update)
+    denom = foreach("div", foreach("sqrt", v), bias2_sqrt)
+    foreach("add_", denom, eps)
+    update = foreach("div", m, denom)
+    foreach("mul_", update, [lr / b for b in bias1])
+    foreach("sub_", params, update)
     if apply is not None:
         for t, old in zip(kept, before):
             t.copy_(torch.where(apply, t, old))
 
 
+def _fused_adam_stacked(params, grads, m, v, steps, lr, b1, b2, eps) -> None:
+    """``torch.optim.Adam(fused=True)``'s step on the ``(N, ...)`` tensors behind seed-batched ones: element-wise, so
+    seed k's values are its single run's bit for bit (the step counts are equal across seeds)."""
+    ps, gs, ms, vs, ss = ([unbatched(t) for t in ts] for ts in (params, grads, m, v, steps))
+    torch._foreach_add_(ss, 1)
+    with torch.no_grad():
+        torch._fused_adam_(ps, [g.contiguous() for g in gs], ms, vs, [], [s[0] for s in ss], lr=lr, beta1=b1,
+                           beta2=b2, weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
+
+
 def grad_norm(grads: list[Tensor]) -> Tensor:
     """The total 2-norm of ``grads`` (as ``torch.nn.utils.get_total_norm``), traceable."""
-    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    return torch.linalg.vector_norm(torch.stack(foreach("norm", grads)))
 
 
 def clip_grads_(grads: list[Tensor], max_norm: float) -> Tensor:
     """Scale ``grads`` in place to total norm at most ``max_norm`` (as ``clip_grad_norm_``); returns the norm before."""
     norm = grad_norm(grads)
-    torch._foreach_mul_(grads, torch.clamp(max_norm / (norm + 1e-6), max=1.0))
+    foreach("mul_", grads, torch.clamp(max_norm / (norm + 1e-6), max=1.0))
     return norm
 
 

@@ -8,6 +8,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 from genpolicy.analytic import GaussianOracle
+
+from .tiny import load_test_plugins
+
+load_test_plugins()  # GENPOLICY_TEST_PLUGINS: algorithm files every generic test then covers
 from genpolicy.generative import GenerativeModel
 from genpolicy.paths import PATHS, make_path
 

@@ -11,9 +11,11 @@ import time
 
 import pytest
 
+from genpolicy.rl.algos import build_algorithm
 from genpolicy.train import load_checkpoint
 
 from .test_trust import hopper_like  # noqa: F401  (fixture)
+from .tiny import registered, tiny_config, tiny_sets
 
 TINY = ["--set", "critic_steps=30", "--set", "policy_steps=4", "--set", "eval_every=0", "--set", "eval_episodes=1",
         "--set", "final_eval_episodes=2", "--set", "act_steps=2", "--set", "net=mlp", "--set", "net_hidden=[32,32]",
@@ -67,34 +69,24 @@ def test_a_set_key_no_algorithm_has_is_an_error(hopper_like, tmp_path):  # noqa:
     assert not (tmp_path / "s").exists()
 
 
-#: tiny budgets for every algorithm's fields (each takes the keys its config has)
-TINY_EVERY = {
-    "critic_steps": 3, "policy_steps": 3, "behaviour_steps": 3, "steps": 3, "eval_every": 0,
-    "final_eval_episodes": 1, "act_steps": 2, "num_samples": 2, "support_samples": 2, "net": "mlp",
-    "net_hidden": "[16,16]", "critic_hidden": "[16,16]", "actor_hidden": "[16,16]", "flow_hidden": "[16,16]",
-    "energy_hidden": "[16,16]", "hidden": "[16,16]", "batch_size": 16, "flow_steps": 2, "train_steps": 2,
-    "policy_batch_size": 8}
-
-
-def test_every_registered_algorithm_runs_through_the_suite(hopper_like, tmp_path):  # noqa: F811
-    """Each algorithm (baselines included) trains, evaluates and gets a score and cost row from the runner."""
+@pytest.mark.parametrize("algo", registered())
+def test_every_registered_algorithm_runs_through_the_suite(hopper_like, tmp_path, algo):  # noqa: F811
+    """Each algorithm (baselines and plugins included) trains at its own test budget, evaluates and gets a score and
+    cost row from the runner; with --stack-seeds both seeds finish, trained as one model where its first stage
+    stacks."""
     pytest.importorskip("gymnasium")
-    from genpolicy.rl.algos import ALGORITHMS
     from genpolicy.suite import parse_task, run_suite
 
-    algos = sorted(n for n in ALGORITHMS if not n.startswith("toy"))
-    tiny = [f"{k}={v}" for k, v in TINY_EVERY.items()]
-    run_suite(algos, [parse_task(f"{hopper_like}:Hopper-v5")], [0], ["cpu"], tmp_path / "s", tiny, progress=False)
+    tiny = tiny_sets(algo)
+    run_suite([algo], [parse_task(f"{hopper_like}:Hopper-v5")], [0], ["cpu"], tmp_path / "s", tiny, progress=False)
     rows = {r["algo"]: r for r in csv.DictReader(open(tmp_path / "s" / "results.csv"))}
-    assert set(rows) == set(algos) and all(rows[a]["n"] == "1" and float(rows[a]["act_ms"]) > 0 for a in algos)
+    assert set(rows) == {algo} and rows[algo]["n"] == "1" and float(rows[algo]["act_ms"]) > 0
 
-    # --stack-seeds: every algorithm finishes both seeds; those with a stage that has a vectorized form trained it so
-    run_suite(algos, [parse_task(str(hopper_like))], [0, 1], ["cpu"], tmp_path / "v", tiny, progress=False,
+    run_suite([algo], [parse_task(str(hopper_like))], [0, 1], ["cpu"], tmp_path / "v", tiny, progress=False,
               stack_seeds=True)
-    stacked = {a for a in algos for f in [tmp_path / "v" / "hopper_like" / a / "seed-1" / "summary.json"]
-               if json.loads(f.read_text()).get("stacked_seeds") == [0, 1]}
-    # a behaviour-cloning, GMPO policy, Gaussian actor or TD3+BC stage
-    assert stacked == {"gmpo", "gmpg", "idql", "sfbc", "qgpo", "srpo", "bc", "iql", "td3bc"}
+    summary = json.loads((tmp_path / "v" / "hopper_like" / algo / "seed-1" / "summary.json").read_text())
+    first = next(st for st in build_algorithm(algo, 11, 3, tiny_config(algo)).stages() if st.steps > 0)
+    assert (summary.get("stacked_seeds") == [0, 1]) == first.stackable
 
 
 def test_changed_settings_need_a_label_and_a_label_shares_the_critic(hopper_like, tmp_path):  # noqa: F811
@@ -545,22 +537,14 @@ def test_the_recipe_table_takes_a_rescore_columns_costs_from_its_suite_table(tmp
     assert [r["scores"] for r in rows if r["column"] == "iql"][0] == "40.000 40.000"
 
 
-CLI_ALGOS = ["bc", "dql", "fql", "gmpg", "gmpo", "idql", "iql", "qgpo", "sfbc", "srpo", "td3bc"]
-
-
-@pytest.mark.parametrize("algo", CLI_ALGOS)
+@pytest.mark.parametrize("algo", registered())
 def test_every_algorithm_trains_and_evaluates_from_the_cli(hopper_like, tmp_path, capsys, algo):  # noqa: F811
-    """Issue 13: ``genpolicy train NAME --dataset ... --env ...`` runs each method end to end (every stage, the
-    final evaluation in the environment), and ``genpolicy eval`` scores the checkpoint it wrote."""
+    """``genpolicy train NAME --dataset ... --env ...`` runs each method end to end (every stage, the final
+    evaluation in the environment), and ``genpolicy eval`` scores the checkpoint it wrote."""
     pytest.importorskip("gymnasium")
-    import dataclasses
-
     from genpolicy.cli import main
-    from genpolicy.rl.algos import ALGORITHMS
 
-    assert sorted(n for n in ALGORITHMS if not n.startswith("toy")) == CLI_ALGOS  # a new algorithm joins the list
-    fields = {f.name for f in dataclasses.fields(ALGORITHMS[algo].Config)}
-    sets = [x for k, v in TINY_EVERY.items() if k in fields for x in ("--set", f"{k}={v}")]
+    sets = [x for kv in tiny_sets(algo) for x in ("--set", kv)]
     run = tmp_path / "run"
     assert main(["train", algo, "--dataset", str(hopper_like), "--env", "Hopper-v5", "--run-dir", str(run),
                  "--no-progress", *sets]) == 0

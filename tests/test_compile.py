@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from genpolicy.optim import ensure_adam_state, functional_adam_, minimize
-from genpolicy.rl.algos import ALGORITHMS, build_algorithm
+from genpolicy.rl.algos import build_algorithm
 from genpolicy.rl.algos.bc import BCConfig
 from genpolicy.rl.algos.dql import DiffusionQLConfig
 from genpolicy.rl.algos.fql import FQLConfig
@@ -22,6 +22,7 @@ from genpolicy.rl.algos.td3bc import TD3BCConfig
 from genpolicy.rl.data import OfflineData
 
 from .test_iql_gmpo import _bandit
+from .tiny import registered, tiny_config
 
 SMALL = dict(net="mlp", net_hidden=(32, 32), critic_hidden=(32, 32), batch_size=64, act_steps=2, num_samples=3)
 CASES = [("gmpo", GMPOConfig(**SMALL)), ("gmpo", GMPOConfig(**SMALL, critic_batched=True)),
@@ -46,12 +47,8 @@ CASES += [("srpo", SRPOConfig(**_NO_SAMPLES)),
           ("qgpo", QGPOConfig(**_NO_SAMPLES, energy_hidden=(32, 32), support_samples=3)),
           ("qgpo", QGPOConfig(**_NO_SAMPLES, energy_hidden=(32, 32), support_samples=3, critic="iql")),
           ("sfbc", SfBCConfig(**SMALL, support_samples=3)), ("sfbc", SfBCConfig(**SMALL, critic="iql"))]
-#: stages that run eagerly by design: TD3+BC's every-other-step actor (GMPG's adjoint gradient too: not a case here)
-EAGER_ONLY = {("td3bc", "train")}
-
-
-def test_every_registered_algorithm_is_held_to_its_eager_step():
-    assert {name for name, _ in CASES} >= {n for n in ALGORITHMS if not n.startswith("toy")}
+#: every registered algorithm (plugins too) at its own test budget, before the variants above
+CASES = [(n, tiny_config(n, batch_size=64)) for n in registered()] + CASES
 
 
 @pytest.fixture(scope="module")
@@ -71,15 +68,14 @@ def _close(a, b, tol=1e-5):
         torch.testing.assert_close(a[k].float(), b[k].float(), rtol=tol, atol=tol, msg=k)
 
 
-@pytest.mark.parametrize("name,cfg", CASES, ids=lambda c: getattr(c, "variant", c) if not isinstance(c, str) else c)
+@pytest.mark.parametrize("name,cfg", CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
 def test_each_compiled_stage_takes_the_eager_step(name, cfg, data):
     torch.manual_seed(0)
     algo = build_algorithm(name, data.obs_dim, data.act_dim, cfg, data.normalizer)
     batch = data.sample(64, generator=torch.Generator().manual_seed(1))
     compiled_stages = 0
     for i, stage in enumerate(algo.stages()):
-        if stage.functional is None:
-            assert (name, stage.name) in EAGER_ONLY, f"{name}:{stage.name} has no compilable form"
+        if stage.functional is None or not stage.compiles:  # eager by design (TD3+BC's every-other-step actor)
             continue
         if stage.prepare is not None:
             algo.stages()[i].prepare(data)
@@ -96,7 +92,7 @@ def test_each_compiled_stage_takes_the_eager_step(name, cfg, data):
         explained = torch._dynamo.explain(copy.deepcopy(algo).stages()[i].functional)(batch)
         assert explained.graph_break_count == 0, explained.break_reasons
         compiled_stages += 1
-    assert compiled_stages == sum((name, st.name) not in EAGER_ONLY for st in algo.stages())
+    assert compiled_stages == sum(st.functional is not None and st.compiles for st in algo.stages())
 
 
 def test_functional_adam_is_torch_adam():

@@ -70,7 +70,8 @@ def test_gmpg_paper_budget_follows_the_papers_code_per_task():
     hopper-medium, 1000 and its learning rates on two medium-replay tasks), the KL in bits per action dimension;
     the suite adds paper-<task> after <task> under the paper budget only."""
     from genpolicy.config import steps_from_epochs
-    from genpolicy.suite import Task, _config
+    from genpolicy.suite.runner import _config
+    from genpolicy.suite import Task
 
     cfg, names = _config("gmpg", ["paper"], Task("walker2d-medium-v5", None), [])
     assert names == ["paper", "walker2d-medium"]
@@ -126,7 +127,8 @@ def test_the_recipe_preset_is_the_recipe_the_results_page_measured_and_shares_on
     task and seed in a suite: the same critic key), GMPO at 1024 rows per policy step acting from the prior's mean."""
     from genpolicy.config import load_presets
     from genpolicy.rl.algos import ALGORITHMS
-    from genpolicy.suite import _critic_key, _config, parse_task
+    from genpolicy.suite.runner import _critic_key, _config
+    from genpolicy.suite import parse_task
 
     cfgs = {a: resolve_config(ALGORITHMS[a].Config, ["cpu", "recipe"], load_presets(a), {}, [])
             for a in ("iql", "gmpo", "gmpg")}

@@ -17,7 +17,7 @@ from genpolicy.rl.algos.dql import DiffusionQLConfig
 from genpolicy.rl.algos.gmpg import GMPGConfig
 from genpolicy.rl.algos.gmpo import GMPO, GMPOConfig
 from genpolicy.rl.data import OfflineData
-from genpolicy.rl.seeds import SeedStackedGMPO, stack_batches
+from genpolicy.rl.stacking import StackedStage, stack_batches
 
 from .test_iql_gmpo import _bandit
 
@@ -152,7 +152,7 @@ def test_stacked_bf16_seeds_take_their_single_runs_losses():
         torch.manual_seed(100 + s)
         want.append(float(a.update_policy(batches[s])["policy_loss"]))
     gens = [torch.Generator().manual_seed(100 + s) for s in (0, 1)]
-    stack = SeedStackedGMPO(algos)
+    stack = StackedStage(algos, [st.name for st in algos[0].stages()].index("policy"))
     got = stack.update(stack_batches(batches), gens)["policy_loss"]
     assert got.shape == (2,) and want[0] != want[1]
     assert got.tolist() == pytest.approx(want, rel=0.01)

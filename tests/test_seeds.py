@@ -1,7 +1,6 @@
-"""Vectorized seeds: N IQL critics, and N GMPO policies, trained as one stacked model follow their single runs
-(issue 14, item 4)."""
+"""Vectorized seeds through the loop: train_stacked's runs equal their single runs (weights, RNG states, folders),
+stopped and resumed alone. The stacked step itself, per algorithm and stage: tests/test_stacking.py."""
 
-import copy
 import dataclasses
 import json
 import os
@@ -13,10 +12,9 @@ import torch
 
 from genpolicy.rl.algos.gmpo import GMPO, GMPOConfig
 from genpolicy.rl.algos.iql import IQLAWRConfig
-from genpolicy.rl.critics import IQLConfig, IQLCritic
-from genpolicy.rl.data import OfflineData
+from genpolicy.rl.critics import IQLCritic
 from genpolicy.rl.datasets import TransitionDataset
-from genpolicy.rl.seeds import SeedStackedGMPO, SeedStackedIQL, stack_batches
+from genpolicy.rl.stacking import StackedStage
 from genpolicy.train import (TrainingInterrupted, device_rng_state, load_checkpoint, prepare_run, train,
                              train_stacked)
 
@@ -49,33 +47,6 @@ def _assert_same(a: IQLCritic, b: IQLCritic, atol=1e-5):
         torch.testing.assert_close(tb[k], ta[k], rtol=1e-5, atol=atol, msg=lambda m: f"{k}: {m}")
 
 
-def test_stacked_critics_follow_their_single_runs_step_for_step():
-    data = OfflineData(_chain(), reward_scale="none")
-    cfg = IQLConfig(hidden=(32, 32), lr=1e-3)
-    seeds = [0, 1, 2]
-    critics = []
-    for s in seeds:
-        torch.manual_seed(s)
-        critics.append(IQLCritic(3, 2, cfg))
-    single, init = copy.deepcopy(critics), copy.deepcopy(critics)
-    for s, c in zip(seeds, single):  # what each seed's own loop does
-        g = torch.Generator().manual_seed(s)
-        for _ in range(STEPS):
-            c.update(data.sample(64, generator=g))
-    stack = SeedStackedIQL(critics)
-    gens = [torch.Generator().manual_seed(s) for s in seeds]
-    for _ in range(STEPS):
-        m = stack.update(stack_batches([data.sample(64, generator=g) for g in gens]))
-    assert m["q_loss"].shape == (3,)
-    stack.unstack(critics)
-    for a, b in zip(single, critics):
-        _assert_same(a, b)
-    # the seeds differ and the weights moved, so the equality above is not trivial
-    assert not torch.allclose(critics[0].vf[0].weight, critics[1].vf[0].weight)
-    for c, c0 in zip(critics, init):
-        assert float((c.vf[0].weight - c0.vf[0].weight).detach().abs().max()) > 1e-2
-
-
 def test_seed_k_equals_the_single_run_with_seed_k(tmp_path):
     """The real single run: prepare_run + train of ``iql`` with ``critic_steps`` 50 and no actor steps (the suite's
     shared critic), against the stacked training of the critics those runs start from."""
@@ -101,15 +72,6 @@ def test_seed_k_equals_the_single_run_with_seed_k(tmp_path):
         assert (d / "config.yaml").exists() and (d / "summary.json").exists()
 
 
-def test_stacking_refuses_mixed_or_batched_critics():
-    with pytest.raises(ValueError, match="one IQLConfig"):
-        SeedStackedIQL([IQLCritic(3, 2, IQLConfig(hidden=(8,))), IQLCritic(3, 2, IQLConfig(hidden=(16,)))])
-    with pytest.raises(ValueError, match="unbatched"):
-        SeedStackedIQL([IQLCritic(3, 2, IQLConfig(hidden=(8,), batched=True))])
-    with pytest.raises(ValueError, match="unstack needs 1"):
-        SeedStackedIQL([IQLCritic(3, 2)]).unstack([IQLCritic(3, 2), IQLCritic(3, 2)])
-
-
 def _gmpo_cfg(**kw) -> GMPOConfig:
     base = dict(net="mlp", net_hidden=(32, 32), critic_hidden=(32, 32), beta=3.0, policy_lr=1e-3, batch_size=64,
                 reward_scale="none")
@@ -123,50 +85,6 @@ def _policy_tensors(algo: GMPO) -> dict:
     opt = algo.policy_opt
     return out | {f"opt.{i}.{k}": v for i, p in enumerate(opt.param_groups[0]["params"])
                   for k, v in opt.state[p].items()}
-
-
-@pytest.mark.parametrize("net,kw", [("mlp", {}),
-                                    ("mlp", {"grad_clip": 0.05, "ema_decay": 0.9, "normalize_weights": True}),
-                                    ("unet", {"grad_clip": 0.05, "path": "vpsde", "param": "noise", "loss": "score"})])
-def test_stacked_gmpo_policies_follow_their_single_runs_step_for_step(net, kw):
-    """SeedStackedGMPO against GMPO.update_policy: each seed with its own critic, batches and global RNG stream; equal
-    to 1e-5 after 50 steps in weights, EMA and Adam state, with per-seed gradient clipping where it is on."""
-    data = OfflineData(_chain(), reward_scale="none")
-    cfg = _gmpo_cfg(**kw, **({"net": "unet", "net_hidden": (32, 16, 8)} if net == "unet" else {}))
-    seeds = [0, 1, 2]
-    algos = []
-    for s in seeds:
-        torch.manual_seed(s)
-        algos.append(GMPO(3, 2, dataclasses.replace(cfg, seed=s)))
-    init = copy.deepcopy(algos)
-    single = copy.deepcopy(algos)
-    states = [torch.Generator().manual_seed(100 + s).get_state() for s in seeds]
-    norms = []
-    for s, a, st in zip(seeds, single, states):  # what each seed's own loop does
-        g = torch.Generator().manual_seed(s)
-        torch.set_rng_state(st)
-        for _ in range(STEPS):
-            m = a.update_policy(data.sample(64, generator=g))
-            norms.append(float(m.get("grad_norm", 0.0)))
-    stack = SeedStackedGMPO(algos)
-    gens = [torch.Generator() for _ in seeds]
-    for g, st in zip(gens, states):
-        g.set_state(st)
-    loaders = [torch.Generator().manual_seed(s) for s in seeds]
-    for _ in range(STEPS):
-        m = stack.update(stack_batches([data.sample(64, generator=g) for g in loaders]), gens)
-    assert m["policy_loss"].shape == (3,) and m["weight_mean"].shape == (3,)
-    stack.unstack()
-    for a, b in zip(single, algos):
-        ta, tb = _policy_tensors(a), _policy_tensors(b)
-        assert ta.keys() == tb.keys() and len(ta) > 10
-        for k in ta:
-            torch.testing.assert_close(tb[k], ta[k], rtol=1e-5, atol=1e-5, msg=lambda msg: f"{k}: {msg}")
-    if kw.get("grad_clip"):
-        assert max(norms) > kw["grad_clip"]  # the clipping acted, so the per-seed norm was tested
-    w0, w1, start = (next(a.policy.parameters()).detach() for a in (algos[0], algos[1], init[0]))
-    assert not torch.allclose(w0, w1)  # the seeds differ
-    assert float((w0 - start).abs().max()) > 1e-3  # and moved
 
 
 def _gmpo_runs(ds, seeds, **kw):
@@ -221,7 +139,7 @@ def test_a_stacked_run_evaluates_its_seeds_in_one_vector_env_each_as_if_alone(tm
     vector env), and each run's recorded evaluation equals evaluating its final policy alone."""
     pytest.importorskip("gymnasium")
     import genpolicy.rl.evaluate as ev
-    from genpolicy.train import _evaluate
+    from genpolicy.train import evaluate_runs
 
     calls, many = [], ev.evaluate_many
     monkeypatch.setattr(ev, "evaluate_many", lambda acts, *a, **k: calls.append(len(acts)) or many(acts, *a, **k))
@@ -232,7 +150,7 @@ def test_a_stacked_run_evaluates_its_seeds_in_one_vector_env_each_as_if_alone(tm
     assert calls == [2, 2]  # policy steps 25 and 50, both seeds at once
     for (algo, _, _), summ in zip(runs, summaries):
         assert [(e["step"], e["episodes"]) for e in summ["evals"]] == [(25, 2), (50, 3)]
-        alone = _evaluate([algo], "Hopper-v5", 3)[0]
+        alone = evaluate_runs([algo], "Hopper-v5", 3)[0]
         assert {k: summ["evals"][-1][k] for k in alone} == alone and summ["final_score"] == alone["score"]
     assert summaries[0]["final_score"] != summaries[1]["final_score"]
 
@@ -244,9 +162,11 @@ def test_a_stacked_gmpo_run_stopped_mid_stage_resumes_alone_to_its_single_run(tm
     the weights of its uninterrupted single run."""
     ds, seeds = _chain(), [1, 2]
     single = _single_gmpo_runs(ds, seeds, tmp_path)
-    update, calls = SeedStackedGMPO.update, []
+    update, calls = StackedStage.update, []
 
     def stops_at_30(self, batch, gens):
+        if self.stage.name != "policy":
+            return update(self, batch, gens)
         calls.append(1)
         if len(calls) == 31 and stop == "kill":
             raise SystemExit("killed")  # nothing after the step-20 checkpoint is written
@@ -254,7 +174,7 @@ def test_a_stacked_gmpo_run_stopped_mid_stage_resumes_alone_to_its_single_run(tm
             os.kill(os.getpid(), signal.SIGINT)  # arrives during step 30, which finishes
         return update(self, batch, gens)
 
-    monkeypatch.setattr(SeedStackedGMPO, "update", stops_at_30)
+    monkeypatch.setattr(StackedStage, "update", stops_at_30)
     runs = _gmpo_runs(ds, seeds)
     dirs = [tmp_path / f"stacked-{s}" for s in seeds]
     with pytest.raises(SystemExit if stop == "kill" else TrainingInterrupted, match="killed|SIGINT at policy step 30"):
@@ -267,56 +187,6 @@ def test_a_stacked_gmpo_run_stopped_mid_stage_resumes_alone_to_its_single_run(tm
         ta, tb = _policy_tensors(a), _policy_tensors(algo)
         for k in ta:
             torch.testing.assert_close(tb[k], ta[k], rtol=1e-5, atol=1e-5, msg=lambda msg: f"{k}: {msg}")
-
-
-def test_stacking_gmpo_refuses_runs_that_differ_beyond_the_seed():
-    a = GMPO(3, 2, _gmpo_cfg())
-    with pytest.raises(ValueError, match="differ only in the seed"):
-        SeedStackedGMPO([a, GMPO(3, 2, _gmpo_cfg(beta=1.0))])
-    with pytest.raises(ValueError, match="differ only in the seed"):
-        SeedStackedGMPO([GMPO(3, 2, _gmpo_cfg(variant="softmax"))])
-    assert GMPO(3, 2, _gmpo_cfg(variant="softmax")).stages()[-1].stack is None  # its policy stage trains alone
-
-
-@pytest.mark.parametrize("kw", [{"kind": "flow"}, {"kind": "score", "clip": 0.05}])
-def test_stacked_behaviour_cloning_follows_its_single_runs_step_for_step(kw):
-    """A behaviour-cloning stage (common.behaviour_cloning_stage) of 3 runs by its Stage.stack against each run's own
-    update: weights and Adam state equal to 1e-5 after 50 steps, each seed with its own batches and RNG stream."""
-    from genpolicy.rl.algos.common import behaviour_cloning_stage, build_policy_model
-
-    data = OfflineData(_chain(), reward_scale="none")
-    path = {"path": "vpsde", "param": "noise"} if kw["kind"] == "score" else {}
-    cfg = GMPOConfig(net="mlp", net_hidden=(32, 32), **path)
-    runs = []
-    for s in range(3):
-        torch.manual_seed(s)
-        m = build_policy_model(cfg, 3, 2)
-        runs.append((m, torch.optim.Adam(m.parameters(), lr=1e-3, fused=True)))
-    single = copy.deepcopy(runs)
-    states = [torch.Generator().manual_seed(100 + s).get_state() for s in range(3)]
-    for s, (m, o) in enumerate(single):
-        stage = behaviour_cloning_stage(m, o, STEPS, **kw)
-        g = torch.Generator().manual_seed(s)
-        torch.set_rng_state(states[s])
-        for _ in range(STEPS):
-            stage.update(data.sample(64, generator=g))
-    stages = [behaviour_cloning_stage(m, o, STEPS, **kw) for m, o in runs]
-    stack = stages[0].stack([st.stack_parts for st in stages])
-    gens = [torch.Generator() for _ in range(3)]
-    for g, st in zip(gens, states):
-        g.set_state(st)
-    loaders = [torch.Generator().manual_seed(s) for s in range(3)]
-    for _ in range(STEPS):
-        m = stack.update(stack_batches([data.sample(64, generator=g) for g in loaders]), gens)
-    assert m["behaviour_loss"].shape == (3,)
-    stack.unstack()
-    for (ma, oa), (mb, ob) in zip(single, runs):
-        for (k, a), b in zip(ma.state_dict().items(), mb.state_dict().values()):
-            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5, msg=lambda msg: f"{k}: {msg}")
-        for pa, pb in zip(ma.parameters(), mb.parameters()):
-            for k in ("exp_avg", "exp_avg_sq"):
-                torch.testing.assert_close(ob.state[pb][k], oa.state[pa][k], rtol=1e-5, atol=1e-6)
-    assert not torch.allclose(next(runs[0][0].parameters()), next(runs[1][0].parameters()))
 
 
 def _full_state(algo) -> dict:

@@ -369,7 +369,7 @@ def test_a_run_records_its_software_and_a_resume_under_other_versions_is_recorde
     tables list it); a new commit alone is recorded without a warning."""
     import platform
 
-    import genpolicy.train as train_mod
+    import genpolicy.train.rundir as train_mod
 
     run = tmp_path / "run"
     assert main(_train(bandit, run)) == 0

@@ -1,22 +1,57 @@
-"""Tiny budgets for tests: any registered algorithm's config at a few steps and small networks."""
+"""Tiny budgets for tests: any registered algorithm's config at its own test budget (``Config.tiny``, merged over
+the config's class hierarchy: a few steps, small networks)."""
 
 from __future__ import annotations
 
 import dataclasses
 
-from genpolicy.config import apply_overrides, _coerce
+from genpolicy.config import class_dict
 from genpolicy.rl.algos import algorithm_class
 
-TINY_EVERY = {
-    "critic_steps": 3, "policy_steps": 3, "behaviour_steps": 3, "steps": 3, "eval_every": 0,
-    "final_eval_episodes": 1, "act_steps": 2, "num_samples": 2, "support_samples": 2, "net": "mlp",
-    "net_hidden": "[16,16]", "critic_hidden": "[16,16]", "actor_hidden": "[16,16]", "flow_hidden": "[16,16]",
-    "energy_hidden": "[16,16]", "hidden": "[16,16]", "batch_size": 16, "flow_steps": 2, "train_steps": 2,
-    "policy_batch_size": 8}
+
+def tiny_fields(name: str) -> dict:
+    """The ``Config.tiny`` fields of algorithm ``name`` (every class in its config's hierarchy adds its own)."""
+    return class_dict(algorithm_class(name).Config, "tiny")
 
 
 def tiny_config(name: str, **replace):
-    cls = algorithm_class(name).Config
-    fields = {f.name for f in dataclasses.fields(cls)}
-    cfg = apply_overrides(cls(), {k: _coerce(cls, k, str(v)) for k, v in TINY_EVERY.items() if k in fields})
-    return dataclasses.replace(cfg, **replace)
+    return dataclasses.replace(algorithm_class(name).Config(**tiny_fields(name)), **replace)
+
+
+def tiny_sets(name: str) -> list[str]:
+    """The same budget as ``--set key=value`` strings (for the CLI and the suite runner)."""
+    def text(v):
+        return "[" + ",".join(map(str, v)) + "]" if isinstance(v, tuple) else str(v)
+    return [f"{k}={text(v)}" for k, v in tiny_fields(name).items()]
+
+
+#: modules of algorithms defined outside the package that the tests were asked to load (GENPOLICY_TEST_PLUGINS)
+PLUGIN_MODULES: set[str] = set()
+
+
+def load_test_plugins() -> None:
+    """Import the algorithm files named in ``GENPOLICY_TEST_PLUGINS`` (os.pathsep-separated paths) before the tests
+    are collected: an explicit import, as a user's plugin is, so every generic test covers them too."""
+    import importlib.util
+    import os
+    import sys
+    from pathlib import Path
+
+    for path in filter(None, os.environ.get("GENPOLICY_TEST_PLUGINS", "").split(os.pathsep)):
+        name = Path(path).stem
+        if name in sys.modules:
+            continue
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        PLUGIN_MODULES.add(name)
+
+
+def registered() -> list[str]:
+    """The algorithms every generic test covers: the package's and the loaded plugins' (not the ones a test module
+    registers for its own tests, such as ``toybc``)."""
+    from genpolicy.rl.algos import ALGORITHMS
+
+    return sorted(n for n, c in ALGORITHMS.items() if c.__module__.startswith("genpolicy.") or c.__module__ in
+                  PLUGIN_MODULES)

@@ -40,12 +40,12 @@ def _position(file: Path) -> tuple[str | None, int, int]:
 def act_overrides(policy, sets: list[str]) -> dict:
     """Apply ``KEY=VALUE`` changes of act-time fields to a loaded policy's config (a one-line error for any other
     field: those would not match the trained weights); returns the changes."""
-    from ..config import _class_union, resolve_config
+    from ..config import class_union, resolve_config
 
     if not sets:
         return {}
     cls = type(policy.cfg)
-    allowed = _class_union(cls, "act_fields")
+    allowed = class_union(cls, "act_fields")
     keys = [s.split("=", 1)[0].strip() for s in sets]
     bad = [k for k in keys if k not in allowed]
     if bad:

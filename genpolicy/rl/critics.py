@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from ..nets import mlp
 from ..nets.ensemble import EnsembleMLP
-from ..optim import minimize
+from ..optim import foreach, minimize
 from .data import Batch
 
 __all__ = ["expectile_loss", "q_loss", "twin_q_loss", "polyak_", "q_of_each", "IQLConfig", "IQLCritic",
@@ -49,7 +49,7 @@ def twin_q_loss(qf: "TwinQ", obs: Tensor, act: Tensor, target: Tensor) -> tuple[
 @torch.no_grad()
 def polyak_(target: nn.Module, source: nn.Module, rate: float) -> None:
     """``target <- target + rate (source - target)`` for every parameter (the target networks' update)."""
-    torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), rate)
+    foreach("lerp_", list(target.parameters()), list(source.parameters()), rate)
 
 
 def q_of_each(q, obs: Tensor, actions: Tensor) -> Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Literal
+from typing import Callable, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -22,6 +22,9 @@ __all__ = ["Stage", "Note", "Algorithm", "RunConfig", "compile_mode"]
 class RunConfig:
     """Settings of the training loop shared by every algorithm (flat keys: usable with --set). Fields typed
     ``Literal[...]`` list their allowed values once; they are checked when the config is made."""
+
+    #: the tests' budget for these fields: a few steps, small networks (every generic test runs it)
+    tiny: ClassVar[dict] = {"act_steps": 2, "batch_size": 16, "eval_every": 0, "final_eval_episodes": 1}
 
     seed: int = 0
     """random seed (model init, batches, noise)"""
@@ -46,13 +49,13 @@ class RunConfig:
     act_steps: int = 32
     """solver steps used to sample actions"""
     act_temperature: float = 1.0
-    """initial-noise scale when sampling actions (1: the model's distribution; 0: from the prior's mean)"""
+    """initial-noise scale when sampling actions (1: the model"s distribution; 0: from the prior"s mean)"""
     final_eval_episodes: int = 50
-    """episodes of the evaluation at the end of the last evaluating stage (the run's final score, with its s.e.)"""
+    """episodes of the evaluation at the end of the last evaluating stage (the run"s final score, with its s.e.)"""
     compile: Literal["auto", "off", "on", "trace"] = "auto"
-    """compile each stage's update whole (torch.compile, fullgraph; CUDA graphs on a GPU): auto = on for CUDA and off
+    """compile each stage"s update whole (torch.compile, fullgraph; CUDA graphs on a GPU): auto = on for CUDA and off
     on CPU (there steps are mostly compute-bound and compiling gains 1.07-1.3x: on walker2d shapes at batch 256 the
-    IQL critic 146 -> 181 steps/s on one thread, 225 -> 291 on two, GMPO's mlp policy 186 -> 200 and 284 -> 331;
+    IQL critic 146 -> 181 steps/s on one thread, 225 -> 291 on two, GMPO"s mlp policy 186 -> 200 and 284 -> 331;
     eager stays the CPU default so that committed runs reproduce), off = eager (the reference), on, or trace
     (capture the graph without generating code: a fast check that a step compiles whole)"""
 
@@ -116,12 +119,12 @@ class Stage:
             message it returns is a warning the loop prints once per run and records in ``summary.json``
             (``warnings``): a sign, seen in the metrics, that the run is going wrong in a known way. A :class:`Note`
             is recorded the same way but printed as a note: an event the run's reader needs, not a fault.
-        stack: the stage's vectorized form across seeds (:mod:`genpolicy.rl.seeds`): called with the ``stack_parts``
-            of N runs' instances of the stage (runs that differ only in their seed), it returns one model whose
-            ``update(batch, gens)`` takes batches with a leading seed dimension and whose ``unstack()`` writes the
-            trained state back into the runs, or None where those parts cannot be stacked; None: each run trains
-            the stage alone (:func:`genpolicy.train.train_stacked`).
-        stack_parts: what ``stack`` needs of this run (its modules and optimizers).
+        stackable: the functional form also runs for N seeds at once under ``torch.func.vmap``
+            (:class:`genpolicy.rl.stacking.StackedStage`: its state is all in the algorithm's parameters, buffers
+            and Adam state, its random draws go through :mod:`genpolicy.rl.rng`), so ``--seeds`` trains the stage
+            as one model; False: each seed trains the stage alone.
+        compiles: the loop may compile the functional form whole (False: a form with a Python branch on a host
+            counter, which vmap runs but a compiled graph would be rebuilt for; the loop keeps the eager step).
     """
 
     name: str
@@ -133,8 +136,8 @@ class Stage:
     functional: Callable[[Batch], dict[str, Tensor]] | None = None
     prepare: Callable[..., None] | None = None
     monitor: Callable[[dict[str, float]], str | None] | None = None
-    stack: Callable[[list], Any] | None = None
-    stack_parts: Any = None
+    stackable: bool = False
+    compiles: bool = True
 
 
 class Algorithm(nn.Module, ABC):

@@ -23,6 +23,9 @@ __all__ = ["BCConfig", "BC"]
 class BCConfig(RunConfig):
     """Gaussian behaviour cloning settings."""
 
+    #: the tests' budget for these fields: a few steps, small networks (every generic test runs it)
+    tiny: ClassVar[dict] = {"actor_hidden": (16, 16), "policy_steps": 3}
+
     policy_steps: int = 100_000
     """behaviour-cloning steps"""
     policy_lr: float = 3e-4
@@ -54,11 +57,8 @@ class BC(Algorithm):
         return {"actor_opt": self.actor_opt}
 
     def stages(self) -> list[Stage]:
-        from ..seeds import SeedStackedActor
-
         return [Stage("policy", self.cfg.policy_steps, self.update, evaluates=True,
-                      functional=partial(self.update, functional=True), stack=SeedStackedActor,
-                      stack_parts=(self.actor, self.actor_opt))]
+                      functional=partial(self.update, functional=True), stackable=True)]
 
     def update(self, batch: Batch, functional: bool = False) -> dict[str, Tensor]:
         loss, _, _ = minimize(self.actor_opt, self.actor, _nll, batch.obs, batch.actions, functional=functional)

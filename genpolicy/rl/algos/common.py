@@ -36,6 +36,9 @@ PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat1
 class CriticConfig(RunConfig):
     """Fields of algorithms with an IQL critic (IQL, GMPO, GMPG, ...)."""
 
+    #: the tests' budget for these fields: a few steps, small networks (every generic test runs it)
+    tiny: ClassVar[dict] = {"critic_hidden": (16, 16), "critic_steps": 3}
+
     critic_steps: int = 100_000
     """IQL critic steps"""
     critic_lr: float = 3e-4
@@ -49,7 +52,7 @@ class CriticConfig(RunConfig):
     polyak: float = 0.005
     """target-network rate"""
     critic_epochs: float = 0.0
-    """critic budget in passes over the dataset at batch_size, replacing critic_steps when > 0 (the paper's code:
+    """critic budget in passes over the dataset at batch_size, replacing critic_steps when > 0 (the paper"s code:
     5000 at batch 4096)"""
     critic_batched: bool = False
     """the twin Q as one batched ensemble (same values, fewer kernel launches; for GPUs)"""
@@ -72,12 +75,15 @@ class CriticConfig(RunConfig):
 class CriticPolicyConfig(CriticConfig):
     """Fields shared by algorithms with an IQL critic and a generative policy (GMPO, GMPG)."""
 
+    #: the tests' budget for these fields: a few steps, small networks (every generic test runs it)
+    tiny: ClassVar[dict] = {"net": "mlp", "net_hidden": (16, 16), "policy_steps": 3}
+
     path: PathName = "gvp"
     """generative path"""
     param: Parameterization = "velocity"
     """network output"""
     net: NetName = "unet"
-    """policy network: unet (the paper's 512-256-128 MLP U-Net), mlp, resnet or dit"""
+    """policy network: unet (the paper"s 512-256-128 MLP U-Net), mlp, resnet or dit"""
     net_hidden: tuple[int, ...] = (512, 256, 128)
     """hidden sizes of the policy network (unet: down-path widths; mlp: layers)"""
     beta: float = 1.0
@@ -89,10 +95,10 @@ class CriticPolicyConfig(CriticConfig):
     grad_clip: float = 0.0
     """clip the policy gradient norm to this (0: off)"""
     policy_epochs: float = 0.0
-    """policy budget in passes over the dataset at batch_size, replacing policy_steps when > 0 (the paper's code:
+    """policy budget in passes over the dataset at batch_size, replacing policy_steps when > 0 (the paper"s code:
     GMPO 10000 at batch 4096)"""
     policy_precision: Precision = "fp32"
-    """the generative networks' matrix products: fp32, or bf16 (autocast; their weights, optimizer state, losses and
+    """the generative networks" matrix products: fp32, or bf16 (autocast; their weights, optimizer state, losses and
     every critic stay fp32): GMPO policy steps 1.27x (mlp 3x256, batch 1024) and 1.9x (unet, batch 4096) faster on
     one thread of an AVX-512 BF16 CPU (benchmarks/speed.py); not bit-equal to fp32"""
 
@@ -169,19 +175,13 @@ def behaviour_cloning_stage(model: GenerativeModel, opt: torch.optim.Optimizer, 
                                             clip=clip, functional=functional)
         return {f"{name}_loss": loss}
 
-    from ..seeds import SeedStackedMatching
-
     return Stage(name, steps, update, evaluates=evaluates, functional=partial(update, functional=True),
-                 stack=partial(SeedStackedMatching, kind=kind, weighting=weighting, clip=clip, name=name),
-                 stack_parts=(model, opt))
+                 stackable=True)
 
 
 def critic_stage(critic, steps: int, name: str = "critic") -> Stage:
     """The IQL critic's stage, with its compilable form and its form across seeds."""
-    from ..seeds import stack_iql_critics
-
-    return Stage(name, steps, critic.update, functional=partial(critic.update, functional=True),
-                 stack=stack_iql_critics, stack_parts=critic)
+    return Stage(name, steps, critic.update, functional=partial(critic.update, functional=True), stackable=True)
 
 
 @torch.no_grad()

@@ -46,6 +46,10 @@ __all__ = ["DiffusionQLConfig", "DiffusionQL"]
 class DiffusionQLConfig(RunConfig):
     """Diffusion-QL settings (its paper's locomotion values: 3 x 256 Mish MLPs, eta 1, EMA 0.995, 50 candidates)."""
 
+    #: the tests' budget for these fields: a few steps, small networks (every generic test runs it)
+    tiny: ClassVar[dict] = {"critic_hidden": (16, 16), "net": "mlp", "net_hidden": (16, 16), "num_samples": 2,
+                            "steps": 3}
+
     steps: int = 1_000_000
     """training steps (one critic and one policy update each)"""
     path: PathName = "vpsde"

@@ -36,6 +36,10 @@ __all__ = ["FQLConfig", "FQL", "OneStepPolicy"]
 class FQLConfig(RunConfig):
     """FQL settings (the FQL paper's defaults: 4 x 512 networks, alpha 10, 10 flow steps, mean of two Qs)."""
 
+    #: the tests' budget for these fields: a few steps, small networks (every generic test runs it)
+    tiny: ClassVar[dict] = {"actor_hidden": (16, 16), "critic_hidden": (16, 16), "flow_hidden": (16, 16),
+                            "flow_steps": 2, "steps": 3}
+
     steps: int = 1_000_000
     """training steps (one critic and one actor update each)"""
     alpha: float = 10.0

@@ -21,31 +21,28 @@ Only velocity outputs are stable here (Appendix C.7): a non-velocity network is 
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor
 
-from ...generative import GenerativeModel
-from ...likelihood import DIVERGENCES, Probe
-from ...optim import clip_grads_, functional_adam_, functional_grads, grad_norm
-from ...solvers import FIXED_STEP, FixedStepName
+from ...likelihood import Probe
+from ...optim import clip_grads_, foreach, functional_adam_, functional_grads, grad_norm
+from ...solvers import FixedStepName
 from ..critics import IQLCritic
 from ..data import Batch
 from .base import Algorithm, Note, Stage
 from .common import (CriticPolicyConfig, advantage_weights, behaviour_cloning_stage, build_policy_model,
                      critic_stage, softmax_weights)
 from .registry import register
+from ..policy_gradient import (LOG_PI_SOLVES, gmpg_static_terms, gmpg_terms, grad_solver, kl_weight, resolve_divergence,
+                               saved_bytes_per_row_step)
 
 __all__ = ["GMPGConfig", "GMPG", "LOG_PI_SOLVES", "kl_weight", "gmpg_terms", "gmpg_static_terms",
            "saved_bytes_per_row_step", "grad_solver", "resolve_divergence"]
 
-GRADIENTS = ("direct", "adjoint")
-#: where the dynamic variant's log pi_theta(a|s) comes from (see gmpg_terms)
-LOG_PI_SOLVES = ("forward", "reverse")
 #: with compile=auto, the policy step compiles only up to this many training solver steps (see policy_step_compiles)
 AUTO_COMPILE_MAX_STEPS = 32
 #: GMPG warns (once per run) when its logged KL estimate per action dimension falls below this
@@ -57,6 +54,9 @@ class GMPGConfig(CriticPolicyConfig):
     """GMPG settings (paper Tables 7-8; presets set the per-task values). ``param`` must be velocity for
     stable gradients (others are converted by Eq 43, with a warning)."""
 
+    #: the tests' budget for these fields: a few steps, small networks (every generic test runs it)
+    tiny: ClassVar[dict] = {"behaviour_steps": 3, "num_samples": 2, "policy_batch_size": 8, "train_steps": 2}
+
     policy_steps: int = 10_000
     """policy-gradient steps"""
     policy_lr: float = 1e-4
@@ -64,12 +64,12 @@ class GMPGConfig(CriticPolicyConfig):
     grad_clip: float = 10.0
     """clip the policy gradient norm to this (0: off)"""
     kl_unit: Literal["nat", "bit_per_dim"] = "nat"
-    """unit of log pi - log mu in the loss: nat (Eq 8 as written) or bit_per_dim (GenerativeRL's code divides both
+    """unit of log pi - log mu in the loss: nat (Eq 8 as written) or bit_per_dim (GenerativeRL"s code divides both
     log-densities by act_dim * ln 2, the unit its Table 8 beta values were tuned in; the same as nat with beta
     multiplied by act_dim * ln 2)"""
     log_pi: Literal["forward", "reverse"] = "forward"
     """dynamic variant: log pi_theta(a|s) from the solve that sampled a (forward), or by integrating a back to noise
-    under pi_theta on the grid log mu uses (reverse: GenerativeRL's code; one more solve, and a KL estimate that is
+    under pi_theta on the grid log mu uses (reverse: GenerativeRL"s code; one more solve, and a KL estimate that is
     exactly 0 at pi_theta = mu). The static variant always solves in reverse (its actions come from mu)"""
     kl_stop: float = 0.0
     """> 0: the policy stage stops updating at the first step whose batch KL estimate per action dimension, measured
@@ -86,19 +86,19 @@ class GMPGConfig(CriticPolicyConfig):
     behaviour_steps: int = 100_000
     """behaviour-model pretraining steps (flow matching)"""
     behaviour_epochs: float = 0.0
-    """behaviour budget in passes over the dataset at batch_size, replacing behaviour_steps when > 0 (the paper's
+    """behaviour budget in passes over the dataset at batch_size, replacing behaviour_steps when > 0 (the paper"s
     code: 2000 at batch 4096)"""
     behaviour_lr: float = 1e-4
     """behaviour-model learning rate"""
     policy_batch_size: int = 0
     """states per policy-gradient step (0: batch_size; the paper uses 40960 on a GPU)"""
     train_solver: FixedStepName = "midpoint"
-    """fixed-step solver for training solves (Euler's O(h) error biases the KL
+    """fixed-step solver for training solves (Euler"s O(h) error biases the KL
     estimate unless T is large, e.g. -0.9 nats at T=16 on the Swiss roll, where midpoint gives -0.003)"""
     train_steps: int = 32
     """solver steps T for training solves (the paper uses 1000 on a GPU)"""
     gradient: Literal["direct", "adjoint"] = "direct"
-    """direct: backpropagate through the solver; adjoint: torchdiffeq's adjoint (memory O(1) in T)"""
+    """direct: backpropagate through the solver; adjoint: torchdiffeq"s adjoint (memory O(1) in T)"""
     divergence: Literal["auto", "exact", "hutchinson"] = "auto"
     """divergence estimator; auto: exact for action dimension <= 32, Hutchinson above"""
     probe: Probe = "gaussian"
@@ -121,118 +121,6 @@ class GMPGConfig(CriticPolicyConfig):
         if self.kl_stop > 0 and self.variant == "static":
             raise ValueError("GMPGConfig.kl_stop: the dynamic variant only (the static variant samples from mu, where "
                              "log pi - log mu estimates -KL(mu || pi))")
-
-
-def resolve_divergence(divergence: str, act_dim: int) -> str:
-    """``auto`` becomes exact up to 32 action dimensions, Hutchinson above."""
-    if divergence == "auto":
-        return "exact" if act_dim <= 32 else "hutchinson"
-    if divergence not in DIVERGENCES:
-        raise ValueError(f"unknown divergence {divergence!r}; expected auto or one of {DIVERGENCES}")
-    return divergence
-
-
-def grad_solver(solver: str, gradient: str) -> str:
-    """The solver name that :meth:`GenerativeModel.sample_with_log_prob` gets for a gradient mode: the fixed-step
-    solver itself (direct) or the same scheme in torchdiffeq's adjoint (its ``torchdiffeq_method``)."""
-    if gradient not in GRADIENTS:
-        raise ValueError(f"unknown gradient mode {gradient!r}; expected one of {GRADIENTS}")
-    if solver not in FIXED_STEP:
-        raise ValueError(f"GMPG trains with a fixed-step solver ({sorted(FIXED_STEP)}), got {solver!r}")
-    if gradient == "direct":
-        return solver
-    method = FIXED_STEP[solver].torchdiffeq_method
-    if method is None:
-        with_adjoint = sorted(n for n, c in FIXED_STEP.items() if c.torchdiffeq_method)
-        raise ValueError(f"the adjoint mode has no {solver} method; use one of {with_adjoint}")
-    return f"torchdiffeq-adjoint:{method}"
-
-
-def kl_weight(kl_unit: str, act_dim: int) -> float:
-    """The factor on log pi - log mu (in nats per action) that expresses it in ``kl_unit``: 1 for nat, 1 / (act_dim
-    ln 2) for bit_per_dim (GenerativeRL's ``log_p / bits_ratio``)."""
-    if kl_unit == "nat":
-        return 1.0
-    if kl_unit == "bit_per_dim":
-        return 1.0 / (act_dim * math.log(2.0))
-    raise ValueError(f"unknown kl_unit {kl_unit!r}; expected nat or bit_per_dim")
-
-
-def gmpg_terms(policy: GenerativeModel, behaviour: GenerativeModel, q_fn: Callable[[Any, Tensor], Tensor],
-               cond: Any, beta: float, solver: str = "midpoint", steps: int = 32, divergence: str = "exact",
-               probe: str = "gaussian", n: int | None = None, functional: bool = False,
-               kl_scale: float = 1.0, log_pi: str = "forward") -> dict[str, Tensor]:
-    """Per-sample terms of Eq 8 with the graph to ``policy``'s parameters.
-
-    Samples ``a ~ pi_theta(.|cond)`` (noise -> data, with gradient), then ``log mu(a|cond)`` by integrating ``a``
-    back to noise under ``behaviour`` on the same grid (gradient flows through ``a``; mu's own parameters should be
-    frozen). ``log pi_theta(a|cond)`` comes from the sampling solve itself (``log_pi="forward"``, one solve fewer)
-    or, as GenerativeRL's ``policy_gradient_loss`` computes it, by integrating ``a`` back to noise under
-    ``pi_theta`` exactly as ``log mu`` is (``log_pi="reverse"``): then both log-densities carry the same
-    discretization scheme, and the KL estimate is exactly 0 while pi_theta = mu.
-
-    Args:
-        q_fn: ``q_fn(cond, a) -> (rows,)``; must be differentiable in ``a``.
-        cond: condition with batch B, or None (then ``n`` is the number of samples).
-        functional: build the graph with ``torch.func`` (for a caller under ``torch.func.grad`` /
-            ``torch.compile``; the sampled actions are not checked for finiteness).
-        kl_scale: factor on log pi - log mu in the loss (:func:`kl_weight`); the returned ``kl`` stays in nats.
-        log_pi: ``forward`` or ``reverse`` (above; :data:`LOG_PI_SOLVES`).
-
-    Returns:
-        ``loss`` (-beta Q + kl_scale (log pi - log mu)), ``q``, ``log_pi``, ``log_mu``, ``kl`` (log pi - log mu),
-        and the actions ``a``; every per-sample term has shape ``(rows,)``.
-    """
-    kw = dict(divergence=divergence, steps=steps, solver=solver, grad=True, probe=probe, check=not functional,
-              functional=functional)
-    n = None if cond is not None else n
-    if log_pi == "forward":
-        s = policy.sample_with_log_prob(cond, n=n, **kw)
-        a, log_p = s.x, s.log_prob
-    elif log_pi == "reverse":
-        a = policy.sample(cond, n=n, solver=solver, steps=steps, grad=True, check=not functional)
-        log_p = policy.log_prob(a, cond, **kw)  # the graph reaches theta both directly and through a
-    else:
-        raise ValueError(f"unknown log_pi {log_pi!r}; expected one of {LOG_PI_SOLVES}")
-    log_mu = behaviour.log_prob(a, cond, **kw)
-    q = q_fn(cond, a)
-    kl = log_p - log_mu
-    return {"loss": -beta * q + kl_scale * kl, "q": q, "log_pi": log_p, "log_mu": log_mu, "kl": kl, "a": a}
-
-
-def gmpg_static_terms(policy: GenerativeModel, actions: Tensor, cond: Any, weights: Tensor, q: Tensor,
-                      log_mu: Tensor, beta: float, solver: str = "midpoint", steps: int = 32,
-                      divergence: str = "exact", probe: str = "gaussian",
-                      functional: bool = False, kl_scale: float = 1.0) -> dict[str, Tensor]:
-    """Per-sample surrogate of GMPG-static (Eq 42) for actions drawn from the frozen behaviour model.
-
-    Its gradient is ``weights * (-beta Q + c (log pi - log mu)) * c grad log pi`` with ``c = kl_scale`` (both
-    log-densities in the unit of :func:`kl_weight`, as GenerativeRL's REINFORCE losses have them): the coefficient
-    is held constant and only ``log pi_theta(a|s)`` (data -> noise solve, with gradient) carries the graph.
-    """
-    log_pi = policy.log_prob(actions, cond, divergence=divergence, steps=steps, solver=solver, grad=True, probe=probe,
-                             check=not functional, functional=functional)
-    # kl_scale on each log-density rather than on their difference: at 1.0 this is the nat surrogate bit for bit
-    coef = (-beta * q + kl_scale * log_pi.detach() - kl_scale * log_mu).detach()
-    return {"loss": weights * coef * (kl_scale * log_pi), "q": q, "log_pi": log_pi, "log_mu": log_mu,
-            "kl": log_pi.detach() - log_mu}
-
-
-def saved_bytes_per_row_step(fn: Callable[[int, int], Tensor], rows: int = 8, steps: int = 2) -> float:
-    """Autograd memory of ``fn(rows, steps)`` per row and solver step, measured by the saved-tensor hooks.
-
-    Shared storages are counted once per save (an over-estimate, which is the safe side for chunking).
-    """
-    total = [0]
-
-    def pack(t: Tensor):
-        total[0] += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = fn(rows, steps)
-    del out
-    return total[0] / (rows * steps)
 
 
 @register
@@ -438,7 +326,7 @@ class GMPG(Algorithm):
         grads, sums = None, {}
         for lo in range(0, rows, chunk):
             params, g, _, aux = functional_grads(self.policy_opt, self.policy, loss_fn, obs[lo:lo + chunk])
-            grads = g if grads is None else torch._foreach_add(grads, g)
+            grads = g if grads is None else foreach("add", grads, g)
             sums = aux if not sums else {k: sums[k] + aux[k] for k in keys}
         m = {k: v / n_total for k, v in sums.items()}
         with torch.no_grad():

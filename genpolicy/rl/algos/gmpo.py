@@ -34,6 +34,9 @@ __all__ = ["GMPOConfig", "GMPO", "awr_weights"]
 class GMPOConfig(CriticPolicyConfig):
     """GMPO settings (paper Tables 7-8 give the defaults for GPU runs; presets override)."""
 
+    #: the tests' budget for these fields: a few steps, small networks (every generic test runs it)
+    tiny: ClassVar[dict] = {"behaviour_steps": 3, "num_samples": 2, "policy_batch_size": 8}
+
     loss: LossKind = "flow"
     """matching loss: flow (Eq 40) or score (Eq 39)"""
     weighting: Weighting = "vanilla"
@@ -51,11 +54,11 @@ class GMPOConfig(CriticPolicyConfig):
     normalize_weights: bool = False
     """awr variant: divide the advantage weights by their batch mean (self-normalized weights, as GMPG-static)"""
     ema_decay: float = 0.0
-    """act with an exponential moving average of the policy's weights, ema <- d ema + (1 - d) theta after every
+    """act with an exponential moving average of the policy"s weights, ema <- d ema + (1 - d) theta after every
     policy step (0: off, act with theta). Averages out the step-to-step drift of a policy trained on noisy
     weighted batches"""
     policy_batch_size: int = 0
-    """rows per policy step (0: batch_size): the weighted loss's effective sample size is a fraction of the batch
+    """rows per policy step (0: batch_size): the weighted loss"s effective sample size is a fraction of the batch
     (ESS/N about 0.2 on walker2d-medium at beta 8), so the policy may need a larger batch than the critic"""
 
     limits: ClassVar[dict[str, str]] = {"weight_clamp": ">0", "num_samples": ">=1", "behaviour_steps": ">=0",
@@ -69,12 +72,6 @@ def awr_weights(adv: Tensor, cfg: GMPOConfig) -> Tensor:
     ``normalize_weights``."""
     w = advantage_weights(adv, cfg.beta, cfg.weight_clamp)
     return w / w.mean() if cfg.normalize_weights else w
-
-
-def _stack_policies(algos: list["GMPO"]):
-    from ..seeds import SeedStackedGMPO
-
-    return SeedStackedGMPO(algos)
 
 
 @register
@@ -111,7 +108,7 @@ class GMPO(Algorithm):
         st.append(Stage("policy", cfg.policy_steps, self.update_policy, evaluates=True,
                         batch_size=cfg.policy_batch_size or None,
                         functional=partial(self.update_policy, functional=True),
-                        stack=_stack_policies if cfg.variant == "awr" else None, stack_parts=self))
+                        stackable=cfg.variant == "awr"))
         return st
 
     def update_policy(self, batch: Batch, functional: bool = False) -> dict[str, Tensor]:

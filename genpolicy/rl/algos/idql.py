@@ -32,6 +32,9 @@ __all__ = ["IDQLConfig", "IDQL", "idql_weights"]
 class IDQLConfig(DiffusionPolicyConfig):
     """IDQL settings (the paper's locomotion defaults: expectile 0.7, K = 32 samples, LN-ResNet, 3 blocks of 256)."""
 
+    #: the tests' budget for these fields: a few steps, small networks (every generic test runs it)
+    tiny: ClassVar[dict] = {"num_samples": 2}
+
     net: NetName = "resnet"
     """behaviour network (IDQL: LayerNorm ResNet)"""
     num_samples: int = 32

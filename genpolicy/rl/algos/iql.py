@@ -32,6 +32,9 @@ __all__ = ["IQLAWRConfig", "IQL"]
 class IQLAWRConfig(CriticConfig):
     """IQL settings (the IQL paper's locomotion values; CORL's iql.py)."""
 
+    #: the tests' budget for these fields: a few steps, small networks (every generic test runs it)
+    tiny: ClassVar[dict] = {"actor_hidden": (16, 16), "policy_steps": 3}
+
     beta: float = 3.0
     """inverse temperature of the advantage weights (3 locomotion, 10 antmaze)"""
     weight_clamp: float = 100.0
@@ -68,14 +71,11 @@ class IQL(Algorithm):
         return {"actor_opt": self.actor_opt, **self.critic.optimizers()}
 
     def stages(self) -> list[Stage]:
-        from ..seeds import SeedStackedActor
-
         cfg = self.cfg
         return [critic_stage(self.critic, cfg.critic_steps),
                 Stage("policy", cfg.policy_steps, self.update_policy, evaluates=True,
                       functional=partial(self.update_policy, functional=True),
-                      stack=partial(SeedStackedActor, beta=cfg.beta, clamp=cfg.weight_clamp),
-                      stack_parts=(self.actor, self.actor_opt, self.critic))]
+                      stackable=True)]
 
     def update_policy(self, batch: Batch, functional: bool = False) -> dict[str, Tensor]:
         """One advantage-weighted regression step of the actor."""

@@ -46,10 +46,13 @@ class QGPOConfig(DiffusionPolicyConfig):
     """QGPO settings (its code's defaults: the 512-256-128 U-Net behaviour model on the VP-SDE, M = 16 support
     actions, beta = 3; the guidance scale is QGPO's per-task choice)."""
 
+    #: the tests' budget for these fields: a few steps, small networks (every generic test runs it)
+    tiny: ClassVar[dict] = {"behaviour_steps": 3, "energy_hidden": (16, 16), "support_samples": 2}
+
     critic: Literal["insupport", "iql"] = "insupport"
     """Q from in-support softmax Q-learning (QGPO) or the IQL critic (shareable with GMPO, IQL, ...)"""
     beta: float = 3.0
-    """inverse temperature of the target policy mu exp(beta Q) (QGPO's alpha in contrastive energy prediction)"""
+    """inverse temperature of the target policy mu exp(beta Q) (QGPO"s alpha in contrastive energy prediction)"""
     q_alpha: float = 1.0
     """softmax inverse temperature over the support in the in-support Q target"""
     support_samples: int = 16

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import sys
+from pathlib import Path
 
+from ...config import PLUGIN_PRESETS
 from .base import Algorithm
 
 __all__ = ["ALGORITHMS", "register", "algorithm_class", "build_algorithm", "config_from_dict"]
@@ -26,6 +29,9 @@ def register(cls: type[Algorithm]) -> type[Algorithm]:
     if old is not None and old.__qualname__ != cls.__qualname__:
         raise ValueError(f"algorithm name {cls.name!r} is taken by {old.__module__}.{old.__qualname__}")
     ALGORITHMS[cls.name] = cls
+    module = sys.modules.get(cls.__module__)
+    if not cls.__module__.startswith("genpolicy.") and getattr(module, "__file__", None):
+        PLUGIN_PRESETS[cls.name] = Path(module.__file__).with_name(f"{cls.name}.yaml")  # one file plus one preset
     return cls
 
 

@@ -43,8 +43,11 @@ class SfBCConfig(DiffusionPolicyConfig):
     """SfBC settings (its code's locomotion defaults: K = 2 planning iterations, M = 16 actions for the value,
     plan_alpha 20, 32 candidates, alpha 100 to select, critic learning rate 1e-3, behaviour learning rate 1e-4)."""
 
+    #: the tests' budget for these fields: a few steps, small networks (every generic test runs it)
+    tiny: ClassVar[dict] = {"num_samples": 2, "support_samples": 2}
+
     critic: Literal["planning", "iql"] = "planning"
-    """Q from SfBC's in-sample planning, or the IQL critic (shareable with GMPO, IQL, ...)"""
+    """Q from SfBC"s in-sample planning, or the IQL critic (shareable with GMPO, IQL, ...)"""
     planning_iters: int = 2
     """K: Q fits (the first on Monte-Carlo returns), each critic_steps long"""
     plan_alpha: float = 20.0

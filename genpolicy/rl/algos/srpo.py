@@ -53,10 +53,13 @@ class SRPOConfig(DiffusionPolicyConfig):
     """SRPO settings (its code's locomotion defaults: IDQL's LN-ResNet behaviour model, 2 x 256 actor; omega =
     alpha/sigma as in its earlier revisions; beta per task from the SRPO code, e.g. 0.05 for hopper-medium)."""
 
+    #: the tests' budget for these fields: a few steps, small networks (every generic test runs it)
+    tiny: ClassVar[dict] = {"actor_hidden": (16, 16), "behaviour_steps": 3}
+
     net: NetName = "resnet"
-    """behaviour network (SRPO: IDQL's LayerNorm ResNet)"""
+    """behaviour network (SRPO: IDQL"s LayerNorm ResNet)"""
     beta: float = 0.05
-    """weight of the Q gradient against the score regularizer (SRPO's beta)"""
+    """weight of the Q gradient against the score regularizer (SRPO"s beta)"""
     behaviour_steps: int = 100_000
     """behaviour-model steps"""
     behaviour_lr: float = 3e-4
@@ -66,7 +69,7 @@ class SRPOConfig(DiffusionPolicyConfig):
     policy_lr: float = 3e-4
     """actor learning rate"""
     time_weight: Literal["score", "vds", "stable"] = "score"
-    """omega(t): score = alpha/sigma (SRPO's earlier default), vds = sigma^2 (its final default), stable = 1"""
+    """omega(t): score = alpha/sigma (SRPO"s earlier default), vds = sigma^2 (its final default), stable = 1"""
 
     limits: ClassVar[dict[str, str]] = {"behaviour_steps": ">=0", "behaviour_lr": ">0", "actor_hidden": ">=1"}
 

@@ -1,0 +1,188 @@
+"""The suite's table and curves: one row per (task, algorithm) from the run folders (mean +- s.e. over seeds, the
+data's own score beside it, train minutes and act latency), and learning curves per task."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..checkpoint import atomic_write
+from ..plotting import mean_curve, read_run, save_figure
+from ..policy import load_policy
+from ..rl.datasets import available_datasets
+from .task import Task
+
+__all__ = ["everything_in", "act_latency", "collect", "score_stats", "score_cell", "write_table", "plot_curves"]
+
+
+def everything_in(out: str | Path, tasks: list[Task], algos: list[str]) -> tuple[list[Task], list[str]]:
+    """The tasks and algorithm folders to tabulate: the ones asked for first, then every other one in ``out`` that
+    holds a finished run, so that a second ``bench`` into the same folder (other algorithms, a ``--label``
+    variant) rewrites the table with all of them instead of replacing it with its own."""
+    out = Path(out)
+    done = sorted({f.parent.parent for f in out.glob("*/*/seed-*/summary.json") if f.parent.parent.name != "critic"})
+    names = {t.name for t in tasks}
+    tasks = list(tasks) + [Task(n, None) for n in sorted({d.parent.name for d in done} - names)]
+    return tasks, list(dict.fromkeys(list(algos) + [d.name for d in done]))
+
+
+def act_latency(run_dir: Path, repeats: int = 20) -> float:
+    """Median milliseconds of one eager ``act`` on one observation (the data's mean) of the run's final policy,
+    measured once and kept in ``act_latency.json`` (with the torch version and thread count it was measured with)."""
+
+
+
+    f = run_dir / "act_latency.json"
+    if f.exists():
+        return json.loads(f.read_text())["ms_batch1"]
+    policy = load_policy(run_dir / "checkpoint.pt")
+    obs = policy.normalizer.mean.numpy()[None].astype(np.float32)
+    times = []
+    for i in range(repeats + 3):  # 3 warm-up calls
+        t = time.perf_counter()
+        policy.act(obs, compiled=False)
+        if i >= 3:
+            times.append(time.perf_counter() - t)
+    ms = round(1e3 * float(np.median(times)), 2)
+    info = {"ms_batch1": ms, "repeats": repeats, "torch": torch.__version__, "threads": torch.get_num_threads()}
+    atomic_write(f, lambda fh: fh.write(json.dumps(info, indent=1).encode()))
+    return ms
+
+
+def _seed_seconds(summary: dict) -> float:
+    """A run's share of training time: a run trained with other seeds as one model (``--stack-seeds``) counts its
+    share of the time they shared (``seed_seconds``; summaries written before it was recorded were stacked whole,
+    so their time is split evenly)."""
+    if "seed_seconds" in summary:
+        return summary["seed_seconds"] or 0.0
+    return (summary.get("wall_seconds") or 0.0) / len(summary.get("stacked_seeds") or [0])
+
+
+def collect(out: str | Path, tasks: list[Task], algos: list[str]) -> list[dict]:
+    """One row per (task, algorithm): final scores of the finished seeds, mean and standard error, train minutes
+    (per seed and their mean) and batch-1 act latency."""
+
+    data_scores = {r["name"]: r.get("score_mean") for r in available_datasets()}
+    rows = []
+    for task in tasks:
+        for algo in algos:
+            scores, seeds, secs, act_ms, warned = [], [], [], [], []
+            for f in sorted((Path(out) / task.name / algo).glob("seed-*/summary.json")):
+                s = json.loads(f.read_text())
+                if s.get("final_score") is not None:
+                    scores.append(s["final_score"])
+                    seeds.append(int(f.parent.name.split("-")[1]))
+                    secs.append(_seed_seconds(s))
+                    act_ms.append(act_latency(f.parent))
+                    warned += [{"seed": seeds[-1], **w} for w in s.get("warnings", [])]
+            n = len(scores)
+            rows.append({"task": task.name, "algo": algo, "seeds": seeds, **score_stats(scores),
+                         "scores": scores, "data_score": data_scores.get(task.name),
+                         "seed_minutes": [x / 60 for x in secs],
+                         "train_minutes": round(float(np.mean(secs)) / 60, 1) if n else None,
+                         "act_ms": round(float(np.median(act_ms)), 2) if n else None, "warnings": warned})
+    return rows
+
+
+def score_stats(scores: list[float]) -> dict:
+    """``n``, ``mean`` and the standard error ``se`` of seeds' scores (None where there are too few)."""
+    n = len(scores)
+    return {"n": n, "mean": float(np.mean(scores)) if n else None,
+            "se": float(np.std(scores, ddof=1) / math.sqrt(n)) if n > 1 else None}
+
+
+def score_cell(r: dict | None) -> str:
+    """A table cell: ``mean ± se (n)`` of :func:`score_stats` (``-`` without scores)."""
+    if not r or r["mean"] is None:
+        return "-"
+    se = f" ± {r['se']:.1f}" if r["se"] is not None else ""
+    return f"{r['mean']:.1f}{se} ({r['n']})"
+
+
+def _cost(r) -> str:
+    if not r or r["mean"] is None:
+        return "-"
+    act = "-" if r.get("act_ms") is None else f"{r['act_ms']:g} ms"
+    return f"{r['train_minutes']:g} min / {act}"
+
+
+def write_table(rows: list[dict], out: str | Path) -> Path:
+    """``results.md`` (tasks as rows, algorithms as columns, mean +- s.e. (n)) and ``results.csv`` (one row per
+    task and algorithm, with every seed's score)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    algos = list(dict.fromkeys(r["algo"] for r in rows))
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    by = {(r["task"], r["algo"]): r for r in rows}
+
+    lines = ["| task | data | " + " | ".join(algos) + " |", "|---|---|" + "---|" * len(algos)]
+    for t in tasks:
+        ds = next((by[(t, a)]["data_score"] for a in algos if (t, a) in by), None)
+        lines.append(f"| {t} | {'-' if ds is None else f'{ds:.1f}'} | "
+                     + " | ".join(score_cell(by.get((t, a))) for a in algos) + " |")
+    lines += ["", "Final D4RL-normalized score, mean ± standard error over seeds (number of seeds); "
+                  "data: the dataset's own mean normalized score.", "",
+              "| task | " + " | ".join(algos) + " |", "|---|" + "---|" * len(algos)]
+    for t in tasks:
+        lines.append(f"| {t} | " + " | ".join(_cost(by.get((t, a))) for a in algos) + " |")
+    lines += ["", "Cost: training minutes per seed (wall time, this machine; seeds trained as one model share "
+                  "theirs) / milliseconds per act call on one observation (eager, median of 20)."]
+    warned = [(r, w) for r in rows for w in r.get("warnings", [])]
+    if warned:  # what the runs' stage monitors flagged (summary.json "warnings"), so a score is read with it
+        lines += ["", "Warnings and notes recorded during training:", ""]
+        data_notes = dict.fromkeys((r["task"], w["message"]) for r, w in warned if w["stage"] == "data")
+        lines += [f"- {t} (every run on this data): {m}" for t, m in data_notes]  # once per task, not per run
+        lines += [f"- {r['task']} {r['algo']} seed {w['seed']} ({w['stage']} step {w['step']}): {w['message']}"
+                  for r, w in warned if w["stage"] != "data"]
+
+    md = out / "results.md"
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(["task", "algo", "n", "mean", "se", "data_score", "train_minutes", "act_ms", "seeds", "scores"])
+    for r in rows:
+        w.writerow([r["task"], r["algo"], r["n"], r["mean"], r["se"], r["data_score"], r["train_minutes"],
+                    r.get("act_ms"), " ".join(map(str, r["seeds"])), " ".join(f"{s:.3f}" for s in r["scores"])])
+    # atomic: two suites writing into one folder leave one whole table, never a mix
+    atomic_write(md, lambda fh: fh.write(("\n".join(lines) + "\n").encode()))
+    atomic_write(out / "results.csv", lambda fh: fh.write(buf.getvalue().encode()))
+    return md
+
+
+def plot_curves(out: str | Path, task: Task, algos: list[str]) -> Path | None:
+    """``curves-TASK.png``: evaluation score against step per algorithm, mean over seeds with a shaded s.e."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    drew = False
+    for algo in algos:
+        curves = [read_run(d)["evals"] for d in sorted((Path(out) / task.name / algo).glob("seed-*"))
+                  if (d / "metrics.jsonl").exists()]
+        curves = [{step: score for _, step, score in c} for c in curves if c]
+        got = mean_curve(curves)
+        if got is None:
+            continue
+        steps, mean, se = got
+        ax.plot(steps, mean, marker=".", label=f"{algo} ({len(curves)} seeds)")
+        ax.fill_between(steps, mean - se, mean + se, alpha=0.2)
+        drew = True
+    if not drew:
+        plt.close(fig)
+        return None
+
+    data = next((r.get("score_mean") for r in available_datasets() if r["name"] == task.name), None)
+    if data is not None:
+        ax.axhline(data, ls="--", color="0.35", lw=1, label="the data's own score")
+    ax.set(title=f"{task.name}", xlabel="step of the evaluating stage", ylabel="score (D4RL-normalized)")
+    ax.legend(fontsize=8, loc="best")
+    return save_figure(fig, Path(out) / f"curves-{task.name}.png")

@@ -1,0 +1,183 @@
+"""The one training loop: for each stage of an algorithm, sample batches, update, log, evaluate, checkpoint.
+
+Resuming (``resume=True``) restores everything, including RNG states, so that a run killed with SIGKILL and
+resumed ends with the same weights as an uninterrupted run with the same seed. SIGINT/SIGTERM finish the current
+step, write a checkpoint and raise :class:`~.run.TrainingInterrupted`. A resumed run must be given the same data
+(checked by digest). Metrics that turn non-finite stop the run with the stage and steps named, unless the stage
+skips such steps itself (``Stage.skips_non_finite``).
+
+:func:`run_stage` drives a step source over one run or over the N runs of a seed stack (:mod:`.stacked`) alike:
+logging, monitors, evaluation, checkpoints and signals are written once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import threading
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ..optim import ensure_adam_state
+from ..rl.algos.base import Algorithm, compile_mode
+from ..rl.data import OfflineData
+from .run import Run, TrainingInterrupted, evaluate_runs
+from .rundir import CHECKPOINT
+
+__all__ = ["train", "run_stage", "stage_update", "SingleSource"]
+
+
+def stage_update(algo: Algorithm, stage):
+    """The function the loop calls for ``stage``: its eager ``update``, or its ``functional`` form compiled whole
+    (``fullgraph=True``; on CUDA with ``mode="reduce-overhead"``, i.e. replayed as a CUDA graph)."""
+    mode = compile_mode(algo.cfg, algo.device)
+    if mode == "off" or stage.functional is None or not stage.compiles:
+        return stage.update
+    for opt in algo.optimizers().values():  # optimizer state exists before the graph reads it
+        ensure_adam_state(opt)
+    if mode == "trace":
+        return torch.compile(stage.functional, fullgraph=True, backend="aot_eager")
+    return torch.compile(stage.functional, fullgraph=True,
+                         mode="reduce-overhead" if algo.device.type == "cuda" else None)
+
+
+class SingleSource:
+    """One run's steps: its stage's update (eager or compiled) on its own minibatches."""
+
+    def __init__(self, run: Run, stage):
+        self.run, self.rows = run, stage.batch_size or run.algo.cfg.batch_size
+        self.update = stage_update(run.algo, stage)
+
+    def step(self) -> list[dict]:
+        return [self.update(self.run.data.sample(self.rows, generator=self.run.gen))]
+
+    def write_back(self) -> None:
+        """Before the runs are evaluated or saved: one run's modules already hold its state."""
+
+    def before_save(self, k: int, done: int, seconds: float) -> None:
+        """Before run ``k``'s evaluation is recorded and it is saved: nothing to add for one run."""
+
+    def times(self, t0: float, t_first: float, first: int, steps: int) -> dict | None:
+        now, rest = time.perf_counter(), steps - first - 1
+        return {"seconds": round(now - t0, 2), "first_step_seconds": round(t_first - t0, 3),
+                "steps_per_s": round(rest / max(now - t_first, 1e-9), 1) if rest > 0 else None}
+
+
+def run_stage(runs: list[Run], stages: list, si: int, first: int, source, final: bool, progress: bool,
+              desc: str) -> None:
+    """Steps ``first..steps`` of stage ``si`` for ``runs`` (``stages``: each run's instance of it), each step from
+    ``source`` (one metrics dict per run): log, monitor, evaluate, checkpoint, stop on a signal. ``final``: the last
+    evaluating stage, whose closing evaluation (``final_eval_episodes``) gives the final score."""
+    stage, n = stages[0], len(runs)
+    bar = tqdm(range(first, stage.steps), desc=desc, disable=not progress, initial=first, total=stage.steps,
+               dynamic_ncols=True, mininterval=0.5)
+    t0, t_first = time.perf_counter(), None
+    for step in bar:
+        for r, m in zip(runs, source.step()):
+            r.logger.accumulate(m)
+        done = step + 1
+        if t_first is None:
+            t_first = time.perf_counter()  # the first step includes compiling (when compile is on)
+        for r, st in zip(runs, stages):
+            r.log(st, done, first, bar, f" of {r.dir}" if n > 1 else "")
+        signum = runs[0].stop_signal
+        evaluate, checkpoint = runs[0].due(stage, done, signum)
+        end = done == stage.steps
+        if evaluate or checkpoint:
+            seconds = round(time.perf_counter() - t0, 2)
+            source.write_back()
+            # every run's episodes in one vector env, each run's result as if evaluated alone
+            results = (evaluate_runs([r.algo for r in runs], runs[0].env_id, runs[0].episodes(final and end))
+                       if evaluate else [None] * n)
+            for k, (r, res) in enumerate(zip(runs, results)):
+                source.before_save(k, done, seconds)
+                if evaluate:
+                    r.evaluate(stage.name, si, done, bar, final and end, res)
+                if checkpoint:
+                    r.save(CHECKPOINT, si + 1 if end else si, 0 if end else done)
+        if signum is not None:
+            bar.close()
+            raise TrainingInterrupted(signum, stage.name, done, runs[0].dir)
+    bar.close()
+    times = source.times(t0, t_first, first, stage.steps)
+    if times is not None:
+        for r in runs:
+            r.state["stage_times"][stage.name] = times
+
+
+def train(algo: Algorithm, data: OfflineData, run_dir: str | Path, env_id: str | None = None, meta: dict | None = None,
+          resume: bool = False, progress: bool = True) -> dict:
+    """Run every stage of ``algo`` on ``data``; evaluate on ``env_id`` (if given) during evaluating stages.
+
+    Args:
+        algo: the algorithm (its ``cfg`` is a :class:`~genpolicy.rl.algos.base.RunConfig` subclass).
+        data: the offline data on the training device.
+        run_dir: output folder (see :mod:`genpolicy.train.rundir`).
+        env_id: Gymnasium id for evaluation, or None to skip evaluation.
+        meta: extra facts stored in checkpoints and config.yaml (dataset, env, preset, command).
+        resume: continue from ``run_dir/checkpoint.pt``.
+        progress: show a progress bar per stage.
+
+    Returns:
+        The summary (also written to ``summary.json``).
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if compile_mode(algo.cfg, algo.device) != "off":
+        torch._dynamo.reset()  # compiled code of earlier runs in this process is keyed to their modules
+    stages = algo.stages()
+    run = Run(algo, data, run_dir, env_id, meta or {}, resume, progress, stages)
+    last_eval = max((i for i, s in enumerate(stages) if s.evaluates and s.steps > 0), default=None)
+    try:
+        with stop_on_signals(run):
+            for si in range(run.start_stage, len(stages)):
+                first = run.start_step if si == run.start_stage else 0
+                stage = stages[si]
+                if first < stage.steps:
+                    algo.train()
+                    if stage.prepare is not None:
+                        stage.prepare(data)
+                    run_stage([run], [stage], si, first, SingleSource(run, stage), si == last_eval, progress,
+                              f"{algo.name}:{stage.name}")
+    finally:
+        run.logger.close()
+    st = run.state
+    summary = {"algo": algo.name, "best_score": st["best_score"], "best_at": st["best_stage_step"],
+               "final_score": st["final_score"], "final_score_se": st.get("final_score_se"),
+               "final_episodes": st.get("final_episodes"), "stage_times": st["stage_times"],
+               "wall_seconds": run.wall_seconds(), "seed_seconds": _seed_seconds(run.wall_seconds(), st),
+               "segments": st["segments"], "warnings": st["warnings"],
+               "evals": st["evals"], **run.meta}
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def _seed_seconds(wall: float, state: dict) -> float:
+    """A run's share of wall time: a segment trained stacked with N seeds (``stacked_segment``) counts 1/N."""
+    seg = state.get("stacked_segment")
+    return round(wall - (seg["seconds"] * (1 - 1 / seg["runs"]) if seg else 0.0), 2)
+
+
+@contextlib.contextmanager
+def stop_on_signals(run: Run):
+    """SIGINT/SIGTERM set ``run.stop_signal`` (the loop checkpoints and stops after the step in progress); a
+    second signal of the same kind aborts at once. Only in the main thread (signal handlers live there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if run.stop_signal is not None:  # asked twice: stop now
+            raise KeyboardInterrupt
+        run.stop_signal = signum
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

@@ -1,0 +1,47 @@
+"""The one way to set up a run (CLI, benchmarks, suites, demos): seed, load the data, build the algorithm."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..config import steps_from_epochs
+from ..rl.algos.base import Algorithm
+from ..rl.algos.registry import build_algorithm, config_from_dict
+from ..rl.data import OfflineData
+from ..rl.datasets import TransitionDataset, load_dataset
+from .rundir import CHECKPOINT, load_checkpoint
+
+__all__ = ["prepare_run", "run_config"]
+
+
+def prepare_run(algo: str, cfg, dataset) -> tuple[Algorithm, OfflineData]:
+    """Everything before the loop, done one way for every caller (CLI, benchmarks, suites): seed, load the
+    dataset, put it on ``cfg.device`` with the config's reward scaling and normalization, build the algorithm there.
+
+    Args:
+        algo: a registered algorithm name.
+        cfg: an instance of its ``Config`` (for a resumed run: :func:`run_config`, with any safe changes).
+        dataset: a dataset spec for :func:`~genpolicy.rl.datasets.load_dataset`, or a loaded ``TransitionDataset``.
+
+    Returns:
+        ``(algorithm, data)``, ready for :func:`genpolicy.preflight.preflight` and :func:`train`.
+    """
+    torch.manual_seed(cfg.seed)
+    ds = dataset if isinstance(dataset, TransitionDataset) else load_dataset(dataset)
+    cfg = steps_from_epochs(cfg, len(ds))  # budgets stated in epochs become step counts for this dataset
+    data = OfflineData(ds, reward_scale=cfg.reward_scale, normalize_obs=cfg.normalize_obs, device=cfg.device)
+    return build_algorithm(algo, data.obs_dim, data.act_dim, cfg, data.normalizer).to(cfg.device), data
+
+
+def run_config(run_dir: str | Path, algo: str, **replace):
+    """The config a run in ``run_dir`` was started with (from its checkpoint), with ``replace`` applied."""
+
+    path = Path(run_dir) / CHECKPOINT
+    if not path.exists():
+        raise FileNotFoundError(f"nothing to resume: {path} does not exist")
+    ck = load_checkpoint(path)
+    if ck["algo"] != algo:
+        raise ValueError(f"{run_dir} holds a {ck['algo']!r} run, not {algo!r}")
+    return config_from_dict(algo, ck["config"], ck.get("algo_module"), **replace)
