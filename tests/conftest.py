@@ -7,13 +7,13 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # one intra-op thread per xdist worker: oversubscribed cores make torch's spinning threads 10x slower
     torch.set_num_threads(1)
 
-from genpolicy.analytic import GaussianOracle
+from genpolicy.analytic import GaussianOracle  # noqa: E402
+from genpolicy.generative import GenerativeModel  # noqa: E402
+from genpolicy.paths import PATHS, make_path  # noqa: E402
 
-from .tiny import load_test_plugins
+from .tiny import load_test_plugins  # noqa: E402
 
 load_test_plugins()  # GENPOLICY_TEST_PLUGINS: algorithm files every generic test then covers
-from genpolicy.generative import GenerativeModel
-from genpolicy.paths import PATHS, make_path
 
 PATH_NAMES = list(PATHS)  # every registered path runs through the closed-form tests
 DIFFUSION_PATHS = ["vpsde", "gvp", "linear"]

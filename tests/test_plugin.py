@@ -89,4 +89,4 @@ def test_a_throwaway_algorithm_file_is_picked_up_by_every_generic_test(tmp_path)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     for f in GENERIC:
         assert any(p.startswith(f) and "throwaway" in p for p in passed), f"{f} ran no test of the plugin:\n{passed}"
-    assert len(passed) >= 8 and not re.search(r"^(FAILED|ERROR) ", out.stdout, re.M)
+    assert len(passed) >= 7 and not re.search(r"^(FAILED|ERROR) ", out.stdout, re.M)
