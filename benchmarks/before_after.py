@@ -1,4 +1,4 @@
-"""Before and after (issue 14's acceptance: "the table before and after, same machine, one run"): the speed issue's
+"""Before and after: the speed
 CPU rows measured for two checkouts of this repository, each in its own subprocess, the two alternating round by
 round so that both see the same machine load; the median over rounds.
 

@@ -1,5 +1,5 @@
 #!/bin/bash
-# One prepared device call for a session that is lent a GPU (issue 14, item 8): the speed table, then as much of a
+# One prepared device call for a session that is lent a GPU : the speed table, then as much of a
 # paper-budget GMPO run on hopper-medium-v5 as the call's time allows (it stops cleanly on SIGTERM and its
 # checkpoint comes back under $OUT, so a later call can carry it and continue).
 #

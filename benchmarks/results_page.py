@@ -155,7 +155,7 @@ def build(name: str, docs: Path) -> str | None:
     return md
 
 
-#: The page's headline table (issue 15's set of methods on the six tasks), composed from committed per-table CSVs:
+#: The page's headline table (bc, TD3+BC, IQL's actor, GMPO and GMPG on the six tasks), composed from committed per-table CSVs:
 #: column -> (table, algorithm label, act-time setting of a rescore table or None for a suite table). The Gaussian
 #: references (bc uses no critic; td3bc trains its own) come from the `cpu` table; IQL's actor, GMPO and GMPG from
 #: the recipe's runs (100k-step shared critics) re-scored on the same 50 episodes.
@@ -170,7 +170,7 @@ HEADLINE = {
 }
 
 
-#: Issue 13's table: every method of the library on the six tasks at the `cpu` budget (25k-step shared IQL critics,
+#: Every method of the library on the six tasks at the `cpu` budget (25k-step shared IQL critics,
 #: `reward_scale=locomotion` on every task, as its runs were made), composed from the two `cpu` suite tables: the
 #: references and GMPG from "six-tasks-cpu", IQL's actor, GMPO and the paper's baselines from
 #: "six-tasks-cpu-baselines" (which holds IQL's actor at 3 seeds on every task).
@@ -183,7 +183,7 @@ ALL_CPU = {
     **{a: ("six-tasks-cpu-baselines", a, None) for a in ("sfbc", "srpo", "fql", "idql", "qgpo", "dql")},
 }
 
-#: Issue 13's table at the results table's budget (the recipe): the headline's columns (GMPO and GMPG at T = 0)
+#: Every method at the results table's budget (the recipe): the headline's columns (GMPO and GMPG at T = 0)
 #: beside the paper's baselines. The recipe changes only the shared IQL critic (100k steps) and GMPO's batch: SfBC,
 #: FQL, QGPO and Diffusion-QL train no IQL critic, so their recipe runs are their `cpu` runs (presets `recipe: {}`);
 #: SRPO (and IDQL, not run) use the shared critic and have recipe runs of their own ("six-tasks-recipe-baselines").
@@ -336,10 +336,10 @@ def main(argv=None) -> int:
     p.add_argument("--headline", action="store_true",
                    help="only the headline table, composed from the committed CSVs (HEADLINE): no runs needed")
     p.add_argument("--all-cpu", action="store_true",
-                   help="only issue 13's table, every method at the cpu budget, composed from the committed CSVs "
+                   help="only the table of every method at the cpu budget, composed from the committed CSVs "
                         "(ALL_CPU): no runs needed")
     p.add_argument("--all-recipe", action="store_true",
-                   help="only issue 13's table at the results table's budget (the recipe), composed from the "
+                   help="only the table of every method at the results table's budget (the recipe), composed from the "
                         "committed CSVs (ALL_RECIPE): no runs needed")
     ns = p.parse_args(argv)
     docs = Path(ns.docs)

@@ -24,29 +24,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]  # genpolicy, harness
+
+from harness import sync, synthetic_data  # noqa: E402
 
 from genpolicy.rl.algos import GMPGConfig, GMPOConfig, build_algorithm  # noqa: E402
-from genpolicy.rl.data import OfflineData  # noqa: E402
-from genpolicy.rl.datasets import TransitionDataset  # noqa: E402
 from genpolicy.train import stage_update, train  # noqa: E402
 
 OBS, ACT = 17, 6
 PAPER_CRITIC_STEPS, PAPER_POLICY_STEPS = 122_000, 244_000  # the paper code's walker2d-medium epochs on 100k rows
-
-
-def _data(device: str) -> OfflineData:
-    rng = np.random.default_rng(0)
-    n = 100_000
-    ds = TransitionDataset(rng.normal(size=(n, OBS)).astype(np.float32), rng.uniform(-1, 1, (n, ACT)).astype(np.float32),
-                           rng.normal(size=n).astype(np.float32), rng.normal(size=(n, OBS)).astype(np.float32),
-                           np.zeros(n, bool), np.arange(n) % 1000 == 999)
-    return OfflineData(ds, reward_scale="none", normalize_obs=True, device=device)
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def _prepared(algo_name: str, cfg, stage_name: str, data, batch: int, compiled: bool):
@@ -64,11 +50,11 @@ def _prepared(algo_name: str, cfg, stage_name: str, data, batch: int, compiled: 
     gen = torch.Generator(device=data.device).manual_seed(0)
     t = time.perf_counter()
     fn(data.sample(batch, generator=gen))
-    _sync(cfg.device)
+    sync(cfg.device)
     first = time.perf_counter() - t
     for _ in range(2):
         fn(data.sample(batch, generator=gen))
-    _sync(cfg.device)
+    sync(cfg.device)
     return (fn, gen), first
 
 
@@ -78,7 +64,7 @@ def _time(prepared, data, batch: int, steps: int, device: str) -> float:
     for _ in range(steps):
         m = fn(data.sample(batch, generator=gen))
     float(next(iter(m.values())))
-    _sync(device)
+    sync(device)
     return steps / (time.perf_counter() - t)
 
 
@@ -123,13 +109,13 @@ def matmul_gflops(device: str, rows: int = 1024, width: int = 256, seconds: floa
     a, b = torch.randn(rows, width, device=device), torch.randn(width, width, device=device)
     for _ in range(20):
         a @ b
-    _sync(device)
+    sync(device)
     n, t = 0, time.perf_counter()
     while time.perf_counter() - t < seconds:
         for _ in range(50):
             a @ b
         n += 50
-        _sync(device)
+        sync(device)
     return round(2 * rows * width * width * n / (time.perf_counter() - t) / 1e9, 1)
 
 
@@ -199,19 +185,19 @@ def seed_scaling(data, device: str, batch: int, steps: int, stage: str = "critic
         for _ in range(2):  # alternate, so both see the same machine load
             for _ in range(max(3, steps // 10)):  # warm-up
                 stack.update(stack_batches([data.sample(batch, generator=g) for g in gens]), noise)
-            _sync(device)
+            sync(device)
             t = time.perf_counter()
             for _ in range(steps):
                 m = stack.update(stack_batches([data.sample(batch, generator=g) for g in gens]), noise)
             float(next(iter(m.values()))[0])
-            _sync(device)
+            sync(device)
             rates["stacked"].append(n * steps / (time.perf_counter() - t))
             t = time.perf_counter()
             for _ in range(steps):
                 for update, g in zip(singles, gens):
                     m = update(data.sample(batch, generator=g))
             float(next(iter(m.values())))
-            _sync(device)
+            sync(device)
             rates["separate"].append(n * steps / (time.perf_counter() - t))
         st, sep = max(rates["stacked"]), max(rates["separate"])
         out[str(n)] = {"stacked_seed_steps_per_s": round(st, 1), "separate_seed_steps_per_s": round(sep, 1),
@@ -236,7 +222,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(ns.threads)
     dev = ns.device
     cpu = not dev.startswith("cuda")
-    data = _data(dev)
+    data = synthetic_data(OBS, ACT, dev)
     n = 20 if ns.quick else 100
     modes = {"off": [False], "on": [True], "both": [False, True]}[ns.compile]
     base = dict(device=dev, critic_hidden=(256, 256))

@@ -1,5 +1,5 @@
-"""dm_control tasks through the dataset pipeline (shimmy adapter). Needs ``genpolicy[dmc]`` (mujoco 3.17 venv);
-CI runs this file in a second venv. Without dm_control, only the clear-error test runs."""
+"""dm_control tasks through the dataset pipeline (shimmy adapter). Needs ``genpolicy[dmc]`` (the test extra
+installs it). Without dm_control, only the clear-error test runs."""
 
 import importlib.util
 import json
@@ -12,7 +12,7 @@ pytest.importorskip("gymnasium")
 from genpolicy.rl.envs import env_family, is_dm_control, make_env  # noqa: E402
 
 HAVE_DMC = importlib.util.find_spec("dm_control") is not None and importlib.util.find_spec("shimmy") is not None
-needs_dmc = pytest.mark.skipif(not HAVE_DMC, reason="needs genpolicy[dmc] (dm-control 1.0.50, mujoco 3.17)")
+needs_dmc = pytest.mark.skipif(not HAVE_DMC, reason="needs genpolicy[dmc] (dm-control >= 1.0.52)")
 
 
 def test_dm_control_names_are_not_d4rl_families():
@@ -62,7 +62,7 @@ def test_dm_control_levels_make_loadable_files_with_matching_cards(tmp_path, mon
         assert card["transitions"] == len(ds) and card["episodes"] == len(rets)
         assert card["return_mean"] == pytest.approx(rets.mean(), rel=1e-6) and card["sha256"] == sha256_of(path)
         assert card["env_id"] == "dm_control/cartpole-swingup-v0" and card["env_version"] == "v0"
-        assert card["mujoco"] == "3.17.0" and card["dm_control"] == "1.0.50"
+        assert card["mujoco"] and card["dm_control"] and card["shimmy"]  # the versions it was made with
         assert "normalized_score_mean" not in card  # no D4RL reference constants for dm_control
         assert ds.observations.dtype == np.float32 and ds.observations.shape[1] == 5
     monkeypatch.setenv("GENPOLICY_DATASETS", str(tmp_path / "out"))

@@ -1,4 +1,4 @@
-"""The batched ensemble (issue 14): N MLPs as stacked weights compute what the N separate MLPs compute, and a
+"""The batched ensemble: N MLPs as stacked weights compute what the N separate MLPs compute, and a
 batched twin-Q IQL critic takes the same steps as the separate one."""
 
 import pytest

@@ -1,5 +1,5 @@
 """Evaluating several policies at once (one vector env, each policy on its own episodes and RNG stream) gives
-each policy exactly its evaluation alone (issue 14, item 4: the seeds of a stacked run evaluate together)."""
+each policy exactly its evaluation alone (the seeds of a stacked run evaluate together)."""
 
 import numpy as np
 import pytest

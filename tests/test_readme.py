@@ -1,5 +1,6 @@
-"""README.md cannot drift from the code: every Python block runs, and every shell command runs in order (in a
-scratch folder) with tiny budgets appended as flags, so a renamed flag or command fails here."""
+"""README.md and the user guide cannot drift from the code: every Python block runs, and every shell command runs in
+order (README's, then the guide's, in one scratch folder) with tiny budgets appended as flags, so a renamed flag or
+command fails here."""
 
 import os
 import re
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-README = (REPO / "README.md").read_text()
+README = (REPO / "README.md").read_text() + "\n" + (REPO / "docs" / "guide.md").read_text()
 #: what users would run at full size; the test appends flags that shrink budgets (later flags win)
 TINY_TRAIN = ["--set", "critic_steps=3", "--set", "policy_steps=3", "--set", "behaviour_steps=3", "--set",
               "eval_episodes=1", "--set", "act_steps=2", "--no-progress"]
@@ -30,19 +31,17 @@ SHRINK = [
                                   "--state-every", "200", "--eval-episodes", "1", "--no-progress"]),
     ("genpolicy data make", ["--transitions", "300", "--num-envs", "2", "--no-progress"]),
     ("genpolicy data curves", []),
-    ("python benchmarks/gmpo_bench.py", TINY_TRAIN[:-1] + ["--no-progress"]),
-    ("python benchmarks/gmpg_bench.py step", ["--T", "2", "--batch", "8", "--repeats", "1"]),
-    ("python benchmarks/gmpg_bench.py scores", TINY_TRAIN),
-    ("python benchmarks/gmpg_bench.py kl", ["--states", "4", "--grids", "midpoint:2"]),
-    ("python benchmarks/gmpg_bench.py qgap", ["--states", "8"]),
+    ("python benchmarks/research/gmpg_bench.py step", ["--T", "2", "--batch", "8", "--repeats", "1"]),
+    ("python benchmarks/research/gmpg_bench.py scores", TINY_TRAIN),
+    ("python benchmarks/research/gmpg_bench.py kl", ["--states", "4", "--grids", "midpoint:2"]),
+    ("python benchmarks/research/gmpg_bench.py qgap", ["--states", "8"]),
     # (curves before curve: the first entry whose text starts the command applies)
-    ("python benchmarks/gmpg_bench.py curves", []),
-    ("python benchmarks/gmpg_bench.py curve", ["--steps", "1", "2", "--episodes", "1", "--set", "act_steps=2",
+    ("python benchmarks/research/gmpg_bench.py curves", []),
+    ("python benchmarks/research/gmpg_bench.py curve", ["--steps", "1", "2", "--episodes", "1", "--set", "act_steps=2",
                                                "--no-progress"]),
 ]
 #: commands the test does not run, and why
-SKIP = {"pip install": "installs packages", "python -m pytest": "this is the test run",
-        "python3 -m venv": "the dm_control venv (CI's second stage runs its tests)"}
+SKIP = {"pip install": "installs packages", "python -m pytest": "this is the test run"}
 PLACEHOLDERS = {"runs/bench/RUN": "runs/bench/hopper-medium-gmpg"}
 
 
@@ -54,8 +53,6 @@ def _commands() -> list[str]:
     cmds = []
     for block in _blocks("bash"):
         text = block.replace("\\\n", " ")
-        if any(text.lstrip().startswith(s) or f"\n{s}" in text for s in ("python3 -m venv",)):
-            continue  # the dm_control block: another venv
         for line in text.splitlines():
             line = line.split(" #")[0].strip()
             if line and not line.startswith("#"):

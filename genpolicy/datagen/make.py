@@ -18,7 +18,7 @@ Every file is ``<out>/<env>-<level>-<version>.hdf5`` (gzip HDF5, float32; ``hopp
 
 Environments: Gymnasium MuJoCo v5 (``halfcheetah``, ``hopper``, ``walker2d``: the locomotion-v5 suite) and the
 dm_control tasks ``cartpole-swingup``, ``cheetah-run``, ``walker-walk`` (our stand-in for RL Unplugged; through
-shimmy, needs ``genpolicy[dmc]`` in a venv with ``mujoco==3.17.0``). dm_control returns have no D4RL reference
+shimmy, needs ``genpolicy[dmc]``). dm_control returns have no D4RL reference
 constants, so their cards carry returns only (every dm_control reward is in [0, 1], so 1000 is the ceiling).
 """
 

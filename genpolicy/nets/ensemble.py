@@ -1,4 +1,4 @@
-"""N independent MLPs evaluated as one: stacked weights, one batched matmul per layer (issue 14's batched ensemble).
+"""N independent MLPs evaluated as one: stacked weights, one batched matmul per layer.
 
 An :class:`EnsembleMLP` is built *from* N ordinary ``nn.Sequential`` MLPs (:func:`genpolicy.nets.mlp`), copying their
 weights, so that an ensemble starts exactly where the separate networks would (same seed, same initialization) and

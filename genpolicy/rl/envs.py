@@ -3,7 +3,7 @@
 Gymnasium MuJoCo (v5 and v4) environments are built with ``gymnasium.make_vec`` (synchronous), imported
 lazily so that the library works without MuJoCo installed. dm_control tasks (``dm_control/cheetah-run-v0``) go
 through Farama's ``shimmy`` adapter with their dict observations flattened to one float vector; they need
-``pip install 'genpolicy[dmc]'`` (dm-control 1.0.50 pins ``mujoco==3.17.0``, so use a venv of its own).
+``pip install 'genpolicy[dmc]'`` (dm-control >= 1.0.52, on the same mujoco as Gymnasium's tasks).
 """
 
 from __future__ import annotations

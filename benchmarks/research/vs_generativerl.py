@@ -16,7 +16,7 @@ GenerativeRL is not a dependency: run this with an environment that has it. On t
     pip install -c /tmp/c.txt "numpy<=1.26.4" easydict rich tensordict torchrl di-treetensor torchdyn torchsde POT \\
         beartype scipy matplotlib tqdm pyyaml h5py gym
     # GenerativeRL's source (github.com/opendilab/GenerativeRL; its PyPI 0.0.1 lacks modules its gmpo.py imports)
-    PYTHONPATH=/path/to/GenerativeRL:. python benchmarks/vs_generativerl.py --threads 1 --batch 256 1024
+    PYTHONPATH=/path/to/GenerativeRL:. python benchmarks/research/vs_generativerl.py --threads 1 --batch 256 1024
 
 GenerativeRL imports wandb and torchvision when its package loads (logging; a MaxViT backbone GMPO does not
 build). Where they are missing or unusable (PyPI's torchvision wheel needs a CUDA torch), `_stand_ins` registers
@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parents[1])]  # genpolicy, harness
 
 OBS, ACT = 17, 6
 
@@ -177,12 +177,12 @@ def main(argv=None) -> int:
     _stand_ins()
     import grl  # noqa: F401  (fails here, in one line, if GenerativeRL is not importable)
 
-    from speed import _data, _sync  # benchmarks/speed.py: random walker2d-shaped data on the device
+    from harness import synthetic_data, sync  # benchmarks/harness.py: random data of the task's shapes on the device
 
     from torch.utils.flop_counter import FlopCounterMode
 
     dev = ns.device
-    data = _data(dev)
+    data = synthetic_data(17, 6, dev)  # walker2d's shapes
     results = {"device": torch.cuda.get_device_name() if dev.startswith("cuda") else platform.processor() or
                platform.machine(), "torch": torch.__version__, "threads": torch.get_num_threads(), "rows": []}
     gen = torch.Generator(device=dev).manual_seed(0)
@@ -208,7 +208,7 @@ def main(argv=None) -> int:
                     with FlopCounterMode(display=False) as fc:
                         s[stage](data.sample(batch, generator=gen))
                     mflop[name] = round(fc.get_total_flops() / 1e6, 1)
-            _sync(dev)
+            sync(dev)
             for _ in range(ns.rounds):
                 for name, s in sides.items():
                     fn = s[stage]
@@ -217,7 +217,7 @@ def main(argv=None) -> int:
                         out = fn(data.sample(batch, generator=gen))
                     if isinstance(out, dict):
                         float(next(iter(out.values())))
-                    _sync(dev)
+                    sync(dev)
                     rates[name].append(steps / (time.perf_counter() - t))
             row = {"stage": stage, "batch": batch, **{k: round(float(np.median(v)), 1) for k, v in rates.items()},
                    "mflop_per_step": mflop}

@@ -12,8 +12,8 @@ For runs with an IQL critic (GMPO, GMPG, IQL, ...):
   recognises the states the policy ends in (V falls before a fall in the data; a V that rises while the policy falls
   means the policy left the states the critic knows).
 
-    python benchmarks/policy_diag.py runs/suite-six/walker2d-medium-v5/gmpo/seed-0 --episodes 5
-    python benchmarks/policy_diag.py runs/suite-six/walker2d-medium-v5/sfbc/seed-0 \\
+    python benchmarks/research/policy_diag.py runs/suite-six/walker2d-medium-v5/gmpo/seed-0 --episodes 5
+    python benchmarks/research/policy_diag.py runs/suite-six/walker2d-medium-v5/sfbc/seed-0 \\
         --critic runs/suite-six/walker2d-medium-v5/critic/seed-0-e2005988
 """
 
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def iql_critic(algo):

@@ -5,40 +5,40 @@
 fresh subprocess so that its peak memory (CUDA: max allocated; CPU: peak RSS above the pre-step RSS) is its own.
 Configurations whose estimated time exceeds ``--max-seconds`` are skipped and reported as such, not guessed.
 
-    python benchmarks/gmpg_bench.py step --T 32 100 1000 --batch 256 4096 [--device cuda] [--max-seconds 120]
+    python benchmarks/research/gmpg_bench.py step --T 32 100 1000 --batch 256 4096 [--device cuda] [--max-seconds 120]
 
 ``scores``: train GMPG and GMPO on datasets with the same presets and print their normalized scores.
 
-    python benchmarks/gmpg_bench.py scores --task hopper-medium-replay-v5:Hopper-v5 --preset cpu
+    python benchmarks/research/gmpg_bench.py scores --task hopper-medium-replay-v5:Hopper-v5 --preset cpu
 
 ``kl``: re-estimate a trained GMPG policy's KL (log pi - log mu on its own samples) on finer grids than the
 training grid, to see whether training exploited the coarse grid's likelihood error::
 
-    python benchmarks/gmpg_bench.py kl runs/bench/walker/walker2d-medium-gmpg walker2d-medium-v5
+    python benchmarks/research/gmpg_bench.py kl runs/bench/walker/walker2d-medium-gmpg walker2d-medium-v5
 
 ``bias``: the KL estimate at pi = mu (exactly 0 in truth) for a run's trained behaviour model, by training solver
 and T: the discretization bias a policy can exploit, with the network evaluations per solve (the cost) beside it::
 
-    python benchmarks/gmpg_bench.py bias runs/suite-six/walker2d-medium-v5/gmpg-c100k/seed-0 walker2d-medium-v5
+    python benchmarks/research/gmpg_bench.py bias runs/suite-six/walker2d-medium-v5/gmpg-c100k/seed-0 walker2d-medium-v5
 
 ``repolicy``: GMPG's policy stage again from a finished run's behaviour model and critic, with ``--set`` overrides::
 
-    python benchmarks/gmpg_bench.py repolicy RUN hopper-medium-v5:Hopper-v5 --set train_steps=32 --out runs/rp
+    python benchmarks/research/gmpg_bench.py repolicy RUN hopper-medium-v5:Hopper-v5 --set train_steps=32 --out runs/rp
 
 ``curve``: the same for several policy-stage lengths, each run scored on rescore.py's 50 start states at T = 0, 1::
 
-    python benchmarks/gmpg_bench.py curve RUN hopper-medium-v5:Hopper-v5 --steps 25 50 100 400 --out runs/curve
+    python benchmarks/research/gmpg_bench.py curve RUN hopper-medium-v5:Hopper-v5 --steps 25 50 100 400 --out runs/curve
 
 ``qgap``: the critic's view against the environment's: on the same dataset states, the run's critic's Q of the
 actions of its behaviour model mu, its policy and other runs' policies (e.g. IQL's actor on the same critic), each
 minus Q of the data's actions, beside the runs' rescore.py scores where they have them::
 
-    python benchmarks/gmpg_bench.py qgap runs/suite-fresh/hopper-medium-replay-v5/gmpg-c100k-rk4/seed-0 \
+    python benchmarks/research/gmpg_bench.py qgap runs/suite-fresh/hopper-medium-replay-v5/gmpg-c100k-rk4/seed-0 \
         hopper-medium-replay-v5 --other iql=runs/suite-fresh/hopper-medium-replay-v5/iql-c100k/seed-0
 
 ``curves``: several ``curve`` folders gathered into one CSV and plot (docs/results/NAME.csv and .png)::
 
-    python benchmarks/gmpg_bench.py curves runs/gmpg-curve/*/seed-* --name gmpg-policy-steps
+    python benchmarks/research/gmpg_bench.py curves runs/gmpg-curve/*/seed-* --name gmpg-policy-steps
 
 Results go to ``<out>/gmpg_step.json`` / ``<out>/gmpg_scores.json`` and are printed as tables.
 """
@@ -56,7 +56,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]  # genpolicy, rescore
+sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parents[1])]  # genpolicy, rescore
 
 import torch  # noqa: E402
 
