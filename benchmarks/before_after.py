@@ -1,6 +1,7 @@
 """Before and after: the speed
 CPU rows measured for two checkouts of this repository, each in its own subprocess, the two alternating round by
-round so that both see the same machine load; the median over rounds.
+round so that both see the same machine load; the median over rounds. Each checkout eager and compiled whole
+(``compile=on``), where it has that.
 
     git worktree add /tmp/before d46d65b~1      # the library before the speed work
     python benchmarks/before_after.py --before /tmp/before --after . --threads 1 --rounds 3
@@ -106,7 +107,7 @@ def main(argv=None) -> int:
     import numpy as np
 
     sides = {"before (eager)": (Path(ns.before).resolve(), False), "after, eager": (Path(ns.after).resolve(), False),
-             "after, compiled": (Path(ns.after).resolve(), True)}
+             "before, compiled": (Path(ns.before).resolve(), True), "after, compiled": (Path(ns.after).resolve(), True)}
     got = {k: [] for k in sides}
     for r in range(ns.rounds):
         for name, (repo, compiled) in sides.items():

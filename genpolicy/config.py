@@ -14,7 +14,6 @@ import ast
 import dataclasses
 import inspect
 import math
-import re
 import textwrap
 import typing
 from functools import lru_cache
@@ -23,7 +22,7 @@ from pathlib import Path
 
 __all__ = ["field_docs", "add_dataclass_args", "dataclass_from_args", "apply_overrides", "check_choices",
            "literal_choices", "load_presets", "task_presets", "resolve_config", "check_resume_changes", "to_yaml",
-           "steps_from_epochs", "class_union", "class_dict", "coerce"]
+           "steps_from_epochs", "class_union", "class_dict", "coerce", "Range", "field_ranges"]
 
 
 @lru_cache(maxsize=None)
@@ -50,37 +49,58 @@ def literal_choices(tp) -> tuple | None:
     return typing.get_args(tp) if typing.get_origin(tp) is typing.Literal else None
 
 
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """A numeric field's allowed range, declared beside the field: ``seed: Annotated[int, Range(ge=0)] = 0``. Each
+    bound is optional (``ge``/``gt`` below, ``le``/``lt`` above); a tuple field's every element must be in range."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def __contains__(self, v) -> bool:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return False
+        return ((self.ge is None or v >= self.ge) and (self.gt is None or v > self.gt)
+                and (self.le is None or v <= self.le) and (self.lt is None or v < self.lt))
+
+    def text(self, name: str = "x") -> str:
+        """``>=0``, ``0<x<1``, ``0<x<=1``: the range as the error messages and ``--help`` print it."""
+        lo = f"{_num(self.ge)}<=" if self.ge is not None else f"{_num(self.gt)}<" if self.gt is not None else ""
+        hi = f"<={_num(self.le)}" if self.le is not None else f"<{_num(self.lt)}" if self.lt is not None else ""
+        if lo and hi:
+            return f"{lo}{name}{hi}"
+        if lo:
+            return (">=" if self.ge is not None else ">") + lo[:-2 if self.ge is not None else -1]
+        return hi
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def field_ranges(cls) -> dict[str, Range]:
+    """Every field of dataclass ``cls`` (its whole hierarchy) that declares a :class:`Range` in its annotation."""
+    return {name: next(m for m in tp.__metadata__ if isinstance(m, Range))
+            for name, tp in typing.get_type_hints(cls, include_extras=True).items()
+            if typing.get_origin(tp) is typing.Annotated and any(isinstance(m, Range) for m in tp.__metadata__)}
+
+
 def check_choices(cfg) -> None:
     """Validate dataclass ``cfg`` (call it from ``__post_init__``): every ``Literal`` field holds an allowed value and
-    every field named in the class's ``limits`` (a ClassVar dict, merged over the class hierarchy) is in range.
-    Raises a one-line ValueError naming the field, the value and what is allowed."""
+    every field annotated with a :class:`Range` is in it. Raises a one-line ValueError naming the field, the value
+    and what is allowed."""
     for name, tp in _hints(type(cfg)).items():
         choices = literal_choices(tp)
         if choices is not None and getattr(cfg, name) not in choices:
             raise ValueError(f"{type(cfg).__name__}.{name}={getattr(cfg, name)!r}: expected one of {list(choices)}")
-    for name, spec in class_dict(type(cfg), "limits").items():
+    for name, r in field_ranges(type(cfg)).items():
         value = getattr(cfg, name)
-        for v in value if isinstance(value, (tuple, list)) else (value,):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not _in_range(v, spec):
-                raise ValueError(f"{type(cfg).__name__}.{name}={value!r}: must be {spec.replace('x', name)}")
+        if not all(v in r for v in (value if isinstance(value, (tuple, list)) else (value,))):
+            raise ValueError(f"{type(cfg).__name__}.{name}={value!r}: must be {r.text(name)}")
 
 
-_RANGE = re.compile(r"^(?:(?P<lo>[-\d.e]+)(?P<lop><=?)x(?P<hip><=?)(?P<hi>[-\d.e]+)|(?P<op>>=?)(?P<b>[-\d.e]+))$")
-
-
-def _in_range(v: float, spec: str) -> bool:
-    """``v`` satisfies ``spec``: ``>=a``, ``>a``, or ``a<x<b`` with ``<`` or ``<=`` on either side."""
-    m = _RANGE.match(spec.replace(" ", ""))
-    if m is None:
-        raise ValueError(f"bad range spec {spec!r}")
-    if m["op"]:
-        return v >= float(m["b"]) if m["op"] == ">=" else v > float(m["b"])
-    lo_ok = v >= float(m["lo"]) if m["lop"] == "<=" else v > float(m["lo"])
-    hi_ok = v <= float(m["hi"]) if m["hip"] == "<=" else v < float(m["hi"])
-    return lo_ok and hi_ok
-
-
-@lru_cache(maxsize=None)
 def _hints(cls) -> dict:
     return typing.get_type_hints(cls)
 

@@ -150,3 +150,25 @@ def test_the_recipe_preset_is_the_recipe_the_results_page_measured_and_shares_on
             assert key == keys[0], a
         else:
             assert cfg == _config(a, ["cpu"], task, [])[0], a
+
+
+def test_ranges_are_declared_beside_their_fields_and_bound_exactly():
+    import dataclasses
+
+    from genpolicy.config import Range, field_ranges
+    from genpolicy.rl.algos import ALGORITHMS, GMPOConfig
+
+    r = Range(gt=0, le=1)
+    assert 1 in r and 0.5 in r and 0 not in r and 1.0001 not in r and True not in r and "1" not in r
+    assert (Range(ge=0).text(), Range(gt=0).text(), r.text("beta")) == (">=0", ">0", "0<beta<=1")
+    ranges = field_ranges(GMPOConfig)
+    assert ranges["expectile"] == Range(gt=0, lt=1) and ranges["seed"] == Range(ge=0)  # base classes' fields too
+    with pytest.raises(ValueError, match=r"GMPOConfig.expectile=1.0: must be 0<expectile<1"):
+        GMPOConfig(expectile=1.0)
+    with pytest.raises(ValueError, match=r"net_hidden=\(16, 0\): must be >=1"):
+        GMPOConfig(net_hidden=(16, 0))
+    for cls in {a.Config for a in ALGORITHMS.values()}:
+        assert not hasattr(cls, "limits")  # no second place for a range
+        for name, rng in field_ranges(cls).items():  # every default is in its own range
+            default = {f.name: f.default for f in dataclasses.fields(cls)}[name]
+            assert all(v in rng for v in (default if isinstance(default, tuple) else (default,))), (cls, name)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Literal
+from typing import Annotated, Callable, ClassVar, Literal
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ...config import check_choices
+from ...config import Range, check_choices
 from ...solvers import SolverName
 from ..data import Batch, ObsNormalizer, RewardScale
 
@@ -26,19 +26,19 @@ class RunConfig:
     #: the tests' budget for these fields: a few steps, small networks (every generic test runs it)
     tiny: ClassVar[dict] = {"act_steps": 2, "batch_size": 16, "eval_every": 0, "final_eval_episodes": 1}
 
-    seed: int = 0
+    seed: Annotated[int, Range(ge=0)] = 0
     """random seed (model init, batches, noise)"""
-    batch_size: int = 256
+    batch_size: Annotated[int, Range(ge=1)] = 256
     """minibatch size for every stage"""
     device: str = "cpu"
     """torch device"""
-    eval_every: int = 5000
+    eval_every: Annotated[int, Range(ge=0)] = 5000
     """evaluate the policy every this many policy-stage steps (0: only at the end)"""
-    eval_episodes: int = 10
+    eval_episodes: Annotated[int, Range(ge=1)] = 10
     """episodes per evaluation"""
-    log_every: int = 100
+    log_every: Annotated[int, Range(ge=1)] = 100
     """write metrics every this many steps"""
-    ckpt_every: int = 5000
+    ckpt_every: Annotated[int, Range(ge=1)] = 5000
     """checkpoint every this many steps (always at stage ends)"""
     reward_scale: RewardScale = "locomotion"
     """reward scaling: locomotion (1000/return span), antmaze (r - 1) or none"""
@@ -46,16 +46,16 @@ class RunConfig:
     """normalize observations by dataset mean/std (stored with the policy)"""
     act_solver: SolverName = "euler"
     """solver used to sample actions"""
-    act_steps: int = 32
+    act_steps: Annotated[int, Range(ge=1)] = 32
     """solver steps used to sample actions"""
-    act_temperature: float = 1.0
-    """initial-noise scale when sampling actions (1: the model"s distribution; 0: from the prior"s mean)"""
-    final_eval_episodes: int = 50
-    """episodes of the evaluation at the end of the last evaluating stage (the run"s final score, with its s.e.)"""
+    act_temperature: Annotated[float, Range(ge=0)] = 1.0
+    """initial-noise scale when sampling actions (1: the model's distribution; 0: from the prior's mean)"""
+    final_eval_episodes: Annotated[int, Range(ge=1)] = 50
+    """episodes of the evaluation at the end of the last evaluating stage (the run's final score, with its s.e.)"""
     compile: Literal["auto", "off", "on", "trace"] = "auto"
-    """compile each stage"s update whole (torch.compile, fullgraph; CUDA graphs on a GPU): auto = on for CUDA and off
+    """compile each stage's update whole (torch.compile, fullgraph; CUDA graphs on a GPU): auto = on for CUDA and off
     on CPU (there steps are mostly compute-bound and compiling gains 1.07-1.3x: on walker2d shapes at batch 256 the
-    IQL critic 146 -> 181 steps/s on one thread, 225 -> 291 on two, GMPO"s mlp policy 186 -> 200 and 284 -> 331;
+    IQL critic 146 -> 181 steps/s on one thread, 225 -> 291 on two, GMPO's mlp policy 186 -> 200 and 284 -> 331;
     eager stays the CPU default so that committed runs reproduce), off = eager (the reference), on, or trace
     (capture the graph without generating code: a fast check that a step compiles whole)"""
 
@@ -66,9 +66,6 @@ class RunConfig:
     #: fields that only change how actions are drawn (``genpolicy eval --set`` may change them; subclasses add theirs)
     act_fields: ClassVar[tuple[str, ...]] = ("act_solver", "act_steps", "act_temperature")
     #: allowed ranges, checked with the choices when the config is made (subclasses add their own)
-    limits: ClassVar[dict[str, str]] = {"seed": ">=0", "batch_size": ">=1", "eval_every": ">=0", "eval_episodes": ">=1",
-                                        "log_every": ">=1", "ckpt_every": ">=1", "act_steps": ">=1",
-                                        "act_temperature": ">=0", "final_eval_episodes": ">=1"}
 
     def __post_init__(self):
         check_choices(self)

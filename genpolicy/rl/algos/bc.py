@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import torch
 from torch import Tensor
 
+from ...config import Range
 from ...optim import minimize
 from ..actors import GaussianActor
 from ..data import Batch
@@ -26,15 +27,14 @@ class BCConfig(RunConfig):
     #: the tests' budget for these fields: a few steps, small networks (every generic test runs it)
     tiny: ClassVar[dict] = {"actor_hidden": (16, 16), "policy_steps": 3}
 
-    policy_steps: int = 100_000
+    policy_steps: Annotated[int, Range(ge=0)] = 100_000
     """behaviour-cloning steps"""
-    policy_lr: float = 3e-4
+    policy_lr: Annotated[float, Range(gt=0)] = 3e-4
     """Adam learning rate"""
-    actor_hidden: tuple[int, ...] = (256, 256)
+    actor_hidden: Annotated[tuple[int, ...], Range(ge=1)] = (256, 256)
     """hidden sizes of the actor"""
 
     stage_steps: ClassVar[tuple[str, ...]] = ("policy_steps",)
-    limits: ClassVar[dict[str, str]] = {"policy_steps": ">=0", "policy_lr": ">0", "actor_hidden": ">=1"}
 
 
 def _nll(actor: GaussianActor, obs: Tensor, act: Tensor) -> tuple[Tensor, dict]:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import partial
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import torch
 from torch import Tensor
 
+from ...config import Range
 from ...generative import GenerativeModel
 from ...matching import LossKind, Weighting
 from ...nets import NetName, make_net
@@ -39,28 +40,25 @@ class CriticConfig(RunConfig):
     #: the tests' budget for these fields: a few steps, small networks (every generic test runs it)
     tiny: ClassVar[dict] = {"critic_hidden": (16, 16), "critic_steps": 3}
 
-    critic_steps: int = 100_000
+    critic_steps: Annotated[int, Range(ge=0)] = 100_000
     """IQL critic steps"""
-    critic_lr: float = 3e-4
+    critic_lr: Annotated[float, Range(gt=0)] = 3e-4
     """IQL learning rate"""
-    critic_hidden: tuple[int, ...] = (256, 256)
+    critic_hidden: Annotated[tuple[int, ...], Range(ge=1)] = (256, 256)
     """IQL network hidden sizes"""
-    expectile: float = 0.7
+    expectile: Annotated[float, Range(gt=0, lt=1)] = 0.7
     """IQL expectile (0.7 locomotion, 0.9 antmaze)"""
-    gamma: float = 0.99
+    gamma: Annotated[float, Range(ge=0, le=1)] = 0.99
     """discount"""
-    polyak: float = 0.005
+    polyak: Annotated[float, Range(gt=0, le=1)] = 0.005
     """target-network rate"""
-    critic_epochs: float = 0.0
-    """critic budget in passes over the dataset at batch_size, replacing critic_steps when > 0 (the paper"s code:
+    critic_epochs: Annotated[float, Range(ge=0)] = 0.0
+    """critic budget in passes over the dataset at batch_size, replacing critic_steps when > 0 (the paper's code:
     5000 at batch 4096)"""
     critic_batched: bool = False
     """the twin Q as one batched ensemble (same values, fewer kernel launches; for GPUs)"""
 
     stage_steps: ClassVar[tuple[str, ...]] = ("critic_steps", "policy_steps", "behaviour_steps")
-    limits: ClassVar[dict[str, str]] = {"critic_steps": ">=0", "critic_lr": ">0", "critic_hidden": ">=1",
-                                        "expectile": "0<x<1", "gamma": "0<=x<=1", "polyak": "0<x<=1",
-                                        "critic_epochs": ">=0"}
     epoch_fields: ClassVar[dict[str, str]] = {"critic_epochs": "critic_steps"}
 
     def iql(self):
@@ -83,27 +81,25 @@ class CriticPolicyConfig(CriticConfig):
     param: Parameterization = "velocity"
     """network output"""
     net: NetName = "unet"
-    """policy network: unet (the paper"s 512-256-128 MLP U-Net), mlp, resnet or dit"""
-    net_hidden: tuple[int, ...] = (512, 256, 128)
+    """policy network: unet (the paper's 512-256-128 MLP U-Net), mlp, resnet or dit"""
+    net_hidden: Annotated[tuple[int, ...], Range(ge=1)] = (512, 256, 128)
     """hidden sizes of the policy network (unet: down-path widths; mlp: layers)"""
-    beta: float = 1.0
+    beta: Annotated[float, Range(ge=0)] = 1.0
     """temperature beta (paper Table 8)"""
-    policy_steps: int = 100_000
+    policy_steps: Annotated[int, Range(ge=0)] = 100_000
     """policy steps"""
-    policy_lr: float = 1e-4
+    policy_lr: Annotated[float, Range(gt=0)] = 1e-4
     """policy learning rate"""
-    grad_clip: float = 0.0
+    grad_clip: Annotated[float, Range(ge=0)] = 0.0
     """clip the policy gradient norm to this (0: off)"""
-    policy_epochs: float = 0.0
-    """policy budget in passes over the dataset at batch_size, replacing policy_steps when > 0 (the paper"s code:
+    policy_epochs: Annotated[float, Range(ge=0)] = 0.0
+    """policy budget in passes over the dataset at batch_size, replacing policy_steps when > 0 (the paper's code:
     GMPO 10000 at batch 4096)"""
     policy_precision: Precision = "fp32"
-    """the generative networks" matrix products: fp32, or bf16 (autocast; their weights, optimizer state, losses and
+    """the generative networks' matrix products: fp32, or bf16 (autocast; their weights, optimizer state, losses and
     every critic stay fp32): GMPO policy steps 1.27x (mlp 3x256, batch 1024) and 1.9x (unet, batch 4096) faster on
     one thread of an AVX-512 BF16 CPU (benchmarks/speed.py); not bit-equal to fp32"""
 
-    limits: ClassVar[dict[str, str]] = {"net_hidden": ">=1", "beta": ">=0", "policy_steps": ">=0", "policy_lr": ">0",
-                                        "grad_clip": ">=0", "policy_epochs": ">=0"}
     epoch_fields: ClassVar[dict[str, str]] = {"policy_epochs": "policy_steps"}
 
 

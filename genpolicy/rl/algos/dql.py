@@ -24,11 +24,12 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from functools import partial
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import torch
 from torch import Tensor
 
+from ...config import Range
 from ...matching import LossKind, Weighting
 from ...nets import NetName
 from ...optim import minimize
@@ -50,7 +51,7 @@ class DiffusionQLConfig(RunConfig):
     tiny: ClassVar[dict] = {"critic_hidden": (16, 16), "net": "mlp", "net_hidden": (16, 16), "num_samples": 2,
                             "steps": 3}
 
-    steps: int = 1_000_000
+    steps: Annotated[int, Range(ge=0)] = 1_000_000
     """training steps (one critic and one policy update each)"""
     path: PathName = "vpsde"
     """path of the diffusion policy"""
@@ -58,7 +59,7 @@ class DiffusionQLConfig(RunConfig):
     """policy network output"""
     net: NetName = "mlp"
     """policy network"""
-    net_hidden: tuple[int, ...] = (256, 256, 256)
+    net_hidden: Annotated[tuple[int, ...], Range(ge=1)] = (256, 256, 256)
     """hidden sizes of the policy network"""
     policy_precision: Precision = "fp32"
     """the policy network's matrix products: fp32, or bf16 (autocast; weights, optimizer, losses and critics stay
@@ -67,17 +68,17 @@ class DiffusionQLConfig(RunConfig):
     """matching loss (the behaviour-cloning term)"""
     weighting: Weighting = "vanilla"
     """score-matching weighting"""
-    eta: float = 1.0
+    eta: Annotated[float, Range(ge=0)] = 1.0
     """weight of the normalized Q term (Diffusion-QL's eta)"""
-    lr: float = 3e-4
+    lr: Annotated[float, Range(gt=0)] = 3e-4
     """Adam learning rate of policy and critics"""
-    critic_hidden: tuple[int, ...] = (256, 256, 256)
+    critic_hidden: Annotated[tuple[int, ...], Range(ge=1)] = (256, 256, 256)
     """hidden sizes of the twin Q"""
-    gamma: float = 0.99
+    gamma: Annotated[float, Range(ge=0, le=1)] = 0.99
     """discount"""
-    polyak: float = 0.005
+    polyak: Annotated[float, Range(gt=0, le=1)] = 0.005
     """target-critic rate"""
-    grad_clip: float = 0.0
+    grad_clip: Annotated[float, Range(ge=0)] = 0.0
     """clip the gradient norms of the policy and of the critics to this (0: off; Diffusion-QL uses 1-9 per task)"""
     clip_denoised: bool = True
     """clamp the sampler's denoised estimate to [-1, 1] at every step (Diffusion-QL's DDPM does)"""
@@ -85,24 +86,20 @@ class DiffusionQLConfig(RunConfig):
     """times of the denoising loss: the sampler's own (``act_solver``, ``act_steps``) or uniform on the path"""
     max_q_backup: bool = False
     """target from the best of ``backup_samples`` next actions"""
-    backup_samples: int = 10
+    backup_samples: Annotated[int, Range(ge=1)] = 10
     """next actions drawn for the max-Q backup"""
-    ema_decay: float = 0.995
+    ema_decay: Annotated[float, Range(ge=0, le=1)] = 0.995
     """decay of the EMA policy that draws the critics' next actions"""
-    ema_start: int = 1000
+    ema_start: Annotated[int, Range(ge=0)] = 1000
     """steps before the EMA starts averaging (it copies the policy until then)"""
-    ema_every: int = 5
+    ema_every: Annotated[int, Range(ge=1)] = 5
     """EMA update period"""
-    num_samples: int = 50
+    num_samples: Annotated[int, Range(ge=1)] = 50
     """candidate actions per state at act time"""
     act_steps: int = 10
     """solver steps to sample actions, in training (through the sampler) and acting"""
 
     stage_steps: ClassVar[tuple[str, ...]] = ("steps",)
-    limits: ClassVar[dict[str, str]] = {"steps": ">=0", "net_hidden": ">=1", "eta": ">=0", "lr": ">0",
-                                        "critic_hidden": ">=1", "gamma": "0<=x<=1", "polyak": "0<x<=1",
-                                        "grad_clip": ">=0", "backup_samples": ">=1", "ema_decay": "0<=x<=1",
-                                        "ema_start": ">=0", "ema_every": ">=1", "num_samples": ">=1"}
     act_fields: ClassVar[tuple[str, ...]] = ("num_samples",)
 
 

@@ -16,11 +16,12 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from functools import partial
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
+from ...config import Range
 from ...generative import GenerativeModel
 from ...nets import make_net, mlp
 from ...optim import minimize
@@ -40,19 +41,19 @@ class FQLConfig(RunConfig):
     tiny: ClassVar[dict] = {"actor_hidden": (16, 16), "critic_hidden": (16, 16), "flow_hidden": (16, 16),
                             "flow_steps": 2, "steps": 3}
 
-    steps: int = 1_000_000
+    steps: Annotated[int, Range(ge=0)] = 1_000_000
     """training steps (one critic and one actor update each)"""
-    alpha: float = 10.0
+    alpha: Annotated[float, Range(ge=0)] = 10.0
     """distillation weight (Eq 8)"""
-    flow_steps: int = 10
+    flow_steps: Annotated[int, Range(ge=1)] = 10
     """Euler steps of the flow policy's ODE (the distillation target)"""
-    lr: float = 3e-4
+    lr: Annotated[float, Range(gt=0)] = 3e-4
     """Adam learning rate of every network"""
-    flow_hidden: tuple[int, ...] = (512, 512, 512, 512)
+    flow_hidden: Annotated[tuple[int, ...], Range(ge=1)] = (512, 512, 512, 512)
     """hidden sizes of the flow policy's velocity network"""
-    actor_hidden: tuple[int, ...] = (512, 512, 512, 512)
+    actor_hidden: Annotated[tuple[int, ...], Range(ge=1)] = (512, 512, 512, 512)
     """hidden sizes of the one-step policy"""
-    critic_hidden: tuple[int, ...] = (512, 512, 512, 512)
+    critic_hidden: Annotated[tuple[int, ...], Range(ge=1)] = (512, 512, 512, 512)
     """hidden sizes of the two Q networks"""
     critic_layer_norm: bool = True
     """LayerNorm in the Q networks (FQL's value_layer_norm)"""
@@ -61,15 +62,12 @@ class FQLConfig(RunConfig):
     normalize_q_loss: bool = True
     """divide the actor's Q term by the batch mean |Q| (FQL's option: alpha then does not depend on the reward
     scale)"""
-    gamma: float = 0.99
+    gamma: Annotated[float, Range(ge=0, le=1)] = 0.99
     """discount"""
-    polyak: float = 0.005
+    polyak: Annotated[float, Range(gt=0, le=1)] = 0.005
     """target-network rate"""
 
     stage_steps: ClassVar[tuple[str, ...]] = ("steps",)
-    limits: ClassVar[dict[str, str]] = {"steps": ">=0", "alpha": ">=0", "flow_steps": ">=1", "lr": ">0",
-                                        "flow_hidden": ">=1", "actor_hidden": ">=1", "critic_hidden": ">=1",
-                                        "gamma": "0<=x<=1", "polyak": "0<x<=1"}
 
 
 class OneStepPolicy(nn.Module):

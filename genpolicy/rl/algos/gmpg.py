@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import torch
 from torch import Tensor
 
+from ...config import Range
 from ...likelihood import Probe
 from ...optim import clip_grads_, foreach, functional_adam_, functional_grads, grad_norm
 from ...solvers import FixedStepName
@@ -64,14 +65,14 @@ class GMPGConfig(CriticPolicyConfig):
     grad_clip: float = 10.0
     """clip the policy gradient norm to this (0: off)"""
     kl_unit: Literal["nat", "bit_per_dim"] = "nat"
-    """unit of log pi - log mu in the loss: nat (Eq 8 as written) or bit_per_dim (GenerativeRL"s code divides both
+    """unit of log pi - log mu in the loss: nat (Eq 8 as written) or bit_per_dim (GenerativeRL's code divides both
     log-densities by act_dim * ln 2, the unit its Table 8 beta values were tuned in; the same as nat with beta
     multiplied by act_dim * ln 2)"""
     log_pi: Literal["forward", "reverse"] = "forward"
     """dynamic variant: log pi_theta(a|s) from the solve that sampled a (forward), or by integrating a back to noise
-    under pi_theta on the grid log mu uses (reverse: GenerativeRL"s code; one more solve, and a KL estimate that is
+    under pi_theta on the grid log mu uses (reverse: GenerativeRL's code; one more solve, and a KL estimate that is
     exactly 0 at pi_theta = mu). The static variant always solves in reverse (its actions come from mu)"""
-    kl_stop: float = 0.0
+    kl_stop: Annotated[float, Range(ge=0)] = 0.0
     """> 0: the policy stage stops updating at the first step whose batch KL estimate per action dimension, measured
     before the update, exceeds this (that step is not applied): a trust region around mu, like the target_kl early
     stop of PPO implementations. Later steps of an eager run cost nothing. 0: off"""
@@ -79,39 +80,35 @@ class GMPGConfig(CriticPolicyConfig):
     """dynamic: actions from pi_theta with gradient through the solver (Eq 8); static: from mu (Eq 42)"""
     static_weights: Literal["advantage", "softmax"] = "advantage"
     """static variant: advantage (exp(beta(Q-V))/Z, one action per state) or softmax (over K samples)"""
-    num_samples: int = 16
+    num_samples: Annotated[int, Range(ge=1)] = 16
     """static softmax variant: actions sampled per state (K)"""
-    weight_clamp: float = 100.0
+    weight_clamp: Annotated[float, Range(gt=0)] = 100.0
     """static advantage variant: upper clamp of exp(beta(Q-V)) before normalizing"""
-    behaviour_steps: int = 100_000
+    behaviour_steps: Annotated[int, Range(ge=0)] = 100_000
     """behaviour-model pretraining steps (flow matching)"""
-    behaviour_epochs: float = 0.0
-    """behaviour budget in passes over the dataset at batch_size, replacing behaviour_steps when > 0 (the paper"s
+    behaviour_epochs: Annotated[float, Range(ge=0)] = 0.0
+    """behaviour budget in passes over the dataset at batch_size, replacing behaviour_steps when > 0 (the paper's
     code: 2000 at batch 4096)"""
-    behaviour_lr: float = 1e-4
+    behaviour_lr: Annotated[float, Range(gt=0)] = 1e-4
     """behaviour-model learning rate"""
-    policy_batch_size: int = 0
+    policy_batch_size: Annotated[int, Range(ge=0)] = 0
     """states per policy-gradient step (0: batch_size; the paper uses 40960 on a GPU)"""
     train_solver: FixedStepName = "midpoint"
-    """fixed-step solver for training solves (Euler"s O(h) error biases the KL
+    """fixed-step solver for training solves (Euler's O(h) error biases the KL
     estimate unless T is large, e.g. -0.9 nats at T=16 on the Swiss roll, where midpoint gives -0.003)"""
-    train_steps: int = 32
+    train_steps: Annotated[int, Range(ge=1)] = 32
     """solver steps T for training solves (the paper uses 1000 on a GPU)"""
     gradient: Literal["direct", "adjoint"] = "direct"
-    """direct: backpropagate through the solver; adjoint: torchdiffeq"s adjoint (memory O(1) in T)"""
+    """direct: backpropagate through the solver; adjoint: torchdiffeq's adjoint (memory O(1) in T)"""
     divergence: Literal["auto", "exact", "hutchinson"] = "auto"
     """divergence estimator; auto: exact for action dimension <= 32, Hutchinson above"""
     probe: Probe = "gaussian"
     """Hutchinson probe distribution"""
-    chunk_size: int = 0
+    chunk_size: Annotated[int, Range(ge=0)] = 0
     """rows per backward pass within a step (0: chosen from memory_budget_mb)"""
-    memory_budget_mb: int = 2048
+    memory_budget_mb: Annotated[int, Range(ge=1)] = 2048
     """autograd memory allowed per chunk when chunk_size is 0"""
 
-    limits: ClassVar[dict[str, str]] = {"num_samples": ">=1", "weight_clamp": ">0", "behaviour_steps": ">=0",
-                                        "behaviour_lr": ">0", "policy_batch_size": ">=0", "train_steps": ">=1",
-                                        "chunk_size": ">=0", "memory_budget_mb": ">=1", "behaviour_epochs": ">=0",
-                                        "kl_stop": ">=0"}
     epoch_fields: ClassVar[dict[str, str]] = {"behaviour_epochs": "behaviour_steps"}
     epoch_batch_fields: ClassVar[dict[str, str]] = {"policy_epochs": "policy_batch_size"}
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from functools import partial
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import torch
 from torch import Tensor
 
+from ...config import Range
 from ...matching import LossKind, Weighting
 from ..critics import IQLCritic, polyak_
 from ..data import Batch
@@ -41,29 +42,26 @@ class GMPOConfig(CriticPolicyConfig):
     """matching loss: flow (Eq 40) or score (Eq 39)"""
     weighting: Weighting = "vanilla"
     """score-matching weighting (Eq 24)"""
-    weight_clamp: float = 100.0
+    weight_clamp: Annotated[float, Range(gt=0)] = 100.0
     """upper clamp of the advantage weight exp(beta A)"""
     variant: Literal["awr", "softmax"] = "awr"
     """awr: weights from dataset actions (Eq 7); softmax: K actions from a behaviour model (Eq 41)"""
-    num_samples: int = 16
+    num_samples: Annotated[int, Range(ge=1)] = 16
     """softmax variant: actions sampled per state (K)"""
-    behaviour_steps: int = 0
+    behaviour_steps: Annotated[int, Range(ge=0)] = 0
     """softmax variant: behaviour-model pretraining steps (at policy_lr)"""
-    behaviour_sample_steps: int = 10
+    behaviour_sample_steps: Annotated[int, Range(ge=1)] = 10
     """softmax variant: solver steps when sampling the K behaviour actions"""
     normalize_weights: bool = False
     """awr variant: divide the advantage weights by their batch mean (self-normalized weights, as GMPG-static)"""
-    ema_decay: float = 0.0
-    """act with an exponential moving average of the policy"s weights, ema <- d ema + (1 - d) theta after every
+    ema_decay: Annotated[float, Range(ge=0, lt=1)] = 0.0
+    """act with an exponential moving average of the policy's weights, ema <- d ema + (1 - d) theta after every
     policy step (0: off, act with theta). Averages out the step-to-step drift of a policy trained on noisy
     weighted batches"""
-    policy_batch_size: int = 0
-    """rows per policy step (0: batch_size): the weighted loss"s effective sample size is a fraction of the batch
+    policy_batch_size: Annotated[int, Range(ge=0)] = 0
+    """rows per policy step (0: batch_size): the weighted loss's effective sample size is a fraction of the batch
     (ESS/N about 0.2 on walker2d-medium at beta 8), so the policy may need a larger batch than the critic"""
 
-    limits: ClassVar[dict[str, str]] = {"weight_clamp": ">0", "num_samples": ">=1", "behaviour_steps": ">=0",
-                                        "behaviour_sample_steps": ">=1", "policy_batch_size": ">=0",
-                                        "ema_decay": "0<=x<1"}
     epoch_batch_fields: ClassVar[dict[str, str]] = {"policy_epochs": "policy_batch_size"}
 
 

@@ -13,11 +13,12 @@ is the paper's LayerNorm residual network trained by denoising (here any path an
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import torch
 from torch import Tensor
 
+from ...config import Range
 from ...nets import NetName
 from ..critics import IQLCritic, q_of_each
 from .base import Algorithm, Stage
@@ -37,14 +38,13 @@ class IDQLConfig(DiffusionPolicyConfig):
 
     net: NetName = "resnet"
     """behaviour network (IDQL: LayerNorm ResNet)"""
-    num_samples: int = 32
+    num_samples: Annotated[int, Range(ge=1)] = 32
     """actions drawn from the behaviour model per state at act time (K)"""
     selector: Literal["expectile", "argmax"] = "expectile"
     """expectile: sample an action with probability proportional to the implicit-policy weight; argmax: highest Q"""
     policy_lr: float = 3e-4
     """behaviour-model learning rate"""
 
-    limits: ClassVar[dict[str, str]] = {"num_samples": ">=1"}
     act_fields: ClassVar[tuple[str, ...]] = ("num_samples", "selector")
 
 

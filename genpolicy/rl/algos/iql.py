@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import torch
 from torch import Tensor
 
+from ...config import Range
 from ...optim import minimize
 from ..actors import GaussianActor
 from ..critics import IQLCritic
@@ -35,19 +36,17 @@ class IQLAWRConfig(CriticConfig):
     #: the tests' budget for these fields: a few steps, small networks (every generic test runs it)
     tiny: ClassVar[dict] = {"actor_hidden": (16, 16), "policy_steps": 3}
 
-    beta: float = 3.0
+    beta: Annotated[float, Range(ge=0)] = 3.0
     """inverse temperature of the advantage weights (3 locomotion, 10 antmaze)"""
-    weight_clamp: float = 100.0
+    weight_clamp: Annotated[float, Range(gt=0)] = 100.0
     """upper clamp of exp(beta A)"""
-    policy_steps: int = 100_000
+    policy_steps: Annotated[int, Range(ge=0)] = 100_000
     """actor steps"""
-    policy_lr: float = 3e-4
+    policy_lr: Annotated[float, Range(gt=0)] = 3e-4
     """actor learning rate"""
-    actor_hidden: tuple[int, ...] = (256, 256)
+    actor_hidden: Annotated[tuple[int, ...], Range(ge=1)] = (256, 256)
     """hidden sizes of the actor"""
 
-    limits: ClassVar[dict[str, str]] = {"beta": ">=0", "weight_clamp": ">0", "policy_steps": ">=0", "policy_lr": ">0",
-                                        "actor_hidden": ">=1"}
 
 
 def _awr(actor: GaussianActor, obs: Tensor, act: Tensor, w: Tensor) -> tuple[Tensor, dict]:

@@ -23,11 +23,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import partial
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
+from ...config import Range
 from ...nets import GaussianFourierTime, mlp
 from ...optim import minimize
 from ...paths import expand_t
@@ -52,24 +53,22 @@ class QGPOConfig(DiffusionPolicyConfig):
     critic: Literal["insupport", "iql"] = "insupport"
     """Q from in-support softmax Q-learning (QGPO) or the IQL critic (shareable with GMPO, IQL, ...)"""
     beta: float = 3.0
-    """inverse temperature of the target policy mu exp(beta Q) (QGPO"s alpha in contrastive energy prediction)"""
-    q_alpha: float = 1.0
+    """inverse temperature of the target policy mu exp(beta Q) (QGPO's alpha in contrastive energy prediction)"""
+    q_alpha: Annotated[float, Range(ge=0)] = 1.0
     """softmax inverse temperature over the support in the in-support Q target"""
-    support_samples: int = 16
+    support_samples: Annotated[int, Range(ge=1)] = 16
     """behaviour actions per state (M) for the energy loss and the Q target"""
-    guidance_scale: float = 1.0
+    guidance_scale: Annotated[float, Range(ge=0)] = 1.0
     """scale s of the energy gradient when acting (1: the exact target policy)"""
-    behaviour_steps: int = 100_000
+    behaviour_steps: Annotated[int, Range(ge=0)] = 100_000
     """behaviour-model steps"""
-    behaviour_lr: float = 1e-4
+    behaviour_lr: Annotated[float, Range(gt=0)] = 1e-4
     """behaviour-model learning rate"""
-    energy_hidden: tuple[int, ...] = (256, 256, 256)
+    energy_hidden: Annotated[tuple[int, ...], Range(ge=1)] = (256, 256, 256)
     """hidden sizes of the energy model"""
     policy_lr: float = 3e-4
     """energy-model learning rate"""
 
-    limits: ClassVar[dict[str, str]] = {"q_alpha": ">=0", "support_samples": ">=1", "guidance_scale": ">=0",
-                                        "behaviour_steps": ">=0", "behaviour_lr": ">0", "energy_hidden": ">=1"}
     act_fields: ClassVar[tuple[str, ...]] = ("guidance_scale",)
 
 

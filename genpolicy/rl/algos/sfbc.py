@@ -20,12 +20,13 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from functools import partial
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ...config import Range
 from ...nets import mlp
 from ...optim import minimize
 from ..critics import IQLCritic, q_of_each
@@ -47,16 +48,16 @@ class SfBCConfig(DiffusionPolicyConfig):
     tiny: ClassVar[dict] = {"num_samples": 2, "support_samples": 2}
 
     critic: Literal["planning", "iql"] = "planning"
-    """Q from SfBC"s in-sample planning, or the IQL critic (shareable with GMPO, IQL, ...)"""
-    planning_iters: int = 2
+    """Q from SfBC's in-sample planning, or the IQL critic (shareable with GMPO, IQL, ...)"""
+    planning_iters: Annotated[int, Range(ge=1)] = 2
     """K: Q fits (the first on Monte-Carlo returns), each critic_steps long"""
-    plan_alpha: float = 20.0
+    plan_alpha: Annotated[float, Range(ge=0)] = 20.0
     """softmax inverse temperature over standardized Q in the planning value"""
-    support_samples: int = 16
+    support_samples: Annotated[int, Range(ge=1)] = 16
     """behaviour actions per state (M) for the planning value"""
-    num_samples: int = 32
+    num_samples: Annotated[int, Range(ge=1)] = 32
     """candidate actions per state at act time"""
-    select_alpha: float = 100.0
+    select_alpha: Annotated[float, Range(ge=0)] = 100.0
     """softmax selector: pick a candidate with probability proportional to exp(select_alpha Q) (standardized Q)"""
     selector: Literal["softmax", "argmax"] = "softmax"
     """softmax (SfBC) or the highest Q"""
@@ -65,8 +66,6 @@ class SfBCConfig(DiffusionPolicyConfig):
     policy_lr: float = 1e-4
     """behaviour-model learning rate"""
 
-    limits: ClassVar[dict[str, str]] = {"planning_iters": ">=1", "plan_alpha": ">=0", "support_samples": ">=1",
-                                        "num_samples": ">=1", "select_alpha": ">=0"}
     act_fields: ClassVar[tuple[str, ...]] = ("num_samples", "select_alpha", "selector")
 
 

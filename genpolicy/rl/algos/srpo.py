@@ -25,11 +25,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import torch
 from torch import Tensor
 
+from ...config import Range
 from ...nets import NetName
 from ...optim import minimize
 from ...paths import expand_t
@@ -57,21 +58,20 @@ class SRPOConfig(DiffusionPolicyConfig):
     tiny: ClassVar[dict] = {"actor_hidden": (16, 16), "behaviour_steps": 3}
 
     net: NetName = "resnet"
-    """behaviour network (SRPO: IDQL"s LayerNorm ResNet)"""
+    """behaviour network (SRPO: IDQL's LayerNorm ResNet)"""
     beta: float = 0.05
-    """weight of the Q gradient against the score regularizer (SRPO"s beta)"""
-    behaviour_steps: int = 100_000
+    """weight of the Q gradient against the score regularizer (SRPO's beta)"""
+    behaviour_steps: Annotated[int, Range(ge=0)] = 100_000
     """behaviour-model steps"""
-    behaviour_lr: float = 3e-4
+    behaviour_lr: Annotated[float, Range(gt=0)] = 3e-4
     """behaviour-model learning rate"""
-    actor_hidden: tuple[int, ...] = (256, 256)
+    actor_hidden: Annotated[tuple[int, ...], Range(ge=1)] = (256, 256)
     """hidden sizes of the deterministic actor"""
     policy_lr: float = 3e-4
     """actor learning rate"""
     time_weight: Literal["score", "vds", "stable"] = "score"
-    """omega(t): score = alpha/sigma (SRPO"s earlier default), vds = sigma^2 (its final default), stable = 1"""
+    """omega(t): score = alpha/sigma (SRPO's earlier default), vds = sigma^2 (its final default), stable = 1"""
 
-    limits: ClassVar[dict[str, str]] = {"behaviour_steps": ">=0", "behaviour_lr": ">0", "actor_hidden": ">=1"}
 
 
 def srpo_time_weight(alpha: Tensor, sigma: Tensor, kind: str) -> Tensor:

@@ -12,11 +12,12 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from functools import partial
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import torch
 from torch import Tensor
 
+from ...config import Range
 from ...optim import minimize
 from ...rng import randn_like
 from ..actors import DeterministicActor
@@ -35,31 +36,28 @@ class TD3BCConfig(RunConfig):
     #: the tests' budget for these fields: a few steps, small networks (every generic test runs it)
     tiny: ClassVar[dict] = {"hidden": (16, 16), "steps": 3}
 
-    steps: int = 1_000_000
+    steps: Annotated[int, Range(ge=0)] = 1_000_000
     """training steps (critic updates)"""
-    alpha: float = 2.5
+    alpha: Annotated[float, Range(ge=0)] = 2.5
     """weight of Q against the BC term (lambda = alpha / mean |Q|)"""
-    actor_lr: float = 3e-4
+    actor_lr: Annotated[float, Range(gt=0)] = 3e-4
     """actor learning rate"""
-    critic_lr: float = 3e-4
+    critic_lr: Annotated[float, Range(gt=0)] = 3e-4
     """critic learning rate"""
-    hidden: tuple[int, ...] = (256, 256)
+    hidden: Annotated[tuple[int, ...], Range(ge=1)] = (256, 256)
     """hidden sizes of actor and critics"""
-    gamma: float = 0.99
+    gamma: Annotated[float, Range(ge=0, le=1)] = 0.99
     """discount"""
-    tau: float = 0.005
+    tau: Annotated[float, Range(gt=0, le=1)] = 0.005
     """target-network rate"""
-    policy_noise: float = 0.2
+    policy_noise: Annotated[float, Range(ge=0)] = 0.2
     """std of the target policy smoothing noise"""
-    noise_clip: float = 0.5
+    noise_clip: Annotated[float, Range(ge=0)] = 0.5
     """clip of that noise"""
-    policy_freq: int = 2
+    policy_freq: Annotated[int, Range(ge=1)] = 2
     """actor and target updates every this many critic updates"""
 
     stage_steps: ClassVar[tuple[str, ...]] = ("steps",)
-    limits: ClassVar[dict[str, str]] = {"steps": ">=0", "alpha": ">=0", "actor_lr": ">0", "critic_lr": ">0",
-                                        "hidden": ">=1", "gamma": "0<=x<=1", "tau": "0<x<=1", "policy_noise": ">=0",
-                                        "noise_clip": ">=0", "policy_freq": ">=1"}
 
 
 def _actor_loss(actor: DeterministicActor, qf: TwinQ, obs: Tensor, act: Tensor, alpha: float) -> tuple[Tensor, dict]:
