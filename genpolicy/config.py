@@ -164,6 +164,10 @@ def apply_overrides(cfg, overrides: dict):
     """Return a copy of dataclass ``cfg`` with fields replaced; unknown keys raise a clear error."""
     names = {f.name for f in dataclasses.fields(cfg)}
     unknown = sorted(set(overrides) - names)
+    renamed = class_dict(type(cfg), "renamed")
+    if any(k in renamed for k in unknown):
+        now = "; ".join(f"{k} is now {' and '.join(renamed[k])}" for k in unknown if k in renamed)
+        raise ValueError(f"renamed config key(s) for {type(cfg).__name__}: {now}")
     if unknown:
         raise ValueError(f"unknown config key(s) {unknown} for {type(cfg).__name__}; valid keys: {sorted(names)}")
     return dataclasses.replace(cfg, **overrides)
@@ -203,6 +207,9 @@ def coerce(cls, key: str, value):
     import yaml
 
     hints = _hints(cls)
+    renamed = class_dict(cls, "renamed")
+    if key not in hints and key in renamed:
+        raise ValueError(f"config key {key!r} of {cls.__name__} is now {' and '.join(map(repr, renamed[key]))}")
     if key not in hints:
         raise ValueError(f"unknown config key {key!r}; valid keys: {sorted(hints)}")
     v = yaml.safe_load(value) if isinstance(value, str) else value

@@ -221,7 +221,7 @@ def test_fql_one_step_policy_shifts_by_c_over_2alpha():
     torch.manual_seed(0)
     data = OfflineData(_gaussian_bandit(n=4000), reward_scale="none")
     alpha = 2.5
-    cfg = FQLConfig(alpha=alpha, normalize_q_loss=False, flow_hidden=(64, 64), actor_hidden=(64, 64),
+    cfg = FQLConfig(alpha=alpha, normalize_q_loss=False, net_hidden=(64, 64), actor_hidden=(64, 64),
                     critic_hidden=(64, 64), lr=1e-3, flow_steps=8, polyak=0.05)
     algo = build_algorithm("fql", 2, 1, cfg)
     _train(algo.stages()[0], data, 2000)

@@ -37,8 +37,8 @@ CASES = [("gmpo", GMPOConfig(**SMALL)), ("gmpo", GMPOConfig(**SMALL, critic_batc
          ("gmpg", GMPGConfig(**SMALL, train_steps=2, variant="static", static_weights="softmax")),
          ("bc", BCConfig(actor_hidden=(32, 32), batch_size=64)),
          ("iql", IQLAWRConfig(critic_hidden=(32, 32), actor_hidden=(32, 32), batch_size=64)),
-         ("idql", IDQLConfig(**SMALL)), ("td3bc", TD3BCConfig(hidden=(32, 32), batch_size=64)),
-         ("fql", FQLConfig(flow_hidden=(32, 32), actor_hidden=(32, 32), critic_hidden=(32, 32), flow_steps=2,
+         ("idql", IDQLConfig(**SMALL)), ("td3bc", TD3BCConfig(actor_hidden=(32, 32), critic_hidden=(32, 32), batch_size=64)),
+         ("fql", FQLConfig(net_hidden=(32, 32), actor_hidden=(32, 32), critic_hidden=(32, 32), flow_steps=2,
                            batch_size=64)),
          ("dql", DiffusionQLConfig(net_hidden=(32, 32), critic_hidden=(32, 32), act_steps=2, batch_size=64,
                                    max_q_backup=True, backup_samples=2, ema_start=1, ema_every=1, grad_clip=1.0))]

@@ -172,3 +172,16 @@ def test_ranges_are_declared_beside_their_fields_and_bound_exactly():
         for name, rng in field_ranges(cls).items():  # every default is in its own range
             default = {f.name: f.default for f in dataclasses.fields(cls)}[name]
             assert all(v in rng for v in (default if isinstance(default, tuple) else (default,))), (cls, name)
+
+
+def test_renamed_fields_load_from_old_files_and_name_their_new_names():
+    """TD3+BC's hidden and tau and FQL's flow_hidden are now the shared names (actor_hidden/critic_hidden, polyak,
+    net_hidden): a checkpoint's config with the old keys loads with their values; --set with one says the new name."""
+    from genpolicy.rl.algos import config_from_dict
+    from genpolicy.rl.algos.td3bc import TD3BCConfig
+
+    cfg = config_from_dict("td3bc", {"hidden": [64, 32], "tau": 0.01, "steps": 5})
+    assert (cfg.actor_hidden, cfg.critic_hidden, cfg.polyak, cfg.steps) == ([64, 32], [64, 32], 0.01, 5)
+    assert config_from_dict("fql", {"flow_hidden": (8,)}).net_hidden == (8,)
+    with pytest.raises(ValueError, match="config key 'tau' of TD3BCConfig is now 'polyak'"):
+        resolve_config(TD3BCConfig, [], {}, {}, ["tau=0.01"])

@@ -49,7 +49,8 @@ def test_iql_moves_to_the_advantage_weighted_mean():
 def test_td3bc_trades_q_against_cloning(alpha):
     """alpha = 0 is pure BC of a deterministic actor (the data mean, 0); alpha = 2.5 climbs Q toward the rewarded
     mode."""
-    cfg = TD3BCConfig(alpha=alpha, hidden=(64, 64), actor_lr=1e-3, critic_lr=1e-3, tau=0.05)
+    cfg = TD3BCConfig(alpha=alpha, actor_hidden=(64, 64), critic_hidden=(64, 64), actor_lr=1e-3, critic_lr=1e-3,
+                      polyak=0.05)
     _, a, m = _fit("td3bc", cfg, {"train": 3000})
     if alpha == 0:
         assert abs(a.mean()) < 0.08, a.mean()

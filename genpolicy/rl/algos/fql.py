@@ -38,8 +38,9 @@ class FQLConfig(RunConfig):
     """FQL settings (the FQL paper's defaults: 4 x 512 networks, alpha 10, 10 flow steps, mean of two Qs)."""
 
     #: the tests' budget for these fields: a few steps, small networks (every generic test runs it)
-    tiny: ClassVar[dict] = {"actor_hidden": (16, 16), "critic_hidden": (16, 16), "flow_hidden": (16, 16),
+    tiny: ClassVar[dict] = {"actor_hidden": (16, 16), "critic_hidden": (16, 16), "net_hidden": (16, 16),
                             "flow_steps": 2, "steps": 3}
+    renamed: ClassVar[dict] = {"flow_hidden": ("net_hidden",)}  # earlier versions' fields, loaded under the new names
 
     steps: Annotated[int, Range(ge=0)] = 1_000_000
     """training steps (one critic and one actor update each)"""
@@ -49,7 +50,7 @@ class FQLConfig(RunConfig):
     """Euler steps of the flow policy's ODE (the distillation target)"""
     lr: Annotated[float, Range(gt=0)] = 3e-4
     """Adam learning rate of every network"""
-    flow_hidden: Annotated[tuple[int, ...], Range(ge=1)] = (512, 512, 512, 512)
+    net_hidden: Annotated[tuple[int, ...], Range(ge=1)] = (512, 512, 512, 512)
     """hidden sizes of the flow policy's velocity network"""
     actor_hidden: Annotated[tuple[int, ...], Range(ge=1)] = (512, 512, 512, 512)
     """hidden sizes of the one-step policy"""
@@ -106,7 +107,7 @@ class FQL(Algorithm):
 
     def __init__(self, obs_dim: int, act_dim: int, cfg: FQLConfig, normalizer=None):
         super().__init__(obs_dim, act_dim, cfg, normalizer)
-        net = make_net("mlp", act_dim, obs_dim, hidden=tuple(cfg.flow_hidden))
+        net = make_net("mlp", act_dim, obs_dim, hidden=tuple(cfg.net_hidden))
         self.flow = GenerativeModel(net, "linear", (act_dim,), param="velocity")
         self.actor = OneStepPolicy(obs_dim, act_dim, cfg.actor_hidden)
         self.qf = TwinQ(obs_dim, act_dim, cfg.critic_hidden, layer_norm=cfg.critic_layer_norm)

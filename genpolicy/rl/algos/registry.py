@@ -13,7 +13,7 @@ import importlib
 import sys
 from pathlib import Path
 
-from ...config import PLUGIN_PRESETS
+from ...config import PLUGIN_PRESETS, class_dict
 from .base import Algorithm
 
 __all__ = ["ALGORITHMS", "register", "algorithm_class", "build_algorithm", "config_from_dict"]
@@ -48,6 +48,11 @@ def config_from_dict(name: str, config: dict, module: str | None = None, **repla
     """The algorithm's Config from a plain dict (as stored in checkpoints), with ``replace`` applied first (e.g.
     ``device="cpu"`` for a run trained on a GPU); unknown keys are an error."""
     cls = algorithm_class(name, module).Config
+    config = dict(config)
+    for old, new in class_dict(cls, "renamed").items():  # a field renamed since the file was written
+        if old in config:
+            value = config.pop(old)
+            config.update({n: value for n in new if n not in config})
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(config) - fields)
     if unknown:

@@ -34,7 +34,9 @@ class TD3BCConfig(RunConfig):
     """TD3+BC settings (the paper's Table 3 / its code's defaults)."""
 
     #: the tests' budget for these fields: a few steps, small networks (every generic test runs it)
-    tiny: ClassVar[dict] = {"hidden": (16, 16), "steps": 3}
+    tiny: ClassVar[dict] = {"actor_hidden": (16, 16), "critic_hidden": (16, 16), "steps": 3}
+    #: fields of earlier versions: a checkpoint that has them loads with their values under the new names
+    renamed: ClassVar[dict] = {"hidden": ("actor_hidden", "critic_hidden"), "tau": ("polyak",)}
 
     steps: Annotated[int, Range(ge=0)] = 1_000_000
     """training steps (critic updates)"""
@@ -44,11 +46,13 @@ class TD3BCConfig(RunConfig):
     """actor learning rate"""
     critic_lr: Annotated[float, Range(gt=0)] = 3e-4
     """critic learning rate"""
-    hidden: Annotated[tuple[int, ...], Range(ge=1)] = (256, 256)
-    """hidden sizes of actor and critics"""
+    actor_hidden: Annotated[tuple[int, ...], Range(ge=1)] = (256, 256)
+    """hidden sizes of the actor"""
+    critic_hidden: Annotated[tuple[int, ...], Range(ge=1)] = (256, 256)
+    """hidden sizes of the twin critics"""
     gamma: Annotated[float, Range(ge=0, le=1)] = 0.99
     """discount"""
-    tau: Annotated[float, Range(gt=0, le=1)] = 0.005
+    polyak: Annotated[float, Range(gt=0, le=1)] = 0.005
     """target-network rate"""
     policy_noise: Annotated[float, Range(ge=0)] = 0.2
     """std of the target policy smoothing noise"""
@@ -77,9 +81,9 @@ class TD3BC(Algorithm):
 
     def __init__(self, obs_dim: int, act_dim: int, cfg: TD3BCConfig, normalizer=None):
         super().__init__(obs_dim, act_dim, cfg, normalizer)
-        self.actor = DeterministicActor(obs_dim, act_dim, cfg.hidden)
+        self.actor = DeterministicActor(obs_dim, act_dim, cfg.actor_hidden)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
-        self.qf = TwinQ(obs_dim, act_dim, cfg.hidden)
+        self.qf = TwinQ(obs_dim, act_dim, cfg.critic_hidden)
         self.q_target = copy.deepcopy(self.qf).requires_grad_(False)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
         self.q_opt = torch.optim.Adam(self.qf.parameters(), lr=cfg.critic_lr, fused=True)
@@ -110,8 +114,8 @@ class TD3BC(Algorithm):
         if self._updates % cfg.policy_freq == 0:
             loss_pi, aux, _ = minimize(self.actor_opt, self.actor, _actor_loss, self.qf, batch.obs, batch.actions,
                                        cfg.alpha, functional=functional)
-            polyak_(self.q_target, self.qf, cfg.tau)
-            polyak_(self.actor_target, self.actor, cfg.tau)
+            polyak_(self.q_target, self.qf, cfg.polyak)
+            polyak_(self.actor_target, self.actor, cfg.polyak)
             m.update(actor_loss=loss_pi, bc_mse=aux["bc_mse"], lam=aux["lambda"])
         return m
 
