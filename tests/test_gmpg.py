@@ -3,6 +3,7 @@ finite gradients near t=0 on every path, non-finite steps skipped, chunking, CLI
 
 import json
 import warnings
+from functools import partial
 
 import numpy as np
 import pytest
@@ -15,8 +16,16 @@ from genpolicy.nets import MLP
 from genpolicy.optim import ensure_adam_state
 from genpolicy.paths import expand_t, make_path
 from genpolicy.policy import load_policy
-from genpolicy.rl.algos.gmpg import (GMPG, GMPGConfig, gmpg_static_terms, gmpg_terms, grad_solver, kl_weight,
-                                     resolve_divergence, saved_bytes_per_row_step)
+from genpolicy.rl.algos.gmpg import (
+    GMPG,
+    GMPGConfig,
+    gmpg_static_terms,
+    gmpg_terms,
+    grad_solver,
+    kl_weight,
+    resolve_divergence,
+    saved_bytes_per_row_step,
+)
 from genpolicy.rl.data import Batch
 
 from .conftest import PATH_NAMES
@@ -291,7 +300,7 @@ def test_kl_stop_ends_the_policy_stage_at_the_trust_regions_edge(functional):
     algo = _gaussian_gmpg(kl_stop=eps)
     algo.prepare_policy()
     ensure_adam_state(algo.policy_opt)  # (the loop's set-up for a functional step)
-    step = algo.update_policy_functional if functional else algo.update_policy
+    step = partial(algo.update_policy, functional=True) if functional else algo.update_policy
     batch = _batch(n=256, obs_dim=1, act_dim=1)  # (Q and the Gaussian family ignore the states)
     kls, stopped_at = [], None
     for i in range(200):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, ClassVar, Literal
 
 import torch
@@ -34,12 +35,25 @@ from ...optim import clip_grads_, foreach, functional_adam_, functional_grads, g
 from ...solvers import FixedStepName
 from ..critics import IQLCritic
 from ..data import Batch
+from ..policy_gradient import (
+    LOG_PI_SOLVES,
+    gmpg_static_terms,
+    gmpg_terms,
+    grad_solver,
+    kl_weight,
+    resolve_divergence,
+    saved_bytes_per_row_step,
+)
 from .base import Algorithm, Note, Stage
-from .common import (CriticPolicyConfig, advantage_weights, behaviour_cloning_stage, build_policy_model,
-                     critic_stage, softmax_weights)
+from .common import (
+    CriticPolicyConfig,
+    advantage_weights,
+    behaviour_cloning_stage,
+    build_policy_model,
+    critic_stage,
+    softmax_weights,
+)
 from .registry import register
-from ..policy_gradient import (LOG_PI_SOLVES, gmpg_static_terms, gmpg_terms, grad_solver, kl_weight, resolve_divergence,
-                               saved_bytes_per_row_step)
 
 __all__ = ["GMPGConfig", "GMPG", "LOG_PI_SOLVES", "kl_weight", "gmpg_terms", "gmpg_static_terms",
            "saved_bytes_per_row_step", "grad_solver", "resolve_divergence"]
@@ -159,7 +173,8 @@ class GMPG(Algorithm):
                 critic_stage(self.critic, cfg.critic_steps),
                 Stage("policy", cfg.policy_steps, self.update_policy, evaluates=True,
                       batch_size=cfg.policy_batch_size or None, skips_non_finite=True,
-                      functional=self.update_policy_functional if self.policy_step_compiles else None,
+                      functional=(partial(self.update_policy, functional=True) if self.policy_step_compiles
+                                  else None),
                       prepare=self.prepare_policy, monitor=self.monitor_policy)]
 
     def monitor_policy(self, metrics: dict[str, float]) -> str | None:
@@ -261,32 +276,66 @@ class GMPG(Algorithm):
         per_row = self._bytes_per_row_step * steps_kept
         return int(max(1, min(rows, cfg.memory_budget_mb * 2**20 // max(per_row, 1.0))))
 
-    def update_policy(self, batch: Batch) -> dict[str, Tensor]:
-        """One GMPG step (Eq 8 or Eq 42), accumulated over chunks; non-finite steps are skipped and counted, and with
-        ``kl_stop`` the step that passes it and every later one are not applied."""
-        self.prepare_policy()  # (the loop calls it on entering the stage; direct callers get it here)
-        if self._kl_stopped:  # past kl_stop: nothing to compute
-            return {"kl_stopped": torch.tensor(1.0), "skipped_total": self.skipped_steps.float()}
+    def update_policy(self, batch: Batch, functional: bool = False) -> dict[str, Tensor]:
+        """One GMPG step (Eq 8 or Eq 42), its gradient summed over chunks of the batch; non-finite steps are skipped
+        and counted, and with ``kl_stop`` the step that passes it and every later one are not applied.
+
+        ``functional``: the same step without ``backward``, ``torch.optim`` or host syncs (``torch.func`` gradients
+        over the same chunks, the divergence by ``torch.func``, the clip and Adam by :mod:`genpolicy.optim`, a skipped
+        step masked on the device), which the loop compiles whole; it needs :meth:`prepare_policy` first (the loop
+        calls it on entering the stage). Eager: ``loss.backward()`` per chunk and the policy's fused Adam."""
+        if functional and not self._policy_ready:
+            raise RuntimeError("GMPG's functional policy step needs prepare_policy() first (pi_theta <- mu)")
+        if not functional:
+            self.prepare_policy()  # (the loop calls it on entering the stage; direct callers get it here)
+            if self._kl_stopped:  # past kl_stop: nothing to compute
+                return {"kl_stopped": torch.tensor(1.0), "skipped_total": self.skipped_steps.float()}
+        cfg = self.cfg
         obs = batch.obs
         rows = obs.shape[0]
         chunk = self.chunk_rows(rows)
-        self.policy_opt.zero_grad(set_to_none=True)
-        sums: dict[str, Tensor] = {}
         n_total = rows * self.samples_per_state
+        keys = ("loss", "q", "log_pi", "log_mu", "kl")
+
+        def loss_fn(policy, o):  # the loss of one chunk (``policy``: self.policy, its parameters differentiated)
+            terms = self._terms(o, cfg.train_steps, functional=functional)
+            return terms["loss"].sum() / n_total, {k: terms[k].detach().sum() for k in keys}
+
+        if not functional:
+            self.policy_opt.zero_grad(set_to_none=True)
+        grads, sums = None, {}
         for lo in range(0, rows, chunk):
-            terms = self._terms(obs[lo:lo + chunk], self.cfg.train_steps)
-            (terms["loss"].sum() / n_total).backward()  # the gradient of the mean over all rows
-            for k in ("loss", "q", "log_pi", "log_mu", "kl"):
-                v = terms[k].detach().sum()
-                sums[k] = sums[k] + v if k in sums else v
+            if functional:
+                params, g, _, aux = functional_grads(self.policy_opt, self.policy, loss_fn, obs[lo:lo + chunk])
+                grads = g if grads is None else foreach("add", grads, g)
+            else:
+                loss, aux = loss_fn(self.policy, obs[lo:lo + chunk])
+                loss.backward()  # the gradient of the mean over all rows, accumulated in .grad
+            sums = aux if not sums else {k: sums[k] + aux[k] for k in keys}
         m = {k: v / n_total for k, v in sums.items()}
+        kl_per_dim = m["kl"] / self.act_dim
+        if functional:
+            with torch.no_grad():
+                gnorm = clip_grads_(grads, cfg.grad_clip) if cfg.grad_clip > 0 else grad_norm(grads)
+                finite = torch.isfinite(m["loss"]) & torch.isfinite(gnorm)
+                apply, extra = self._stop_on_kl(finite, kl_per_dim)
+                functional_adam_(self.policy_opt, params, grads, apply=apply)
+                self.skipped_steps.add_((~finite).long())
+            skipped = (~finite).float()
+        else:
+            gnorm, skipped, extra = self._eager_update(m["loss"], kl_per_dim)
+        return {"policy_loss": m["loss"], "q_mean": m["q"], "log_pi": m["log_pi"], "log_mu": m["log_mu"],
+                "kl_per_dim": kl_per_dim, "grad_norm": gnorm.detach(), "skipped": skipped,
+                "skipped_total": self.skipped_steps.float(), "chunk_rows": torch.tensor(float(chunk)), **extra}
+
+    def _eager_update(self, loss: Tensor, kl_per_dim: Tensor) -> tuple[Tensor, Tensor, dict]:
+        """The eager step's update from the gradients in ``.grad``: clip, Adam, or skip (host-side branches)."""
         grads = [p.grad for p in self.policy.parameters() if p.grad is not None]
         gnorm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
-        kl_per_dim = m["kl"] / self.act_dim
-        finite_t = torch.isfinite(m["loss"]) & torch.isfinite(gnorm)
+        finite_t = torch.isfinite(loss) & torch.isfinite(gnorm)
         apply_t, extra = self._stop_on_kl(finite_t, kl_per_dim)
         finite = bool(finite_t)
-        applied = bool(apply_t) if extra else finite  # (one host sync without kl_stop, as before it existed)
+        applied = bool(apply_t) if extra else finite  # (one host sync without kl_stop)
         if extra:
             self._kl_stopped = finite and not applied  # a finite step is refused only past the stop
         if applied:
@@ -297,45 +346,7 @@ class GMPG(Algorithm):
             self.policy_opt.zero_grad(set_to_none=True)
             if not finite:
                 self.skipped_steps += 1
-        return {"policy_loss": m["loss"], "q_mean": m["q"], "log_pi": m["log_pi"], "log_mu": m["log_mu"],
-                "kl_per_dim": kl_per_dim, "grad_norm": gnorm.detach(),
-                "skipped": torch.tensor(0.0 if finite else 1.0), "skipped_total": self.skipped_steps.float(),
-                "chunk_rows": torch.tensor(float(chunk)), **extra}
-
-    def update_policy_functional(self, batch: Batch) -> dict[str, Tensor]:
-        """:meth:`update_policy` without ``backward``, ``torch.optim`` or host syncs (``torch.func`` gradients
-        summed over the same chunks, the divergence by ``torch.func``, the clip and Adam by
-        :mod:`genpolicy.optim`, a non-finite step skipped on the device by ``torch.where``), which the loop
-        compiles whole. Needs :meth:`prepare_policy` first (the loop calls it on entering the stage)."""
-        if not self._policy_ready:
-            raise RuntimeError("GMPG's functional policy step needs prepare_policy() first (pi_theta <- mu)")
-        cfg = self.cfg
-        obs = batch.obs
-        rows = obs.shape[0]
-        chunk = self.chunk_rows(rows)
-        n_total = rows * self.samples_per_state
-        keys = ("loss", "q", "log_pi", "log_mu", "kl")
-
-        def loss_fn(policy, o):  # ``policy`` is self.policy with the parameters being differentiated
-            terms = self._terms(o, cfg.train_steps, functional=True)
-            return terms["loss"].sum() / n_total, {k: terms[k].sum() for k in keys}
-
-        grads, sums = None, {}
-        for lo in range(0, rows, chunk):
-            params, g, _, aux = functional_grads(self.policy_opt, self.policy, loss_fn, obs[lo:lo + chunk])
-            grads = g if grads is None else foreach("add", grads, g)
-            sums = aux if not sums else {k: sums[k] + aux[k] for k in keys}
-        m = {k: v / n_total for k, v in sums.items()}
-        with torch.no_grad():
-            gnorm = clip_grads_(grads, cfg.grad_clip) if cfg.grad_clip > 0 else grad_norm(grads)
-            finite = torch.isfinite(m["loss"]) & torch.isfinite(gnorm)
-            kl_per_dim = m["kl"] / self.act_dim
-            apply, extra = self._stop_on_kl(finite, kl_per_dim)
-            functional_adam_(self.policy_opt, params, grads, apply=apply)
-            self.skipped_steps.add_((~finite).long())
-        return {"policy_loss": m["loss"], "q_mean": m["q"], "log_pi": m["log_pi"], "log_mu": m["log_mu"],
-                "kl_per_dim": kl_per_dim, "grad_norm": gnorm, "skipped": (~finite).float(),
-                "skipped_total": self.skipped_steps.float(), "chunk_rows": torch.tensor(float(chunk)), **extra}
+        return gnorm, torch.tensor(0.0 if finite else 1.0), extra
 
     def act_normalized(self, obs: Tensor) -> Tensor:
         model = self.policy if self._policy_ready else self.behaviour
