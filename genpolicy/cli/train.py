@@ -151,30 +151,43 @@ def run(ns) -> int:
     if not ns.dataset:
         raise ValueError("--dataset is required (a file, minari:ID, or a name from 'genpolicy datasets')")
     run_dir, note = _run_dir(ns, cfg)
-    return _train(ns, cfg, run_dir, note)
+    return _train(ns, [cfg], [run_dir], note, _resume_cmd(ns, ["--run-dir", str(run_dir)]))
 
 
-def _train(ns, cfg, run_dir: Path, note: str, resume_cmd: list[str] | None = None) -> int:
+def _train(ns, cfgs: list, dirs: list[Path], note: str, resume_cmd: list[str]) -> int:
+    """The one train path: prepare every run (the first preflighted), then train it alone (one run, or a resumed
+    seed) or the seeds together (:func:`genpolicy.train.train_stacked`); a signal prints the command that resumes."""
     from ..preflight import preflight
-    from ..train import TrainingInterrupted, prepare_run, train
+    from ..rl.datasets import load_dataset
+    from ..train import TrainingInterrupted, device_rng_state, prepare_run, train, train_stacked
 
-    algo, data = prepare_run(ns.algo, cfg, ns.dataset)
-    if ns.preflight:
-        pf = preflight(algo, data, ns.env)
-        print(f"preflight ok ({pf['seconds']:.1f} s): env {ns.env or 'none'}, sizes, one step per stage, act()",
-              file=sys.stderr)
+    ds = load_dataset(ns.dataset)
+    algos, states = [], []
+    for cfg in cfgs:
+        algo, data = prepare_run(ns.algo, cfg, ds)
+        if ns.preflight and not algos:  # (preflight leaves the random state as it found it)
+            pf = preflight(algo, data, ns.env)
+            print(f"preflight ok ({pf['seconds']:.1f} s): env {ns.env or 'none'}, sizes, one step per stage, act()",
+                  file=sys.stderr)
+        algos.append(algo)
+        states.append(device_rng_state(data.device))  # the global RNG state its single run would train from
     if note:
         print(note, file=sys.stderr)
-    if ns.overwrite and run_dir.exists():
-        shutil.rmtree(run_dir)
+    for d in dirs:
+        if ns.overwrite and d.exists():
+            shutil.rmtree(d)
     meta = {"dataset": str(ns.dataset), "presets": list(ns.preset), "command": " ".join(sys.argv)}
     try:
-        summary = train(algo, data, run_dir, env_id=ns.env, meta=meta, resume=ns.resume, progress=ns.progress)
+        if len(algos) == 1:
+            summaries = [train(algos[0], data, dirs[0], env_id=ns.env, meta=meta, resume=ns.resume,
+                               progress=ns.progress)]
+        else:
+            summaries = train_stacked(algos, data, dirs, meta, states, ns.env, ns.progress)
     except TrainingInterrupted as e:
-        cmd = resume_cmd or _resume_cmd(ns, ["--run-dir", str(run_dir)])
-        print(f"\n{e}\nresume with: {' '.join(cmd)}", file=sys.stderr)
+        print(f"\n{e}\nresume with: {' '.join(resume_cmd)}", file=sys.stderr)
         return 128 + e.signum if e.signum in (signal.SIGINT, signal.SIGTERM) else 1
-    _report(run_dir, summary)
+    for d, summary in zip(dirs, summaries):
+        _report(d, summary)
     return 0
 
 
@@ -222,46 +235,15 @@ def _run_seeds(ns, cls, seeds: list[int]) -> int:
         return 0
     notes = [note] + [_check_folder(ns, d) for d in dirs]  # every folder checked before anything is deleted
     again = _resume_cmd(ns, ["--seeds", ",".join(map(str, seeds)), "--run-dir", str(base)])
-    if ns.resume:
+    if ns.resume:  # each seed's run continues alone from its checkpoint
         for cfg, d in zip(cfgs, dirs):
-            code = _train(ns, cfg, d, "", again)
+            code = _train(ns, [cfg], [d], "", again)
             if code:
                 return code
         return 0
-    return _train_stacked(ns, cfgs, dirs, "\n".join(n for n in notes if n), again)
+    return _train(ns, cfgs, dirs, "\n".join(n for n in notes if n), again)
 
 
 def _resume_cmd(ns, where: list[str]) -> list[str]:
     return ["genpolicy", "train", ns.algo, "--dataset", str(ns.dataset), *where, "--resume"] + \
         (["--env", ns.env] if ns.env else [])
-
-
-def _train_stacked(ns, cfgs: list, dirs: list[Path], note: str, resume_cmd: list[str]) -> int:
-    from ..preflight import preflight
-    from ..rl.datasets import load_dataset
-    from ..train import TrainingInterrupted, device_rng_state, prepare_run, train_stacked
-
-    ds = load_dataset(ns.dataset)
-    algos, states = [], []
-    for cfg in cfgs:
-        algo, data = prepare_run(ns.algo, cfg, ds)
-        if ns.preflight and not algos:  # (preflight leaves the random state as it found it)
-            pf = preflight(algo, data, ns.env)
-            print(f"preflight ok ({pf['seconds']:.1f} s): env {ns.env or 'none'}, sizes, one step per stage, act()",
-                  file=sys.stderr)
-        algos.append(algo)
-        states.append(device_rng_state(data.device))  # the global RNG state its single run would train from
-    if note:
-        print(note, file=sys.stderr)
-    for d in dirs:
-        if ns.overwrite and d.exists():
-            shutil.rmtree(d)
-    meta = {"dataset": str(ns.dataset), "presets": list(ns.preset), "command": " ".join(sys.argv)}
-    try:
-        summaries = train_stacked(algos, data, dirs, meta, states, ns.env, ns.progress)
-    except TrainingInterrupted as e:
-        print(f"\n{e}\nresume with: {' '.join(resume_cmd)}", file=sys.stderr)
-        return 128 + e.signum if e.signum in (signal.SIGINT, signal.SIGTERM) else 1
-    for d, summary in zip(dirs, summaries):
-        _report(d, summary)
-    return 0
