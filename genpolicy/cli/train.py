@@ -4,14 +4,13 @@ vectorized model wherever a stage has one (:func:`genpolicy.train.train_stacked`
 
 from __future__ import annotations
 
-import shutil
+import contextlib
 import signal
 import sys
 from pathlib import Path
 
 from ..config import add_dataclass_args, load_presets, resolve_config, to_yaml
 
-RUN_FILES = ("checkpoint.pt", "config.yaml", "metrics.jsonl")
 
 
 def _argv_presets(argv: list[str]) -> list[str]:
@@ -73,7 +72,9 @@ def _seed_spec(text: str) -> list[int]:
 
 
 def _is_run(d: Path) -> bool:
-    return any((d / f).exists() for f in RUN_FILES)
+    from ..train.rundir import is_run_folder
+
+    return is_run_folder(d)
 
 
 def _named_dir(ns, cfg) -> tuple[Path, Path]:
@@ -86,6 +87,9 @@ def _check_folder(ns, d: Path) -> str:
     """What this command may do with run folder ``d``, or a one-line error: resume it (it needs its checkpoint),
     replace it (--overwrite: only a run folder), or write a new run (only into an empty or new folder). Returns the
     message an --overwrite prints."""
+    from ..train.lock import check_not_locked
+
+    check_not_locked(d)  # a folder another process is writing: say so first
     if ns.resume:
         if not (d / "checkpoint.pt").exists():
             raise FileNotFoundError(f"nothing to resume in {d} (no checkpoint.pt)")
@@ -94,7 +98,8 @@ def _check_folder(ns, d: Path) -> str:
         return ""
     if ns.overwrite:
         if not _is_run(d):
-            raise ValueError(f"{d} is not a run folder (none of {', '.join(RUN_FILES)}); refusing to delete it")
+            raise ValueError(f"{d} is not a run folder (no checkpoint.pt, config.yaml or metrics.jsonl); refusing to "
+                             f"delete anything in it")
         return f"--overwrite: the run in {d} is deleted and replaced"
     raise FileExistsError(f"{d} already holds a run; pass --resume to continue it, --overwrite to replace it, "
                           f"or another --run-dir")
@@ -131,8 +136,11 @@ def _resolve(ns, cls, seed: int | None = None, run_dir: Path | None = None):
         return cfg
     from ..config import check_resume_changes
     from ..train import run_config
+    from ..train.lock import check_not_locked
 
-    base = run_config(run_dir or _named_dir(ns, cfg)[0], ns.algo, device=cfg.device)
+    where = run_dir or _named_dir(ns, cfg)[0]
+    check_not_locked(where)  # a folder another process is writing: say so before what its checkpoint holds
+    base = run_config(where, ns.algo, device=cfg.device)
     cfg = resolve_config(cls, ns.preset, load_presets(ns.algo), flags, sets, base=base)
     check_resume_changes(base, cfg)
     return cfg
@@ -160,6 +168,8 @@ def _train(ns, cfgs: list, dirs: list[Path], note: str, resume_cmd: list[str]) -
     from ..preflight import preflight
     from ..rl.datasets import load_dataset
     from ..train import TrainingInterrupted, device_rng_state, prepare_run, train, train_stacked
+    from ..train.lock import hold_run_folder
+    from ..train.rundir import clear_run_folder, is_run_folder
 
     ds = load_dataset(ns.dataset)
     algos, states = [], []
@@ -173,16 +183,19 @@ def _train(ns, cfgs: list, dirs: list[Path], note: str, resume_cmd: list[str]) -
         states.append(device_rng_state(data.device))  # the global RNG state its single run would train from
     if note:
         print(note, file=sys.stderr)
-    for d in dirs:
-        if ns.overwrite and d.exists():
-            shutil.rmtree(d)
     meta = {"dataset": str(ns.dataset), "presets": list(ns.preset), "command": " ".join(sys.argv)}
     try:
-        if len(algos) == 1:
-            summaries = [train(algos[0], data, dirs[0], env_id=ns.env, meta=meta, resume=ns.resume,
-                               progress=ns.progress)]
-        else:
-            summaries = train_stacked(algos, data, dirs, meta, states, ns.env, ns.progress)
+        with contextlib.ExitStack() as held:
+            for d in dirs:  # every folder locked before anything in it is deleted or written
+                held.enter_context(hold_run_folder(d))
+            for d in dirs:
+                if ns.overwrite and is_run_folder(d):
+                    clear_run_folder(d)  # the run's own files only
+            if len(algos) == 1:
+                summaries = [train(algos[0], data, dirs[0], env_id=ns.env, meta=meta, resume=ns.resume,
+                                   progress=ns.progress)]
+            else:
+                summaries = train_stacked(algos, data, dirs, meta, states, ns.env, ns.progress)
     except TrainingInterrupted as e:
         print(f"\n{e}\nresume with: {' '.join(resume_cmd)}", file=sys.stderr)
         return 128 + e.signum if e.signum in (signal.SIGINT, signal.SIGTERM) else 1

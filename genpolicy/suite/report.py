@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from ..checkpoint import atomic_write
 from ..plotting import mean_curve, read_run, save_figure
 from ..policy import load_policy
 from ..rl.datasets import available_datasets
+from ..train.rundir import read_summary
 from .task import Task
 
 __all__ = ["everything_in", "act_latency", "collect", "score_stats", "score_cell", "write_table", "plot_curves"]
@@ -75,8 +77,10 @@ def collect(out: str | Path, tasks: list[Task], algos: list[str]) -> list[dict]:
         for algo in algos:
             scores, seeds, secs, act_ms, warned = [], [], [], [], []
             for f in sorted((Path(out) / task.name / algo).glob("seed-*/summary.json")):
-                s = json.loads(f.read_text())
-                if s.get("final_score") is not None:
+                s = read_summary(f.parent)
+                if s is None:  # torn or empty: the run is not finished (running it again finishes it)
+                    print(f"{f}: not a finished run's summary; left out of the table", file=sys.stderr)
+                elif s.get("final_score") is not None:
                     scores.append(s["final_score"])
                     seeds.append(int(f.parent.name.split("-")[1]))
                     secs.append(_seed_seconds(s))

@@ -12,6 +12,7 @@ from ..rl.algos import ALGORITHMS, IQLAWRConfig
 from ..rl.algos.common import CriticConfig
 from ..rl.datasets import load_dataset
 from ..train import CHECKPOINT, device_rng_state, load_checkpoint, prepare_run, run_config, train, train_stacked
+from ..train.rundir import read_summary
 from .report import collect, everything_in, plot_curves, write_table
 from .task import Task
 
@@ -69,7 +70,8 @@ def _set_value(v) -> str:
 
 
 def _finished(d: Path) -> bool:
-    return (d / "summary.json").exists()
+    """A run with a whole summary (an empty or torn one is not finished: the run resumes or starts again)."""
+    return read_summary(d) is not None
 
 
 def _fresh(algo: str, cfg, task: Task, ds, critic_state=None):

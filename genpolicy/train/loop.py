@@ -26,7 +26,8 @@ from ..optim import ensure_adam_state
 from ..rl.algos.base import Algorithm, compile_mode
 from ..rl.data import OfflineData
 from .run import Run, TrainingInterrupted, evaluate_runs
-from .rundir import CHECKPOINT
+from .lock import hold_run_folder
+from .rundir import CHECKPOINT, write_summary
 
 __all__ = ["train", "run_stage", "stage_update", "SingleSource"]
 
@@ -126,7 +127,12 @@ def train(algo: Algorithm, data: OfflineData, run_dir: str | Path, env_id: str |
         The summary (also written to ``summary.json``).
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    with hold_run_folder(run_dir):  # before anything is written there; released on any exit
+        return _train(algo, data, run_dir, env_id, meta, resume, progress)
+
+
+def _train(algo: Algorithm, data: OfflineData, run_dir: Path, env_id: str | None, meta: dict | None, resume: bool,
+           progress: bool) -> dict:
     if compile_mode(algo.cfg, algo.device) != "off":
         torch._dynamo.reset()  # compiled code of earlier runs in this process is keyed to their modules
     stages = algo.stages()
@@ -152,7 +158,7 @@ def train(algo: Algorithm, data: OfflineData, run_dir: str | Path, env_id: str |
                "wall_seconds": run.wall_seconds(), "seed_seconds": _seed_seconds(run.wall_seconds(), st),
                "segments": st["segments"], "warnings": st["warnings"],
                "evals": st["evals"], **run.meta}
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    write_summary(run_dir, summary)
     return summary
 
 

@@ -83,6 +83,11 @@ class Run:
             if ck["algo"] != algo.name:
                 raise ValueError(f"checkpoint is for {ck['algo']!r}, not {algo.name!r}")
             check_same_data(ck["meta"].get("data"), data.fingerprint, run_dir)
+            if "env" in ck["meta"] and ck["meta"]["env"] != env_id:  # evals.csv would mix two environments' scores
+                raise ValueError(f"--resume: {run_dir} was evaluated on {ck['meta']['env'] or 'no environment'}; "
+                                 f"resume it with --env {ck['meta']['env']}" if ck["meta"]["env"] else
+                                 f"--resume: {run_dir} was trained without an environment; resume it without --env "
+                                 f"(score its checkpoints with genpolicy eval)")
             old_cfg = self._record_changes(ck)
             algo.load_full_state_dict(ck["state"])
             restore_rng(ck["rng"], self.gen)

@@ -27,13 +27,58 @@ import torch
 import yaml
 
 from .. import __version__
-from ..checkpoint import atomic_torch_save, capture_rng, load_torch
+from ..checkpoint import atomic_torch_save, atomic_write, capture_rng, load_torch
 from ..rl.algos.base import Algorithm
 
-__all__ = ["CHECKPOINT", "BEST", "save_checkpoint", "load_checkpoint", "Logger", "software", "SOFTWARE_WARN",
-           "check_same_data", "write_config"]
+__all__ = ["CHECKPOINT", "BEST", "SUMMARY", "RUN_FILES", "save_checkpoint", "load_checkpoint", "Logger", "software",
+           "SOFTWARE_WARN", "check_same_data", "write_config", "write_summary", "read_summary", "is_run_folder",
+           "clear_run_folder"]
 
-CHECKPOINT, BEST = "checkpoint.pt", "best.pt"
+CHECKPOINT, BEST, SUMMARY = "checkpoint.pt", "best.pt", "summary.json"
+#: every file and folder a run writes in its folder (what --overwrite may delete, and nothing else)
+RUN_FILES = (CHECKPOINT, BEST, SUMMARY, "config.yaml", "metrics.jsonl", "evals.csv", "tb", "act_latency.json",
+             CHECKPOINT + ".tmp", BEST + ".tmp", SUMMARY + ".tmp")
+
+
+def write_summary(run_dir: Path, summary: dict) -> None:
+    """``summary.json`` written atomically: a reader sees the old file or the whole new one, never a torn one."""
+    atomic_write(Path(run_dir) / SUMMARY, lambda f: f.write(json.dumps(summary, indent=2, default=str).encode()))
+
+
+def read_summary(run_dir: Path) -> dict | None:
+    """The run's summary, or None when it has none or one that is not a finished run's (empty, torn, not JSON)."""
+    try:
+        summary = json.loads((Path(run_dir) / SUMMARY).read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) and "final_score" in summary and "algo" in summary else None
+
+
+def is_run_folder(d: Path) -> bool:
+    """Whether ``d`` holds a run (its checkpoint, config or metrics)."""
+    return any((Path(d) / f).exists() for f in (CHECKPOINT, "config.yaml", "metrics.jsonl"))
+
+
+def clear_run_folder(d: Path) -> list[str]:
+    """Delete the run's own files in ``d`` (:data:`RUN_FILES`), nothing else; returns what it deleted. A folder that
+    is no run folder is refused in one line."""
+    import shutil
+
+    d = Path(d)
+    if not is_run_folder(d):
+        raise ValueError(f"{d} is not a run folder (no checkpoint.pt, config.yaml or metrics.jsonl); refusing to "
+                         f"delete anything in it")
+    gone = []
+    for name in RUN_FILES:
+        p = d / name
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.exists() or p.is_symlink():
+            p.unlink()
+        else:
+            continue
+        gone.append(name)
+    return gone
 
 
 def save_checkpoint(path: Path, algo: Algorithm, meta: dict, stage: int, step: int, gen: torch.Generator,

@@ -3,6 +3,7 @@ through the one loop (:func:`.loop.run_stage`), then each finished alone."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import torch
 from ..rl.algos.base import Algorithm
 from ..rl.data import OfflineData
 from ..rl.stacking import StackedStage, differ_beyond_seed, stack_batches
+from .lock import hold_run_folder
 from .loop import run_stage, stop_on_signals, train
 from .run import Run
 
@@ -84,8 +86,14 @@ def train_stacked(algos: list[Algorithm], data: OfflineData, run_dirs: list[Path
             _set_device_rng_state(device, g.get_state())
             out.append(train(a, data, d, env_id, m, progress=progress))
         return out
-    for d in run_dirs:
-        d.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as held:
+        for d in run_dirs:  # every seed's folder, before anything is written there
+            held.enter_context(hold_run_folder(d))
+        return _train_stacked(algos, data, run_dirs, metas, stages, gens, first, env_id, progress)
+
+
+def _train_stacked(algos, data, run_dirs, metas, stages, gens, first, env_id, progress) -> list[dict]:
+    n = len(algos)
     metas = [dict(m, stacked_seeds=[a.cfg.seed for a in algos]) for m in metas]
     runs = [Run(a, data, d, env_id, m, False, False, st) for a, d, m, st in zip(algos, run_dirs, metas, stages)]
     last_eval = max((i for i, st in enumerate(stages[0]) if st.evaluates and st.steps > 0), default=None)

@@ -1,0 +1,110 @@
+"""Run folders safe for many writers: one writer at a time (a lock held for the run's life, its holder named, gone
+with a killed holder), ``--overwrite`` deletes a run's own files only, and a summary is whole or absent."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from genpolicy.cli import main
+from genpolicy.train.lock import hold_run_folder
+from genpolicy.train.rundir import clear_run_folder, read_summary, write_summary
+
+from .test_trust import TINY, bandit  # noqa: F401  (fixture)
+
+
+def _cmd(data, run, *extra):
+    return ["train", "gmpo", "--dataset", str(data), "--run-dir", str(run), *TINY, "--set", "critic_steps=5",
+            "--set", "policy_steps=5", *extra]
+
+
+def test_two_trains_into_one_folder_one_is_refused_naming_the_holder(bandit, tmp_path, capsys):  # noqa: F811
+    run = tmp_path / "run"
+    slow = [sys.executable, "-m", "genpolicy.cli", *_cmd(bandit, run)[:-4], "--set", "critic_steps=100000",
+            "--set", "policy_steps=5", "--no-preflight"]
+    proc = subprocess.Popen(slow, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not ((run / ".lock").exists() and (run / ".lock").read_text()):
+            time.sleep(0.1)
+        assert json.loads((run / ".lock").read_text())["pid"] == proc.pid
+        assert main(_cmd(bandit, run, "--resume")) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and f"is in use by pid {proc.pid}" in err, err
+        assert main(_cmd(bandit, run, "--overwrite")) == 2  # nothing deleted under a live writer
+        assert f"pid {proc.pid}" in capsys.readouterr().err and (run / "config.yaml").exists()
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    with hold_run_folder(run):  # the kernel dropped the dead holder's lock: no stale lock in the way
+        pass
+    assert main(_cmd(bandit, run, "--overwrite")) == 0
+
+
+def test_the_lock_is_reentrant_in_a_process_and_exclusive_across_processes(tmp_path):
+    d = tmp_path / "r"
+    probe = (f"import sys; sys.path.insert(0, {str(tmp_path)!r});"
+             f"from genpolicy.train.lock import hold_run_folder, RunFolderLocked\n"
+             f"try:\n    with hold_run_folder({str(d)!r}): print('got')\nexcept RunFolderLocked as e: print(e)")
+    with hold_run_folder(d):
+        with hold_run_folder(d):  # the CLI holds it, train() takes it again
+            pass
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout
+        assert f"{d} is in use by pid {os.getpid()}" in out
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "got"
+
+
+def test_overwrite_deletes_the_runs_own_files_and_nothing_else(bandit, tmp_path, capsys):  # noqa: F811
+    run = tmp_path / "run"
+    assert main(_cmd(bandit, run)) == 0
+    (run / "notes.txt").write_text("mine")
+    (run / "src").mkdir()
+    (run / "src" / "x.py").write_text("print(1)")
+    assert main(_cmd(bandit, run, "--overwrite")) == 0
+    assert (run / "notes.txt").read_text() == "mine" and (run / "src" / "x.py").exists()
+    assert read_summary(run) is not None
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.txt").write_text("x")
+    with pytest.raises(ValueError, match="not a run folder"):
+        clear_run_folder(other)
+    assert main(_cmd(bandit, other, "--overwrite")) == 2 and (other / "config.txt").exists()
+    assert "not a run folder" in capsys.readouterr().err
+
+
+def test_a_summary_is_whole_or_not_there_and_an_empty_one_is_no_finished_run(tmp_path):
+    d = tmp_path / "r"
+    d.mkdir()
+    (d / "summary.json").write_text("")
+    assert read_summary(d) is None  # an empty (or torn) file is not a finished run
+    (d / "summary.json").write_text('{"algo": "gmpo", "final_sc')
+    assert read_summary(d) is None
+    write_summary(d, {"algo": "gmpo", "final_score": 1.5})
+    assert read_summary(d) == {"algo": "gmpo", "final_score": 1.5}
+    assert not (d / "summary.json.tmp").exists()
+
+
+def test_the_suite_reruns_a_run_whose_summary_is_empty(tmp_path):
+    from genpolicy.suite.runner import _finished
+
+    d = tmp_path / "seed-0"
+    d.mkdir()
+    (d / "summary.json").write_text("")
+    assert not _finished(d)
+    write_summary(d, {"algo": "bc", "final_score": None})
+    assert _finished(d)
+
+
+def test_resume_with_another_env_is_refused(bandit, tmp_path, capsys):  # noqa: F811
+    """A resumed run keeps the environment its evaluations were made on (evals.csv must not mix two)."""
+    run = tmp_path / "run"
+    assert main(_cmd(bandit, run, "--no-preflight")) == 0  # trained without --env
+    more = ["--set", "policy_steps=8", "--no-preflight"]
+    assert main(_cmd(bandit, run, "--resume", "--env", "Pendulum-v1", *more)) == 2
+    assert "was trained without an environment; resume it without --env" in capsys.readouterr().err
+    assert main(_cmd(bandit, run, "--resume", *more)) == 0
