@@ -215,8 +215,8 @@ def test_seed_k_of_a_stacked_run_equals_its_single_run_for_other_algorithms(algo
             "sfbc": lambda: SfBCConfig(**common, support_samples=4, planning_iters=2),
             "bc": lambda: BCConfig(actor_hidden=(32, 32), **runs_cfg),
             "iql": lambda: IQLAWRConfig(critic_hidden=(32, 32), critic_steps=30, actor_hidden=(32, 32), **runs_cfg),
-            "td3bc": lambda: TD3BCConfig(actor_hidden=(32, 32), critic_hidden=(32, 32), steps=STEPS + 1, **{k: v for k, v in runs_cfg.items()
-                                                                             if k != "policy_steps"}),
+            "td3bc": lambda: TD3BCConfig(actor_hidden=(32, 32), critic_hidden=(32, 32), steps=STEPS + 1,
+                                         **{k: v for k, v in runs_cfg.items() if k != "policy_steps"}),
             }[algo]()
     ds, seeds = _chain(), [0, 5]
 

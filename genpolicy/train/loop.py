@@ -13,7 +13,6 @@ logging, monitors, evaluation, checkpoints and signals are written once.
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import threading
 import time
