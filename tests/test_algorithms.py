@@ -4,6 +4,7 @@ picked up by discovery and by these tests with no other edit (``toy_algorithm.py
 
 import copy
 import dataclasses
+import os
 import pkgutil
 import subprocess
 import sys
@@ -145,8 +146,16 @@ def test_an_algorithm_in_one_file_trains_from_the_cli_and_loads_in_a_fresh_proce
     assert main(["train", "toybc", "--dataset", str(f), "--run-dir", str(run), "--no-progress",
                  "--bc-steps", "40", "--set", "batch_size=32"]) == 0
     assert load_policy(run).act(ds.observations[:3]).shape == (3, 1)
-    code = ("import numpy as np; from genpolicy import load_policy; "
-            f"print(load_policy({str(run)!r}).act(np.zeros((4, 2), np.float32)).shape)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], capture_output=True,
-                         text=True, check=True).stdout
-    assert out.strip() == "(4, 1)"
+    code = ("import sys, numpy as np; from genpolicy import load_policy; "
+            f"print(load_policy({str(run)!r}).act(np.zeros((4, 2), np.float32)).shape); "
+            "print('tests.toy_algorithm' in sys.modules)")
+    repo = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "GENPOLICY_PLUGINS"}
+    # a fresh process imports nothing the checkpoint names: it refuses, naming the module and the ways to load it
+    refused = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, env=env)
+    assert refused.returncode != 0 and "unknown algorithm 'toybc'" in refused.stderr
+    assert "genpolicy imports no module a file names" in refused.stderr and "tests.toy_algorithm" in refused.stderr
+    # the user names the plugin: it loads
+    out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True,
+                         env={**env, "GENPOLICY_PLUGINS": "tests.toy_algorithm"}).stdout.split()
+    assert out == ["(4,", "1)", "True"]

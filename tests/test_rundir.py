@@ -108,3 +108,24 @@ def test_resume_with_another_env_is_refused(bandit, tmp_path, capsys):  # noqa: 
     assert main(_cmd(bandit, run, "--resume", "--env", "Pendulum-v1", *more)) == 2
     assert "was trained without an environment; resume it without --env" in capsys.readouterr().err
     assert main(_cmd(bandit, run, "--resume", *more)) == 0
+
+
+def test_a_file_never_chooses_the_code_that_loads_it(bandit, tmp_path):  # noqa: F811
+    """A checkpoint whose header names an unregistered algorithm and a module ('this', and a .py placed beside it)
+    is refused by name; neither module is imported."""
+    import torch
+
+    from genpolicy.checkpoint import load_torch
+
+    run = tmp_path / "run"
+    assert main(_cmd(bandit, run, "--no-preflight")) == 0
+    ck = load_torch(run / "checkpoint.pt")
+    ck["algo"], ck["algo_module"] = "evil", "this"
+    torch.save(ck, tmp_path / "evil.pt")
+    (tmp_path / "evil.py").write_text("import pathlib\npathlib.Path('PWNED').write_text('x')\n")
+    code = ("import sys\nfrom genpolicy import load_policy\ntry:\n    load_policy('evil.pt')\nexcept ValueError as e:\n"
+            "    print(e)\nprint('this' in sys.modules, 'evil' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "GENPOLICY_PLUGINS"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env).stdout
+    assert "unknown algorithm 'evil'" in out and "genpolicy imports no module a file names" in out
+    assert out.strip().splitlines()[-1] == "False False" and not (tmp_path / "PWNED").exists()

@@ -2,21 +2,26 @@
 
 Every module in :mod:`genpolicy.rl.algos` is imported when the package is (discovery), so an algorithm file that
 decorates its class with :func:`register` is available to ``genpolicy train NAME`` and :func:`load_policy` with
-no other edit. Algorithms defined elsewhere register the same way when their module is imported; checkpoints
-store the defining module so that :func:`algorithm_class` can import it again in a fresh process.
+no other edit. Algorithms defined elsewhere register the same way when their module is imported: by the user's
+code, by ``GENPOLICY_PLUGINS`` or by an installed package's ``genpolicy.algorithms`` entry point. A checkpoint
+records the module that defined its algorithm, but that record is never imported: a file never chooses code.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.metadata
+import importlib.util
+import os
 import sys
 from pathlib import Path
 
 from ...config import PLUGIN_PRESETS, class_dict
 from .base import Algorithm
 
-__all__ = ["ALGORITHMS", "register", "algorithm_class", "build_algorithm", "config_from_dict"]
+__all__ = ["ALGORITHMS", "register", "algorithm_class", "build_algorithm", "config_from_dict", "load_plugins",
+           "PLUGINS_ENV", "ENTRY_POINTS"]
 
 ALGORITHMS: dict[str, type[Algorithm]] = {}
 
@@ -35,12 +40,46 @@ def register(cls: type[Algorithm]) -> type[Algorithm]:
     return cls
 
 
+#: environment variable naming plugin algorithms to import: module names or .py files, separated by commas
+PLUGINS_ENV = "GENPOLICY_PLUGINS"
+#: entry-point group an installed package declares its algorithms in
+ENTRY_POINTS = "genpolicy.algorithms"
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    """Import the algorithms the user named: ``GENPOLICY_PLUGINS`` (module names or ``.py`` files) and installed
+    packages' ``genpolicy.algorithms`` entry points. Once per process; the only code genpolicy imports for an
+    algorithm not in the package (never a module named inside a checkpoint or policy file)."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for spec in filter(None, (s.strip() for s in os.environ.get(PLUGINS_ENV, "").split(","))):
+        if spec.endswith(".py"):
+            path = Path(spec)
+            mod_spec = importlib.util.spec_from_file_location(path.stem, path)
+            if mod_spec is None or not path.is_file():
+                raise ValueError(f"{PLUGINS_ENV}: {spec} is not a Python file")
+            module = importlib.util.module_from_spec(mod_spec)
+            sys.modules[path.stem] = module
+            mod_spec.loader.exec_module(module)
+        else:
+            importlib.import_module(spec)
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINTS):
+        ep.load()
+
+
 def algorithm_class(name: str, module: str | None = None) -> type[Algorithm]:
-    """The registered class ``name``; ``module`` (as stored in checkpoints) is imported first if it is not known."""
-    if name not in ALGORITHMS and module:
-        importlib.import_module(module)
+    """The registered class ``name`` (plugins the user named are imported first: :func:`load_plugins`).
+    ``module``: the module a file says defines it, only quoted in the error: a file never chooses code."""
     if name not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {name!r}; known: {sorted(ALGORITHMS)}")
+        load_plugins()
+    if name not in ALGORITHMS:
+        hint = (f"; the file says it is defined in module {module!r}: genpolicy imports no module a file names, so "
+                f"import it first, name it in {PLUGINS_ENV}, or install it with a {ENTRY_POINTS!r} entry point"
+                if module and not module.startswith("genpolicy.") else "")
+        raise ValueError(f"unknown algorithm {name!r}; known: {sorted(ALGORITHMS)}{hint}")
     return ALGORITHMS[name]
 
 
