@@ -252,7 +252,7 @@ def test_stack_seeds_trains_gmpo_seeds_as_one_model_equal_to_the_suites_single_r
     run_suite(["gmpo"], [task], [0, 1], ["cpu"], tmp_path / "single", tiny, progress=False)
     from genpolicy.cli import main  # through the command line: the flag's wiring too
 
-    fql = ["steps=20", "flow_steps=2", "net_hidden=[8]", "actor_hidden=[8]"]
+    fql = ["steps=20", "flow_steps=2", "actor_hidden=[8]"]  # (net_hidden: the shared name, [32,32] above)
     assert main(["bench", "--algos", "gmpo", "fql", "--tasks", str(hopper_like), "--seeds", "0", "1", "--out",
                  str(tmp_path / "stacked"), "--no-progress", "--stack-seeds",
                  *[x for t in tiny + fql for x in ("--set", t)]]) == 0
