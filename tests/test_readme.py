@@ -31,6 +31,7 @@ SHRINK = [
                                   "--state-every", "200", "--eval-episodes", "1", "--no-progress"]),
     ("genpolicy data make", ["--transitions", "300", "--num-envs", "2", "--no-progress"]),
     ("genpolicy data curves", []),
+    ("genpolicy data export", []),
     ("python benchmarks/research/gmpg_bench.py step", ["--T", "2", "--batch", "8", "--repeats", "1"]),
     ("python benchmarks/research/gmpg_bench.py scores", TINY_TRAIN),
     ("python benchmarks/research/gmpg_bench.py kl", ["--states", "4", "--grids", "midpoint:2"]),

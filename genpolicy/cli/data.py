@@ -30,6 +30,12 @@ def add_parser(sub, name: str, text: str, argv: list[str]) -> None:
     cv.add_argument("--out-png", default="datasets/behaviour_curves.png")
     cv.add_argument("envs", nargs="*", help="short env names (default: every agent found)")
     add_dataclass_args(cv, MakeConfig)
+    ex = dsub.add_parser("export", help="write a dataset in another library's format (Minari)")
+    ex.add_argument("name", help="a dataset: a suite name (genpolicy datasets), a file or minari:ID")
+    ex.add_argument("--minari", required=True, metavar="DIR",
+                    help="write it as a Minari dataset under DIR (a MINARI_DATASETS_PATH); needs the minari extra")
+    ex.add_argument("--id", help="its Minari id namespace/env/name-vN (default for suite names: genpolicy/ENV/LEVEL-vN)")
+    ex.add_argument("--env", help="the Gymnasium id it was collected in (default: its data card's)")
 
 
 def run(ns) -> int:
@@ -40,6 +46,18 @@ def run(ns) -> int:
         from ..datagen.make import plot_behaviour_curves
 
         print(plot_behaviour_curves(dataclass_from_args(MakeConfig, ns), ns.out_png, ns.envs or None))
+        return 0
+    if ns.data_command == "export":
+        from ..rl.datasets import load_dataset
+        from ..rl.minari_io import export_minari, minari_id
+
+        ds = load_dataset(ns.name)
+        dataset_id = ns.id or minari_id(Path(ns.name).stem if Path(ns.name).suffix else ns.name)
+        env = ns.env or ds.metadata.get("card", {}).get("env_id") or ds.metadata.get("env_id")
+        folder = export_minari(ds, dataset_id, ns.minari, env_id=env)
+        print(json.dumps({"minari_id": dataset_id, "folder": str(folder), "transitions": len(ds), "env": env,
+                          "load_with": f"MINARI_DATASETS_PATH={ns.minari} python -c \"import minari; "
+                                       f"minari.load_dataset('{dataset_id}')\""}, indent=1))
         return 0
     if ns.data_command == "make":
         cfg = dataclass_from_args(MakeConfig, ns)

@@ -238,7 +238,8 @@ def load_minari(spec: str | Path, action_bounds=(-1.0, 1.0)) -> TransitionDatase
     """Load a Minari dataset from its local folder, with h5py only (no network, no gym.make).
 
     Args:
-        spec: a folder ``.../<name>-vN`` containing ``data/main_data.hdf5`` (and ``metadata.json``), or a
+        spec: a folder ``.../<name>-vN`` containing ``data/main_data.hdf5`` (and ``data/metadata.json``, where
+            Minari 0.5 writes it, or ``metadata.json`` beside ``data/``: read into the dataset's metadata), or a
             dataset id ``namespace/env/name-vN`` under ``$MINARI_DATASETS_PATH`` (default ``~/.minari/datasets``).
     """
     h5py = _h5py()
@@ -249,8 +250,10 @@ def load_minari(spec: str | Path, action_bounds=(-1.0, 1.0)) -> TransitionDatase
     if not main.exists():
         raise FileNotFoundError(f"Minari dataset not found: {spec} (looked for {main})")
     meta = {}
-    if (folder / "metadata.json").exists():
-        meta = json.loads((folder / "metadata.json").read_text())
+    for where in (folder / "data" / "metadata.json", folder / "metadata.json"):  # Minari 0.5's layout, then older
+        if where.exists():
+            meta = json.loads(where.read_text())
+            break
     source = str(main)
     obs, nxt, act, rew, term, trunc = [], [], [], [], [], []
     with h5py.File(main, "r") as f:
