@@ -28,7 +28,7 @@ ROWS = [("IQL critic (twin Q + V, 2x256), batch 256", "mlp", "critic", 256, 300)
         ("GMPO policy, unet 512-256-128, batch 4096", "unet", "policy", 4096, 3)]
 
 
-def measure(compiled: bool, threads: int) -> dict:
+def measure(compiled: bool, threads: int, only: tuple = ()) -> dict:
     """One checkout's rows (run inside its subprocess, with that checkout first on sys.path)."""
     import numpy as np
     import torch
@@ -52,6 +52,8 @@ def measure(compiled: bool, threads: int) -> dict:
 
     out = {}
     for label, net, stage_name, batch, steps in ROWS:
+        if only and not any(o in label for o in only):
+            continue
         torch.manual_seed(0)
         algo = build_algorithm("gmpo", 17, 6, cfg(net), data.normalizer)
         stage = next(s for s in algo.stages() if s.name == stage_name)
@@ -69,6 +71,10 @@ def measure(compiled: bool, threads: int) -> dict:
             m = fn(data.sample(batch, generator=gen))
         float(next(iter(m.values())))
         out[label] = steps / (time.perf_counter() - t)
+    if only and not any(o in "act" for o in only):
+        import genpolicy
+
+        return {"module": genpolicy.__file__, "rows": out}
     torch.manual_seed(0)
     algo = build_algorithm("gmpo", 17, 6, cfg("unet")).eval()
     obs = np.zeros((1, 17), np.float32)
@@ -86,9 +92,9 @@ def measure(compiled: bool, threads: int) -> dict:
     return {"module": genpolicy.__file__, "rows": out}
 
 
-def _child(repo: Path, compiled: bool, threads: int) -> dict:
+def _child(repo: Path, compiled: bool, threads: int, only: tuple = ()) -> dict:
     code = (f"import sys, json; sys.path.insert(0, {str(repo)!r}); sys.path.insert(1, {str(Path(__file__).parent)!r});"
-            f"import before_after as b; print(json.dumps(b.measure({compiled}, {threads})))")
+            f"import before_after as b; print(json.dumps(b.measure({compiled}, {threads}, {tuple(only)!r})))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo,
                          env={"OMP_NUM_THREADS": str(threads), "PATH": "/usr/bin:/bin"})
     if res.returncode:
@@ -103,6 +109,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--out", default="runs/before_after.json")
+    p.add_argument("--only", nargs="+", default=(), metavar="TEXT",
+                   help="only the rows whose label contains one of these (e.g. 'batch 256' 'mlp'; 'act' for act)")
     ns = p.parse_args(argv)
     import numpy as np
 
@@ -111,7 +119,7 @@ def main(argv=None) -> int:
     got = {k: [] for k in sides}
     for r in range(ns.rounds):
         for name, (repo, compiled) in sides.items():
-            res = _child(repo, compiled, ns.threads)
+            res = _child(repo, compiled, ns.threads, tuple(ns.only))
             if not res["module"].startswith(str(repo)):
                 raise SystemExit(f"{name}: imported genpolicy from {res['module']}, not from {repo}")
             got[name].append(res["rows"])

@@ -84,6 +84,8 @@ def test_a_summary_is_whole_or_not_there_and_an_empty_one_is_no_finished_run(tmp
     assert read_summary(d) is None  # an empty (or torn) file is not a finished run
     (d / "summary.json").write_text('{"algo": "gmpo", "final_sc')
     assert read_summary(d) is None
+    (d / "summary.json").write_text("{}")
+    assert read_summary(d) is None  # no final score: no run wrote it
     write_summary(d, {"algo": "gmpo", "final_score": 1.5})
     assert read_summary(d) == {"algo": "gmpo", "final_score": 1.5}
     assert not (d / "summary.json.tmp").exists()

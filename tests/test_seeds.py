@@ -297,7 +297,8 @@ def test_train_cli_seeds_trains_them_as_one_and_each_equals_its_single_run(tmp_p
     assert main(["train", "gmpo", *tiny, "--seeds", "0", "--run-dir", str(tmp_path / "notarun"), "--overwrite"]) == 2
     assert "is not a run folder" in capsys.readouterr().err and (tmp_path / "notarun/seed-0/thesis.tex").exists()
     assert main(["train", "gmpo", *tiny, "--seeds", "0,1", "--run-dir", str(d), "--overwrite"]) == 0
-    assert not (d / "seed-1" / "marker").exists() and (d / "seed-1" / "summary.json").exists()
+    # the runs' own files replaced, a file of the user's in the folder kept
+    assert (d / "seed-1" / "marker").read_text() == "old run" and (d / "seed-1" / "summary.json").exists()
     assert f"--overwrite: the run in {d / 'seed-1'} is deleted and replaced" in capsys.readouterr().err
     for bad, msg in [(["--seeds", "0-1", "--seed", "3"], "--seeds sets each run's seed"),
                      (["--seeds", "0-1", "--set", "seed=3"], "--seeds sets each run's seed"),

@@ -63,7 +63,7 @@ def export_minari(ds: TransitionDataset, dataset_id: str, root: str | Path, env_
         raise ImportError(f"writing Minari datasets needs the minari extra: pip install -e '.[minari]' ({e})") from e
     if not _ID.match(dataset_id):
         raise ValueError(f"Minari id {dataset_id!r}: expected namespace/env/name-vN")
-    root = Path(root)
+    root = Path(root).resolve()  # (Minari resolves a relative MINARI_DATASETS_PATH against the dataset's own folder)
     folder = root / dataset_id
     if folder.exists():
         raise FileExistsError(f"{folder} exists; remove it or choose another --id (nothing was written)")

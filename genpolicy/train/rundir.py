@@ -51,7 +51,7 @@ def read_summary(run_dir: Path) -> dict | None:
         summary = json.loads((Path(run_dir) / SUMMARY).read_text())
     except (OSError, ValueError):
         return None
-    return summary if isinstance(summary, dict) and "final_score" in summary and "algo" in summary else None
+    return summary if isinstance(summary, dict) and "final_score" in summary else None
 
 
 def is_run_folder(d: Path) -> bool:
