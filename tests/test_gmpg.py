@@ -16,16 +16,9 @@ from genpolicy.nets import MLP
 from genpolicy.optim import ensure_adam_state
 from genpolicy.paths import expand_t, make_path
 from genpolicy.policy import load_policy
-from genpolicy.rl.algos.gmpg import (
-    GMPG,
-    GMPGConfig,
-    gmpg_static_terms,
-    gmpg_terms,
-    grad_solver,
-    kl_weight,
-    resolve_divergence,
-    saved_bytes_per_row_step,
-)
+from genpolicy.rl.algos.gmpg import GMPG, GMPGConfig
+from genpolicy.rl.policy_gradient import (gmpg_static_terms, gmpg_terms, grad_solver, kl_weight, resolve_divergence,
+                                          saved_bytes_per_row_step)
 from genpolicy.rl.data import Batch
 
 from .conftest import PATH_NAMES

@@ -35,15 +35,8 @@ from ...optim import clip_grads_, foreach, functional_adam_, functional_grads, g
 from ...solvers import FixedStepName
 from ..critics import IQLCritic
 from ..data import Batch
-from ..policy_gradient import (
-    LOG_PI_SOLVES,
-    gmpg_static_terms,
-    gmpg_terms,
-    grad_solver,
-    kl_weight,
-    resolve_divergence,
-    saved_bytes_per_row_step,
-)
+from ..policy_gradient import (LOG_PI_SOLVES, gmpg_static_terms, gmpg_terms, grad_solver, kl_weight,
+                               resolve_divergence, saved_bytes_per_row_step)
 from .base import Algorithm, Note, Stage
 from .common import (
     CriticPolicyConfig,
