@@ -131,3 +131,44 @@ def test_a_file_never_chooses_the_code_that_loads_it(bandit, tmp_path):  # noqa:
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env).stdout
     assert "unknown algorithm 'evil'" in out and "genpolicy imports no module a file names" in out
     assert out.strip().splitlines()[-1] == "False False" and not (tmp_path / "PWNED").exists()
+
+
+def test_after_a_resume_the_first_metrics_row_averages_its_whole_interval(tmp_path):
+    """Killed after a checkpoint that falls inside a logging interval (checkpoint at 15, rows every 10), the resumed
+    run writes the same metrics.jsonl as the uninterrupted one: its row at 20 averages steps 11-20, not 16-20."""
+    import numpy as np
+
+    from genpolicy.rl.datasets import TransitionDataset
+    from genpolicy.train import prepare_run, train
+
+    from .tiny import tiny_config
+
+    rng = np.random.default_rng(0)
+    ds = TransitionDataset(rng.normal(size=(200, 3)).astype(np.float32), rng.uniform(-1, 1, (200, 2)).astype(np.float32),
+                           rng.normal(size=200).astype(np.float32), rng.normal(size=(200, 3)).astype(np.float32),
+                           np.zeros(200, bool), np.arange(200) % 50 == 49)
+    cfg = tiny_config("bc", policy_steps=30, log_every=10, ckpt_every=15, reward_scale="none")
+
+    def run(d, stop_after=None):
+        algo, data = prepare_run("bc", cfg, ds)
+        if stop_after is not None:
+            update, calls = algo.update, []
+
+            def dies(batch, **kw):
+                calls.append(1)
+                if len(calls) > stop_after:
+                    raise SystemExit("killed")
+                return update(batch, **kw)
+
+            algo.update = dies
+            with pytest.raises(SystemExit):
+                train(algo, data, d, progress=False)
+            algo, data = prepare_run("bc", cfg, ds)
+            train(algo, data, d, resume=True, progress=False)
+        else:
+            train(algo, data, d, progress=False)
+        return [json.loads(x) for x in open(d / "metrics.jsonl")]
+
+    whole, resumed = run(tmp_path / "whole"), run(tmp_path / "resumed", stop_after=17)
+    assert [r["step"] for r in resumed] == [10, 20, 30]
+    assert resumed == whole

@@ -105,6 +105,7 @@ class Run:
         for note in data.notes:  # the data's own caveats (a narrow return span), once per run
             self.record_warning("data", 0, note)
         self.logger = Logger(run_dir, self.state["metrics_offset"], self.state["evals_offset"])
+        self.logger.restore_partial(self.state.get("log_partial") if resume else None)
         self.wall_before = self.state["wall_seconds"]
         self.state["segments"] += 1
 
@@ -145,6 +146,7 @@ class Run:
 
     def save(self, name: str, stage_idx: int, step: int) -> None:
         self.state.update(self.logger.offsets())
+        self.state["log_partial"] = self.logger.partial()
         self.state["wall_seconds"] = self.wall_seconds()
         save_checkpoint(self.dir / name, self.algo, self.meta, stage_idx, step, self.gen, {"loop": self.state})
 

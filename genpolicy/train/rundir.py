@@ -126,6 +126,16 @@ class Logger:
         self.sums: dict[str, torch.Tensor] = {}
         self.counts: dict[str, int] = {}  # per metric: an update may report some metrics only on some steps
 
+    def partial(self) -> dict:
+        """The metric sums of the interval in progress (saved with a checkpoint that falls inside an interval, so
+        that a resumed run's next row averages the whole interval, as an uninterrupted run's does)."""
+        return {"sums": {k: v.detach().clone() for k, v in self.sums.items()}, "counts": dict(self.counts)}
+
+    def restore_partial(self, partial: dict | None) -> None:
+        if partial:
+            self.sums = {k: v.clone() for k, v in partial["sums"].items()}
+            self.counts = dict(partial["counts"])
+
     def offsets(self) -> dict:
         return {"metrics_offset": self.metrics_path.stat().st_size, "evals_offset": self.evals_path.stat().st_size}
 
