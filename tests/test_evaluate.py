@@ -39,3 +39,24 @@ def test_evaluate_many_equals_each_policy_alone_and_leaves_the_rng_alone():
 def test_evaluate_many_refuses_mismatched_seeds_in_one_line():
     with pytest.raises(ValueError, match="2 policies, 1 env seeds"):
         evaluate_many([_policy(0), _policy(1)], "Hopper-v5", seeds=[0])
+
+
+def test_many_episodes_run_in_rounds_of_bounded_size_with_the_same_returns(monkeypatch):
+    """``episodes`` beyond EPISODES_PER_ROUND run in rounds (never more environments at once than a round holds),
+    the env seeds continuing, so a deterministic policy scores exactly as in one round."""
+    pytest.importorskip("gymnasium")
+    import numpy as np
+
+    import genpolicy.rl.evaluate as ev
+
+    act = lambda o: np.tanh(o[:, :1] * 0.3)  # noqa: E731  (deterministic)
+    whole = ev.evaluate(act, "Pendulum-v1", episodes=5, seed=7, max_steps=20)
+    sizes, make = [], ev.make_vec_env
+    monkeypatch.setattr(ev, "make_vec_env", lambda env_id, k: sizes.append(k) or make(env_id, k))
+    monkeypatch.setattr(ev, "EPISODES_PER_ROUND", 2)
+    rounds = ev.evaluate(act, "Pendulum-v1", episodes=5, seed=7, max_steps=20)
+    assert sizes == [2, 2, 1]
+    np.testing.assert_array_equal(rounds.returns, whole.returns)
+    two = ev.evaluate_many([act, act], "Pendulum-v1", episodes=5, seeds=[7, 9], max_steps=20)
+    assert sizes[3:] == [4, 4, 2]  # two policies: two rounds' worth of environments at a time
+    np.testing.assert_array_equal(two[0].returns, whole.returns)

@@ -61,6 +61,12 @@ def evaluate(act: Callable[[np.ndarray], np.ndarray], env_id: str, episodes: int
     return evaluate_many([act], env_id, episodes, [seed], max_steps, None if policy_seed is None else [policy_seed])[0]
 
 
+#: episodes of one policy in one vector env: more run in rounds of this many (``eval --episodes 100000`` holds
+#: this many environments per policy at a time, not 100000); a round's size depends on the episodes alone, so a
+#: policy's result is the same evaluated with others or alone
+EPISODES_PER_ROUND = 128
+
+
 def evaluate_many(acts: list[Callable[[np.ndarray], np.ndarray]], env_id: str, episodes: int = 10,
                   seeds: list[int] | None = None, max_steps: int = 1000,
                   policy_seeds: list[int] | None = None) -> list[EvalResult]:
@@ -68,7 +74,8 @@ def evaluate_many(acts: list[Callable[[np.ndarray], np.ndarray]], env_id: str, e
     ``len(acts) * episodes`` envs stepped together, policy k acting on its own ``episodes`` envs (reset with seeds
     ``seeds[k] + i``) and drawing its sampling noise from its own RNG stream (``policy_seeds[k]``, swapped in
     around each of its calls), so that result k equals ``evaluate(acts[k], env_id, episodes, seeds[k],
-    policy_seed=policy_seeds[k])``. A policy whose episodes have all ended is not called again."""
+    policy_seed=policy_seeds[k])``. A policy whose episodes have all ended is not called again. More than
+    :data:`EPISODES_PER_ROUND` episodes run in rounds of that many (env seeds continuing), so memory stays bounded."""
     n = len(acts)
     seeds = [0] * n if seeds is None else list(seeds)
     if episodes < 1:
@@ -83,43 +90,57 @@ def evaluate_many(acts: list[Callable[[np.ndarray], np.ndarray]], env_id: str, e
 
         devices = [torch.cuda.current_device()] if torch.cuda.is_initialized() else []
         rng = _RngStreams(policy_seeds, devices)
-    env = make_vec_env(env_id, n * episodes)
-    try:
-        with rng if rng is not None else contextlib.nullcontext():
-            obs, _ = env.reset(seed=[s + i for s in seeds for i in range(episodes)])
-            low, high = env.single_action_space.low, env.single_action_space.high
-            want = (episodes,) + env.single_action_space.shape
-            returns = np.zeros(n * episodes)
-            lengths = np.zeros(n * episodes, dtype=np.int64)
-            alive = np.ones(n * episodes, dtype=bool)
-            actions = np.zeros((n * episodes,) + env.single_action_space.shape, dtype=np.float32)
-            for _ in range(max_steps):
-                for k, act in enumerate(acts):
-                    part = slice(k * episodes, (k + 1) * episodes)
-                    if not alive[part].any():
-                        continue
-                    if rng is not None:
-                        rng.enter(k)
-                    a = np.asarray(act(obs[part].astype(np.float32)), dtype=np.float32)
-                    if rng is not None:
-                        rng.leave(k)
-                    if a.shape != want:
-                        raise ValueError(f"policy returned actions of shape {a.shape}; wanted {want}")
-                    actions[part] = a
-                obs, r, term, trunc, _ = env.step(np.clip(actions, low, high))
-                returns += np.where(alive, r, 0.0)
-                lengths += alive
-                alive &= ~(term | trunc)
-                if not alive.any():
-                    break
-    finally:
-        env.close()
+    returns, lengths = np.zeros((n, episodes)), np.zeros((n, episodes), dtype=np.int64)
+    per_round = EPISODES_PER_ROUND
+    with rng if rng is not None else contextlib.nullcontext():
+        for lo in range(0, episodes, per_round):
+            m = min(per_round, episodes - lo)
+            r, ln = _episodes(acts, env_id, [s + lo for s in seeds], m, max_steps, rng)
+            returns[:, lo:lo + m], lengths[:, lo:lo + m] = r.reshape(n, m), ln.reshape(n, m)
+    returns, lengths = returns.reshape(-1), lengths.reshape(-1)
     out = []
     for k in range(n):
         ret = returns[k * episodes:(k + 1) * episodes]
         norm = normalized_score(env_id, ret) if env_family(env_id) else None
         out.append(EvalResult(returns=ret, lengths=lengths[k * episodes:(k + 1) * episodes], normalized=norm))
     return out
+
+
+def _episodes(acts, env_id: str, seeds: list[int], episodes: int, max_steps: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """``episodes`` episodes of each policy in one vector env (policy k's reset with seeds ``seeds[k] + i``):
+    returns and lengths, ``(len(acts) * episodes,)``, policy k's at ``k * episodes``."""
+    n = len(acts)
+    env = make_vec_env(env_id, n * episodes)
+    try:
+        obs, _ = env.reset(seed=[s + i for s in seeds for i in range(episodes)])
+        low, high = env.single_action_space.low, env.single_action_space.high
+        want = (episodes,) + env.single_action_space.shape
+        returns = np.zeros(n * episodes)
+        lengths = np.zeros(n * episodes, dtype=np.int64)
+        alive = np.ones(n * episodes, dtype=bool)
+        actions = np.zeros((n * episodes,) + env.single_action_space.shape, dtype=np.float32)
+        for _ in range(max_steps):
+            for k, act in enumerate(acts):
+                part = slice(k * episodes, (k + 1) * episodes)
+                if not alive[part].any():
+                    continue
+                if rng is not None:
+                    rng.enter(k)
+                a = np.asarray(act(obs[part].astype(np.float32)), dtype=np.float32)
+                if rng is not None:
+                    rng.leave(k)
+                if a.shape != want:
+                    raise ValueError(f"policy returned actions of shape {a.shape}; wanted {want}")
+                actions[part] = a
+            obs, r, term, trunc, _ = env.step(np.clip(actions, low, high))
+            returns += np.where(alive, r, 0.0)
+            lengths += alive
+            alive &= ~(term | trunc)
+            if not alive.any():
+                break
+    finally:
+        env.close()
+    return returns, lengths
 
 
 class _RngStreams:
