@@ -144,8 +144,8 @@ def test_after_a_resume_the_first_metrics_row_averages_its_whole_interval(tmp_pa
     from .tiny import tiny_config
 
     rng = np.random.default_rng(0)
-    ds = TransitionDataset(rng.normal(size=(200, 3)).astype(np.float32), rng.uniform(-1, 1, (200, 2)).astype(np.float32),
-                           rng.normal(size=200).astype(np.float32), rng.normal(size=(200, 3)).astype(np.float32),
+    obs, act = rng.normal(size=(200, 3)).astype(np.float32), rng.uniform(-1, 1, (200, 2)).astype(np.float32)
+    ds = TransitionDataset(obs, act, rng.normal(size=200).astype(np.float32), rng.normal(size=(200, 3)).astype(np.float32),
                            np.zeros(200, bool), np.arange(200) % 50 == 49)
     cfg = tiny_config("bc", policy_steps=30, log_every=10, ckpt_every=15, reward_scale="none")
 
