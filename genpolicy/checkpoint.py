@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import os
 import random
+import zipfile
 from pathlib import Path
 from typing import Callable, IO
 
 import numpy as np
 import torch
 
-__all__ = ["atomic_write", "atomic_torch_save", "capture_rng", "restore_rng", "load_torch", "UnsafeCheckpointError"]
+__all__ = ["atomic_write", "atomic_torch_save", "capture_rng", "restore_rng", "load_torch", "UnsafeCheckpointError",
+           "check_torch_archive"]
 
 
 class UnsafeCheckpointError(ValueError):
@@ -57,11 +59,26 @@ def load_torch(path: str | Path) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
+        check_torch_archive(path)
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         what = str(e).split("WeightsUnpickler error:")[-1].strip().splitlines()[0]
         raise UnsafeCheckpointError(f"{path}: refusing to load: it holds Python objects other than tensors and "
                                     f"plain data ({what})") from None
+
+
+def check_torch_archive(path: str | Path) -> None:
+    """A ``.pt`` file is a zip archive whose entries torch stores uncompressed: an entry that is compressed (which
+    torch never writes) could expand to any size, so it is refused before ``torch.load`` reads it."""
+    path = Path(path)
+    if not zipfile.is_zipfile(path):
+        return  # not an archive: torch.load names the problem
+    with zipfile.ZipFile(path) as z:
+        for info in z.infolist():
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise ValueError(f"{path}: entry {info.filename} is compressed ({info.file_size} bytes from "
+                                 f"{info.compress_size}); torch writes checkpoints uncompressed, so this file was not "
+                                 f"written by genpolicy")
 
 
 def capture_rng(gen: torch.Generator | None = None) -> dict:

@@ -280,9 +280,9 @@ class GenerativeModel(nn.Module):
             seen.append(float(t))
             return torch.zeros_like(x)
 
-        with torch.no_grad():
+        with torch.no_grad(), torch.device("cpu"):  # host values (also when the model is built on "meta")
             solver.sample(record, self.path, torch.zeros(1, *self.x_shape), t1, t0, steps)
-        return torch.tensor(sorted(set(seen)))
+            return torch.tensor(sorted(set(seen)))
 
     def _run_sampler(self, cond, n, solver, steps, grad, x1, keep_trajectory, check=True, temperature=1.0,
                      guidance=None, generator=None, clip_denoised=None):

@@ -17,6 +17,7 @@ def load_policy(path: str | Path, device: str = "cpu"):
     ``(B, obs_dim)`` (normalization is stored in the checkpoint) and returns actions ``(B, act_dim)`` in [-1, 1].
     An algorithm defined outside genpolicy is found through the module stored with the checkpoint.
     """
+    from .filecheck import check_dims, check_normalizer, check_state
     from .rl.algos import build_algorithm, config_from_dict
     from .train import BEST, CHECKPOINT, load_checkpoint
 
@@ -28,15 +29,20 @@ def load_policy(path: str | Path, device: str = "cpu"):
         header, modules, norm = read_exported(path)
         cfg = config_from_dict(header["algo"], _tuples(header["config"]), header.get("algo_module"),
                                device=str(device))
-        algo = build_algorithm(header["algo"], *header["dims"], cfg, ObsNormalizer.from_state_dict(norm))
+        dims = check_dims(header.get("dims"), path)
+        check_state(header["algo"], dims, cfg, modules, path)  # before anything of the header's size is built
+        check_normalizer(norm, dims[0], path)
+        algo = build_algorithm(header["algo"], *dims, cfg, ObsNormalizer.from_state_dict(norm))
         algo.load_state_dict(modules)
         return algo.to(torch.device(device)).eval()
     if path.is_dir():
         best = path / BEST
         path = best if best.exists() else path / CHECKPOINT
     ck = load_checkpoint(path)
-    obs_dim, act_dim = ck["dims"]
+    obs_dim, act_dim = check_dims(ck.get("dims"), path)
     cfg = config_from_dict(ck["algo"], ck["config"], ck.get("algo_module"), device=str(device))
+    check_state(ck["algo"], (obs_dim, act_dim), cfg, ck["state"]["modules"], path)
+    check_normalizer(ck["state"]["normalizer"], obs_dim, path)
     algo = build_algorithm(ck["algo"], obs_dim, act_dim, cfg)
     algo.load_full_state_dict(ck["state"])
     return algo.to(torch.device(device)).eval()

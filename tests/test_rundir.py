@@ -172,3 +172,53 @@ def test_after_a_resume_the_first_metrics_row_averages_its_whole_interval(tmp_pa
     whole, resumed = run(tmp_path / "whole"), run(tmp_path / "resumed", stop_after=17)
     assert [r["step"] for r in resumed] == [10, 20, 30]
     assert resumed == whole
+
+
+def _policy_file(bandit, tmp_path):  # noqa: F811
+    run = tmp_path / "run"
+    assert main(_cmd(bandit, run, "--no-preflight")) == 0
+    return run / "checkpoint.pt"
+
+
+@pytest.mark.parametrize("damage, needle", [
+    (lambda ck: ck.__setitem__("dims", (10_000_000, 3)), "obs_dim=10000000 in its header"),
+    (lambda ck: ck["config"].__setitem__("net_hidden", [20000, 20000]), r"needs \(\(20000,"),
+    (lambda ck: ck["config"].__setitem__("act_steps", 10**9), "act_steps=1000000000: must be 1<=act_steps<=100000"),
+    (lambda ck: ck["state"]["modules"].__setitem__("critic.vf.0.bias",
+                                                   ck["state"]["modules"]["critic.vf.0.bias"] * float("nan")),
+     "critic.vf.0.bias holds"),
+    (lambda ck: ck["state"]["normalizer"].__setitem__("std", ck["state"]["normalizer"]["std"] * 0),
+     "normalizer std has"),
+    (lambda ck: ck["state"]["normalizer"].__setitem__("mean", ck["state"]["normalizer"]["mean"].int()),
+     "normalizer mean is"),
+])
+def test_a_file_that_misdescribes_itself_is_refused_naming_it_before_anything_is_built(bandit, tmp_path, damage,
+                                                                                          needle):  # noqa: F811
+    """Sizes, step counts, weights and normalizer read from a checkpoint are checked against the tensors it holds
+    (built on the meta device: nothing of the header's size is allocated) before the policy is built."""
+    import torch
+
+    from genpolicy import load_policy
+    from genpolicy.checkpoint import load_torch
+
+    ck = load_torch(_policy_file(bandit, tmp_path))
+    damage(ck)
+    bad = tmp_path / "bad.pt"
+    torch.save(ck, bad)
+    with pytest.raises(ValueError, match=needle) as e:
+        load_policy(bad)
+    assert str(bad) in str(e.value) or "GMPOConfig" in str(e.value)
+
+
+def test_a_compressed_archive_entry_is_refused_before_it_expands(bandit, tmp_path):  # noqa: F811
+    import zipfile
+
+    from genpolicy.checkpoint import load_torch
+
+    good = _policy_file(bandit, tmp_path)
+    bomb = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename))
+    with pytest.raises(ValueError, match=f"{bomb}: entry .* is compressed"):
+        load_torch(bomb)

@@ -133,7 +133,8 @@ class GaussianPath(ABC):
 
     def prior_std(self, t1: float) -> float:
         """Standard deviation of the Gaussian prior N(0, std^2 I) used at the noise end t1."""
-        return float(self.sigma(torch.tensor(t1, dtype=torch.float64)))
+        return float(self.sigma(torch.tensor(t1, dtype=torch.float64, device="cpu")))  # (a host value, also when
+        # the model is built on the meta device to check a file's sizes)
 
     # --- sampling the conditional path ------------------------------------------------------------
     def sample(self, x0: Tensor, x1: Tensor, t: Tensor) -> PathSample:

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from ..config import steps_from_epochs
+from ..filecheck import check_dims, check_state
 from ..rl.algos.base import Algorithm
 from ..rl.algos.registry import build_algorithm, config_from_dict
 from ..rl.data import OfflineData
@@ -44,4 +45,7 @@ def run_config(run_dir: str | Path, algo: str, **replace):
     ck = load_checkpoint(path)
     if ck["algo"] != algo:
         raise ValueError(f"{run_dir} holds a {ck['algo']!r} run, not {algo!r}")
-    return config_from_dict(algo, ck["config"], ck.get("algo_module"), **replace)
+    cfg = config_from_dict(algo, ck["config"], ck.get("algo_module"), **replace)
+    # the checkpoint's tensors are what its header builds, checked before the run builds anything of that size
+    check_state(algo, check_dims(ck.get("dims"), path), cfg, ck["state"]["modules"], path)
+    return cfg

@@ -46,7 +46,7 @@ class RunConfig:
     """normalize observations by dataset mean/std (stored with the policy)"""
     act_solver: SolverName = "euler"
     """solver used to sample actions"""
-    act_steps: Annotated[int, Range(ge=1)] = 32
+    act_steps: Annotated[int, Range(ge=1, le=100_000)] = 32
     """solver steps used to sample actions"""
     act_temperature: Annotated[float, Range(ge=0)] = 1.0
     """initial-noise scale when sampling actions (1: the model's distribution; 0: from the prior's mean)"""
