@@ -192,8 +192,8 @@ def _policy_file(bandit, tmp_path):  # noqa: F811
     (lambda ck: ck["state"]["normalizer"].__setitem__("mean", ck["state"]["normalizer"]["mean"].int()),
      "normalizer mean is"),
 ])
-def test_a_file_that_misdescribes_itself_is_refused_naming_it_before_anything_is_built(bandit, tmp_path, damage,
-                                                                                          needle):  # noqa: F811
+def test_a_file_that_misdescribes_itself_is_refused_before_anything_is_built(bandit, tmp_path,  # noqa: F811
+                                                                            damage, needle):
     """Sizes, step counts, weights and normalizer read from a checkpoint are checked against the tensors it holds
     (built on the meta device: nothing of the header's size is allocated) before the policy is built."""
     import torch
