@@ -145,8 +145,9 @@ def test_after_a_resume_the_first_metrics_row_averages_its_whole_interval(tmp_pa
 
     rng = np.random.default_rng(0)
     obs, act = rng.normal(size=(200, 3)).astype(np.float32), rng.uniform(-1, 1, (200, 2)).astype(np.float32)
-    ds = TransitionDataset(obs, act, rng.normal(size=200).astype(np.float32), rng.normal(size=(200, 3)).astype(np.float32),
-                           np.zeros(200, bool), np.arange(200) % 50 == 49)
+    nxt = rng.normal(size=(200, 3)).astype(np.float32)
+    ds = TransitionDataset(obs, act, rng.normal(size=200).astype(np.float32), nxt, np.zeros(200, bool),
+                           np.arange(200) % 50 == 49)
     cfg = tiny_config("bc", policy_steps=30, log_every=10, ckpt_every=15, reward_scale="none")
 
     def run(d, stop_after=None):
@@ -222,3 +223,48 @@ def test_a_compressed_archive_entry_is_refused_before_it_expands(bandit, tmp_pat
             dst.writestr(info.filename, src.read(info.filename))
     with pytest.raises(ValueError, match=f"{bomb}: entry .* is compressed"):
         load_torch(bomb)
+
+
+def _layout_from(other: str):
+    import h5py
+
+    layout = h5py.VirtualLayout(shape=(20, 3), dtype="f4")
+    layout[:] = h5py.VirtualSource(other, "x", shape=(20, 3))
+    return layout
+
+
+def _h5(path, **extra):
+    import h5py
+    import numpy as np
+
+    n = 20
+    with h5py.File(path, "w") as f:
+        f["observations"] = np.zeros((n, 3), np.float32)
+        f["actions"] = np.zeros((n, 2), np.float32)
+        f["rewards"] = np.zeros(n, np.float32)
+        f["terminals"] = np.zeros(n, bool)
+        for k, make in extra.items():
+            del f[k]
+            make(f, k)
+    return path
+
+
+@pytest.mark.parametrize("make, needle", [
+    (lambda f, k: f.create_dataset(k, shape=(10**8, 3), dtype="f4", chunks=(1024, 3)),
+     r"declares \(100000000, 3\) \(1200000000 bytes\) but the file stores 0 bytes"),
+    (lambda f, k: f.__setitem__(k, __import__("h5py").ExternalLink("other.h5", "/x")), "is an external link"),
+    (lambda f, k: f.create_dataset(k, shape=(20, 3), dtype="f4", external=[("/dev/zero", 0, 20 * 3 * 4)]),
+     "keeps its data outside the file"),
+    (lambda f, k: f.create_virtual_dataset(k, _layout_from("other.h5")), "is a virtual dataset mapping data of other"),
+])
+def test_an_hdf5_file_pointing_elsewhere_or_declaring_what_it_does_not_store_is_refused(tmp_path, make, needle):
+    import resource
+
+    from genpolicy.rl.datasets import DatasetError, load_dataset
+
+    path = _h5(tmp_path / "bad.hdf5", observations=make)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(DatasetError, match=f"{path} \\[observations\\]: .*{needle}"):
+        load_dataset(str(path))
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KB: nothing of its size read
+    load_dataset(str(_h5(tmp_path / "good.hdf5")))  # the same file without the trick loads

@@ -21,7 +21,7 @@ import numpy as np
 __all__ = [
     "DatasetError", "TransitionDataset", "load_dataset",
     "load_d4rl_hdf5", "load_minari", "load_npz", "episode_returns", "REQUIRED_KEYS", "register_dataset",
-    "DATASET_REGISTRY", "dataset_dirs", "available_datasets", "concat_datasets", "close_last_episode",
+    "DATASET_REGISTRY", "dataset_dirs", "available_datasets", "concat_datasets", "close_last_episode", "check_h5_items",
 ]
 
 REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals")
@@ -177,6 +177,45 @@ def _h5py():
     return h5py
 
 
+#: DEFLATE cannot shrink data more than about 1032:1, so a dataset that stores less than this fraction of what it
+#: declares holds unwritten space (read as fill values), not compressed data
+_MAX_RATIO = 1100
+_MAX_BYTES = 64 * 2**30  # no array of a transition file is allowed to declare more than this
+
+
+def check_h5_items(group, names, source: str) -> None:
+    """Before anything is read: ``names`` in HDF5 ``group`` are datasets of this file (no external link, no
+    external or virtual storage) whose declared size the file really stores (a 3 KB file declaring 10^8 rows is
+    refused, not expanded)."""
+    h5py = _h5py()
+    for name in names:
+        if name not in group:
+            continue
+        link = group.get(name, getlink=True)
+        if isinstance(link, h5py.ExternalLink):
+            raise DatasetError(source, name, f"is an external link to {link.filename}:{link.path}; refusing to follow "
+                                             f"it")
+        d = group[name]
+        if isinstance(d, h5py.Group):
+            check_h5_items(d, list(d.keys()), source)
+            continue
+        if d.external:
+            raise DatasetError(source, name, f"keeps its data outside the file ({d.external[0][0]}); refusing to read "
+                                             f"it")
+        if d.is_virtual:  # (the suite's next_observations map rows of this file's own observations)
+            outside = sorted({s.file_name for s in d.virtual_sources()} - {"."})
+            if outside:
+                raise DatasetError(source, name, f"is a virtual dataset mapping data of other files ({outside[0]}); "
+                                                 f"refusing to read it")
+            check_h5_items(group.file, [s.dset_name for s in d.virtual_sources()], source)
+            continue
+        declared = int(d.size) * d.dtype.itemsize
+        stored = d.id.get_storage_size()
+        if declared > _MAX_BYTES or (declared > 2**20 and stored * _MAX_RATIO < declared):
+            raise DatasetError(source, name, f"declares {d.shape} ({declared} bytes) but the file stores {stored} "
+                                             f"bytes of it; refusing to allocate it")
+
+
 def load_d4rl_hdf5(path: str | Path, action_bounds=(-1.0, 1.0)) -> TransitionDataset:
     """Load a D4RL-format HDF5 file (keys observations, actions, rewards, terminals[, timeouts, next_observations])."""
     h5py = _h5py()
@@ -198,6 +237,7 @@ def load_d4rl_hdf5(path: str | Path, action_bounds=(-1.0, 1.0)) -> TransitionDat
         card = path.with_suffix(".json")
         if card.exists():
             meta.setdefault("card", json.loads(card.read_text()))
+        check_h5_items(f, [*REQUIRED_KEYS, "timeouts", "next_observations"], str(path))
         ds = _from_arrays(lambda k: f[k][()], keys, str(path), meta)
     ds.validate(action_bounds)
     return ds
@@ -260,6 +300,7 @@ def load_minari(spec: str | Path, action_bounds=(-1.0, 1.0)) -> TransitionDatase
         episodes = sorted((k for k in f.keys() if k.startswith("episode_")), key=lambda k: int(k.split("_")[1]))
         if not episodes:
             raise DatasetError(source, None, "no episode_N groups")
+        check_h5_items(f, episodes, source)
         for ep in episodes:
             g = f[ep]
             for key in ("observations", "actions", "rewards", "terminations", "truncations"):
