@@ -42,8 +42,13 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
 
 
 def atomic_torch_save(obj, path: str | Path) -> None:
-    """``torch.save(obj, path)`` through :func:`atomic_write`."""
-    atomic_write(path, lambda f: torch.save(obj, f))
+    """``torch.save(obj, path)`` through :func:`atomic_write`; a failed write (a full disk: torch reports it as an
+    ``enforce fail`` of its zip writer) is an ``OSError`` naming the file, and the previous file stays."""
+    try:
+        atomic_write(path, lambda f: torch.save(obj, f))
+    except (OSError, RuntimeError) as e:
+        raise OSError(f"writing {path} failed ({' '.join(str(e).split())[:200]}); is the disk full? The previous "
+                      f"{Path(path).name}, if any, is unchanged") from e
 
 
 def load_torch(path: str | Path) -> dict:
@@ -61,6 +66,9 @@ def load_torch(path: str | Path) -> dict:
     try:
         check_torch_archive(path)
         return torch.load(path, map_location="cpu", weights_only=True)
+    except (EOFError, OSError, RuntimeError, zipfile.BadZipFile) as e:  # truncated, corrupt, not a checkpoint
+        raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: "
+                         f"{' '.join(str(e).split())[:160]})") from None
     except pickle.UnpicklingError as e:
         what = str(e).split("WeightsUnpickler error:")[-1].strip().splitlines()[0]
         raise UnsafeCheckpointError(f"{path}: refusing to load: it holds Python objects other than tensors and "

@@ -29,10 +29,14 @@ def read_run(run_dir: str | Path) -> dict:
         raise FileNotFoundError(f"{d} holds no run (no metrics.jsonl)")
     cfg = yaml.safe_load((d / "config.yaml").read_text()) if (d / "config.yaml").exists() else {}
     metrics: dict[str, dict[str, list]] = {}
-    for line in _complete_lines(d / "metrics.jsonl"):
+    for number, line in enumerate(_complete_lines(d / "metrics.jsonl"), 1):
         if not line.strip():
             continue
-        row = json.loads(line)
+        try:
+            row = json.loads(line)
+        except ValueError as e:
+            raise ValueError(f"{d / 'metrics.jsonl'}, line {number}: not a metrics row ({e}); the file is damaged "
+                             f"(a crash mid-write, or bytes not written by genpolicy)") from None
         stage, step = row.pop("stage"), row.pop("step")
         for k, v in row.items():
             metrics.setdefault(stage, {}).setdefault(k, []).append((step, v))

@@ -268,3 +268,63 @@ def test_an_hdf5_file_pointing_elsewhere_or_declaring_what_it_does_not_store_is_
         load_dataset(str(path))
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KB: nothing of its size read
     load_dataset(str(_h5(tmp_path / "good.hdf5")))  # the same file without the trick loads
+
+
+def test_damaged_files_are_named_in_one_line(bandit, tmp_path, capsys):  # noqa: F811
+    """A truncated checkpoint, a NUL-damaged metrics.jsonl, a dataset column of strings and a failed checkpoint
+    write each give a message that names the file (and the line, the key), not the library's internals."""
+    import numpy as np
+    import torch
+
+    from genpolicy.checkpoint import atomic_torch_save, load_torch
+    from genpolicy.plotting import read_run
+    from genpolicy.rl.datasets import DatasetError, load_npz
+
+    ck = _policy_file(bandit, tmp_path)
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(ck.read_bytes()[: ck.stat().st_size // 2])
+    with pytest.raises(ValueError, match=f"{cut}: not a readable checkpoint"):
+        load_torch(cut)
+    assert main(["eval", str(cut), "--episodes", "1"]) == 2
+    assert f"{cut}: not a readable checkpoint" in capsys.readouterr().err
+
+    m = ck.parent / "metrics.jsonl"
+    lines = m.read_text().splitlines(keepends=True)
+    m.write_text(lines[0] + lines[1][:20] + "\0\0\0" + lines[1][20:] + "".join(lines[2:]))
+    with pytest.raises(ValueError, match=f"{m}, line 2: not a metrics row"):
+        read_run(ck.parent)
+
+    bad = tmp_path / "strings.npz"
+    n = 10
+    np.savez(bad, observations=np.array([["a", "b"]] * n), actions=np.zeros((n, 1), np.float32),
+             rewards=np.zeros(n, np.float32), terminals=np.zeros(n, bool))
+    with pytest.raises(DatasetError, match=rf"{bad} \[observations\]: is not numeric"):
+        load_npz(bad)
+
+    full = tmp_path / "full" / "x.pt"
+    full.parent.mkdir()
+    real = torch.save
+
+    def no_space(obj, f, *a, **k):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file")
+
+    torch.save = no_space
+    try:
+        with pytest.raises(OSError, match=f"writing {full} failed .* is the disk full"):
+            atomic_torch_save({"a": 1}, full)
+    finally:
+        torch.save = real
+    assert not full.exists() and not list(full.parent.iterdir())  # no half-written file left
+
+
+def test_a_run_stopped_before_its_first_checkpoint_gets_one_consistent_answer(bandit, tmp_path, capsys):  # noqa: F811
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("algo: gmpo\n")  # what a run killed before its first checkpoint leaves
+    assert main(_cmd(bandit, run, "--resume", "--no-preflight")) == 2
+    first = capsys.readouterr().err
+    assert main(_cmd(bandit, run, "--no-preflight")) == 2
+    second = capsys.readouterr().err
+    for err in (first, second):
+        assert "stopped before its first checkpoint" in err and "--overwrite" in err, err
+    assert main(_cmd(bandit, run, "--overwrite", "--no-preflight")) == 0

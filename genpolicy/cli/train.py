@@ -92,6 +92,9 @@ def _check_folder(ns, d: Path) -> str:
     check_not_locked(d)  # a folder another process is writing: say so first
     if ns.resume:
         if not (d / "checkpoint.pt").exists():
+            if _is_run(d):  # it started and stopped before its first checkpoint
+                raise FileNotFoundError(f"{d} holds a run that stopped before its first checkpoint: nothing to "
+                                        f"resume; pass --overwrite to start it again")
             raise FileNotFoundError(f"nothing to resume in {d} (no checkpoint.pt)")
         return ""
     if not d.exists() or not any(d.iterdir()):
@@ -101,6 +104,9 @@ def _check_folder(ns, d: Path) -> str:
             raise ValueError(f"{d} is not a run folder (no checkpoint.pt, config.yaml or metrics.jsonl); refusing to "
                              f"delete anything in it")
         return f"--overwrite: the run in {d} is deleted and replaced"
+    if not (d / "checkpoint.pt").exists() and _is_run(d):
+        raise FileExistsError(f"{d} holds a run that stopped before its first checkpoint (nothing to resume); pass "
+                              f"--overwrite to start it again, or another --run-dir")
     raise FileExistsError(f"{d} already holds a run; pass --resume to continue it, --overwrite to replace it, "
                           f"or another --run-dir")
 

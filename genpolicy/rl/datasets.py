@@ -151,9 +151,15 @@ def _from_arrays(get, keys: set, source: str, metadata: dict) -> TransitionDatas
     missing = [k for k in REQUIRED_KEYS if k not in keys]
     if missing:
         raise DatasetError(source, missing[0], f"required key missing (file has {sorted(keys)})")
-    obs = np.asarray(get("observations"), dtype=np.float32)
-    actions = np.asarray(get("actions"), dtype=np.float32)
-    rewards = np.asarray(get("rewards"), dtype=np.float32).reshape(-1)
+    def floats(key):
+        try:
+            return np.asarray(get(key), dtype=np.float32)
+        except (TypeError, ValueError) as e:
+            raise DatasetError(source, key, f"is not numeric ({e})") from None
+
+    obs = floats("observations")
+    actions = floats("actions")
+    rewards = floats("rewards").reshape(-1)
     terminals = _as_bool(get("terminals"))
     timeouts = _as_bool(get("timeouts")) if "timeouts" in keys else np.zeros(len(rewards), dtype=bool)
     n = len(rewards)
@@ -161,7 +167,7 @@ def _from_arrays(get, keys: set, source: str, metadata: dict) -> TransitionDatas
         if len(arr) != n:
             raise DatasetError(source, key, f"has {len(arr)} rows but rewards has {n}")
     if "next_observations" in keys:
-        next_obs = np.asarray(get("next_observations"), dtype=np.float32)
+        next_obs = floats("next_observations")
         ds = TransitionDataset(obs, actions, rewards, next_obs, terminals, timeouts, source, metadata)
     else:
         o, a, r, no, te, to = _derive_next_observations(obs, actions, rewards, terminals, timeouts, source)

@@ -41,7 +41,10 @@ def run_config(run_dir: str | Path, algo: str, **replace):
 
     path = Path(run_dir) / CHECKPOINT
     if not path.exists():
-        raise FileNotFoundError(f"nothing to resume: {path} does not exist")
+        stopped = (Path(run_dir) / "config.yaml").exists()
+        raise FileNotFoundError(f"{run_dir} holds a run that stopped before its first checkpoint: nothing to resume; "
+                                f"pass --overwrite to start it again" if stopped else
+                                f"nothing to resume: {path} does not exist")
     ck = load_checkpoint(path)
     if ck["algo"] != algo:
         raise ValueError(f"{run_dir} holds a {ck['algo']!r} run, not {algo!r}")
