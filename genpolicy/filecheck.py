@@ -29,16 +29,21 @@ def check_dims(dims, source) -> tuple[int, int]:
 
 def check_state(algo_name: str, dims: tuple[int, int], cfg, modules: dict, source) -> None:
     """The file's module tensors are exactly what its header's algorithm and config build (names, shapes,
-    dtypes; checked against a copy built on the meta device, which allocates nothing) and finite."""
+    dtypes; checked against a copy built on the meta device, which allocates nothing) and finite. A buffer the
+    algorithm builds empty and fills from the data (a per-row table) may have any length: it is the file's own."""
     with torch.device("meta"):
-        want = build_algorithm(algo_name, *dims, cfg).state_dict()
+        shadow = build_algorithm(algo_name, *dims, cfg)
+    want = shadow.state_dict()
+    params = {k for k, _ in shadow.named_parameters()}
     missing, extra = sorted(set(want) - set(modules)), sorted(set(modules) - set(want))
     if missing or extra:
         raise ValueError(f"{source}: its tensors do not match its header's {algo_name} (missing {missing[:3]}, "
                          f"unexpected {extra[:3]})")
     for k, w in want.items():
         t = modules[k]
-        if not isinstance(t, torch.Tensor) or tuple(t.shape) != tuple(w.shape) or t.dtype != w.dtype:
+        sized_by_data = k not in params and w.numel() == 0  # a per-row table filled from the data (SfBC's returns)
+        if not isinstance(t, torch.Tensor) or t.dtype != w.dtype or (
+                tuple(t.shape) != tuple(w.shape) and not (sized_by_data and t.dim() == w.dim())):
             got = (tuple(t.shape), t.dtype) if isinstance(t, torch.Tensor) else type(t).__name__
             raise ValueError(f"{source}: tensor {k} is {got}; its header's {algo_name} needs "
                              f"{(tuple(w.shape), w.dtype)}")

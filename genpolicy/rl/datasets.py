@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .transitions import (REQUIRED_KEYS, DatasetError, TransitionDataset, close_last_episode, concat_datasets,
+                          episode_returns)
 
 __all__ = [
     "DatasetError", "TransitionDataset", "load_dataset",
@@ -24,104 +26,8 @@ __all__ = [
     "DATASET_REGISTRY", "dataset_dirs", "available_datasets", "concat_datasets", "close_last_episode", "check_h5_items",
 ]
 
-REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals")
 #: name -> path of a dataset known by name (filled by :func:`register_dataset`)
 DATASET_REGISTRY: dict[str, Path] = {}
-
-
-class DatasetError(ValueError):
-    """A dataset file is missing, malformed or inconsistent."""
-
-    def __init__(self, source: str, key: str | None, problem: str):
-        where = f"{source}" + (f" [{key}]" if key else "")
-        super().__init__(f"{where}: {problem}")
-        self.source, self.key, self.problem = source, key, problem
-
-
-@dataclass
-class TransitionDataset:
-    """Flat transitions in D4RL layout (numpy, float32 except flags).
-
-    Attributes:
-        observations, actions, rewards, next_observations: ``(N, obs)``, ``(N, act)``, ``(N,)``, ``(N, obs)``.
-        terminals: true environment termination (no bootstrap), ``(N,)`` bool.
-        timeouts: episode cut by a time limit (bootstrap allowed, episode ends), ``(N,)`` bool.
-        source: where it came from (for messages). metadata: free-form (env id, data card, ...).
-    """
-
-    observations: np.ndarray
-    actions: np.ndarray
-    rewards: np.ndarray
-    next_observations: np.ndarray
-    terminals: np.ndarray
-    timeouts: np.ndarray
-    source: str = "<memory>"
-    metadata: dict = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.rewards)
-
-    def sha256(self) -> str:
-        """Digest of the transitions (every array, in order): what a resumed run checks it is given again."""
-        import hashlib
-
-        h = hashlib.sha256()
-        for key in ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts"):
-            h.update(np.ascontiguousarray(getattr(self, key)).tobytes())
-        return h.hexdigest()
-
-    def head(self, n: int) -> "TransitionDataset":
-        """The first ``n`` transitions; an episode cut at row ``n`` ends there with a timeout."""
-        sl = slice(0, n)
-        return TransitionDataset(self.observations[sl], self.actions[sl], self.rewards[sl], self.next_observations[sl],
-                                 self.terminals[sl], close_last_episode(self.terminals[sl], self.timeouts[sl]),
-                                 self.source, self.metadata)
-
-    @property
-    def episode_ends(self) -> np.ndarray:
-        """Boolean ``(N,)``: the transition ends an episode (terminal, timeout, or the last row)."""
-        ends = self.terminals | self.timeouts
-        if len(ends):
-            ends = ends.copy()
-            ends[-1] = True
-        return ends
-
-    def validate(self, action_bounds: tuple[float, float] | None = (-1.0, 1.0), atol: float = 1e-4) -> None:
-        """Check shapes, lengths, finiteness and action bounds; raise :class:`DatasetError` on the first problem."""
-        n = len(self.rewards)
-        if n == 0:
-            raise DatasetError(self.source, "rewards", "dataset has no transitions")
-        for key in ("observations", "actions", "next_observations", "rewards", "terminals", "timeouts"):
-            arr = getattr(self, key)
-            if len(arr) != n:
-                raise DatasetError(self.source, key, f"has {len(arr)} rows but rewards has {n}")
-        for key, nd in (("observations", 2), ("actions", 2), ("next_observations", 2), ("rewards", 1)):
-            if getattr(self, key).ndim != nd:
-                raise DatasetError(self.source, key, f"expected {nd} dimensions, got shape {getattr(self, key).shape}")
-        if self.observations.shape[1:] != self.next_observations.shape[1:]:
-            raise DatasetError(self.source, "next_observations",
-                               f"shape {self.next_observations.shape} does not match observations {self.observations.shape}")
-        for key in ("observations", "actions", "next_observations", "rewards"):
-            arr = getattr(self, key)
-            bad = ~np.isfinite(arr)
-            if bad.any():
-                row = int(np.argwhere(bad)[0][0])
-                raise DatasetError(self.source, key, f"{int(bad.sum())} non-finite value(s), first at row {row}")
-        if action_bounds is not None:
-            lo, hi = action_bounds
-            amin, amax = float(self.actions.min()), float(self.actions.max())
-            if amin < lo - atol or amax > hi + atol:
-                raise DatasetError(self.source, "actions",
-                                   f"values in [{amin:.4g}, {amax:.4g}] exceed the action bounds [{lo}, {hi}]")
-
-
-def close_last_episode(terminals: np.ndarray, timeouts: np.ndarray) -> np.ndarray:
-    """A copy of ``timeouts`` whose last row is set unless it is already a terminal or a timeout, so that an
-    episode cut by the end of the data ends there (bootstrapping through it stays allowed)."""
-    out = np.array(timeouts, dtype=bool, copy=True)
-    if len(out) and not (terminals[-1] or out[-1]):
-        out[-1] = True
-    return out
 
 
 def _as_bool(x) -> np.ndarray:
@@ -375,14 +281,6 @@ def available_datasets() -> list[dict]:
     return [found[k] for k in sorted(found)]
 
 
-def concat_datasets(parts: list[TransitionDataset], source: str) -> TransitionDataset:
-    """Concatenate datasets (each keeps its episode boundaries)."""
-    cat = lambda k: np.concatenate([getattr(p, k) for p in parts])  # noqa: E731
-    timeouts = np.concatenate([close_last_episode(p.terminals, p.timeouts) for p in parts])
-    return TransitionDataset(cat("observations"), cat("actions"), cat("rewards"), cat("next_observations"),
-                             cat("terminals"), timeouts, source, {"parts": [p.source for p in parts]})
-
-
 def _suite_lookup(name: str, action_bounds) -> TransitionDataset | None:
     for d in dataset_dirs():
         f = d / f"{name}.hdf5"
@@ -421,10 +319,3 @@ def load_dataset(spec: str | Path, action_bounds=(-1.0, 1.0)) -> TransitionDatas
         raise FileNotFoundError(f"no dataset {s!r}: not a file or folder, not 'minari:ID', and not a known name "
                                 f"(known: {', '.join(known) if known else 'none found'}; see genpolicy datasets)")
     raise DatasetError(s, None, "unknown file type; expected .hdf5, .h5, .npz or a Minari folder")
-
-
-def episode_returns(ds: TransitionDataset) -> np.ndarray:
-    """Undiscounted return of each episode, in file order."""
-    ends = ds.episode_ends
-    ids = np.concatenate([[0], np.cumsum(ends)[:-1]])
-    return np.bincount(ids, weights=ds.rewards.astype(np.float64))

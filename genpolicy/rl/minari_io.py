@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import TransitionDataset
+from .transitions import TransitionDataset
 
 __all__ = ["export_minari", "minari_id", "episode_slices"]
 
