@@ -35,37 +35,27 @@ def optimizer_step(opt: torch.optim.Optimizer, loss: Tensor, model: nn.Module | 
     return gnorm
 
 
-#: ``torch._foreach_<name>`` as one tensor's ops, each with a vmap batching rule (``lerp_`` and ``addcmul_`` have
-#: none and would fall back to a slow loop over the seeds)
-_ONE = {"add_": lambda t, x: t.add_(x), "lerp_": lambda t, x, w: t.add_((x - t) * w), "mul_": lambda t, x: t.mul_(x),
-        "addcmul_": lambda t, a, b, v: t.add_(a * b, alpha=v), "div": torch.div, "sqrt": torch.sqrt,
-        "sub_": lambda t, x: t.sub_(x), "norm": torch.linalg.vector_norm, "add": torch.add}
-
-
 #: foreach ops that act element by element with plain-number (not per-seed) scalars: in a stacked step they run on
 #: the stacked tensors behind the seed-batched ones, the single runs' kernel bit for bit
 _ELEMENTWISE_INPLACE = {"lerp_", "add_", "sub_"}
+#: what a stacked step takes one tensor at a time (a per-seed norm, a per-seed scale): ops with a vmap rule
+_ONE = {"norm": torch.linalg.vector_norm, "mul_": lambda t, x: t.mul_(x)}
 
 
 def foreach(name: str, *args):
     """``torch._foreach_<name>(*args)``; inside a seed-stacked step (``torch.func.vmap``, which has no rule for the
-    foreach ops) the same op on the stacked tensors behind the seed-batched ones (in-place element-wise ops with
-    plain-number scalars: the same kernel as a single run's), else one tensor at a time."""
+    foreach ops) in-place element-wise ops with plain-number scalars run on the stacked tensors behind the
+    seed-batched ones (the same kernel as a single run's), a per-seed norm or scale one tensor at a time."""
     if not stacked():
         return getattr(torch, f"_foreach_{name}")(*args)
-    if name in _ELEMENTWISE_INPLACE and all(isinstance(a, (list, tuple)) or isinstance(a, (int, float))
-                                            for a in args):
-        getattr(torch, f"_foreach_{name}")(*(_unbatched_list(a) if isinstance(a, (list, tuple)) else a
+    if name in _ELEMENTWISE_INPLACE and all(isinstance(a, (list, tuple, int, float)) for a in args):
+        getattr(torch, f"_foreach_{name}")(*([unbatched(t) for t in a] if isinstance(a, (list, tuple)) else a
                                               for a in args))
         return None
-    one = _ONE[name]
-    n = len(args[0])
-    out = [one(*(a[i] if isinstance(a, (list, tuple)) else a for a in args)) for i in range(n)]
+    if name not in _ONE:
+        raise NotImplementedError(f"foreach {name!r} with these arguments has no seed-stacked form")
+    out = [_ONE[name](*(a[i] if isinstance(a, (list, tuple)) else a for a in args)) for i in range(len(args[0]))]
     return None if name.endswith("_") else out
-
-
-def _unbatched_list(ts) -> list[Tensor]:
-    return [unbatched(t) for t in ts]
 
 
 def ensure_adam_state(opt: torch.optim.Optimizer) -> None:

@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-__all__ = ["draw", "rand", "randn", "randn_like", "per_seed_draws", "stacked", "unbatched"]
+__all__ = ["draw", "randn_like", "per_seed_draws", "stacked", "unbatched"]
 
 _active: list = []  # (generators, vmap level) of the innermost per_seed_draws block
 
@@ -34,16 +34,6 @@ def draw(fn: Callable, size, generator: torch.Generator | None = None, **kw) -> 
             stacked = torch.stack([fn(size, generator=g, **kw) for g in gens])
         return _add_batch_dim(stacked, 0, level)
     return fn(size, **kw)
-
-
-def rand(size, generator: torch.Generator | None = None, **kw) -> Tensor:
-    """Uniform [0, 1) draws (see :func:`draw`)."""
-    return draw(torch.rand, size, generator, **kw)
-
-
-def randn(size, generator: torch.Generator | None = None, **kw) -> Tensor:
-    """Standard normal draws (see :func:`draw`)."""
-    return draw(torch.randn, size, generator, **kw)
 
 
 def randn_like(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -66,7 +56,7 @@ def per_seed_draws(gens: list[torch.Generator]):
 
 def stacked() -> bool:
     """Whether the code runs inside a seed-stacked step (:func:`per_seed_draws`): there ``torch._foreach_*`` ops,
-    which have no vmap rule, are taken one tensor at a time (:mod:`genpolicy.optim`)."""
+    which have no vmap rule, take another form (:func:`genpolicy.optim.foreach`)."""
     return bool(_active)
 
 

@@ -32,20 +32,12 @@ PLUGIN_MODULES: set[str] = set()
 def load_test_plugins() -> None:
     """Import the algorithm files named in ``GENPOLICY_TEST_PLUGINS`` (os.pathsep-separated paths) before the tests
     are collected: an explicit import, as a user's plugin is, so every generic test covers them too."""
-    import importlib.util
     import os
-    import sys
-    from pathlib import Path
+
+    from genpolicy.rl.algos.registry import import_plugin
 
     for path in filter(None, os.environ.get("GENPOLICY_TEST_PLUGINS", "").split(os.pathsep)):
-        name = Path(path).stem
-        if name in sys.modules:
-            continue
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        PLUGIN_MODULES.add(name)
+        PLUGIN_MODULES.add(import_plugin(path).__name__)
 
 
 def registered() -> list[str]:

@@ -49,7 +49,7 @@ class StackedStage:
     def __init__(self, algos: list[nn.Module], index: int):
         if not algos:
             raise ValueError("StackedStage needs at least one run")
-        self.algos, self.index, self.n = list(algos), index, len(algos)
+        self.algos, self.n = list(algos), len(algos)
         self.template = algos[0]
         self.stage = self.template.stages()[index]
         if self.stage.functional is None or not self.stage.stackable:

@@ -38,6 +38,10 @@ def _holder(path: Path) -> str:
     return f"pid {info.get('pid')} on {info.get('host')} since {info.get('since')} ({info.get('command', '?')})"
 
 
+def _locked(run_dir, path: Path) -> RunFolderLocked:
+    return RunFolderLocked(f"{run_dir} is in use by {_holder(path)}; wait for it to finish or use another --run-dir")
+
+
 @contextlib.contextmanager
 def hold_run_folder(run_dir: str | Path):
     """Hold ``run_dir``'s lock for the block (creating the folder); a one-line :class:`RunFolderLocked` naming the
@@ -60,8 +64,7 @@ def hold_run_folder(run_dir: str | Path):
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise RunFolderLocked(f"{run_dir} is in use by {_holder(path)}; wait for it to finish or use another "
-                              f"--run-dir") from None
+        raise _locked(run_dir, path) from None
     info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
             "command": " ".join(sys.argv)[:300]}
     os.ftruncate(fd, 0)
@@ -90,7 +93,6 @@ def check_not_locked(run_dir: str | Path) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        raise RunFolderLocked(f"{run_dir} is in use by {_holder(path)}; wait for it to finish or use another "
-                              f"--run-dir") from None
+        raise _locked(run_dir, path) from None
     finally:
         os.close(fd)

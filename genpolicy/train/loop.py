@@ -143,9 +143,7 @@ def _train(algo: Algorithm, data: OfflineData, run_dir: Path, env_id: str | None
                 first = run.start_step if si == run.start_stage else 0
                 stage = stages[si]
                 if first < stage.steps:
-                    algo.train()
-                    if stage.prepare is not None:
-                        stage.prepare(data)
+                    run.enter(stage)
                     run_stage([run], [stage], si, first, SingleSource(run, stage), si == last_eval, progress,
                               f"{algo.name}:{stage.name}")
     finally:

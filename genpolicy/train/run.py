@@ -140,6 +140,13 @@ class Run:
         if history:
             self.meta["software_history"] = history
 
+    def enter(self, stage) -> None:
+        """Before the stage's first step here (a fresh start or a resume): training mode, then the stage's
+        whole-dataset work (``Stage.prepare``)."""
+        self.algo.train()
+        if stage.prepare is not None:
+            stage.prepare(self.data)
+
     def wall_seconds(self) -> float:
         """Wall time of every segment of the run (resumed runs add theirs)."""
         return round(self.wall_before + time.perf_counter() - self.t0, 2)

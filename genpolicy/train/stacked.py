@@ -108,9 +108,7 @@ def _train_stacked(algos, data, run_dirs, metas, stages, gens, first, env_id, pr
                           f"continues alone from there", file=sys.stderr)
                     break
                 for r, sts in zip(runs, stages):
-                    r.algo.train()
-                    if sts[si].prepare is not None:
-                        sts[si].prepare(r.data)
+                    r.enter(sts[si])
                 source = StackedSource(runs, StackedStage(algos, si), gens, stage.batch_size or algos[0].cfg.batch_size)
                 run_stage(runs, [sts[si] for sts in stages], si, 0, source, si == last_eval, progress,
                           f"{algos[0].name}:{stage.name} x{n} seeds")

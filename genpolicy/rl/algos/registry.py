@@ -21,6 +21,7 @@ from ...config import PLUGIN_PRESETS, class_dict
 from .base import Algorithm
 
 __all__ = ["ALGORITHMS", "register", "algorithm_class", "build_algorithm", "config_from_dict", "load_plugins",
+           "import_plugin",
            "PLUGINS_ENV", "ENTRY_POINTS"]
 
 ALGORITHMS: dict[str, type[Algorithm]] = {}
@@ -56,18 +57,26 @@ def load_plugins() -> None:
         return
     _plugins_loaded = True
     for spec in filter(None, (s.strip() for s in os.environ.get(PLUGINS_ENV, "").split(","))):
-        if spec.endswith(".py"):
-            path = Path(spec)
-            mod_spec = importlib.util.spec_from_file_location(path.stem, path)
-            if mod_spec is None or not path.is_file():
-                raise ValueError(f"{PLUGINS_ENV}: {spec} is not a Python file")
-            module = importlib.util.module_from_spec(mod_spec)
-            sys.modules[path.stem] = module
-            mod_spec.loader.exec_module(module)
-        else:
-            importlib.import_module(spec)
+        import_plugin(spec)
     for ep in importlib.metadata.entry_points(group=ENTRY_POINTS):
         ep.load()
+
+
+def import_plugin(spec: str):
+    """Import one plugin a user named: a module name, or a ``.py`` file (imported as a module named after it, once).
+    Returns the module."""
+    if not spec.endswith(".py"):
+        return importlib.import_module(spec)
+    path = Path(spec)
+    if path.stem in sys.modules:
+        return sys.modules[path.stem]
+    mod_spec = importlib.util.spec_from_file_location(path.stem, path)
+    if mod_spec is None or not path.is_file():
+        raise ValueError(f"plugin {spec}: not a Python file")
+    module = importlib.util.module_from_spec(mod_spec)
+    sys.modules[path.stem] = module
+    mod_spec.loader.exec_module(module)
+    return module
 
 
 def algorithm_class(name: str, module: str | None = None) -> type[Algorithm]:
