@@ -11,7 +11,8 @@ def add_parser(sub, name: str, text: str, argv: list[str]) -> None:
     p.add_argument("--budget", nargs="+", default=["cpu"], help="preset name(s) every algorithm applies")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field in every algorithm that has it")
-    p.add_argument("--out", default="runs/suite")
+    p.add_argument("--out", default="runs/suite", help="run root: a folder, or an fsspec URL (s3://..., gs://...) "
+                   "that every node of a Ray cluster can reach")
     p.add_argument("--own-critics", dest="share_critic", action="store_false",
                    help="every algorithm trains its own IQL critic (default: one per task and seed, shared)")
     p.add_argument("--label", default=None,
@@ -24,6 +25,22 @@ def add_parser(sub, name: str, text: str, argv: list[str]) -> None:
                    help="--stack-critics, and train the new runs of several seeds of each algorithm together, stage "
                         "by stage, where the stage has a vectorized form (IQL critics, behaviour cloning, GMPO's "
                         "policy; same runs up to rounding; for GPUs: on CPU about as fast as one after the other)")
+    p.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2",
+                   help="a grid over a config field (repeat for more fields): each point a variant ALGO+KEY=V in the "
+                        "same suite, sharing the critics")
+    p.add_argument("--sweep-random", type=int, default=0, metavar="N",
+                   help="run N points of the --sweep grid drawn at random (seeded) instead of all")
+    p.add_argument("--select-seeds", nargs="+", type=int, default=[], metavar="SEED",
+                   help="also run these seeds and write selected.md: per task, the variant best on them, reported on "
+                        "--seeds (choosing on the reported seeds themselves would be optimistic)")
+    p.add_argument("--backend", choices=["local", "ray"], default="local",
+                   help="local: one run after the other here; ray: one Ray task per run (pip install "
+                        "'genpolicy[ray]'), runs whose worker dies retried from their checkpoint")
+    p.add_argument("--address", default=None, help="with --backend ray: the cluster (default: RAY_ADDRESS, else a "
+                   "new local one)")
+    p.add_argument("--cpus-per-run", type=float, default=1, help="with --backend ray: CPUs each run declares")
+    p.add_argument("--gpus-per-run", type=float, default=0, help="with --backend ray: GPU fraction each run declares")
+    p.add_argument("--retries", type=int, default=3, help="with --backend ray: retries of a run whose worker died")
     p.add_argument("--no-progress", dest="progress", action="store_false")
 
 
@@ -35,7 +52,11 @@ def run(ns) -> int:
     if unknown:
         raise ValueError(f"unknown algorithm(s) {unknown}; registered: {sorted(ALGORITHMS)}")
     table = run_suite(ns.algos, [parse_task(t) for t in ns.tasks], ns.seeds, ns.budget, ns.out, ns.set,
-                      ns.share_critic, ns.progress, ns.label, ns.stack_critics, ns.stack_seeds)
+                      ns.share_critic, ns.progress, ns.label, ns.stack_critics, ns.stack_seeds, ns.backend,
+                      ns.address, ns.sweep, ns.sweep_random, ns.select_seeds, ns.cpus_per_run, ns.gpus_per_run,
+                      ns.retries)
     print(table.read_text())
     print(f"table: {table} (+ results.csv, curves-*.png)")
+    if ns.select_seeds:
+        print((table.parent / "selected.md").read_text())
     return 0

@@ -17,7 +17,8 @@ Every file is ``<out>/<env>-<level>-<version>.hdf5`` (gzip HDF5, float32; ``hopp
 ``cheetah-run-medium-v0``) with a data card ``<same>.json``.
 
 Environments: Gymnasium MuJoCo v5 (``halfcheetah``, ``hopper``, ``walker2d``: the locomotion-v5 suite) and the
-dm_control tasks ``cartpole-swingup``, ``cheetah-run``, ``walker-walk`` (our stand-in for RL Unplugged; through
+dm_control tasks ``cartpole-swingup``, ``cheetah-run``, ``walker-walk``, ``walker-stand``, ``finger-turn_hard``,
+``fish-swim`` (our stand-in for RL Unplugged; through
 shimmy, needs ``genpolicy[dmc]``). dm_control returns have no D4RL reference
 constants, so their cards carry returns only (every dm_control reward is in [0, 1], so 1000 is the ceiling).
 """
@@ -44,7 +45,8 @@ __all__ = ["ENVS", "LEVELS", "MakeConfig", "make_dataset", "data_card", "behavio
 #: short name -> Gymnasium id
 ENVS = {"halfcheetah": "HalfCheetah-v5", "hopper": "Hopper-v5", "walker2d": "Walker2d-v5",
         "cartpole-swingup": "dm_control/cartpole-swingup-v0", "cheetah-run": "dm_control/cheetah-run-v0",
-        "walker-walk": "dm_control/walker-walk-v0"}
+        "walker-walk": "dm_control/walker-walk-v0", "walker-stand": "dm_control/walker-stand-v0",
+        "finger-turn_hard": "dm_control/finger-turn_hard-v0", "fish-swim": "dm_control/fish-swim-v0"}
 LEVELS = ("random", "medium", "expert", "medium-replay")
 
 

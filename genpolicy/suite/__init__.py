@@ -11,8 +11,12 @@ the run folders (so rows are never duplicated).
 """
 
 from .report import act_latency, collect, everything_in, plot_curves, score_cell, score_stats, write_table
+from .plan import Job, run_job
+from .root import RunRoot
 from .runner import run_suite
+from .sweep import Variant, select, variants, write_selection
 from .task import Task, parse_task
 
-__all__ = ["Task", "parse_task", "run_suite", "collect", "write_table", "plot_curves", "everything_in", "act_latency",
+__all__ = ["Task", "parse_task", "run_suite", "Job", "run_job", "RunRoot", "Variant", "select", "variants",
+           "write_selection", "collect", "write_table", "plot_curves", "everything_in", "act_latency",
            "score_stats", "score_cell"]

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
+import sys
 from pathlib import Path
 
 from ..config import class_dict, class_union, load_presets, resolve_config, task_presets
 from ..preflight import preflight
-from ..rl.algos import ALGORITHMS, IQLAWRConfig
-from ..rl.algos.common import CriticConfig
+from ..rl.algos import ALGORITHMS
 from ..rl.datasets import load_dataset
-from ..train import CHECKPOINT, device_rng_state, load_checkpoint, prepare_run, run_config, train, train_stacked
-from ..train.rundir import read_summary
+from ..train import CHECKPOINT, device_rng_state, load_checkpoint, prepare_run, run_config, train_stacked
+from .plan import Job, critic_job, critic_key, finished, run_job, run_jobs_locally
 from .report import collect, everything_in, plot_curves, write_table
+from .root import RunRoot
+from .sweep import Variant, check_sweep, variants, write_selection
 from .task import Task
 
 __all__ = ["run_suite"]
@@ -30,15 +31,6 @@ def _config(algo: str, budget: list[str], task: Task, sets: list[str]):
     fields = {f.name for f in dataclasses.fields(cls)}
     own_sets = [s for s in sets if s.split("=", 1)[0].strip() in fields]  # --set keys apply where they exist
     return resolve_config(cls, names, presets, {}, own_sets), names
-
-
-def _critic_key(cfg) -> tuple | None:
-
-    if not isinstance(cfg, CriticConfig) or cfg.critic_steps == 0 or getattr(cfg, "critic", "iql") != "iql":
-        return None  # no IQL critic (or a different kind: QGPO's in-support, SfBC's planning)
-    iql = cfg.iql()
-    key = (iql, cfg.critic_steps, cfg.reward_scale, cfg.normalize_obs, cfg.batch_size, cfg.seed, cfg.device)
-    return key + (("batched",) if iql.batched else ())  # a batched critic's weights are stored differently
 
 
 def _check_same_settings(d: Path, algo: str, cfg, shared: bool) -> None:
@@ -69,156 +61,156 @@ def _set_value(v) -> str:
     return str(v).lower() if isinstance(v, bool) else str(v)
 
 
-def _finished(d: Path) -> bool:
-    """A run with a whole summary (an empty or torn one is not finished: the run resumes or starts again)."""
-    return read_summary(d) is not None
+def _plan(variants: list[Variant], tasks: list[Task], seeds: list[int], budget: list[str], root: RunRoot,
+          sets: list[str], share_critic: bool) -> list[Job]:
+    """The jobs still to do, in an order that runs each shared critic before the runs that load it: every
+    (task, seed, variant) without a whole summary, and the critics of the new ones that do not exist yet. A folder
+    holding a run with other settings is a one-line error here, before any training."""
+    jobs, planned = [], set()
+    for task in tasks:
+        for seed in seeds:
+            for v in variants:
+                cfg, names = _config(v.algo, budget, task, sets + v.sets + [f"seed={seed}"])
+                rel = f"{task.name}/{v.column}/seed-{seed}"
+                d = root.local(rel)
+                shared = share_critic and critic_key(cfg) is not None
+                _check_same_settings(d, v.algo, cfg, shared)
+                if finished(d):
+                    continue
+                meta = {"dataset": task.dataset, "presets": names, "suite": str(root)}
+                if v.sets:
+                    meta["variant"] = v.sets
+                critic = None
+                if shared and not (d / CHECKPOINT).exists():
+                    c = critic_job(task, cfg)
+                    critic = c.folder
+                    if c.folder not in planned and not finished(root.local(c.folder)):
+                        jobs.append(c)
+                        planned.add(c.folder)
+                jobs.append(Job(v.algo, cfg, task, rel, meta, critic))
+    return jobs
 
 
-def _fresh(algo: str, cfg, task: Task, ds, critic_state=None):
-    """A new run's algorithm and data, as every caller starts one: prepared, checked (preflight), with the shared
-    critic's weights when given."""
-    a, data = prepare_run(algo, cfg, ds)
-    preflight(a, data, task.env)
-    if critic_state is not None:
-        a.critic.load_state_dict(critic_state)
-    return a, data
-
-
-def _run(algo: str, cfg, task: Task, d: Path, ds, meta: dict, progress: bool, critic_state=None) -> None:
-
-    resume = (d / CHECKPOINT).exists()
-    if resume:
-        a, data = prepare_run(algo, run_config(d, algo, device=cfg.device), ds)
-    else:
-        a, data = _fresh(algo, cfg, task, ds, critic_state)
-    train(a, data, d, env_id=task.env, meta=meta, resume=resume, progress=progress)
-
-
-def _start(algo: str, cfg, names: list[str], task: Task, d: Path, out: Path, ds, share_critic: bool,
-           progress: bool) -> tuple:
-    """``(cfg, folder, meta, critic_state)`` of the run in ``d``: a new run that shares its task and seed's IQL
-    critic gets the critic's weights (trained first if needed) and no critic steps of its own."""
-    meta = {"dataset": task.dataset, "presets": names, "suite": str(out)}
-    key = _critic_key(cfg) if share_critic else None
+def _fresh(job: Job, root: RunRoot, ds):
+    """A new run's algorithm and data as :func:`~.plan.run_job` starts it (the shared critic's weights loaded)."""
+    cfg, meta = job.cfg, dict(job.meta)
     state = None
-    if key is not None and not (d / "checkpoint.pt").exists():
-        cdir = _critic_dir(out, task, cfg)
-        state = _shared_critic(task, cfg, cdir, ds, progress)
-        cfg = dataclasses.replace(cfg, critic_steps=0)
-        meta["critic_from"] = str(cdir)
-    return cfg, d, meta, state
+    if job.critic is not None:
+        modules = load_checkpoint(root.local(job.critic) / CHECKPOINT)["state"]["modules"]
+        state = {k[len("critic."):]: v for k, v in modules.items() if k.startswith("critic.")}
+        cfg, meta["critic_from"] = dataclasses.replace(cfg, critic_steps=0), root.name(job.critic)
+    a, data = prepare_run(job.algo, cfg, ds)
+    preflight(a, data, job.task.env)
+    if state is not None:
+        a.critic.load_state_dict(state)
+    return a, data, meta
 
 
-def _run_stacked(algo: str, starts: list, task: Task, ds, progress: bool) -> None:
-    """New runs of one algorithm, one per seed (``starts``: ``(cfg, folder, meta, critic_state)`` each, as
-    :func:`_start` gives them), trained as one vectorized model where the algorithm has one
-    (:func:`genpolicy.train.train_stacked`; ``--stack-seeds``)."""
-
+def _train_together(jobs: list[Job], root: RunRoot, ds, progress: bool) -> None:
+    """New runs of one algorithm that differ only in their seed, trained as one vectorized model where the
+    algorithm has one (:func:`genpolicy.train.train_stacked`)."""
     runs, states = [], []
-    for cfg, _, _, critic_state in starts:
-        runs.append(_fresh(algo, cfg, task, ds, critic_state))
+    for job in jobs:
+        runs.append(_fresh(job, root, ds))
         states.append(device_rng_state(runs[-1][1].device))  # the global RNG this run's single run trains from
-    train_stacked([a for a, _ in runs], runs[0][1], [d for _, d, _, _ in starts], [m for _, _, m, _ in starts],
-                  states, task.env, progress)
+    train_stacked([a for a, _, _ in runs], runs[0][1], [root.local(j.folder) for j in jobs], [m for _, _, m in runs],
+                  states, jobs[0].task.env, progress)
 
 
-def _critic_run_config(seed_cfg):
-    """The ``iql`` run (no actor steps) that trains the shared critic for ``seed_cfg``'s critic settings."""
-    shared = {f.name: getattr(seed_cfg, f.name) for f in dataclasses.fields(CriticConfig)}
-    return IQLAWRConfig(**{**shared, "policy_steps": 0, "final_eval_episodes": 1})
-
-
-def _critic_dir(out: Path, task: Task, cfg) -> Path:
-    digest = hashlib.sha256(repr(_critic_key(cfg)).encode()).hexdigest()[:8]  # stable across processes
-    return out / task.name / "critic" / f"seed-{cfg.seed}-{digest}"
-
-
-def _stack_new_critics(task: Task, wanted: list, out: Path, ds, progress: bool) -> None:
-    """Train the shared critics that ``wanted`` (configs of runs still to start) need and that do not exist yet,
-    several seeds with the same critic settings at a time as one stacked model (``--stack-critics``)."""
-
+def _run_stacked(jobs: list[Job], root: RunRoot, stack_seeds: bool, progress: bool) -> list[Job]:
+    """``--stack-critics``: the new shared critics of several seeds with the same settings trained together;
+    ``--stack-seeds``: that, and the new runs of several seeds of each variant. Returns the jobs left to run alone."""
+    ds = {}
+    data = lambda task: ds.setdefault(task.dataset, load_dataset(task.dataset))  # noqa: E731
     groups: dict = {}
-    for cfg in wanted:
-        key = _critic_key(cfg)
-        d = _critic_dir(out, task, cfg)
-        if key is None or "batched" in key or (d / CHECKPOINT).exists():
-            continue
-        groups.setdefault(repr(key[:5] + key[6:]), {})[cfg.seed] = (cfg, d)  # the key without its seed
+    for j in jobs:
+        if j.is_critic and "batched" not in critic_key(j.cfg) and not (root.local(j.folder) / CHECKPOINT).exists():
+            groups.setdefault((j.task.dataset, repr(dataclasses.replace(j.cfg, seed=0))), []).append(j)
+    done = set()
     for group in groups.values():
-        if len(group) < 2:
-            continue  # one seed: the ordinary single run
-        members = [group[seed] for seed in sorted(group)]
-        _run_stacked("iql", [(_critic_run_config(cfg), d, {"dataset": task.dataset, "role": "shared critic"}, None)
-                             for cfg, d in members], Task(task.dataset, None), ds, progress)
-
-
-def _shared_critic(task: Task, seed_cfg, d: Path, ds, progress: bool) -> dict:
-    """The IQL critic for this (task, seed, critic settings), trained once in ``d`` (resumable) and reused."""
-
-    if not _finished(d):
-        _run("iql", _critic_run_config(seed_cfg), Task(task.dataset, None), d, ds,
-             {"dataset": task.dataset, "role": "shared critic"}, progress)
-    modules = load_checkpoint(d / CHECKPOINT)["state"]["modules"]
-    return {k[len("critic."):]: v for k, v in modules.items() if k.startswith("critic.")}
+        if len(group) > 1:
+            _train_together(sorted(group, key=lambda j: j.cfg.seed), root, data(group[0].task), progress)
+            done |= {j.folder for j in group}
+    if stack_seeds:
+        runs: dict = {}
+        for j in jobs:
+            if not j.is_critic and not (root.local(j.folder) / CHECKPOINT).exists():
+                key = (j.task.dataset, j.folder.rsplit("/", 1)[0], repr(dataclasses.replace(j.cfg, seed=0)))
+                runs.setdefault(key, []).append(j)
+        for group in runs.values():
+            if len(group) > 1:
+                for c in {j.critic for j in group} - done - {None}:  # a lone seed's critic, first
+                    run_job(next(j for j in jobs if j.folder == c), root, progress, data(group[0].task))
+                    done.add(c)
+                _train_together(group, root, data(group[0].task), progress)
+                done |= {j.folder for j in group}
+    return [j for j in jobs if j.folder not in done]
 
 
 def run_suite(algos: list[str], tasks: list[Task], seeds: list[int], budget: list[str], out: str | Path,
               sets: list[str] | None = None, share_critic: bool = True, progress: bool = True,
-              label: str | None = None, stack_critics: bool = False, stack_seeds: bool = False) -> Path:
-    """Train every (task, algorithm, seed) not yet finished, then write the table and curves; returns the table.
+              label: str | None = None, stack_critics: bool = False, stack_seeds: bool = False,
+              backend: str = "local", address: str | None = None, sweep: list[str] | None = None,
+              sweep_random: int = 0, select_seeds: list[int] | None = None, cpus_per_run: float = 1,
+              gpus_per_run: float = 0, retries: int = 3) -> Path:
+    """Train every (task, algorithm or variant, seed) not yet finished, then write the table and curves; returns the
+    table (``results.md`` in the run root).
 
-    ``label``: with one algorithm, its folder and table column (``TASK/LABEL/seed-K``) instead of its name, so that
-    variants (``--set`` ablations) sit beside it in one suite and share its critics. ``stack_critics``: the shared
-    critics of several seeds that do not exist yet are trained together as one stacked model. ``stack_seeds``: that,
-    and every algorithm's new runs of several seeds are trained together, stage by stage, wherever the stage has a
-    vectorized form (:func:`genpolicy.train.train_stacked`). Both equal their single runs up to batched-matmul
-    rounding."""
-
-
-    out = Path(out)
+    ``out``: the run root, a folder or an fsspec URL (:class:`~.root.RunRoot`). ``label``: with one algorithm, its
+    folder and table column (``TASK/LABEL/seed-K``) instead of its name, so that variants (``--set`` ablations) sit
+    beside it in one suite and share its critics. ``sweep``: ``KEY=V1,V2,...`` each, the grid of their values (or
+    ``sweep_random`` points of it drawn at random), each point a labelled variant of every algorithm
+    (``ALGO+KEY=V``); ``select_seeds``: also run these seeds and write ``selected.md``, each (task, algorithm)'s
+    variant chosen by its mean final score on them and reported on ``seeds`` (:func:`~.sweep.write_selection`).
+    ``stack_critics``: the shared critics of several seeds that do not exist yet are trained together as one stacked
+    model. ``stack_seeds``: that, and every variant's new runs of several seeds trained together, stage by stage,
+    wherever the stage has a vectorized form (:func:`genpolicy.train.train_stacked`); both equal their single runs up
+    to batched-matmul rounding. ``backend``: ``local`` (one run after the other in this process) or ``ray`` (one
+    Ray task per run, ``cpus_per_run`` CPUs and ``gpus_per_run`` of a GPU each, on the cluster at ``address`` or
+    the one this process is connected to or a new local one; a run whose worker dies is retried up to ``retries``
+    times and resumes from its checkpoint: :mod:`~.distributed`)."""
+    root = RunRoot(out)
     sets = list(sets or [])
     known = {f.name for a in algos for f in dataclasses.fields(ALGORITHMS[a].Config)}
     unknown = sorted({k.split("=", 1)[0].strip() for k in sets} - known)
     if unknown:  # a --set key no algorithm has would otherwise be dropped without a word
         raise ValueError(f"--set key(s) {unknown} are fields of none of {algos}")
-    if label is not None and (len(algos) != 1 or not label or "/" in label or label in ("critic",)):
+    if label is not None and (len(algos) != 1 or not label or "/" in label or "+" in label or label == "critic"):
         raise ValueError(f"--label {label!r} names one algorithm's variant: give one --algos and a plain name")
-    folders = {a: label or a for a in algos}
+    if backend not in ("local", "ray"):
+        raise ValueError(f"--backend {backend!r}: local or ray")
+    if backend == "ray" and (stack_critics or stack_seeds):
+        raise ValueError("--stack-critics / --stack-seeds train seeds as one model in one process: use them with "
+                         "--backend local (with --backend ray each run is one Ray task)")
+    grid = check_sweep(algos, sweep or [], sets, sweep_random)
+    vs = variants(algos, label, grid, sweep_random)
+    select_seeds = list(select_seeds or [])
+    if select_seeds and not grid:
+        raise ValueError("--select-seeds chooses among --sweep variants: give --sweep too")
+    shared_seeds = sorted(set(select_seeds) & set(seeds))
+    if shared_seeds:
+        print(f"warning: selection seeds {shared_seeds} are also reported: the chosen variants' scores on them are "
+              "optimistic (chosen on the same episodes); give --select-seeds disjoint from --seeds", file=sys.stderr)
+    root.pull()
+    jobs = _plan(vs, tasks, list(dict.fromkeys(seeds + select_seeds)), budget, root, sets, share_critic)
+    if backend == "ray":
+        from .distributed import run_jobs_on_ray
 
-    def run_dir(algo, seed):
-        cfg, names = _config(algo, budget, task, sets + [f"seed={seed}"])
-        d = out / task.name / folders[algo] / f"seed-{seed}"
-        _check_same_settings(d, algo, cfg, share_critic and _critic_key(cfg) is not None)
-        return cfg, names, d
-
+        run_jobs_on_ray(jobs, root, address, cpus_per_run, gpus_per_run, retries, progress)
+        root.pull()
+    else:
+        if stack_critics or stack_seeds:
+            jobs = _run_stacked(jobs, root, stack_seeds, progress)
+        run_jobs_locally(jobs, root, progress)
+    base = root.local()
+    tasks, columns = everything_in(base, tasks, [v.column for v in vs])
+    table = write_table(collect(base, tasks, columns), base)
     for task in tasks:
-        ds = None
-        if (stack_critics or stack_seeds) and share_critic:
-            wanted = [cfg for seed in seeds for algo in algos
-                      for cfg in [_config(algo, budget, task, sets + [f"seed={seed}"])[0]]
-                      if not (out / task.name / folders[algo] / f"seed-{seed}" / "checkpoint.pt").exists()]
-            if wanted:
-                ds = load_dataset(task.dataset)
-                _stack_new_critics(task, wanted, out, ds, progress)
-        if stack_seeds:  # new runs (no checkpoint) of several seeds: together; the others alone below
-            for algo in algos:
-                new = [r for r in (run_dir(algo, seed) for seed in seeds) if not (r[2] / "checkpoint.pt").exists()]
-                if len(new) > 1:
-                    ds = ds if ds is not None else load_dataset(task.dataset)
-                    starts = [_start(algo, cfg, names, task, d, out, ds, share_critic, progress)
-                              for cfg, names, d in new]
-                    _run_stacked(algo, starts, task, ds, progress)
-        for seed in seeds:
-            for algo in algos:
-                cfg, names, d = run_dir(algo, seed)
-                if _finished(d):
-                    continue
-                ds = ds if ds is not None else load_dataset(task.dataset)
-                cfg, d, meta, state = _start(algo, cfg, names, task, d, out, ds, share_critic, progress)
-                _run(algo, cfg, task, d, ds, meta, progress, state)
-    tasks, columns = everything_in(out, tasks, list(folders.values()))
-    table = write_table(collect(out, tasks, columns), out)
-    for task in tasks:
-        plot_curves(out, task, columns)
+        plot_curves(base, task, columns)
+    if select_seeds:
+        write_selection(base, tasks, vs, select_seeds, seeds)
+    root.push("results.md")
+    root.push("results.csv")
+    for f in [*base.glob("curves-*.png"), *base.glob("selected.*")]:
+        root.push(f.name)
     return table
-

@@ -110,7 +110,7 @@ def run_stage(runs: list[Run], stages: list, si: int, first: int, source, final:
 
 
 def train(algo: Algorithm, data: OfflineData, run_dir: str | Path, env_id: str | None = None, meta: dict | None = None,
-          resume: bool = False, progress: bool = True) -> dict:
+          resume: bool = False, progress: bool = True, on_save=None) -> dict:
     """Run every stage of ``algo`` on ``data``; evaluate on ``env_id`` (if given) during evaluating stages.
 
     Args:
@@ -121,21 +121,23 @@ def train(algo: Algorithm, data: OfflineData, run_dir: str | Path, env_id: str |
         meta: extra facts stored in checkpoints and config.yaml (dataset, env, preset, command).
         resume: continue from ``run_dir/checkpoint.pt``.
         progress: show a progress bar per stage.
+        on_save: called after every checkpoint is written (the suite copies the folder to a remote run root).
 
     Returns:
         The summary (also written to ``summary.json``).
     """
     run_dir = Path(run_dir)
     with hold_run_folder(run_dir):  # before anything is written there; released on any exit
-        return _train(algo, data, run_dir, env_id, meta, resume, progress)
+        return _train(algo, data, run_dir, env_id, meta, resume, progress, on_save)
 
 
 def _train(algo: Algorithm, data: OfflineData, run_dir: Path, env_id: str | None, meta: dict | None, resume: bool,
-           progress: bool) -> dict:
+           progress: bool, on_save=None) -> dict:
     if compile_mode(algo.cfg, algo.device) != "off":
         torch._dynamo.reset()  # compiled code of earlier runs in this process is keyed to their modules
     stages = algo.stages()
     run = Run(algo, data, run_dir, env_id, meta or {}, resume, progress, stages)
+    run.on_save = on_save
     last_eval = max((i for i, s in enumerate(stages) if s.evaluates and s.steps > 0), default=None)
     try:
         with stop_on_signals(run):

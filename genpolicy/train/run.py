@@ -78,6 +78,7 @@ class Run:
                       "segments": 0, "warnings": []}
         self.t0 = time.perf_counter()
         self.stop_signal: int | None = None
+        self.on_save = None  # called after each checkpoint is written
         if resume:
             ck = load_checkpoint(run_dir / CHECKPOINT)
             if ck["algo"] != algo.name:
@@ -156,6 +157,8 @@ class Run:
         self.state["log_partial"] = self.logger.partial()
         self.state["wall_seconds"] = self.wall_seconds()
         save_checkpoint(self.dir / name, self.algo, self.meta, stage_idx, step, self.gen, {"loop": self.state})
+        if self.on_save is not None:
+            self.on_save()
 
     def log(self, stage, done: int, first: int, bar, where: str = "") -> None:
         """Every ``log_every`` steps (and at the stage's end): write the metrics, run the stage's monitor, stop on
