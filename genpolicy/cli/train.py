@@ -201,7 +201,7 @@ def _train(ns, cfgs: list, dirs: list[Path], note: str, resume_cmd: list[str]) -
                 summaries = [train(algos[0], data, dirs[0], env_id=ns.env, meta=meta, resume=ns.resume,
                                    progress=ns.progress)]
             else:
-                summaries = train_stacked(algos, data, dirs, meta, states, ns.env, ns.progress)
+                summaries = train_stacked(algos, data, dirs, meta, states, ns.env, ns.progress, resume=ns.resume)
     except TrainingInterrupted as e:
         print(f"\n{e}\nresume with: {' '.join(resume_cmd)}", file=sys.stderr)
         return 128 + e.signum if e.signum in (signal.SIGINT, signal.SIGTERM) else 1
@@ -237,7 +237,9 @@ def _seeds_dir(ns, seeds: list[int]) -> tuple[Path, str]:
 
 def _run_seeds(ns, cls, seeds: list[int]) -> int:
     """``--seeds``: fresh runs trained together by :func:`genpolicy.train.train_stacked` (seed K in RUN_DIR/seed-K,
-    each equal to its single run); with --resume, each run continues alone from its checkpoint."""
+    each equal to its single run); with --resume, they continue together from their checkpoints where they stopped
+    at one position of a stacked stage (so the resumed stack ends bit for bit as the uninterrupted one), else each
+    alone."""
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"--seeds names a seed twice: {seeds}")
     if ns.resume and ns.overwrite:
@@ -254,12 +256,6 @@ def _run_seeds(ns, cls, seeds: list[int]) -> int:
         return 0
     notes = [note] + [_check_folder(ns, d) for d in dirs]  # every folder checked before anything is deleted
     again = _resume_cmd(ns, ["--seeds", ",".join(map(str, seeds)), "--run-dir", str(base)])
-    if ns.resume:  # each seed's run continues alone from its checkpoint
-        for cfg, d in zip(cfgs, dirs):
-            code = _train(ns, [cfg], [d], "", again)
-            if code:
-                return code
-        return 0
     return _train(ns, cfgs, dirs, "\n".join(n for n in notes if n), again)
 
 

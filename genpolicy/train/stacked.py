@@ -13,6 +13,7 @@ from ..rl.algos.base import Algorithm
 from ..rl.data import OfflineData
 from ..rl.stacking import StackedStage, differ_beyond_seed, stack_batches
 from .lock import hold_run_folder
+from .rundir import CHECKPOINT, load_checkpoint
 from .loop import run_stage, stop_on_signals, train
 from .run import Run
 
@@ -48,7 +49,8 @@ class StackedSource:
 
 
 def train_stacked(algos: list[Algorithm], data: OfflineData, run_dirs: list[Path], meta: dict | list[dict],
-                  rng_states: list[torch.Tensor], env_id: str | None = None, progress: bool = True) -> list[dict]:
+                  rng_states: list[torch.Tensor] | None, env_id: str | None = None, progress: bool = True,
+                  resume: bool = False) -> list[dict]:
     """N fresh runs of one algorithm that differ only in their seed (``algos`` built by
     :func:`~genpolicy.train.setup.prepare_run`), trained stage by stage as one vectorized model wherever the stage
     is stackable (``Stage.stackable``: the IQL critic, every behaviour-cloning stage, GMPO's policy, the Gaussian
@@ -60,12 +62,19 @@ def train_stacked(algos: list[Algorithm], data: OfflineData, run_dirs: list[Path
     right after preparing it: :func:`device_rng_state`), saved in its checkpoints as its global state. So seed k is
     its single run up to the rounding of batched matmuls. The stacked stages run eagerly. SIGINT/SIGTERM finish the
     step in progress, checkpoint every run and raise ``TrainingInterrupted``; a run stopped or killed part-way
-    resumes from its checkpoint as an ordinary single run. ``meta``: one for all runs or one per run. Returns the
-    summaries."""
+    resumes from its checkpoint (``resume``, below). ``meta``: one for all runs or one per run. Returns the
+    summaries.
+
+    ``resume``: continue the runs from their checkpoints (``rng_states`` unused: each seed's generator is its
+    checkpoint's). Stopped at one position of a stackable stage, they continue as one model again, so a stack
+    killed and resumed ends bit for bit where the uninterrupted stack ends; at different positions, or past the
+    stacked stages, each run continues alone."""
     run_dirs = [Path(d) for d in run_dirs]
     n = len(algos)
-    if not n or len(run_dirs) != n or len(rng_states) != n or len({type(a) for a in algos}) != 1:
+    if not n or len(run_dirs) != n or (not resume and len(rng_states) != n) or len({type(a) for a in algos}) != 1:
         raise ValueError("train_stacked: one run folder and one RNG state per run, all runs of one algorithm")
+    if resume:
+        return _resume_stacked(algos, data, run_dirs, meta, env_id, progress)
     if differ_beyond_seed([a.cfg for a in algos]):
         raise ValueError("train_stacked: the runs' settings differ beyond the seed")
     stages = [a.stages() for a in algos]
@@ -92,16 +101,45 @@ def train_stacked(algos: list[Algorithm], data: OfflineData, run_dirs: list[Path
         return _train_stacked(algos, data, run_dirs, metas, stages, gens, first, env_id, progress)
 
 
-def _train_stacked(algos, data, run_dirs, metas, stages, gens, first, env_id, progress) -> list[dict]:
+def _resume_stacked(algos, data, run_dirs, meta, env_id, progress) -> list[dict]:
+    """:func:`train_stacked` with ``resume``: the stack again from the runs' common position, else each alone."""
+    metas = meta if isinstance(meta, list) else [meta] * len(algos)
+    stages = [a.stages() for a in algos]
+    with contextlib.ExitStack() as held:
+        for d in run_dirs:
+            held.enter_context(hold_run_folder(d))
+        where = [_position(d) for d in run_dirs]
+        si = where[0][0]
+        if (len(set(where)) == 1 and si < len(stages[0]) and stages[0][si].stackable and stages[0][si].steps > 0
+                and not differ_beyond_seed([a.cfg for a in algos])):
+            return _train_stacked(algos, data, run_dirs, metas, stages, None, si, env_id, progress, resume=True)
+        return [train(a, data, d, env_id, m, resume=True, progress=progress)
+                for a, d, m in zip(algos, run_dirs, metas)]
+
+
+def _position(run_dir: Path) -> tuple[int, int]:
+    ck = load_checkpoint(Path(run_dir) / CHECKPOINT)
+    return ck["stage"], ck["step"]
+
+
+def _train_stacked(algos, data, run_dirs, metas, stages, gens, first, env_id, progress, resume=False) -> list[dict]:
     n = len(algos)
     metas = [dict(m, stacked_seeds=[a.cfg.seed for a in algos]) for m in metas]
-    runs = [Run(a, data, d, env_id, m, False, False, st) for a, d, m, st in zip(algos, run_dirs, metas, stages)]
+    runs = []
+    for a, d, m, st in zip(algos, run_dirs, metas, stages):
+        runs.append(Run(a, data, d, env_id, m, resume, False, st))
+    if resume:  # each seed's other draws continue from its checkpoint's global RNG state (set by Run, one by one)
+        gens = [torch.Generator(device=data.device) for _ in runs]
+        for g, r in zip(gens, runs):
+            g.set_state(load_rng(r.dir))
+    start = (runs[0].start_stage, runs[0].start_step) if resume else (first, 0)
     last_eval = max((i for i, st in enumerate(stages[0]) if st.evaluates and st.steps > 0), default=None)
     try:
         with stop_on_signals(runs[0]):  # runs[0] holds the flag for all
-            for si in range(first, len(stages[0])):
+            for si in range(start[0], len(stages[0])):
                 stage = stages[0][si]
-                if stage.steps == 0:
+                at = start[1] if si == start[0] else 0
+                if stage.steps == 0 or at >= stage.steps:
                     continue
                 if not stage.stackable:
                     print(f"{algos[0].name}: its {stage.name} stage has no vectorized form; each seed's run "
@@ -110,13 +148,19 @@ def _train_stacked(algos, data, run_dirs, metas, stages, gens, first, env_id, pr
                 for r, sts in zip(runs, stages):
                     r.enter(sts[si])
                 source = StackedSource(runs, StackedStage(algos, si), gens, stage.batch_size or algos[0].cfg.batch_size)
-                run_stage(runs, [sts[si] for sts in stages], si, 0, source, si == last_eval, progress,
+                run_stage(runs, [sts[si] for sts in stages], si, at, source, si == last_eval, progress,
                           f"{algos[0].name}:{stage.name} x{n} seeds")
     finally:
         for r in runs:
             r.logger.close()
     # the rest alone, from the last stacked stage's checkpoint
     return [train(a, data, d, env_id, m, resume=True, progress=progress) for a, d, m in zip(algos, run_dirs, metas)]
+
+
+def load_rng(run_dir: Path) -> torch.Tensor:
+    """The global torch RNG state of the run's checkpoint (for a stacked seed: its own generator's state)."""
+    rng = load_checkpoint(Path(run_dir) / CHECKPOINT)["rng"]
+    return rng["cuda"][0] if "cuda" in rng and torch.cuda.is_available() else rng["torch"]
 
 
 def device_rng_state(device: torch.device) -> torch.Tensor:
