@@ -345,7 +345,7 @@ class GenerativeModel(nn.Module):
     # ------------------------------------------------------------------ likelihood (genpolicy.likelihood)
     def log_prob(self, x: Tensor, cond: Any = None, divergence: Divergence = "exact", steps: int = 32,
                  solver: Any = "rk4", grad: bool = False, probe: Probe = "gaussian", check: bool = True,
-                 functional: bool = False) -> Tensor:
+                 functional: bool = False, estimator: str = "exact") -> Tensor:
         """log p(x | cond) by the instantaneous change of variables (Eq 44), integrating data -> noise.
 
         Args:
@@ -360,6 +360,8 @@ class GenerativeModel(nn.Module):
             check: validate ``x`` (finite values: a host sync; training loops pass False).
             functional: build the graph with ``torch.func`` instead of ``torch.autograd`` (differentiable, for a
                 caller under ``torch.func.grad`` or ``torch.compile(fullgraph=True)``; fixed-step solvers only).
+            estimator: ``exact`` (the gradient of the computed value) or ``paper`` (GenerativeRL's: the drift's state
+                detached, a Hutchinson probe per evaluation; :mod:`genpolicy.likelihood`).
 
         Returns:
             ``(B,)`` log-densities in nats.
@@ -370,9 +372,10 @@ class GenerativeModel(nn.Module):
         solver = self._likelihood_solver(solver, functional)
         t0, t1 = self._interval("velocity")
         grid = uniform_grid(t0, t1, steps, x)
-        noise_probe = likelihood.make_probe(divergence, probe, x)
+        noise_probe = likelihood.make_probe(divergence, probe, x, estimator)
         return likelihood.log_prob_from_data(self.prediction_fn(cond, "velocity"), x, grid, self._prior_std(t1),
-                                             solver, noise_probe, grad, self._params_for(solver), functional)
+                                             solver, noise_probe, grad, self._params_for(solver), functional,
+                                             detach_state=estimator == "paper")
 
     def sample_with_log_prob(self, cond: Any = None, n: int | None = None, divergence: Divergence = "exact",
                              steps: int = 32, solver: Any = "euler", grad: bool = False,

@@ -6,6 +6,14 @@ integrated data -> noise gives ``log p(x) = log p_1(x_1) + delta``; integrated n
 sample it gives the sample and ``log p = log p_1(x_1) - delta`` on the same solve. The divergence is exact (d
 vector-Jacobian products in one batched pass) or Hutchinson's estimate with one probe per solve.
 
+``estimator="paper"`` computes the gradient as GenerativeRL's ``compute_likelihood`` does (its GMPG's KL term): the
+drift's state input is detached at every evaluation, so nothing flows back along the trajectory. Through the solve,
+``d log p / d x0`` is then exactly ``d log p_1 / d x_1`` (the prior's score at the solve's noise end, ``-x_1`` for a
+standard prior) and the parameters get ``sum_k h_k [s_1 . dv/dtheta + d div/dtheta](x_k, t_k)``: what its
+``odeint_adjoint`` returns, its adjoint state never evolving, here on the forward trajectory (the adjoint re-solves
+it backwards; with ``gradient=adjoint`` that too). A Hutchinson probe is then drawn at every drift evaluation, as
+GenerativeRL draws one. The value of ``log p`` is unchanged (the exact estimator's, or with per-evaluation probes).
+
 Everything here works on a velocity function ``velocity(x, t) -> v`` (``t`` a 0-dim time) and an ODE solver;
 :class:`~genpolicy.generative.GenerativeModel` checks inputs and calls these functions.
 """
@@ -22,9 +30,10 @@ from .solvers import ODESolver, make_solver
 
 __all__ = ["exact_divergence", "hutchinson_divergence", "functional_divergence", "make_probe", "augmented_dynamics",
            "gaussian_prior_log_prob", "ode_solver", "log_prob_from_data", "sample_with_log_prob", "DIVERGENCES",
-           "PROBES", "Divergence", "Probe"]
+           "PROBES", "ESTIMATORS", "Divergence", "Probe"]
 
 DIVERGENCES = ("exact", "hutchinson")
+ESTIMATORS = ("exact", "paper")
 PROBES = ("gaussian", "rademacher")
 Divergence = Literal[DIVERGENCES]
 Probe = Literal[PROBES]
@@ -69,12 +78,17 @@ def functional_divergence(velocity_of_x: Callable[[Tensor], Tensor], x: Tensor,
     return v, torch.diagonal(g.reshape(d, b, d), dim1=0, dim2=2).sum(-1)
 
 
-def make_probe(divergence: str, probe: str, like: Tensor) -> Tensor | None:
-    """The Hutchinson probe shaped like ``like`` (None for the exact divergence); checks both names."""
+def make_probe(divergence: str, probe: str, like: Tensor, estimator: str = "exact"):
+    """The Hutchinson probe shaped like ``like`` (None for the exact divergence); checks the names. With
+    ``estimator="paper"``: a function that draws a new probe shaped like its argument (one per drift evaluation)."""
     if divergence not in DIVERGENCES:
         raise ValueError(f"unknown divergence {divergence!r}; expected one of {DIVERGENCES}")
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown likelihood gradient estimator {estimator!r}; expected one of {ESTIMATORS}")
     if divergence == "exact":
         return None
+    if estimator == "paper" and probe in PROBES:
+        return lambda x: make_probe(divergence, probe, x)
     if probe == "gaussian":
         return torch.randn_like(like)
     if probe == "rademacher":
@@ -82,13 +96,15 @@ def make_probe(divergence: str, probe: str, like: Tensor) -> Tensor | None:
     raise ValueError(f"unknown probe {probe!r}; expected 'gaussian' or 'rademacher'")
 
 
-def augmented_dynamics(velocity: Velocity, probe: Tensor | None, grad: bool, functional: bool = False):
-    """``f(t, (x, delta)) = (v(x, t), div v(x, t))``: exact divergence when ``probe`` is None, else Hutchinson.
-    ``functional``: the divergence by :func:`functional_divergence` (for callers under ``torch.func.grad`` or
-    ``torch.compile``; always differentiable)."""
+def augmented_dynamics(velocity: Velocity, probe, grad: bool, functional: bool = False, detach_state: bool = False):
+    """``f(t, (x, delta)) = (v(x, t), div v(x, t))``: exact divergence when ``probe`` is None, else Hutchinson
+    (``probe`` a tensor, or a function of ``x`` drawing one per evaluation). ``functional``: the divergence by
+    :func:`functional_divergence` (for callers under ``torch.func.grad`` or ``torch.compile``; always
+    differentiable). ``detach_state``: no gradient along the state (``estimator="paper"``, see the module)."""
 
     def functional_dyn(t: Tensor, y):
-        return functional_divergence(lambda x: velocity(x, t), y[0], probe)
+        x = y[0].detach() if detach_state else y[0]
+        return functional_divergence(lambda x: velocity(x, t), x, probe(x) if callable(probe) else probe)
 
     if functional:
         return functional_dyn
@@ -99,13 +115,14 @@ def augmented_dynamics(velocity: Velocity, probe: Tensor | None, grad: bool, fun
         with torch.enable_grad():
             # under no_grad (e.g. the adjoint's forward pass) x may be a no-grad view that autograd cannot
             # differentiate through; a fresh leaf is right there, and nothing outside needs the graph
-            if not x.requires_grad or not outer_grad:
+            if detach_state or not x.requires_grad or not outer_grad:
                 x = x.detach().requires_grad_(True)
             v = velocity(x, t)
-            if probe is None:
+            p = probe(x) if callable(probe) else probe
+            if p is None:
                 div = exact_divergence(v, x, create_graph=grad)
             else:
-                div = hutchinson_divergence(v, x, probe, create_graph=grad)
+                div = hutchinson_divergence(v, x, p, create_graph=grad)
         if not grad:
             v, div = v.detach(), div.detach()
         return v, div
@@ -130,11 +147,11 @@ def ode_solver(solver) -> ODESolver:
 
 
 def log_prob_from_data(velocity: Velocity, x: Tensor, grid: Tensor, prior_std: float, solver: ODESolver,
-                       probe: Tensor | None, grad: bool, params: Sequence[torch.nn.Parameter] = (),
-                       functional: bool = False) -> Tensor:
+                       probe, grad: bool, params: Sequence[torch.nn.Parameter] = (),
+                       functional: bool = False, detach_state: bool = False) -> Tensor:
     """``log p(x)`` ``(B,)`` by integrating ``x`` over ``grid`` (data -> noise) with the augmented dynamics
-    (``functional``: see :func:`augmented_dynamics`)."""
-    dyn = augmented_dynamics(velocity, probe, grad, functional)
+    (``functional``, ``detach_state``: see :func:`augmented_dynamics`)."""
+    dyn = augmented_dynamics(velocity, probe, grad, functional, detach_state)
     with torch.set_grad_enabled(grad or functional):
         x_end, delta = solver.integrate(dyn, (x, x.new_zeros(x.shape[0])), grid, params=params).y
         return gaussian_prior_log_prob(x_end, prior_std) + delta

@@ -60,7 +60,7 @@ def kl_weight(kl_unit: str, act_dim: int) -> float:
 def gmpg_terms(policy: GenerativeModel, behaviour: GenerativeModel, q_fn: Callable[[Any, Tensor], Tensor],
                cond: Any, beta: float, solver: str = "midpoint", steps: int = 32, divergence: str = "exact",
                probe: str = "gaussian", n: int | None = None, functional: bool = False,
-               kl_scale: float = 1.0, log_pi: str = "forward") -> dict[str, Tensor]:
+               kl_scale: float = 1.0, log_pi: str = "forward", estimator: str = "exact") -> dict[str, Tensor]:
     """Per-sample terms of Eq 8 with the graph to ``policy``'s parameters.
 
     Samples ``a ~ pi_theta(.|cond)`` (noise -> data, with gradient), then ``log mu(a|cond)`` by integrating ``a``
@@ -77,6 +77,8 @@ def gmpg_terms(policy: GenerativeModel, behaviour: GenerativeModel, q_fn: Callab
             ``torch.compile``; the sampled actions are not checked for finiteness).
         kl_scale: factor on log pi - log mu in the loss (:func:`kl_weight`); the returned ``kl`` stays in nats.
         log_pi: ``forward`` or ``reverse`` (above; :data:`LOG_PI_SOLVES`).
+        estimator: the gradient of both likelihood solves (``log mu``, and ``log pi`` with ``reverse``): ``exact`` or
+            ``paper`` (GenerativeRL's, :mod:`genpolicy.likelihood`; needs ``reverse``).
 
     Returns:
         ``loss`` (-beta Q + kl_scale (log pi - log mu)), ``q``, ``log_pi``, ``log_mu``, ``kl`` (log pi - log mu),
@@ -85,15 +87,17 @@ def gmpg_terms(policy: GenerativeModel, behaviour: GenerativeModel, q_fn: Callab
     kw = dict(divergence=divergence, steps=steps, solver=solver, grad=True, probe=probe, check=not functional,
               functional=functional)
     n = None if cond is not None else n
+    if estimator != "exact" and log_pi != "reverse":
+        raise ValueError(f"estimator={estimator!r} is a likelihood solve's gradient: use log_pi='reverse'")
     if log_pi == "forward":
         s = policy.sample_with_log_prob(cond, n=n, **kw)
         a, log_p = s.x, s.log_prob
     elif log_pi == "reverse":
         a = policy.sample(cond, n=n, solver=solver, steps=steps, grad=True, check=not functional)
-        log_p = policy.log_prob(a, cond, **kw)  # the graph reaches theta both directly and through a
+        log_p = policy.log_prob(a, cond, **kw, estimator=estimator)  # reaches theta directly and through a
     else:
         raise ValueError(f"unknown log_pi {log_pi!r}; expected one of {LOG_PI_SOLVES}")
-    log_mu = behaviour.log_prob(a, cond, **kw)
+    log_mu = behaviour.log_prob(a, cond, **kw, estimator=estimator)
     q = q_fn(cond, a)
     kl = log_p - log_mu
     return {"loss": -beta * q + kl_scale * kl, "q": q, "log_pi": log_p, "log_mu": log_mu, "kl": kl, "a": a}
@@ -102,7 +106,7 @@ def gmpg_terms(policy: GenerativeModel, behaviour: GenerativeModel, q_fn: Callab
 def gmpg_static_terms(policy: GenerativeModel, actions: Tensor, cond: Any, weights: Tensor, q: Tensor,
                       log_mu: Tensor, beta: float, solver: str = "midpoint", steps: int = 32,
                       divergence: str = "exact", probe: str = "gaussian",
-                      functional: bool = False, kl_scale: float = 1.0) -> dict[str, Tensor]:
+                      functional: bool = False, kl_scale: float = 1.0, estimator: str = "exact") -> dict[str, Tensor]:
     """Per-sample surrogate of GMPG-static (Eq 42) for actions drawn from the frozen behaviour model.
 
     Its gradient is ``weights * (-beta Q + c (log pi - log mu)) * c grad log pi`` with ``c = kl_scale`` (both
@@ -110,7 +114,7 @@ def gmpg_static_terms(policy: GenerativeModel, actions: Tensor, cond: Any, weigh
     is held constant and only ``log pi_theta(a|s)`` (data -> noise solve, with gradient) carries the graph.
     """
     log_pi = policy.log_prob(actions, cond, divergence=divergence, steps=steps, solver=solver, grad=True, probe=probe,
-                             check=not functional, functional=functional)
+                             check=not functional, functional=functional, estimator=estimator)
     # kl_scale on each log-density rather than on their difference: at 1.0 this is the nat surrogate bit for bit
     coef = (-beta * q + kl_scale * log_pi.detach() - kl_scale * log_mu).detach()
     return {"loss": weights * coef * (kl_scale * log_pi), "q": q, "log_pi": log_pi, "log_mu": log_mu,

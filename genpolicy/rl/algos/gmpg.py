@@ -79,6 +79,11 @@ class GMPGConfig(CriticPolicyConfig):
     """dynamic variant: log pi_theta(a|s) from the solve that sampled a (forward), or by integrating a back to noise
     under pi_theta on the grid log mu uses (reverse: GenerativeRL's code; one more solve, and a KL estimate that is
     exactly 0 at pi_theta = mu). The static variant always solves in reverse (its actions come from mu)"""
+    kl_gradient: Literal["exact", "paper"] = "exact"
+    """exact: the gradient of the computed KL estimate; paper: GenerativeRL's (its compute_likelihood detaches the
+    state inside the drift, so d log p / d a is the prior's score at the solve's noise end, -x_1, and the parameters
+    get only the per-step terms; with Hutchinson a new probe at every drift evaluation). Needs log_pi=reverse (its
+    log pi is a likelihood solve); genpolicy.likelihood has the details"""
     kl_stop: Annotated[float, Range(ge=0)] = 0.0
     """> 0: the policy stage stops updating at the first step whose batch KL estimate per action dimension, measured
     before the update, exceeds this (that step is not applied): a trust region around mu, like the target_kl early
@@ -122,6 +127,9 @@ class GMPGConfig(CriticPolicyConfig):
     def __post_init__(self):
         super().__post_init__()
         grad_solver(self.train_solver, self.gradient)  # e.g. heun has no adjoint counterpart
+        if self.kl_gradient == "paper" and self.variant == "dynamic" and self.log_pi != "reverse":
+            raise ValueError("GMPGConfig.kl_gradient=paper computes log pi as GenerativeRL does, by a likelihood solve: "
+                             "set log_pi=reverse")
         if self.kl_stop > 0 and self.variant == "static":
             raise ValueError("GMPGConfig.kl_stop: the dynamic variant only (the static variant samples from mu, where "
                              "log pi - log mu estimates -KL(mu || pi))")
@@ -238,7 +246,7 @@ class GMPG(Algorithm):
         if cfg.variant == "dynamic":
             return gmpg_terms(self.policy, self.behaviour, self.critic.q, obs, cfg.beta, self.solver_name, steps,
                               self.div, cfg.probe, functional=functional, kl_scale=self.kl_scale,
-                              log_pi=cfg.log_pi)
+                              log_pi=cfg.log_pi, estimator=cfg.kl_gradient)
         k = self.samples_per_state
         with torch.no_grad():
             s = self.behaviour.sample_with_log_prob(obs, n=k, divergence=self.div, steps=steps,
@@ -253,7 +261,8 @@ class GMPG(Algorithm):
                 w = advantage_weights(q - self.critic.v(obs_k), cfg.beta, cfg.weight_clamp)
                 w = w / w.mean()  # Z(s) estimated on the batch (self-normalized importance weights)
         return gmpg_static_terms(self.policy, a, obs_k, w, q, s.log_prob.reshape(-1), cfg.beta, self.solver_name,
-                                 steps, self.div, cfg.probe, functional=functional, kl_scale=self.kl_scale)
+                                 steps, self.div, cfg.probe, functional=functional, kl_scale=self.kl_scale,
+                                 estimator=cfg.kl_gradient)
 
     def chunk_rows(self, rows: int) -> int:
         """Rows per backward pass: ``chunk_size``, or what fits ``memory_budget_mb`` (measured once)."""
