@@ -36,6 +36,13 @@ def add_parser(sub, name: str, text: str, argv: list[str]) -> None:
                     help="write it as a Minari dataset under DIR (a MINARI_DATASETS_PATH); needs the minari extra")
     ex.add_argument("--id", help="its Minari id namespace/env/name-vN (default for suite names: genpolicy/ENV/LEVEL-vN)")
     ex.add_argument("--env", help="the Gymnasium id it was collected in (default: its data card's)")
+    mz = dsub.add_parser("maze", help="a point-mass maze dataset (D4RL's maze2d recipe: BFS waypoints, PD control)")
+    mz.add_argument("task", choices=["pointmaze-umaze", "pointmaze-medium", "pointmaze-large"])
+    mz.add_argument("--transitions", type=int, default=None, help="default: 100k / 200k / 400k (umaze/medium/large)")
+    mz.add_argument("--seed", type=int, default=0)
+    mz.add_argument("--noise", type=float, default=0.5, help="action noise std (D4RL's --noisy: 0.5)")
+    mz.add_argument("--out", default="datasets")
+    mz.add_argument("--no-progress", dest="progress", action="store_false")
 
 
 def run(ns) -> int:
@@ -58,6 +65,12 @@ def run(ns) -> int:
         print(json.dumps({"minari_id": dataset_id, "folder": str(folder), "transitions": len(ds), "env": env,
                           "load_with": f"MINARI_DATASETS_PATH={ns.minari} python -c \"import minari; "
                                        f"minari.load_dataset('{dataset_id}')\""}, indent=1))
+        return 0
+    if ns.data_command == "maze":
+        from ..datagen.maze import make_maze_dataset
+
+        card = make_maze_dataset(ns.task, ns.out, ns.transitions, ns.seed, ns.noise, ns.progress)
+        print(json.dumps(card, indent=2))
         return 0
     if ns.data_command == "make":
         cfg = dataclass_from_args(MakeConfig, ns)

@@ -18,11 +18,12 @@ REF_SCORES = {
     "hopper": (-20.272305, 3234.3),
     "walker2d": (1.629008, 4592.3),
     "antmaze": (0.0, 1.0),
+    "pointmaze": (0.0, 1.0),  # navigation: return 0 or 1 per episode, the score is the success rate x 100
 }
 
 
 #: dm_control tasks of the dataset pipeline (RL Unplugged stand-ins): short name -> Gymnasium id via shimmy
-DM_CONTROL_TASKS = ("cartpole-swingup", "cheetah-run", "walker-walk")
+DM_CONTROL_TASKS = ("cartpole-swingup", "cheetah-run", "walker-walk", "walker-stand", "finger-turn_hard", "fish-swim")
 
 
 def is_dm_control(env_id: str) -> bool:
@@ -39,8 +40,9 @@ def env_family(env_id: str) -> str | None:
     for fam in REF_SCORES:
         if key.startswith(fam) or key.startswith(fam.replace("2d", "")):
             return fam
-    if "antmaze" in key:
-        return "antmaze"
+    for fam in ("antmaze", "pointmaze"):  # genpolicy/antmaze-umaze-v0, antmaze-umaze-diverse-v0, ...
+        if fam in key:
+            return fam
     return None
 
 
@@ -64,9 +66,12 @@ def _gym(env_id: str):
             import shimmy
             from dm_control import suite  # noqa: F401  (shimmy registers lazily; fail here, clearly)
         except ImportError as e:
-            raise ImportError(f"{env_id} needs dm-control and shimmy: pip install 'genpolicy[dmc]' "
-                              "(dm-control 1.0.50 needs mujoco==3.17.0; use a separate venv)") from e
+            raise ImportError(f"{env_id} needs dm-control and shimmy: pip install 'genpolicy[dmc]'") from e
         gym.register_envs(shimmy)
+    if env_id.startswith("genpolicy/"):  # the navigation tasks (genpolicy.rl.navigation)
+        from .navigation import register
+
+        register()
     return gym
 
 

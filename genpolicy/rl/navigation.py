@@ -1,0 +1,171 @@
+"""Navigation tasks by name: D4RL's single-task maze2d and AntMaze conventions on Gymnasium-Robotics' PointMaze and
+AntMaze (``pip install 'genpolicy[nav]'``), and the open arena the AntMaze datasets' goal-reaching ant is trained in.
+
+    genpolicy/pointmaze-{umaze,medium,large}-v0    point mass; observation (x, y, vx, vy); 300 / 600 / 800 steps
+    genpolicy/antmaze-{umaze,medium,large}-v0      Ant; observation (x, y, the ant's 27-D state); 700 / 1000 / 1000
+    genpolicy/AntGoal-v0                           Ant in an open 7x7-cell arena, a goal relative to it, dense reward
+
+The single-task variants follow D4RL: the agent's own state as observation (Gymnasium-Robotics' dict flattened as
+``[achieved_goal (x, y), observation]`` for the ant, its ``observation`` for the point, which already starts with
+x, y), a fixed start cell and a fixed evaluation goal (the ``G`` cell of :data:`~genpolicy.rl.mazes.LAYOUTS`, its
+centre exactly), reward 1 at the step the agent comes within 0.5 of the goal and the episode ends there (so a
+return is 0 or 1 and the score is the success rate x 100), episode lengths as D4RL's. The layouts are D4RL's
+mazes (cells 1 apart for the point, 4 for the ant, as in D4RL); the ant's 27-D state leaves out the contact forces
+(``include_cfrc_ext_in_observation=False``), as D4RL's 29-D observation does.
+
+``AntGoal-v0`` trains the AntMaze datasets' low-level controller (D4RL's recipe: a goal-reaching ant, then driven
+through the maze by waypoints): observation ``[the ant's 27-D state, goal - (x, y)]`` (29-D), reward the progress
+toward the goal per second minus 0.1 |a|^2 plus 0.3 while upright, +5 and a new goal on arrival (Gymnasium-Robotics'
+``reset_target``), the episode ended when the torso leaves 0.2 <= z <= 1.0 (fallen or flipped).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .mazes import LAYOUTS, Maze
+
+__all__ = ["register", "robotics_gym", "MAZE_TASKS", "EPISODE_STEPS", "STARTS", "SCALES", "SUCCESS_RADIUS", "task_maze",
+           "robotics_map"]
+
+EPISODE_STEPS = {"point": {"umaze": 300, "medium": 600, "large": 800}, "ant": {"umaze": 700, "medium": 1000,
+                                                                               "large": 1000}}
+STARTS = {"umaze": (3, 1), "medium": (1, 1), "large": (1, 1)}  # D4RL's reset cells (the goal: the G cell)
+SCALES = {"point": 1.0, "ant": 4.0}
+SUCCESS_RADIUS = 0.5
+MAZE_TASKS = {f"{prefix}-{maze}": (kind, maze) for kind, prefix in (("point", "pointmaze"), ("ant", "antmaze"))
+              for maze in LAYOUTS}
+ROBOTICS_IDS = {"point": "PointMaze_UMaze-v3", "ant": "AntMaze_UMaze-v5"}  # maze_map replaces the U maze
+OPEN_ARENA = ["#########"] + ["#" + "O" * 7 + "#"] * 7 + ["#########"]
+
+
+def task_maze(name: str) -> Maze:
+    """The :class:`~genpolicy.rl.mazes.Maze` of a task name (``antmaze-medium``), scaled as the task's agent."""
+    kind, maze = MAZE_TASKS[name]
+    return Maze.named(maze, SCALES[kind])
+
+
+def robotics_map(rows: list[str], start=None, goal=None) -> list[list]:
+    """A layout as Gymnasium-Robotics' ``maze_map`` (1 wall, 0 free, ``"r"`` the reset cell, ``"g"`` the goal)."""
+    out = [[1 if ch == "#" else 0 for ch in row] for row in rows]
+    if start is not None:
+        out[start[0]][start[1]] = "r"
+    if goal is not None:
+        out[goal[0]][goal[1]] = "g"
+    return out
+
+
+def robotics_gym():
+    try:
+        import gymnasium as gym
+        import gymnasium_robotics
+    except ImportError as e:
+        raise ImportError("maze tasks need Gymnasium-Robotics: pip install 'genpolicy[nav]'") from e
+    gym.register_envs(gymnasium_robotics)
+    return gym
+
+
+class _Base:
+    """Shared by the envs below: the Gymnasium-Robotics env inside and gymnasium.Env's plumbing."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+
+    def render(self):
+        return self.inner.render()
+
+    def close(self):
+        self.inner.close()
+
+
+def _env_classes():
+    gym = robotics_gym()
+    spaces = gym.spaces
+
+    class MazeTask(_Base, gym.Env):
+        """One D4RL-style single-task maze (see the module)."""
+
+        def __init__(self, task: str, render_mode: str | None = None):
+            kind, maze = MAZE_TASKS[task]
+            self.kind, self.maze = kind, Maze.named(maze, SCALES[kind])
+            kw = {"include_cfrc_ext_in_observation": False} if kind == "ant" else {}
+            self.inner = gym.make(ROBOTICS_IDS[kind], maze_map=robotics_map(LAYOUTS[maze], STARTS[maze],
+                                                                            self.maze.goal),
+                                  continuing_task=True, reset_target=False, render_mode=render_mode,
+                                  max_episode_steps=10**9, **kw).unwrapped
+            self.goal_xy = self.maze.xy(self.maze.goal)
+            dim = 4 if kind == "point" else 29
+            self.observation_space = spaces.Box(-np.inf, np.inf, (dim,), np.float32)
+            self.action_space = self.inner.action_space
+            self.render_mode = render_mode
+
+        def _obs(self, o) -> np.ndarray:
+            if self.kind == "point":
+                return o["observation"].astype(np.float32)
+            return np.concatenate([o["achieved_goal"], o["observation"]]).astype(np.float32)
+
+        def reset(self, *, seed=None, options=None):
+            super().reset(seed=seed)
+            o, info = self.inner.reset(seed=seed, options=options)
+            return self._obs(o), info
+
+        def step(self, action):
+            o, _, _, _, info = self.inner.step(action)
+            success = bool(np.linalg.norm(o["achieved_goal"] - self.goal_xy) <= SUCCESS_RADIUS)
+            info = dict(info, success=success)
+            return self._obs(o), float(success), success, False, info
+
+    class AntGoal(_Base, gym.Env):
+        """The goal-reaching ant's training arena (see the module)."""
+
+        def __init__(self, render_mode: str | None = None):
+            self.inner = gym.make(ROBOTICS_IDS["ant"], maze_map=robotics_map(OPEN_ARENA), continuing_task=True,
+                                  reset_target=True, include_cfrc_ext_in_observation=False, render_mode=render_mode,
+                                  max_episode_steps=10**9).unwrapped
+            self.observation_space = spaces.Box(-np.inf, np.inf, (29,), np.float32)
+            self.action_space = self.inner.action_space
+            self.render_mode = render_mode
+            self.dt = self.inner.ant_env.dt
+
+        def _obs(self, o) -> np.ndarray:
+            return np.concatenate([o["observation"], o["desired_goal"] - o["achieved_goal"]]).astype(np.float32)
+
+        def reset(self, *, seed=None, options=None):
+            super().reset(seed=seed)
+            o, info = self.inner.reset(seed=seed, options=options)
+            self._goal = o["desired_goal"].copy()
+            self._dist = float(np.linalg.norm(o["desired_goal"] - o["achieved_goal"]))
+            return self._obs(o), info
+
+        def step(self, action):
+            o, _, _, _, info = self.inner.step(action)
+            action = np.asarray(action, dtype=np.float64)
+            reward = 0.3 - 0.1 * float(action @ action)
+            dist = float(np.linalg.norm(o["desired_goal"] - o["achieved_goal"]))
+            if np.array_equal(o["desired_goal"], self._goal):
+                reward += (self._dist - dist) / self.dt
+            else:  # reached: Gymnasium-Robotics drew a new goal
+                reward += 5.0
+                self._goal = o["desired_goal"].copy()
+            self._dist = dist
+            z = float(self.inner.ant_env.data.qpos[2])
+            fallen = not (0.2 <= z <= 1.0)
+            return self._obs(o), reward, fallen, False, dict(info, goal_distance=dist)
+
+    return MazeTask, AntGoal
+
+
+_REGISTERED = False
+
+
+def register() -> None:
+    """Register the ``genpolicy/`` navigation ids with Gymnasium (idempotent; ``make_env`` calls it)."""
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    gym = robotics_gym()
+    maze_task, ant_goal = _env_classes()
+    for name, (kind, maze) in MAZE_TASKS.items():
+        gym.register(f"genpolicy/{name}-v0", entry_point=maze_task, kwargs={"task": name},
+                     max_episode_steps=EPISODE_STEPS[kind][maze])
+    gym.register("genpolicy/AntGoal-v0", entry_point=ant_goal, max_episode_steps=1000)
+    _REGISTERED = True

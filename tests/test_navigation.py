@@ -1,0 +1,99 @@
+"""Navigation tasks by name (D4RL's single-task conventions on Gymnasium-Robotics), the point-mass maze datasets of
+the waypoint controller, and every algorithm trained and scored on a tiny navigation dataset."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from .tiny import registered, tiny_sets
+
+pytest.importorskip("gymnasium_robotics")
+
+from genpolicy.datagen.maze import collect_pointmaze  # noqa: E402
+from genpolicy.rl.envs import env_family, make_env, normalized_score  # noqa: E402
+from genpolicy.rl.navigation import EPISODE_STEPS, SUCCESS_RADIUS, task_maze  # noqa: E402
+
+
+@pytest.mark.parametrize("task, dim, steps", [("pointmaze-umaze", 4, 300), ("pointmaze-large", 4, 800),
+                                              ("antmaze-umaze", 29, 700), ("antmaze-medium", 29, 1000)])
+def test_maze_tasks_make_by_name_with_the_agents_own_state_and_d4rls_lengths(task, dim, steps):
+    env = make_env(f"genpolicy/{task}-v0")
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (dim,) and obs.dtype == np.float32 and env.spec.max_episode_steps == steps
+    inner = env.unwrapped.inner
+    body = inner.point_env if hasattr(inner, "point_env") else inner.ant_env
+    np.testing.assert_allclose(obs[:2], body.data.qpos[:2], atol=1e-6)  # the flattened observation starts with x, y
+    maze = task_maze(task)
+    start = {"umaze": (3, 1), "medium": (1, 1), "large": (1, 1)}[task.split("-")[1]]
+    assert maze.cell_of(obs[:2]) == start  # D4RL's fixed start cell
+    np.testing.assert_array_equal(env.unwrapped.goal_xy, maze.xy(maze.goal))
+    for _ in range(3):
+        obs, r, term, trunc, _ = env.step(env.action_space.sample() * 0)
+        assert r == 0.0 and not term and not trunc  # far from the goal
+    assert env_family(f"genpolicy/{task}-v0") in ("pointmaze", "antmaze")
+    assert normalized_score(f"genpolicy/{task}-v0", 1.0) == 100.0
+
+
+def test_reaching_the_goal_pays_1_once_and_ends_the_episode():
+    env = make_env("genpolicy/pointmaze-umaze-v0")
+    maze = task_maze("pointmaze-umaze")
+    obs, _ = env.reset(seed=1, options={"reset_cell": np.array(maze.goal)})  # starts inside the goal radius
+    assert np.linalg.norm(obs[:2] - maze.xy(maze.goal)) <= SUCCESS_RADIUS
+    obs, r, term, trunc, info = env.step(np.zeros(2, np.float32))
+    assert (r, term, trunc, info["success"]) == (1.0, True, False, True)
+
+
+def test_the_waypoint_controllers_data_is_a_consistent_stream_that_reaches_every_cell():
+    ds = collect_pointmaze("pointmaze-medium", 6000, seed=3, progress=False)
+    ds.validate()
+    maze = task_maze("pointmaze-medium")
+    seen = {maze.cell_of(o[:2]) for o in np.concatenate([ds.observations, ds.next_observations])}
+    assert seen == set(maze.cells)  # the whole maze (the goal cell as next states: arriving ends the episode)
+    hit = ds.rewards > 0
+    assert np.array_equal(hit, ds.terminals) and hit.sum() > 0
+    near = np.linalg.norm(ds.next_observations[:, :2] - maze.xy(maze.goal), axis=1) <= SUCCESS_RADIUS
+    assert np.array_equal(near, hit)  # reward 1 exactly where the next state is within 0.5 of the goal
+    ends = np.flatnonzero(ds.terminals | ds.timeouts)
+    assert ends[-1] == len(ds) - 1 and np.diff(np.r_[-1, ends]).max() <= EPISODE_STEPS["point"]["medium"]
+    inside = np.setdiff1d(np.arange(len(ds) - 1), ends)
+    np.testing.assert_array_equal(ds.next_observations[inside], ds.observations[inside + 1])
+    assert np.all(np.abs(ds.actions) <= 1.0)
+    again = collect_pointmaze("pointmaze-medium", 6000, seed=3, progress=False)
+    np.testing.assert_array_equal(again.observations, ds.observations)  # the seed fixes the data
+
+
+def test_data_maze_writes_a_loadable_file_and_its_card(tmp_path, capsys):
+    from genpolicy.cli import main
+    from genpolicy.rl.datasets import load_dataset
+
+    assert main(["data", "maze", "pointmaze-umaze", "--transitions", "3000", "--out", str(tmp_path),
+                 "--no-progress"]) == 0
+    card = json.loads((tmp_path / "pointmaze-umaze-v0.json").read_text())
+    assert card["transitions"] == 3000 and card["env_id"] == "genpolicy/pointmaze-umaze-v0"
+    assert card["evaluation_goal_reached"] == card["terminals"] > 0 and "differs_from_d4rl" in card
+    ds = load_dataset(str(tmp_path / "pointmaze-umaze-v0.hdf5"))
+    assert len(ds) == 3000 and ds.observations.shape[1] == 4
+
+
+@pytest.fixture(scope="module")
+def tiny_maze(tmp_path_factory):
+    from .test_iql_gmpo import save_npz
+
+    ds = collect_pointmaze("pointmaze-umaze", 1500, seed=0, progress=False)
+    return save_npz(ds, tmp_path_factory.mktemp("maze") / "pointmaze-umaze-v0.npz")
+
+
+@pytest.mark.parametrize("algo", registered())
+def test_every_algorithm_trains_and_scores_on_a_tiny_navigation_dataset(tiny_maze, tmp_path, algo):
+    """Each registered algorithm at its test budget on point-maze data, evaluated on the task by name: a success
+    rate x 100 per seed (0 or 100 per episode), in the suite's table."""
+    from genpolicy.suite import parse_task, run_suite
+
+    sets = tiny_sets(algo) + ["final_eval_episodes=2"]
+    run_suite([algo], [parse_task(f"{tiny_maze}:genpolicy/pointmaze-umaze-v0")], [0], ["cpu"], tmp_path / "s",
+              sets, progress=False)
+    (row,) = list(csv.DictReader(open(tmp_path / "s" / "results.csv")))
+    score = float(row["mean"])
+    assert row["n"] == "1" and score in (0.0, 50.0, 100.0)
