@@ -310,21 +310,28 @@ def _headline_plot(tasks, cols, got, data, out: Path) -> None:
     fig, ax = plt.subplots(figsize=(max(11.0, 1.2 * len(cols) + 2), 4.2))
     width = 0.8 / len(cols)
     colors = [*plt.get_cmap("tab10").colors, "black", "0.75"]  # distinct up to 12 columns
+    j0 = 0
     for i, c in enumerate(cols):
         stats = [score_stats(got.get((t, c), [])) for t in tasks]
         ys = [s["mean"] if s["mean"] is not None else 0.0 for s in stats]
         err = [s["se"] or 0.0 for s in stats]
         bars = ax.bar(np.arange(len(tasks)) + (i - (len(cols) - 1) / 2) * width, ys, width, yerr=err, capsize=2,
                       label=c, color=colors[i % len(colors)], edgecolor="white", linewidth=0.3)
-        for bar, st in zip(bars, stats):
+        for bar, st, t in zip(bars, stats, tasks):
             if st["n"] == 1:  # one seed: hatched, a direction rather than a ranking
                 bar.set_hatch("///")
+            seeds = got.get((t, c), [])  # every seed as a dot on its bar: one collapsed seed shows as such
+            x = bar.get_x() + bar.get_width() / 2 + np.linspace(-0.25, 0.25, len(seeds)) * bar.get_width()
+            ax.scatter(x, seeds, s=7, color="k", zorder=3, linewidths=0, label="seeds" if i == j0 and t == tasks[0]
+                       else None)
     for j, t in enumerate(tasks):
         ax.hlines(data[t], j - 0.45, j + 0.45, colors="k", linestyles="dashed", label="data" if j == 0 else None)
     ax.set_xticks(range(len(tasks)), [t.replace("-v5", "") for t in tasks], fontsize=8)
     ax.set_ylabel("D4RL-normalized score")
     if any(len(v) == 1 for v in got.values()):
-        ax.set_title("mean ± s.e. over seeds; hatched: one seed", fontsize=8)
+        ax.set_title("mean ± s.e. over seeds, dots: the seeds; hatched: one seed", fontsize=8)
+    else:
+        ax.set_title("mean ± s.e. over seeds; dots: the seeds", fontsize=8)
     ax.legend(fontsize=7, ncol=4)
     save_figure(fig, out)
 

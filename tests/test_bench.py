@@ -47,7 +47,7 @@ def test_the_suite_resumes_after_sigkill_without_redoing_or_duplicating(hopper_l
     assert [(r["task"], r["algo"]) for r in rows] == [("hopper_like", a) for a in ("bc", "iql", "gmpo")]
     assert all(r["n"] == "2" and r["mean"] not in ("", "None") for r in rows)
     md = (out / "results.md").read_text()
-    assert md.count("| hopper_like |") == 2 and "± " in md  # one score row, one cost row
+    assert md.count("| hopper_like |") == 3 and "± " in md  # one score row, one selected row, one cost row
     assert all(float(r["act_ms"]) > 0 for r in rows)
     assert len(list(out.glob("hopper_like/*/seed-*/act_latency.json"))) == 6
     critics = sorted((out / "hopper_like" / "critic").iterdir())
@@ -554,3 +554,35 @@ def test_every_algorithm_trains_and_evaluates_from_the_cli(hopper_like, tmp_path
     assert main(["eval", str(run / "checkpoint.pt"), "--episodes", "1"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["env"] == "Hopper-v5" and out["episodes"] == 1 and "score_mean" in out
+
+
+def test_the_selected_checkpoint_is_reported_on_episodes_it_was_not_chosen_on(hopper_like, tmp_path):  # noqa: F811
+    """The table's selected column: per seed, best.pt (the best of the evaluations during training) scored again on
+    episodes reset with held-out seeds; its score is an independent evaluation of that checkpoint on those seeds,
+    and none of them was among the episodes that chose it."""
+    pytest.importorskip("gymnasium")
+    from genpolicy.policy import load_policy
+    from genpolicy.rl.evaluate import evaluate_many
+    from genpolicy.suite import parse_task, run_suite
+    from genpolicy.suite.report import HELD_OUT_SEEDS
+
+    sets = tiny_sets("gmpo") + ["policy_steps=6", "eval_every=2", "eval_episodes=2", "final_eval_episodes=3"]
+    table = run_suite(["gmpo"], [parse_task(f"{hopper_like}:Hopper-v5")], [0, 1], ["cpu"], tmp_path / "s", sets,
+                      progress=False)
+    for seed in (0, 1):
+        d = tmp_path / "s" / "hopper_like" / "gmpo" / f"seed-{seed}"
+        summary, sel = json.loads((d / "summary.json").read_text()), json.loads((d / "selected.json").read_text())
+        evals = summary["evals"]
+        assert len(evals) == 3 and sel["selection_score"] == max(e["score"] for e in evals) == summary["best_score"]
+        assert sel["selected_at"] == summary["best_at"]
+        chosen_on = set(range(seed + 10_000, seed + 10_000 + 3))  # every evaluation's episodes (the closing: 3)
+        reported_on = set(range(sel["report_env_seeds"][0], sel["report_env_seeds"][1] + 1))
+        assert len(reported_on) == 3 and not chosen_on & reported_on
+        policy = load_policy(d / "best.pt")
+        policy.eval()
+        again = evaluate_many([policy.act], "Hopper-v5", 3, seeds=[seed + HELD_OUT_SEEDS],
+                              policy_seeds=[seed + HELD_OUT_SEEDS + 2345])[0]
+        assert sel["score"] == pytest.approx(float(again.score), abs=1e-9)
+    row = next(csv.DictReader(open(tmp_path / "s" / "results.csv")))
+    assert len(row["selected_scores"].split()) == 2
+    assert "| task (selected checkpoint) | gmpo |" in table.read_text()

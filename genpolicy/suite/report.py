@@ -21,7 +21,7 @@ from ..rl.datasets import available_datasets
 from ..train.rundir import read_summary
 from .task import Task
 
-__all__ = ["everything_in", "act_latency", "collect", "score_stats", "score_cell", "write_table", "plot_curves"]
+__all__ = ["everything_in", "act_latency", "selected_checkpoint", "HELD_OUT_SEEDS", "collect", "score_stats", "score_cell", "write_table", "plot_curves"]
 
 
 def everything_in(out: str | Path, tasks: list[Task], algos: list[str]) -> tuple[list[Task], list[str]]:
@@ -58,6 +58,38 @@ def act_latency(run_dir: Path, repeats: int = 20) -> float:
     return ms
 
 
+#: env seeds of the episodes a selected checkpoint is reported on: run seed + this + i (training evaluations, the
+#: closing one included, reset with run seed + 10000 + i: genpolicy.train.run.evaluate_runs), so never the same
+HELD_OUT_SEEDS = 20_000
+
+
+def selected_checkpoint(run_dir: Path) -> dict | None:
+    """The run's checkpoint selected by its evaluations (``best.pt``: the best of the in-training evaluations and
+    the closing one, on episodes reset with seeds ``seed + 10000 + i``), scored again on as many episodes as the
+    closing evaluation reset with held-out seeds ``seed + 20000 + i``: a score that its selection did not see.
+    Computed once and kept in ``selected.json``; None for a run without evaluations."""
+    f = run_dir / "selected.json"
+    if f.exists():
+        return json.loads(f.read_text())
+    s = read_summary(run_dir)
+    if s is None or not s.get("env") or s.get("best_score") is None or not (run_dir / "best.pt").exists():
+        return None
+    from ..rl.evaluate import evaluate_many
+
+    policy = load_policy(run_dir / "best.pt")
+    seed, episodes = policy.cfg.seed, policy.cfg.final_eval_episodes
+    policy.eval()
+    res = evaluate_many([policy.act], s["env"], episodes, seeds=[seed + HELD_OUT_SEEDS],
+                        policy_seeds=[seed + HELD_OUT_SEEDS + 2345])[0]
+    chosen_on = [e["episodes"] for e in s.get("evals", [])]
+    info = {"score": float(res.score), "score_se": res.as_dict().get("score_se"), "episodes": episodes,
+            "selected_at": s.get("best_at"), "selection_score": s["best_score"],
+            "selection_env_seeds": [seed + 10_000, seed + 10_000 + max(chosen_on, default=1) - 1],
+            "report_env_seeds": [seed + HELD_OUT_SEEDS, seed + HELD_OUT_SEEDS + episodes - 1]}
+    atomic_write(f, lambda fh: fh.write(json.dumps(info, indent=1).encode()))
+    return info
+
+
 def _seed_seconds(summary: dict) -> float:
     """A run's share of training time: a run trained with other seeds as one model (``--stack-seeds``) counts its
     share of the time they shared (``seed_seconds``; summaries written before it was recorded were stacked whole,
@@ -67,15 +99,16 @@ def _seed_seconds(summary: dict) -> float:
     return (summary.get("wall_seconds") or 0.0) / len(summary.get("stacked_seeds") or [0])
 
 
-def collect(out: str | Path, tasks: list[Task], algos: list[str]) -> list[dict]:
+def collect(out: str | Path, tasks: list[Task], algos: list[str], select: bool = True) -> list[dict]:
     """One row per (task, algorithm): final scores of the finished seeds, mean and standard error, train minutes
-    (per seed and their mean) and batch-1 act latency."""
+    (per seed and their mean), batch-1 act latency, and (``select``) the selected checkpoints' held-out scores
+    (:func:`selected_checkpoint`)."""
 
     data_scores = {r["name"]: r.get("score_mean") for r in available_datasets()}
     rows = []
     for task in tasks:
         for algo in algos:
-            scores, seeds, secs, act_ms, warned = [], [], [], [], []
+            scores, seeds, secs, act_ms, warned, chosen = [], [], [], [], [], []
             for f in sorted((Path(out) / task.name / algo).glob("seed-*/summary.json")):
                 s = read_summary(f.parent)
                 if s is None:  # torn or empty: the run is not finished (running it again finishes it)
@@ -85,13 +118,17 @@ def collect(out: str | Path, tasks: list[Task], algos: list[str]) -> list[dict]:
                     seeds.append(int(f.parent.name.split("-")[1]))
                     secs.append(_seed_seconds(s))
                     act_ms.append(act_latency(f.parent))
+                    sel = selected_checkpoint(f.parent) if select else None
+                    if sel is not None:
+                        chosen.append(sel["score"])
                     warned += [{"seed": seeds[-1], **w} for w in s.get("warnings", [])]
             n = len(scores)
             rows.append({"task": task.name, "algo": algo, "seeds": seeds, **score_stats(scores),
                          "scores": scores, "data_score": data_scores.get(task.name),
                          "seed_minutes": [x / 60 for x in secs],
                          "train_minutes": round(float(np.mean(secs)) / 60, 1) if n else None,
-                         "act_ms": round(float(np.median(act_ms)), 2) if n else None, "warnings": warned})
+                         "act_ms": round(float(np.median(act_ms)), 2) if n else None, "warnings": warned,
+                         "selected": score_stats(chosen), "selected_scores": chosen})
     return rows
 
 
@@ -136,6 +173,14 @@ def write_table(rows: list[dict], out: str | Path) -> Path:
               "| task | " + " | ".join(algos) + " |", "|---|" + "---|" * len(algos)]
     for t in tasks:
         lines.append(f"| {t} | " + " | ".join(_cost(by.get((t, a))) for a in algos) + " |")
+    if any(r.get("selected", {}).get("n") for r in rows):
+        lines += ["", "| task (selected checkpoint) | " + " | ".join(algos) + " |", "|---|" + "---|" * len(algos)]
+        for t in tasks:
+            lines.append(f"| {t} | " + " | ".join(score_cell((by.get((t, a)) or {}).get("selected")) for a in algos)
+                         + " |")
+        lines += ["", "Selected: each seed's checkpoint with the best evaluation during training (the closing one "
+                      "included), scored again on as many episodes reset with held-out seeds, never the episodes "
+                      "it was chosen on (final scores above: the last checkpoint)."]
     lines += ["", "Cost: training minutes per seed (wall time, this machine; seeds trained as one model share "
                   "theirs) / milliseconds per act call on one observation (eager, median of 20)."]
     warned = [(r, w) for r in rows for w in r.get("warnings", [])]
@@ -149,10 +194,13 @@ def write_table(rows: list[dict], out: str | Path) -> Path:
     md = out / "results.md"
     buf = io.StringIO(newline="")
     w = csv.writer(buf)
-    w.writerow(["task", "algo", "n", "mean", "se", "data_score", "train_minutes", "act_ms", "seeds", "scores"])
+    w.writerow(["task", "algo", "n", "mean", "se", "data_score", "train_minutes", "act_ms", "seeds", "scores",
+                "selected_mean", "selected_se", "selected_scores"])
     for r in rows:
+        sel = r.get("selected") or {}
         w.writerow([r["task"], r["algo"], r["n"], r["mean"], r["se"], r["data_score"], r["train_minutes"],
-                    r.get("act_ms"), " ".join(map(str, r["seeds"])), " ".join(f"{s:.3f}" for s in r["scores"])])
+                    r.get("act_ms"), " ".join(map(str, r["seeds"])), " ".join(f"{s:.3f}" for s in r["scores"]),
+                    sel.get("mean"), sel.get("se"), " ".join(f"{s:.3f}" for s in r.get("selected_scores", []))])
     # atomic: two suites writing into one folder leave one whole table, never a mix
     atomic_write(md, lambda fh: fh.write(("\n".join(lines) + "\n").encode()))
     atomic_write(out / "results.csv", lambda fh: fh.write(buf.getvalue().encode()))
