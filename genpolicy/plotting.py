@@ -107,7 +107,8 @@ def _curve(run: dict, what: str, stage: str | None = None, name: str | None = No
 
 def plot_runs(run_dirs: list[str | Path], out: str | Path) -> Path:
     """Write ``out`` (PNG): the evaluation score per run against its evaluating stage's step, a dashed line at each
-    dataset's own normalized score, and one panel per stage with every metric whose name contains ``loss``. A
+    dataset's own normalized score, one panel per stage with every metric whose name contains ``loss``, and the
+    held-out log-likelihood of the data's actions where runs logged it (``heldout_transitions``). A
     folder of seeds' runs (``seed-K/``) is one entry: the mean over its seeds, shaded ± one standard error."""
     import matplotlib
 
@@ -116,7 +117,9 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path) -> Path:
 
     runs = [_read(d) for d in run_dirs]
     stages = list(dict.fromkeys(s for r in runs for s in r["metrics"]))
-    fig, axes = plt.subplots(1, 1 + len(stages), figsize=(4.6 * (1 + len(stages)), 4.0), squeeze=False)
+    held = [(r, st) for r in runs for st in r["metrics"] if "heldout_logp" in r["metrics"][st]]
+    panels = 1 + len(stages) + bool(held)
+    fig, axes = plt.subplots(1, panels, figsize=(4.6 * panels, 4.0), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
     def draw(ax, x, y, se, color, label, style="-", marker="o", ms=3):
@@ -153,6 +156,15 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path) -> Path:
             ax.set_yscale("log")
         if ax.lines:
             ax.legend(fontsize=7, loc="best")
+    if held:  # the paper's Figure 1: the data's actions under the policy, on transitions held out of training
+        ax = axes[0][-1]
+        for r, st in held:
+            i = runs.index(r)
+            x, y, se = _curve(r, "metrics", st, "heldout_logp")
+            draw(ax, x, y, se, colors[i % 10], f"{r['name']} ({r['algo']}, {st})")
+        ax.set(title="held-out log-likelihood of the data's actions", xlabel="step of the evaluating stage",
+               ylabel="mean log pi(a|s), nats")
+        ax.legend(fontsize=7, loc="best")
     return save_figure(fig, out)
 
 

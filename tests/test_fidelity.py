@@ -1,8 +1,10 @@
 """GenerativeRL's GMPG likelihood gradient as an option (``estimator="paper"`` / ``kl_gradient=paper``), checked
 against what it must be in closed form, beside the exact gradient's closed form."""
 
+import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -158,3 +160,38 @@ def test_a_gmpg_step_with_the_paper_gradient_is_the_same_eager_and_functional_an
     for a, b in zip(eager, func):  # float32 gradients, then Adam's normalization (lr 1e-2) of near-zero entries:
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)  # (in float64 the gradients agree to 1e-9, above)
     assert max(float((a - b).abs().max()) for a, b in zip(eager, exact)) > 1e-4
+
+
+def test_heldout_episodes_leave_training_and_their_log_likelihood_is_logged_and_plotted(tmp_path):
+    """heldout_transitions: whole episodes drawn once (the same on resume) leave the training data; each evaluation
+    logs the policy's mean log pi(a|s) on them, equal to the exact log_prob of those rows; genpolicy plot draws it."""
+    pytest.importorskip("gymnasium")
+    from genpolicy.cli import main
+    from genpolicy.train import load_checkpoint, prepare_run, train
+
+    from genpolicy.rl.datasets import TransitionDataset
+
+    from .test_iql_gmpo import save_npz
+
+    rng, n = np.random.default_rng(0), 400  # Hopper-v5's sizes, 4 episodes of 100 steps
+    f32 = lambda *shape: rng.normal(size=shape).astype(np.float32)  # noqa: E731
+    data = save_npz(TransitionDataset(f32(n, 11), rng.uniform(-1, 1, (n, 3)).astype(np.float32), f32(n), f32(n, 11),
+                                      np.zeros(n, bool), np.arange(n) % 100 == 99), tmp_path / "h.npz")
+    from genpolicy.rl.algos.gmpo import GMPOConfig
+
+    cfg = GMPOConfig(net="mlp", net_hidden=(16, 16), critic_hidden=(16, 16), critic_steps=5, policy_steps=6,
+                     eval_every=3, eval_episodes=1, final_eval_episodes=1, act_steps=2, heldout_transitions=150)
+    algo, d = prepare_run("gmpo", cfg, str(data))
+    assert len(d) == 200 and d.heldout["obs"].shape == (150, 11)  # two whole 100-step episodes left training
+    summary = train(algo, d, tmp_path / "run", env_id="Hopper-v5", progress=False)
+    got = [e["heldout_logp"] for e in summary["evals"]]
+    assert len(got) == 2 and all(np.isfinite(got))
+    ref = algo.policy.log_prob(d.heldout["actions"], d.heldout["obs"], divergence="exact", steps=32, solver="rk4")
+    assert got[-1] == pytest.approx(float(ref.mean()), rel=1e-6)
+    rows = [json.loads(x) for x in open(tmp_path / "run" / "metrics.jsonl") if "heldout_logp" in x]
+    assert [(r["stage"], r["step"]) for r in rows] == [("policy", 3), ("policy", 6)]
+    again, d2 = prepare_run("gmpo", cfg, str(data))
+    assert torch.equal(d2.heldout["obs"], d.heldout["obs"]) and d2.fingerprint == d.fingerprint
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["config"]["heldout_transitions"] == 150
+    assert main(["plot", str(tmp_path / "run"), "-o", str(tmp_path / "c.png")]) == 0
+    assert (tmp_path / "c.png").stat().st_size > 10_000

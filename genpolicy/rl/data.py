@@ -120,6 +120,8 @@ class OfflineData:
         self.episode_ends = t((ds.terminals | ds.timeouts).astype(np.float32))
         self.episode_ends[-1] = 1.0
         self.size = len(ds)
+        #: transitions held out of training (``heldout_transitions``): normalized ``obs`` and ``actions``, or None
+        self.heldout: dict | None = None
 
     def __len__(self) -> int:
         return self.size

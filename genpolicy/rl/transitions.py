@@ -62,6 +62,35 @@ class TransitionDataset:
                                  self.terminals[sl], close_last_episode(self.terminals[sl], self.timeouts[sl]),
                                  self.source, self.metadata)
 
+    def hold_out(self, n: int, seed: int = 0) -> tuple["TransitionDataset", "TransitionDataset"]:
+        """``(rest, held)``: whole episodes drawn at random (``seed``) until they hold ``n`` transitions; ``held`` their
+        first ``n`` rows, ``rest`` every other episode, in order and whole (so the data keeps its episodes)."""
+        ends = np.flatnonzero(self.episode_ends)
+        starts = np.r_[0, ends[:-1] + 1]
+        if not 0 < n < len(self):
+            raise ValueError(f"hold_out: {n} transitions of {len(self)}: hold out at least one and leave some")
+        chosen, rows = [], 0
+        for e in np.random.default_rng(seed).permutation(len(starts)):
+            chosen.append(e)
+            rows += ends[e] - starts[e] + 1
+            if rows >= n:
+                break
+        mask = np.zeros(len(self), bool)
+        for e in chosen:
+            mask[starts[e]:ends[e] + 1] = True
+        if mask.all():
+            raise ValueError(f"hold_out: {n} transitions take every episode; hold out fewer")
+        held_rows = np.flatnonzero(mask)[:n]
+
+        def take(rows):
+            return TransitionDataset(self.observations[rows], self.actions[rows], self.rewards[rows],
+                                     self.next_observations[rows], self.terminals[rows], self.timeouts[rows],
+                                     self.source, self.metadata)
+
+        rest = take(np.flatnonzero(~mask))
+        rest.timeouts = close_last_episode(rest.terminals, rest.timeouts)
+        return rest, take(held_rows)
+
     @property
     def episode_ends(self) -> np.ndarray:
         """Boolean ``(N,)``: the transition ends an episode (terminal, timeout, or the last row)."""

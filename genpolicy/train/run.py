@@ -42,6 +42,23 @@ def non_finite(stage, metrics: dict) -> list[str]:
     return [] if stage.skips_non_finite else sorted(k for k, v in metrics.items() if not math.isfinite(float(v)))
 
 
+def heldout_log_likelihood(algo: Algorithm, data: OfflineData, rows: int = 512) -> float | None:
+    """Mean ``log pi(a | s)`` (nats) over the data's held-out transitions (``heldout_transitions``), in chunks of
+    ``rows``; None without held-out data or a policy density."""
+    if data.heldout is None:
+        return None
+    obs, act = data.heldout["obs"], data.heldout["actions"]
+    mode = algo.training
+    algo.eval()
+    try:
+        parts = [algo.action_log_likelihood(obs[i:i + rows], act[i:i + rows]) for i in range(0, len(obs), rows)]
+    finally:
+        algo.train(mode)
+    if parts[0] is None:
+        return None
+    return float(torch.cat(parts).mean())
+
+
 def evaluate_runs(algos: list[Algorithm], env_id: str, episodes: int) -> list[dict]:
     """Each run's evaluation (``algos``: one, or the seeds of a stacked run, whose episodes then share one vector
     env); run k's equals its evaluation alone."""
@@ -202,6 +219,10 @@ class Run:
     def evaluate(self, stage: str, si: int, done: int, bar, final: bool = False, res: dict | None = None) -> None:
         """Evaluate the policy (or take ``res``, its evaluation done with other runs'), record it, keep the best."""
         res = res if res is not None else evaluate_runs([self.algo], self.env_id, self.episodes(final))[0]
+        ll = heldout_log_likelihood(self.algo, self.data)
+        if ll is not None:
+            res = dict(res, heldout_logp=ll)
+            self.logger.log_row(stage, done, {"heldout_logp": ll})
         self.logger.log_eval(stage, done, res)
         st = self.state
         st["evals"].append({"stage": stage, "step": done, "final": final, **res})

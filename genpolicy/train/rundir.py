@@ -164,6 +164,14 @@ class Logger:
         if self.tb is not None:
             self.tb.add_scalar(f"{stage}/eval_score", res["score"], step)
 
+    def log_row(self, stage: str, step: int, values: dict) -> None:
+        """One metrics row of values measured at ``step`` (not averaged over an interval: e.g. heldout_logp)."""
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps({"stage": stage, "step": step, **values}) + "\n")
+        if self.tb is not None:
+            for k, v in values.items():
+                self.tb.add_scalar(f"{stage}/{k}", v, step)
+
     def close(self):
         if self.tb is not None:
             self.tb.close()

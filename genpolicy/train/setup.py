@@ -31,8 +31,14 @@ def prepare_run(algo: str, cfg, dataset) -> tuple[Algorithm, OfflineData]:
     """
     torch.manual_seed(cfg.seed)
     ds = dataset if isinstance(dataset, TransitionDataset) else load_dataset(dataset)
+    held = None
+    if cfg.heldout_transitions > 0:  # whole episodes out of training, the same ones on every resume
+        ds, held = ds.hold_out(cfg.heldout_transitions, seed=0)
     cfg = steps_from_epochs(cfg, len(ds))  # budgets stated in epochs become step counts for this dataset
     data = OfflineData(ds, reward_scale=cfg.reward_scale, normalize_obs=cfg.normalize_obs, device=cfg.device)
+    if held is not None:
+        t = lambda a: torch.as_tensor(a, dtype=torch.float32, device=data.device)  # noqa: E731
+        data.heldout = {"obs": data.normalizer(t(held.observations)), "actions": t(held.actions)}
     return build_algorithm(algo, data.obs_dim, data.act_dim, cfg, data.normalizer).to(cfg.device), data
 
 

@@ -52,6 +52,10 @@ class RunConfig:
     """initial-noise scale when sampling actions (1: the model's distribution; 0: from the prior's mean)"""
     final_eval_episodes: Annotated[int, Range(ge=1)] = 50
     """episodes of the evaluation at the end of the last evaluating stage (the run's final score, with its s.e.)"""
+    heldout_transitions: Annotated[int, Range(ge=0)] = 0
+    """> 0: hold this many transitions (whole episodes drawn at random, fixed) out of training, and at every
+    evaluation log the policy's mean log-likelihood of their actions (heldout_logp, nats per transition; generative
+    policies, exact divergence): the paper's Figure 1"""
     compile: Literal["auto", "off", "on", "trace"] = "auto"
     """compile each stage's update whole (torch.compile, fullgraph; CUDA graphs on a GPU): auto = on for CUDA and off
     on CPU (there steps are mostly compute-bound and compiling gains 1.07-1.3x: on walker2d shapes at batch 256 the
@@ -165,6 +169,11 @@ class Algorithm(nn.Module, ABC):
     @abstractmethod
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """Every optimizer by name (checkpointed with the modules)."""
+
+    def action_log_likelihood(self, obs: Tensor, actions: Tensor) -> Tensor | None:
+        """``log pi(a | s)`` per row for normalized observations, where the policy has a density to evaluate
+        (generative policies override this); None otherwise. Must not draw random numbers (exact resume)."""
+        return None
 
     @property
     def device(self) -> torch.device:

@@ -350,6 +350,10 @@ class GMPG(Algorithm):
                 self.skipped_steps += 1
         return gnorm, torch.tensor(0.0 if finite else 1.0), extra
 
+    def action_log_likelihood(self, obs: Tensor, actions: Tensor) -> Tensor:
+        model = self.policy if self._policy_ready else self.behaviour
+        return model.log_prob(actions, obs, divergence="exact", steps=32, solver="rk4", check=False)
+
     def act_normalized(self, obs: Tensor) -> Tensor:
         model = self.policy if self._policy_ready else self.behaviour
         return model.sample(obs, solver=self.cfg.act_solver, steps=self.cfg.act_steps, check=False,

@@ -138,6 +138,10 @@ class GMPO(Algorithm):
             m["grad_norm"] = gnorm.detach()
         return m
 
+    def action_log_likelihood(self, obs: Tensor, actions: Tensor) -> Tensor:
+        policy = self.policy if self.policy_ema is None else self.policy_ema
+        return policy.log_prob(actions, obs, divergence="exact", steps=32, solver="rk4", check=False)
+
     def act_normalized(self, obs: Tensor) -> Tensor:
         policy = self.policy if self.policy_ema is None else self.policy_ema
         return policy.sample(obs, solver=self.cfg.act_solver, steps=self.cfg.act_steps, check=False,
