@@ -127,7 +127,8 @@ def test_the_recipe_preset_is_the_recipe_the_results_page_measured_and_shares_on
     task and seed in a suite: the same critic key), GMPO at 1024 rows per policy step acting from the prior's mean."""
     from genpolicy.config import load_presets
     from genpolicy.rl.algos import ALGORITHMS
-    from genpolicy.suite.runner import _critic_key, _config
+    from genpolicy.suite.plan import critic_key as _critic_key
+    from genpolicy.suite.runner import _config
     from genpolicy.suite import parse_task
 
     cfgs = {a: resolve_config(ALGORITHMS[a].Config, ["cpu", "recipe"], load_presets(a), {}, [])

@@ -195,3 +195,50 @@ def test_heldout_episodes_leave_training_and_their_log_likelihood_is_logged_and_
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["config"]["heldout_transitions"] == 150
     assert main(["plot", str(tmp_path / "run"), "-o", str(tmp_path / "c.png")]) == 0
     assert (tmp_path / "c.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("algo, task, want", [
+    ("gmpo", "hopper-medium", {"weight_clamp": 1000.0, "beta": 16.0, "normalize_obs": False}),
+    ("gmpo", "halfcheetah-medium", {"weight_clamp": 100.0, "beta": 8.0}),  # the code's beta; Table 8: 1.0
+    ("gmpo", "halfcheetah-medium-replay", {"weight_clamp": 400.0, "beta": 4.0}),
+    ("gmpo", "walker2d-medium-replay", {"weight_clamp": 10000.0, "beta": 8.0}),
+    ("gmpo", "walker2d-medium", {"weight_clamp": 100.0, "beta": 8.0}),
+    ("gmpg", "walker2d-medium-replay", {"beta": 8.0, "policy_q": "online", "normalize_obs": False}),
+    ("gmpg", "hopper-medium", {"beta": 20.0, "kl_gradient": "paper", "path": "gvp"}),
+])
+def test_the_paper_budget_takes_the_codes_per_task_settings(algo, task, want):
+    """--budget paper on a task: defaults < paper < <task> (Table 8) < paper-<task> (the code's configs)."""
+    from genpolicy.config import load_presets, resolve_config, task_presets
+    from genpolicy.rl.algos import ALGORITHMS
+
+    presets = load_presets(algo)
+    names = ["paper"] + task_presets(presets, ["paper"], task)
+    cfg = resolve_config(ALGORITHMS[algo].Config, names, presets, {}, [])
+    assert {k: getattr(cfg, k) for k in want} == want
+    if algo == "gmpg":
+        vp = resolve_config(ALGORITHMS[algo].Config, names + ["vpsde"], presets, {}, [])
+        assert vp.path == "vpsde"  # the paper's headline GMPG
+
+
+def test_policy_q_online_maximizes_the_online_twin_minimum_not_the_targets():
+    """With the target networks moved away from the online ones, the policy step's q is the online min exactly."""
+    from genpolicy.rl.algos.gmpg import GMPG, GMPGConfig
+
+    from .test_gmpg import _batch
+
+    seen = {}
+    for which in ("target", "online"):
+        torch.manual_seed(0)
+        algo = GMPG(3, 2, GMPGConfig(net="mlp", net_hidden=(8,), critic_hidden=(8,), train_steps=2,
+                                     train_solver="midpoint", policy_q=which))
+        algo.prepare_policy()
+        with torch.no_grad():
+            for p in algo.critic.q_target.parameters():
+                p.add_(0.5)
+        obs = _batch().obs
+        terms = algo._terms(obs, 2)
+        a = terms["a"].detach()
+        torch.testing.assert_close(terms["q"].detach(), (algo.critic.qf if which == "online" else
+                                                         algo.critic.q_target)(obs, a))
+        seen[which] = terms["q"].detach()
+    assert float((seen["target"] - seen["online"]).abs().max()) > 1e-3

@@ -92,7 +92,7 @@ def test_a_summary_is_whole_or_not_there_and_an_empty_one_is_no_finished_run(tmp
 
 
 def test_the_suite_reruns_a_run_whose_summary_is_empty(tmp_path):
-    from genpolicy.suite.runner import _finished
+    from genpolicy.suite.plan import finished as _finished
 
     d = tmp_path / "seed-0"
     d.mkdir()

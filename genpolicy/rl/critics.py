@@ -135,6 +135,10 @@ class IQLCritic(nn.Module):
         """min of the target twin Qs, shape ``(B,)`` (used for advantages and guidance)."""
         return self.q_target(obs, act)
 
+    def q_online(self, obs: Tensor, act: Tensor) -> Tensor:
+        """min of the online twin Qs, shape ``(B,)`` (GenerativeRL's GMPG policy loss uses these)."""
+        return self.qf(obs, act)
+
     @torch.no_grad()
     def advantage(self, obs: Tensor, act: Tensor) -> Tensor:
         """A(s, a) = min_i Qhat_i(s, a) - V(s)."""

@@ -84,6 +84,9 @@ class GMPGConfig(CriticPolicyConfig):
     state inside the drift, so d log p / d a is the prior's score at the solve's noise end, -x_1, and the parameters
     get only the per-step terms; with Hutchinson a new probe at every drift evaluation). Needs log_pi=reverse (its
     log pi is a likelihood solve); genpolicy.likelihood has the details"""
+    policy_q: Literal["target", "online"] = "target"
+    """the twin-Q minimum the policy step maximizes (and the static variant weights by): the Polyak-averaged target
+    networks' (IQL's advantage) or the online networks' (GenerativeRL's GMPG code)"""
     kl_stop: Annotated[float, Range(ge=0)] = 0.0
     """> 0: the policy stage stops updating at the first step whose batch KL estimate per action dimension, measured
     before the update, exceeds this (that step is not applied): a trust region around mu, like the target_kl early
@@ -241,10 +244,13 @@ class GMPG(Algorithm):
         cfg = self.cfg
         return cfg.num_samples if cfg.variant == "static" and cfg.static_weights == "softmax" else 1
 
+    def _q(self, obs: Tensor, act: Tensor) -> Tensor:
+        return self.critic.q(obs, act) if self.cfg.policy_q == "target" else self.critic.q_online(obs, act)
+
     def _terms(self, obs: Tensor, steps: int, functional: bool = False) -> dict[str, Tensor]:
         cfg = self.cfg
         if cfg.variant == "dynamic":
-            return gmpg_terms(self.policy, self.behaviour, self.critic.q, obs, cfg.beta, self.solver_name, steps,
+            return gmpg_terms(self.policy, self.behaviour, self._q, obs, cfg.beta, self.solver_name, steps,
                               self.div, cfg.probe, functional=functional, kl_scale=self.kl_scale,
                               log_pi=cfg.log_pi, estimator=cfg.kl_gradient)
         k = self.samples_per_state
@@ -254,7 +260,7 @@ class GMPG(Algorithm):
                                                     functional=functional)
             a = s.x.reshape(-1, self.act_dim)
             obs_k = obs.repeat_interleave(k, dim=0)
-            q = self.critic.q(obs_k, a)
+            q = self._q(obs_k, a)
             if cfg.static_weights == "softmax":
                 w = softmax_weights(q.reshape(-1, k), cfg.beta)
             else:
