@@ -30,6 +30,7 @@ SHRINK = [
     ("genpolicy data behaviour", ["--total-steps", "400", "--start-steps", "100", "--save-every", "200",
                                   "--state-every", "200", "--eval-episodes", "1", "--no-progress"]),
     ("genpolicy data make", ["--transitions", "300", "--num-envs", "2", "--no-progress"]),
+    ("genpolicy data maze", ["--transitions", "300", "--no-progress"]),
     ("genpolicy data curves", []),
     ("genpolicy data export", []),
     ("python benchmarks/research/gmpg_bench.py step", ["--T", "2", "--batch", "8", "--repeats", "1"]),
@@ -67,8 +68,10 @@ def _commands() -> list[str]:
 def test_python_blocks_run(tmp_path):
     blocks = _blocks("python")
     assert blocks
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # (spinning torch threads on a loaded machine: 100x slower)
     for code in blocks:
-        subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True, capture_output=True, timeout=300)
+        subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True, capture_output=True,
+                       timeout=300)
 
 
 def test_shell_commands_run_in_order_with_tiny_budgets(tmp_path):
