@@ -242,3 +242,14 @@ def test_policy_q_online_maximizes_the_online_twin_minimum_not_the_targets():
                                                          algo.critic.q_target)(obs, a))
         seen[which] = terms["q"].detach()
     assert float((seen["target"] - seen["online"]).abs().max()) > 1e-3
+
+
+def test_runs_holding_out_data_share_only_a_critic_trained_without_the_same_episodes():
+    from genpolicy.rl.algos.gmpo import GMPOConfig
+    from genpolicy.suite.plan import critic_key, critic_run_config
+
+    base = GMPOConfig()
+    held = GMPOConfig(heldout_transitions=5000)
+    assert critic_key(base) != critic_key(held) and critic_key(held) == critic_key(GMPOConfig(heldout_transitions=5000))
+    assert critic_run_config(held).heldout_transitions == 5000  # the shared critic's run holds the same episodes out
+    assert critic_key(base)[-1] != ("heldout", 0)  # runs without held-out data keep their critics' folder names

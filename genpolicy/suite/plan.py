@@ -46,7 +46,8 @@ def critic_key(cfg) -> tuple | None:
         return None  # no IQL critic (or a different kind: QGPO's in-support, SfBC's planning)
     iql = cfg.iql()
     key = (iql, cfg.critic_steps, cfg.reward_scale, cfg.normalize_obs, cfg.batch_size, cfg.seed, cfg.device)
-    return key + (("batched",) if iql.batched else ())  # a batched critic's weights are stored differently
+    key += (("batched",) if iql.batched else ())  # a batched critic's weights are stored differently
+    return key + ((("heldout", cfg.heldout_transitions),) if cfg.heldout_transitions else ())  # other training data
 
 
 def critic_folder(task: Task, cfg) -> str:
