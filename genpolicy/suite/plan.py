@@ -20,7 +20,8 @@ from ..train.rundir import read_summary
 from .root import RunRoot
 from .task import Task
 
-__all__ = ["Job", "critic_key", "critic_folder", "critic_run_config", "run_job", "run_jobs_locally", "finished"]
+__all__ = ["Job", "critic_key", "critic_folder", "critic_run_config", "run_job", "start_run", "run_jobs_locally",
+           "finished"]
 
 
 @dataclasses.dataclass(eq=False)
@@ -84,33 +85,40 @@ def _data(name: str):
 def run_job(job: Job, root: RunRoot | str | Path, progress: bool = False, data=None) -> dict:
     """Train ``job`` in ``root`` (resuming its checkpoint if it has one) and return its summary. A run that shares
     a critic loads the critic's weights from its finished folder (trained first by its own job)."""
-    from ..preflight import preflight
 
     root = RunRoot.of(root)
     d = root.local(job.folder)
     root.pull(job.folder)
     ds = data if data is not None else _data(job.task.dataset)
     resume = (d / CHECKPOINT).exists()
-    meta = dict(job.meta)
     if resume:
         a, data = prepare_run(job.algo, run_config(d, job.algo, device=job.cfg.device), ds)
+        meta = dict(job.meta)
     else:
-        cfg = job.cfg
-        state = None
         if job.critic is not None:
             root.pull(job.critic)
-            modules = load_checkpoint(root.local(job.critic) / CHECKPOINT)["state"]["modules"]
-            state = {k[len("critic."):]: v for k, v in modules.items() if k.startswith("critic.")}
-            cfg = dataclasses.replace(cfg, critic_steps=0)
-            meta["critic_from"] = root.name(job.critic)
-        a, data = prepare_run(job.algo, cfg, ds)
-        preflight(a, data, job.task.env)
-        if state is not None:
-            a.critic.load_state_dict(state)
+        a, data, meta = start_run(job, root, ds)
     summary = train(a, data, d, env_id=job.task.env, meta=meta, resume=resume, progress=progress,
                     on_save=lambda: root.push(job.folder))
     root.push(job.folder)
     return summary
+
+
+def start_run(job: Job, root: RunRoot, ds) -> tuple:
+    """``(algorithm, data, meta)`` of a new run as every backend starts it: prepared, checked (preflight), with its
+    shared critic's weights (from the critic's finished folder) and no critic steps of its own."""
+    from ..preflight import preflight
+
+    cfg, meta, state = job.cfg, dict(job.meta), None
+    if job.critic is not None:
+        modules = load_checkpoint(root.local(job.critic) / CHECKPOINT)["state"]["modules"]
+        state = {k[len("critic."):]: v for k, v in modules.items() if k.startswith("critic.")}
+        cfg, meta["critic_from"] = dataclasses.replace(cfg, critic_steps=0), root.name(job.critic)
+    a, data = prepare_run(job.algo, cfg, ds)
+    preflight(a, data, job.task.env)
+    if state is not None:
+        a.critic.load_state_dict(state)
+    return a, data, meta
 
 
 def run_jobs_locally(jobs: list[Job], root: RunRoot, progress: bool = True) -> None:

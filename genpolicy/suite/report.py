@@ -21,7 +21,8 @@ from ..rl.datasets import available_datasets
 from ..train.rundir import read_summary
 from .task import Task
 
-__all__ = ["everything_in", "act_latency", "selected_checkpoint", "HELD_OUT_SEEDS", "collect", "score_stats", "score_cell", "write_table", "plot_curves"]
+__all__ = ["everything_in", "act_latency", "selected_checkpoint", "HELD_OUT_SEEDS", "collect", "score_stats",
+           "score_cell", "write_table", "plot_curves"]
 
 
 def everything_in(out: str | Path, tasks: list[Task], algos: list[str]) -> tuple[list[Task], list[str]]:

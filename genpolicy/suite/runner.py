@@ -7,11 +7,10 @@ import sys
 from pathlib import Path
 
 from ..config import class_dict, class_union, load_presets, resolve_config, task_presets
-from ..preflight import preflight
 from ..rl.algos import ALGORITHMS
 from ..rl.datasets import load_dataset
-from ..train import CHECKPOINT, device_rng_state, load_checkpoint, prepare_run, run_config, train_stacked
-from .plan import Job, critic_job, critic_key, finished, run_job, run_jobs_locally
+from ..train import CHECKPOINT, device_rng_state, run_config, train_stacked
+from .plan import Job, critic_job, critic_key, finished, run_job, run_jobs_locally, start_run
 from .report import collect, everything_in, plot_curves, write_table
 from .root import RunRoot
 from .sweep import Variant, check_sweep, variants, write_selection
@@ -91,27 +90,12 @@ def _plan(variants: list[Variant], tasks: list[Task], seeds: list[int], budget: 
     return jobs
 
 
-def _fresh(job: Job, root: RunRoot, ds):
-    """A new run's algorithm and data as :func:`~.plan.run_job` starts it (the shared critic's weights loaded)."""
-    cfg, meta = job.cfg, dict(job.meta)
-    state = None
-    if job.critic is not None:
-        modules = load_checkpoint(root.local(job.critic) / CHECKPOINT)["state"]["modules"]
-        state = {k[len("critic."):]: v for k, v in modules.items() if k.startswith("critic.")}
-        cfg, meta["critic_from"] = dataclasses.replace(cfg, critic_steps=0), root.name(job.critic)
-    a, data = prepare_run(job.algo, cfg, ds)
-    preflight(a, data, job.task.env)
-    if state is not None:
-        a.critic.load_state_dict(state)
-    return a, data, meta
-
-
 def _train_together(jobs: list[Job], root: RunRoot, ds, progress: bool) -> None:
     """New runs of one algorithm that differ only in their seed, trained as one vectorized model where the
     algorithm has one (:func:`genpolicy.train.train_stacked`)."""
     runs, states = [], []
     for job in jobs:
-        runs.append(_fresh(job, root, ds))
+        runs.append(start_run(job, root, ds))
         states.append(device_rng_state(runs[-1][1].device))  # the global RNG this run's single run trains from
     train_stacked([a for a, _, _ in runs], runs[0][1], [root.local(j.folder) for j in jobs], [m for _, _, m in runs],
                   states, jobs[0].task.env, progress)
@@ -121,7 +105,11 @@ def _run_stacked(jobs: list[Job], root: RunRoot, stack_seeds: bool, progress: bo
     """``--stack-critics``: the new shared critics of several seeds with the same settings trained together;
     ``--stack-seeds``: that, and the new runs of several seeds of each variant. Returns the jobs left to run alone."""
     ds = {}
-    data = lambda task: ds.setdefault(task.dataset, load_dataset(task.dataset))  # noqa: E731
+
+    def data(task: Task):
+        if task.dataset not in ds:
+            ds[task.dataset] = load_dataset(task.dataset)
+        return ds[task.dataset]
     groups: dict = {}
     for j in jobs:
         if j.is_critic and "batched" not in critic_key(j.cfg) and not (root.local(j.folder) / CHECKPOINT).exists():
