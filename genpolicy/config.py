@@ -207,11 +207,12 @@ def coerce(cls, key: str, value):
     import yaml
 
     hints = _hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}  # (not the ClassVar tables the hints also list)
     renamed = class_dict(cls, "renamed")
-    if key not in hints and key in renamed:
+    if key not in fields and key in renamed:
         raise ValueError(f"config key {key!r} of {cls.__name__} is now {' and '.join(map(repr, renamed[key]))}")
-    if key not in hints:
-        raise ValueError(f"unknown config key {key!r}; valid keys: {sorted(hints)}")
+    if key not in fields:
+        raise ValueError(f"unknown config key {key!r}; valid keys: {sorted(fields)}")
     v = yaml.safe_load(value) if isinstance(value, str) else value
     tp = hints[key]
     if typing.get_origin(tp) is tuple:

@@ -186,3 +186,14 @@ def test_renamed_fields_load_from_old_files_and_name_their_new_names():
     assert config_from_dict("fql", {"flow_hidden": (8,)}).net_hidden == (8,)
     with pytest.raises(ValueError, match="config key 'tau' of TD3BCConfig is now 'polyak'"):
         resolve_config(TD3BCConfig, [], {}, {}, ["tau=0.01"])
+
+
+def test_an_unknown_key_lists_the_fields_only_and_a_classvar_is_not_a_key():
+    from genpolicy.config import coerce
+    from genpolicy.rl.algos.iql import IQLAWRConfig
+
+    for key in ("behaviour_steps", "tiny", "resume_safe"):
+        with pytest.raises(ValueError, match=rf"unknown config key '{key}'; valid keys: \[") as e:
+            coerce(IQLAWRConfig, key, "3")
+        listed = str(e.value).split("valid keys: ")[1]
+        assert "'beta'" in listed and not any(f"'{c}'" in listed for c in ("tiny", "resume_safe", "act_fields"))
