@@ -44,6 +44,15 @@ def run_jobs_on_ray(jobs: list[Job], root: RunRoot, address: str | None = None, 
 
     if not jobs:
         return []
+    # a worker's working directory is not the driver's: every local path the jobs name becomes absolute
+    from pathlib import Path
+
+    from .task import Task
+
+    root = RunRoot(root.url or root.local().absolute())
+    for job in jobs:
+        if Path(job.task.dataset).exists():
+            job.task = Task(str(Path(job.task.dataset).absolute()), job.task.env)
     started = False
     if not ray.is_initialized():
         env = {k: os.environ[k] for k in RUNTIME_ENV_VARS if k in os.environ}
