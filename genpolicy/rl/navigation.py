@@ -56,9 +56,14 @@ def robotics_map(rows: list[str], start=None, goal=None) -> list[list]:
 
 
 def robotics_gym():
+    import contextlib
+    import io
+
     try:
         import gymnasium as gym
-        import gymnasium_robotics
+
+        with contextlib.redirect_stderr(io.StringIO()):  # its import prints a notice about Adroit envs (not used)
+            import gymnasium_robotics
     except ImportError as e:
         raise ImportError("maze tasks need Gymnasium-Robotics: pip install 'genpolicy[nav]'") from e
     gym.register_envs(gymnasium_robotics)
