@@ -97,3 +97,18 @@ def test_every_algorithm_trains_and_scores_on_a_tiny_navigation_dataset(tiny_maz
     (row,) = list(csv.DictReader(open(tmp_path / "s" / "results.csv")))
     score = float(row["mean"])
     assert row["n"] == "1" and score in (0.0, 50.0, 100.0)
+
+
+def test_the_suite_gives_maze_tasks_the_sparse_reward_presets():
+    """A navigation task takes its family's preset (expectile 0.9, rewards r - 1, Table 8's beta) before its own;
+    locomotion tasks keep theirs."""
+    from genpolicy.suite import Task
+    from genpolicy.suite.runner import _config
+
+    for name in ("pointmaze-umaze-v0", "antmaze-umaze-diverse-v0"):
+        cfg, names = _config("iql", ["cpu"], Task(f"datasets/{name}.hdf5", None), [])
+        assert names == ["cpu", "antmaze"] and (cfg.expectile, cfg.reward_scale, cfg.beta) == (0.9, "antmaze", 10.0)
+        gmpo, _ = _config("gmpo", ["cpu"], Task(f"datasets/{name}.hdf5", None), [])
+        assert (gmpo.beta, gmpo.expectile, gmpo.reward_scale) == (12.0, 0.9, "antmaze")
+    cfg, names = _config("gmpo", ["cpu"], Task("hopper-medium-v5", None), [])
+    assert names == ["cpu", "hopper-medium"] and cfg.reward_scale == "locomotion"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 from pathlib import Path
 
@@ -19,10 +20,17 @@ from .task import Task
 __all__ = ["run_suite"]
 
 
-def _config(algo: str, budget: list[str], task: Task, sets: list[str]):
+#: task names whose family preset applies before the task's own (sparse-reward navigation: expectile 0.9, r - 1)
+FAMILY_PRESETS = {"antmaze": "antmaze", "pointmaze": "antmaze"}
 
+
+def _config(algo: str, budget: list[str], task: Task, sets: list[str]):
+    """A run's config in a suite: defaults < budget presets < the task family's (navigation) < the task's own <
+    ``--set``; and the preset names applied."""
     presets = load_presets(algo)
-    names = [b for b in budget if b in presets] + task_presets(presets, budget, task.name.removesuffix("-v5"))
+    base = re.sub(r"-v\d+$", "", task.name)  # hopper-medium-v5 -> hopper-medium; antmaze-umaze-v0 -> antmaze-umaze
+    family = [p for prefix, p in FAMILY_PRESETS.items() if base.startswith(prefix) and p in presets]
+    names = [b for b in budget if b in presets] + family[:1] + task_presets(presets, budget, base)
     missing = [b for b in budget if b not in presets]
     if missing:
         raise ValueError(f"{algo} has no preset {missing}; its presets: {sorted(presets)}")
