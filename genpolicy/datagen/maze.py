@@ -49,7 +49,8 @@ def collect_pointmaze(task: str, transitions: int, seed: int = 0, noise: float =
     hop: dict = {}  # (cell, goal) -> next waypoint, cached
 
     def start():
-        o, _ = env.reset(seed=int(rng.integers(2**31)), options={"reset_cell": np.array(cells[rng.integers(len(cells))])})
+        cell = np.array(cells[rng.integers(len(cells))])
+        o, _ = env.reset(seed=int(rng.integers(2**31)), options={"reset_cell": cell})
         return o["observation"].astype(np.float32)
 
     cols = {k: [] for k in ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")}
@@ -107,8 +108,8 @@ def make_maze_dataset(task: str, out: str | Path = "datasets", transitions: int 
              "evaluation_goal_cell": list(task_maze(task).goal), "evaluation_goal_reached": goals,
              "differs_from_d4rl": "a tenth of D4RL's transitions; a step reaching the evaluation goal is terminal and "
              "the next starts a new episode (D4RL's maze2d is one stream without terminals); Gymnasium-Robotics' "
-             "PointMaze physics (mujoco 3+) instead of D4RL's mujoco-py point", "seconds": None}
-    extra["seconds"] = round(time.perf_counter() - t0, 1)
+             "PointMaze physics (mujoco 3+) instead of D4RL's mujoco-py point",
+             "seconds": round(time.perf_counter() - t0, 1)}
     card = data_card(ds, f"genpolicy/{task}-v0", "waypoint", path, sha, extra)
     path.with_suffix(".json").write_text(json.dumps(card, indent=2))
     return card

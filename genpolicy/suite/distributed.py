@@ -12,11 +12,14 @@ runner plans only what is not finished (:func:`~.runner.run_suite`), so it redoe
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+from pathlib import Path
 
 from .plan import Job, run_job
 from .root import RunRoot
+from .task import Task
 
 __all__ = ["run_jobs_on_ray", "RUNTIME_ENV_VARS"]
 
@@ -40,15 +43,9 @@ def run_jobs_on_ray(jobs: list[Job], root: RunRoot, address: str | None = None, 
         import ray
     except ImportError:
         raise ValueError("--backend ray needs Ray: pip install 'genpolicy[ray]'") from None
-    import os
-
     if not jobs:
         return []
     # a worker's working directory is not the driver's: every local path the jobs name becomes absolute
-    from pathlib import Path
-
-    from .task import Task
-
     root = RunRoot(root.url or root.local().absolute())
     for job in jobs:
         if Path(job.task.dataset).exists():

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 from pathlib import Path
 
+from ..preflight import preflight
 from ..rl.algos import IQLAWRConfig
 from ..rl.algos.common import CriticConfig
 from ..rl.datasets import load_dataset
@@ -21,7 +22,7 @@ from .root import RunRoot
 from .task import Task
 
 __all__ = ["Job", "critic_key", "critic_folder", "critic_run_config", "run_job", "start_run", "run_jobs_locally",
-           "finished"]
+           "finished", "job_dataset"]
 
 
 @dataclasses.dataclass(eq=False)
@@ -72,24 +73,24 @@ def finished(d: Path) -> bool:
     return read_summary(d) is not None
 
 
-_DATA: dict = {}  # the last dataset a process loaded (a Ray worker runs many jobs of one task in a row)
+_DATA: dict = {}  # the last dataset this process loaded (jobs of one task come in a row, here and on a Ray worker)
 
 
-def _data(name: str):
+def job_dataset(name: str):
+    """The dataset ``name``, loaded once for the jobs of a task that run in this process one after another."""
     if name not in _DATA:
         _DATA.clear()
         _DATA[name] = load_dataset(name)
     return _DATA[name]
 
 
-def run_job(job: Job, root: RunRoot | str | Path, progress: bool = False, data=None) -> dict:
+def run_job(job: Job, root: RunRoot | str | Path, progress: bool = False) -> dict:
     """Train ``job`` in ``root`` (resuming its checkpoint if it has one) and return its summary. A run that shares
     a critic loads the critic's weights from its finished folder (trained first by its own job)."""
-
     root = RunRoot.of(root)
     d = root.local(job.folder)
     root.pull(job.folder)
-    ds = data if data is not None else _data(job.task.dataset)
+    ds = job_dataset(job.task.dataset)
     resume = (d / CHECKPOINT).exists()
     if resume:
         a, data = prepare_run(job.algo, run_config(d, job.algo, device=job.cfg.device), ds)
@@ -107,8 +108,6 @@ def run_job(job: Job, root: RunRoot | str | Path, progress: bool = False, data=N
 def start_run(job: Job, root: RunRoot, ds) -> tuple:
     """``(algorithm, data, meta)`` of a new run as every backend starts it: prepared, checked (preflight), with its
     shared critic's weights (from the critic's finished folder) and no critic steps of its own."""
-    from ..preflight import preflight
-
     cfg, meta, state = job.cfg, dict(job.meta), None
     if job.critic is not None:
         modules = load_checkpoint(root.local(job.critic) / CHECKPOINT)["state"]["modules"]

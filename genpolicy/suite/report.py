@@ -17,6 +17,7 @@ import torch
 from ..checkpoint import atomic_write
 from ..plotting import mean_curve, read_run, save_figure
 from ..policy import load_policy
+from ..rl.evaluate import evaluate_many
 from ..rl.datasets import available_datasets
 from ..train.rundir import read_summary
 from .task import Task
@@ -75,8 +76,6 @@ def selected_checkpoint(run_dir: Path) -> dict | None:
     s = read_summary(run_dir)
     if s is None or not s.get("env") or s.get("best_score") is None or not (run_dir / "best.pt").exists():
         return None
-    from ..rl.evaluate import evaluate_many
-
     policy = load_policy(run_dir / "best.pt")
     seed, episodes = policy.cfg.seed, policy.cfg.final_eval_episodes
     policy.eval()

@@ -9,9 +9,8 @@ from pathlib import Path
 
 from ..config import class_dict, class_union, load_presets, resolve_config, task_presets
 from ..rl.algos import ALGORITHMS
-from ..rl.datasets import load_dataset
 from ..train import CHECKPOINT, device_rng_state, run_config, train_stacked
-from .plan import Job, critic_job, critic_key, finished, run_job, run_jobs_locally, start_run
+from .plan import Job, critic_job, critic_key, finished, job_dataset, run_job, run_jobs_locally, start_run
 from .report import collect, everything_in, plot_curves, write_table
 from .root import RunRoot
 from .sweep import Variant, check_sweep, variants, write_selection
@@ -98,9 +97,10 @@ def _plan(variants: list[Variant], tasks: list[Task], seeds: list[int], budget: 
     return jobs
 
 
-def _train_together(jobs: list[Job], root: RunRoot, ds, progress: bool) -> None:
+def _train_together(jobs: list[Job], root: RunRoot, progress: bool) -> None:
     """New runs of one algorithm that differ only in their seed, trained as one vectorized model where the
     algorithm has one (:func:`genpolicy.train.train_stacked`)."""
+    ds = job_dataset(jobs[0].task.dataset)
     runs, states = [], []
     for job in jobs:
         runs.append(start_run(job, root, ds))
@@ -112,12 +112,6 @@ def _train_together(jobs: list[Job], root: RunRoot, ds, progress: bool) -> None:
 def _run_stacked(jobs: list[Job], root: RunRoot, stack_seeds: bool, progress: bool) -> list[Job]:
     """``--stack-critics``: the new shared critics of several seeds with the same settings trained together;
     ``--stack-seeds``: that, and the new runs of several seeds of each variant. Returns the jobs left to run alone."""
-    ds = {}
-
-    def data(task: Task):
-        if task.dataset not in ds:
-            ds[task.dataset] = load_dataset(task.dataset)
-        return ds[task.dataset]
     groups: dict = {}
     for j in jobs:
         if j.is_critic and "batched" not in critic_key(j.cfg) and not (root.local(j.folder) / CHECKPOINT).exists():
@@ -125,7 +119,7 @@ def _run_stacked(jobs: list[Job], root: RunRoot, stack_seeds: bool, progress: bo
     done = set()
     for group in groups.values():
         if len(group) > 1:
-            _train_together(sorted(group, key=lambda j: j.cfg.seed), root, data(group[0].task), progress)
+            _train_together(sorted(group, key=lambda j: j.cfg.seed), root, progress)
             done |= {j.folder for j in group}
     if stack_seeds:
         runs: dict = {}
@@ -136,9 +130,9 @@ def _run_stacked(jobs: list[Job], root: RunRoot, stack_seeds: bool, progress: bo
         for group in runs.values():
             if len(group) > 1:
                 for c in {j.critic for j in group} - done - {None}:  # a lone seed's critic, first
-                    run_job(next(j for j in jobs if j.folder == c), root, progress, data(group[0].task))
+                    run_job(next(j for j in jobs if j.folder == c), root, progress)
                     done.add(c)
-                _train_together(group, root, data(group[0].task), progress)
+                _train_together(group, root, progress)
                 done |= {j.folder for j in group}
     return [j for j in jobs if j.folder not in done]
 

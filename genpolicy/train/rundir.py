@@ -149,11 +149,7 @@ class Logger:
             return {}
         vals = {k: float(v) / self.counts[k] for k, v in self.sums.items()}  # one host sync per interval
         self.sums, self.counts = {}, {}
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps({"stage": stage, "step": step, **vals}) + "\n")
-        if self.tb is not None:
-            for k, v in vals.items():
-                self.tb.add_scalar(f"{stage}/{k}", v, step)
+        self.log_row(stage, step, vals)
         return vals
 
     def log_eval(self, stage: str, step: int, res: dict) -> None:
@@ -165,7 +161,8 @@ class Logger:
             self.tb.add_scalar(f"{stage}/eval_score", res["score"], step)
 
     def log_row(self, stage: str, step: int, values: dict) -> None:
-        """One metrics row of values measured at ``step`` (not averaged over an interval: e.g. heldout_logp)."""
+        """One metrics row (JSONL and TensorBoard): an interval's means (:meth:`flush`) or values measured at
+        ``step`` (heldout_logp)."""
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps({"stage": stage, "step": step, **values}) + "\n")
         if self.tb is not None:

@@ -125,13 +125,12 @@ def _position(run_dir: Path) -> tuple[int, int]:
 def _train_stacked(algos, data, run_dirs, metas, stages, gens, first, env_id, progress, resume=False) -> list[dict]:
     n = len(algos)
     metas = [dict(m, stacked_seeds=[a.cfg.seed for a in algos]) for m in metas]
-    runs = []
+    runs, gens = [], [] if resume else gens
     for a, d, m, st in zip(algos, run_dirs, metas, stages):
         runs.append(Run(a, data, d, env_id, m, resume, False, st))
-    if resume:  # each seed's other draws continue from its checkpoint's global RNG state (set by Run, one by one)
-        gens = [torch.Generator(device=data.device) for _ in runs]
-        for g, r in zip(gens, runs):
-            g.set_state(load_rng(r.dir))
+        if resume:  # a resumed Run restores its checkpoint's global RNG: this seed's own stream, taken from there
+            gens.append(torch.Generator(device=data.device))
+            gens[-1].set_state(device_rng_state(data.device))
     start = (runs[0].start_stage, runs[0].start_step) if resume else (first, 0)
     last_eval = max((i for i, st in enumerate(stages[0]) if st.evaluates and st.steps > 0), default=None)
     try:
@@ -155,12 +154,6 @@ def _train_stacked(algos, data, run_dirs, metas, stages, gens, first, env_id, pr
             r.logger.close()
     # the rest alone, from the last stacked stage's checkpoint
     return [train(a, data, d, env_id, m, resume=True, progress=progress) for a, d, m in zip(algos, run_dirs, metas)]
-
-
-def load_rng(run_dir: Path) -> torch.Tensor:
-    """The global torch RNG state of the run's checkpoint (for a stacked seed: its own generator's state)."""
-    rng = load_checkpoint(Path(run_dir) / CHECKPOINT)["rng"]
-    return rng["cuda"][0] if "cuda" in rng and torch.cuda.is_available() else rng["torch"]
 
 
 def device_rng_state(device: torch.device) -> torch.Tensor:

@@ -44,6 +44,7 @@ from .common import (
     behaviour_cloning_stage,
     build_policy_model,
     critic_stage,
+    policy_log_likelihood,
     softmax_weights,
 )
 from .registry import register
@@ -131,8 +132,8 @@ class GMPGConfig(CriticPolicyConfig):
         super().__post_init__()
         grad_solver(self.train_solver, self.gradient)  # e.g. heun has no adjoint counterpart
         if self.kl_gradient == "paper" and self.variant == "dynamic" and self.log_pi != "reverse":
-            raise ValueError("GMPGConfig.kl_gradient=paper computes log pi as GenerativeRL does, by a likelihood solve: "
-                             "set log_pi=reverse")
+            raise ValueError("GMPGConfig.kl_gradient=paper computes log pi as GenerativeRL does, by a likelihood "
+                             "solve: set log_pi=reverse")
         if self.kl_stop > 0 and self.variant == "static":
             raise ValueError("GMPGConfig.kl_stop: the dynamic variant only (the static variant samples from mu, where "
                              "log pi - log mu estimates -KL(mu || pi))")
@@ -357,8 +358,7 @@ class GMPG(Algorithm):
         return gnorm, torch.tensor(0.0 if finite else 1.0), extra
 
     def action_log_likelihood(self, obs: Tensor, actions: Tensor) -> Tensor:
-        model = self.policy if self._policy_ready else self.behaviour
-        return model.log_prob(actions, obs, divergence="exact", steps=32, solver="rk4", check=False)
+        return policy_log_likelihood(self.policy if self._policy_ready else self.behaviour, obs, actions)
 
     def act_normalized(self, obs: Tensor) -> Tensor:
         model = self.policy if self._policy_ready else self.behaviour

@@ -25,7 +25,7 @@ from ..critics import IQLCritic, polyak_
 from ..data import Batch
 from .base import Algorithm, Stage
 from .common import (CriticPolicyConfig, advantage_weights, behaviour_cloning_stage, build_policy_model,
-                     critic_stage, softmax_weights, weighted_matching_step)
+                     critic_stage, policy_log_likelihood, softmax_weights, weighted_matching_step)
 from .registry import register
 
 __all__ = ["GMPOConfig", "GMPO", "awr_weights"]
@@ -139,8 +139,7 @@ class GMPO(Algorithm):
         return m
 
     def action_log_likelihood(self, obs: Tensor, actions: Tensor) -> Tensor:
-        policy = self.policy if self.policy_ema is None else self.policy_ema
-        return policy.log_prob(actions, obs, divergence="exact", steps=32, solver="rk4", check=False)
+        return policy_log_likelihood(self.policy if self.policy_ema is None else self.policy_ema, obs, actions)
 
     def act_normalized(self, obs: Tensor) -> Tensor:
         policy = self.policy if self.policy_ema is None else self.policy_ema
