@@ -56,7 +56,8 @@ def test_the_exact_estimator_still_matches_the_gaussian_densitys_value_and_gradi
 
 def test_the_paper_estimators_parameter_gradient_is_the_per_step_sum_with_the_score_at_the_noise_end(f64):
     """With the state detached, an Euler solve's parameter gradient is sum_k h [s_1 . dv/dtheta + d div/dtheta]
-    at the forward trajectory's points (s_1 = -x_1, the adjoint state that never evolves), computed here term by term."""
+    at the forward trajectory's points (s_1 = -x_1, the adjoint state that never evolves), computed here term by
+    term."""
     torch.manual_seed(0)
     model = GenerativeModel(MLPUNet(2, 3, hidden=(16, 8)), make_path("gvp"), (2,)).double()
     cond, x = torch.randn(5, 3), torch.randn(5, 2)
