@@ -6,6 +6,7 @@ for a framework that adds nothing around them. Beside it, the critic stage's ste
 (``genpolicy.train.train``: batches drawn, update, metrics accumulated), eager and compiled whole.
 
     python benchmarks/critic_floor.py                 # hopper shapes (11-D obs, 3-D actions), batch 256, 1 thread
+                                                      # 3 rounds, each ratio from numbers taken side by side
     python benchmarks/critic_floor.py --threads 2 --obs 17 --act 6
 """
 
@@ -45,10 +46,11 @@ def gemm_shapes(obs: int, act: int, hidden: tuple[int, ...], batch: int) -> list
     return fwd(q) * 2 + fwd(v) + bwd(v) + fwd(v) + (fwd(q) + bwd(q)) * 2
 
 
-def floor_rate(shapes, repeats: int = 200) -> float:
-    """Steps/s if a step were only its GEMMs, each timed alone (median of ``repeats`` calls)."""
-    total = 0.0
-    for m, k, n in shapes:
+def floor_rate(shapes, repeats: int = 200, best_orientation: bool = False) -> float:
+    """Steps/s if a step were only its GEMMs, each timed alone (median of ``repeats`` calls). ``best_orientation``:
+    each product timed also as its transpose ``(n, k, m)`` and the faster taken (the floor of a step free to turn
+    its products, as the compiled step turns its first layers' weight gradients)."""
+    def median_time(m, k, n):
         a, b, out = torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)
         for _ in range(10):
             torch.mm(a, b, out=out)
@@ -58,7 +60,11 @@ def floor_rate(shapes, repeats: int = 200) -> float:
             torch.mm(a, b, out=out)
             times.append(time.perf_counter() - t)
         times.sort()
-        total += times[len(times) // 2]
+        return times[len(times) // 2]
+
+    total = 0.0
+    for m, k, n in shapes:
+        total += min(median_time(m, k, n), median_time(n, k, m)) if best_orientation else median_time(m, k, n)
     return 1.0 / total
 
 
@@ -80,18 +86,26 @@ def main(argv=None) -> dict:
     p.add_argument("--act", type=int, default=3)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--rounds", type=int, default=3, help="floor and loop measured side by side this many times")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", help="write the numbers as JSON here")
     ns = p.parse_args(argv)
     torch.set_num_threads(ns.threads)
     shapes = gemm_shapes(ns.obs, ns.act, (256, 256), ns.batch)
-    floor = floor_rate(shapes)
-    res = {"threads": ns.threads, "batch": ns.batch, "gemms_per_step": len(shapes), "floor_steps_per_s": round(floor, 1)}
-    for mode in ("off", "on"):
-        rate = loop_rate(ns.obs, ns.act, ns.batch, ns.steps, mode)
-        res[f"loop_{'eager' if mode == 'off' else 'compiled'}_steps_per_s"] = rate
-        res[f"{'eager' if mode == 'off' else 'compiled'}_of_floor"] = round(rate / floor, 3)
-    print(json.dumps(res, indent=1))
+    rounds = []
+    for r in range(ns.rounds):  # this machine's speed drifts: each ratio from numbers taken back to back
+        row = {"floor": floor_rate(shapes), "floor_best_orientation": floor_rate(shapes, best_orientation=True)}
+        for mode, key in (("off", "eager"), ("on", "compiled")):
+            row[key] = loop_rate(ns.obs, ns.act, ns.batch, ns.steps, mode)
+        row = {k: round(v, 1) for k, v in row.items()}
+        row.update({f"{k}_of_floor": round(row[k] / row["floor"], 3) for k in ("eager", "compiled")})
+        row["compiled_of_best_orientation_floor"] = round(row["compiled"] / row["floor_best_orientation"], 3)
+        print(json.dumps(row), flush=True)
+        rounds.append(row)
+    med = lambda k: sorted(x[k] for x in rounds)[len(rounds) // 2]  # noqa: E731
+    res = {"threads": ns.threads, "batch": ns.batch, "gemms_per_step": len(shapes), "rounds": rounds,
+           "median": {k: med(k) for k in rounds[0]}}
+    print(json.dumps(res["median"], indent=1))
     if ns.out:
         Path(ns.out).write_text(json.dumps(res, indent=1))
     return res

@@ -94,12 +94,16 @@ def functional_adam_(opt: torch.optim.Optimizer, params: list[Tensor], grads: li
     foreach("lerp_", m, grads, 1 - b1)
     foreach("mul_", v, b2)
     foreach("addcmul_", v, grads, grads, 1 - b2)
-    bias1 = [1 - torch.pow(b1, s) for s in steps]
-    bias2_sqrt = [torch.sqrt(1 - torch.pow(b2, s)) for s in steps]
+    # one optimizer's step counts move together, so its bias corrections are one pair of scalars. Taken through a
+    # reduction (a max over equal values), the powers are computed once into a buffer: inlined, a compiled step
+    # re-evaluated both in every vector of every parameter's loop (the loop cannot hoist them past its stores)
+    counts = torch.stack(steps)
+    bias1 = 1 - torch.pow(b1, counts).amax()
+    bias2_sqrt = torch.sqrt(1 - torch.pow(b2, counts).amax())
     denom = foreach("div", foreach("sqrt", v), bias2_sqrt)
     foreach("add_", denom, eps)
     update = foreach("div", m, denom)
-    foreach("mul_", update, [lr / b for b in bias1])
+    foreach("mul_", update, lr / bias1)
     foreach("sub_", params, update)
     if apply is not None:
         for t, old in zip(kept, before):

@@ -28,7 +28,8 @@ class StackedSource:
         self.runs, self.stack, self.gens, self.rows = runs, stack.to(runs[0].data.device), gens, rows
         self.n = len(runs)
 
-    def step(self) -> list[dict]:
+    def step(self, check: bool = False) -> list[dict]:
+        """One vmapped step (``check`` unused: the stacked stages run eagerly)."""
         m = self.stack.update(stack_batches([r.data.sample(self.rows, generator=r.gen) for r in self.runs]),
                               self.gens)
         return [{name: v[k] for name, v in m.items()} for k in range(self.n)]
