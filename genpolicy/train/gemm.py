@@ -1,7 +1,7 @@
 """A graph pass for compiled CPU steps: matrix products laid out for CPU BLAS.
 
-Narrow products. A network's first layer takes few inputs (11 for hopper), so its weight gradient ``G^T X`` is a ``(256, 11)``
-product over the batch. CPU BLAS computes an output that narrow several times slower than its transpose
+Narrow products. A network's first layer takes few inputs (11 for hopper), so its weight gradient ``G^T X`` is a
+``(256, 11)`` product over the batch. CPU BLAS computes an output that narrow several times slower than its transpose
 ``X^T G`` (``(11, 256)``: 166 µs against 31 µs for batch 256 on one thread), though both are the same sums. The
 pass rewrites each ``mm`` whose output has fewer than :data:`NARROW` columns and at least :data:`TALL` rows as
 the transposed product, read back through a transposed view (no copy); values agree up to the order of the sums.
