@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from ..optim import ensure_adam_state
 from ..rl.algos.base import Algorithm, compile_mode
 from ..rl.data import OfflineData
-from .gemm import BlasLayout
+from .gemm import NarrowProducts
 from .run import Run, TrainingInterrupted, evaluate_runs
 from .lock import hold_run_folder
 from .rundir import CHECKPOINT, write_summary
@@ -46,7 +46,7 @@ def stage_update(algo: Algorithm, stage):
     if algo.device.type != "cpu":
         return torch.compile(stage.functional, fullgraph=True, mode="reduce-overhead")
     # inputs' sizes and strides are Dynamo's guards, checked where CompiledStep checks them: not asserted again
-    fn = torch.compile(stage.functional, fullgraph=True, options={"post_grad_custom_post_pass": BlasLayout(),
+    fn = torch.compile(stage.functional, fullgraph=True, options={"post_grad_custom_post_pass": NarrowProducts(),
                                                                    "size_asserts": False, "alignment_asserts": False})
     return CompiledStep(fn, stage.name)
 
