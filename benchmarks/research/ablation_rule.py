@@ -1,0 +1,78 @@
+"""The ablation's adoption rule, applied to a suite's results (``benchmarks/research/ablation.sh``).
+
+Stated before any run: a change is adopted into the ``cpu``/``recipe`` presets only if, at the results table's
+budget, its mean over the six tasks is higher than today's method's, it is above on at least 4 of 6 tasks, and on no
+task is it lower by more than two standard errors of the difference (``sqrt(se_a^2 + se_b^2)``). A variant run on
+only some tasks (``gmpo-code``: the code's settings differ from ours on four) counts as today's method on the others.
+
+    python benchmarks/research/ablation_rule.py runs/ablation --out docs/results/ablation.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+from pathlib import Path
+
+#: each variant label and the method it is measured against
+BASELINES = {"gmpg-paper-gradient": "gmpg", "gmpg-vpsde": "gmpg", "gmpg-paper-gradient-bits": "gmpg",
+             "gmpg-no-clip": "gmpg", "gmpo-code": "gmpo"}
+MIN_ABOVE = 4
+
+
+def verdict(base: dict[str, tuple[float, float]], variant: dict[str, tuple[float, float]]) -> dict:
+    """``base`` and ``variant``: task -> (mean, s.e.) over seeds; tasks missing from ``variant`` count as ``base``'s.
+    Returns the per-task differences, the counts and whether the rule adopts the change."""
+    rows, above, worse = [], 0, []
+    for task, (mb, sb) in sorted(base.items()):
+        mv, sv = variant.get(task, (mb, sb))
+        diff, se = mv - mb, math.sqrt(sv ** 2 + sb ** 2) if task in variant else 0.0
+        above += diff > 0
+        if diff < -2 * se:
+            worse.append(task)
+        rows.append({"task": task, "base": mb, "base_se": sb, "variant": mv, "variant_se": sv, "diff": diff,
+                     "se_diff": se, "ran": task in variant})
+    mean_b = sum(m for m, _ in base.values()) / len(base)
+    mean_v = sum(variant.get(t, base[t])[0] for t in base) / len(base)
+    adopt = mean_v > mean_b and above >= MIN_ABOVE and not worse
+    return {"rows": rows, "mean_base": mean_b, "mean_variant": mean_v, "above": above, "worse": worse,
+            "adopt": adopt}
+
+
+def read(results_csv: Path) -> dict[str, dict[str, tuple[float, float]]]:
+    """label -> task -> (mean, s.e.) from a suite's results.csv."""
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    with open(results_csv) as f:
+        for r in csv.DictReader(f):
+            if r["mean"] not in ("", "nan"):
+                out.setdefault(r["algo"], {})[r["task"]] = (float(r["mean"]), float(r["se"] or 0.0))
+    return out
+
+
+def main(argv=None) -> str:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("suite", type=Path, help="the suite's run root (its results.csv)")
+    p.add_argument("--out", type=Path, help="write the table (markdown) here")
+    ns = p.parse_args(argv)
+    res = read(ns.suite / "results.csv")
+    lines = ["| change | against | six-task mean (today → with it) | above on | lower by > 2 s.e. | adopted |",
+             "|---|---|---|---|---|---|"]
+    for label, base in BASELINES.items():
+        if label not in res or base not in res:
+            lines.append(f"| {label} | {base} | not run yet | | | |")
+            continue
+        if set(res[base]) != set(res[label]) | set(res[base]):
+            raise SystemExit(f"{label} ran on tasks that {base} did not: {sorted(set(res[label]) - set(res[base]))}")
+        v = verdict(res[base], res[label])
+        lines.append(f"| {label} | {base} | {v['mean_base']:.1f} → {v['mean_variant']:.1f} | {v['above']} of "
+                     f"{len(v['rows'])} | {', '.join(v['worse']) or 'none'} | {'yes' if v['adopt'] else 'no'} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if ns.out:
+        ns.out.write_text(text)
+    return text
+
+
+if __name__ == "__main__":
+    main()
