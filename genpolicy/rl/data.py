@@ -129,7 +129,8 @@ class OfflineData:
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Batch:
         """Uniform minibatch, indices drawn on the data's device (no host copies)."""
         idx = torch.randint(0, self.size, (batch_size,), device=self.device, generator=generator)
-        return Batch(self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.dones[idx], idx)
+        rows = lambda t: t.index_select(0, idx)  # noqa: E731  (the gather of t[idx] without advanced indexing's setup)
+        return Batch(rows(self.obs), rows(self.actions), rows(self.rewards), rows(self.next_obs), rows(self.dones), idx)
 
     def head(self, n: int) -> "OfflineData":
         """The first ``n`` rows as an OfflineData sharing this one's settings (the last row ends its episode)."""

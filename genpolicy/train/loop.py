@@ -45,9 +45,12 @@ def stage_update(algo: Algorithm, stage):
         return torch.compile(stage.functional, fullgraph=True, backend="aot_eager")
     if algo.device.type != "cpu":
         return torch.compile(stage.functional, fullgraph=True, mode="reduce-overhead")
-    # inputs' sizes and strides are Dynamo's guards, checked where CompiledStep checks them: not asserted again
+    # inputs' sizes and strides are Dynamo's guards, checked where CompiledStep checks them: not asserted again. The
+    # C++ wrapper (the graph's buffer and kernel calls in C++ instead of Python): 163 against 157 steps/s for the IQL
+    # critic at batch 256 on one thread (median of 6 alternating rounds), for 8 s more compiling
     fn = torch.compile(stage.functional, fullgraph=True, options={"post_grad_custom_post_pass": NarrowProducts(),
-                                                                   "size_asserts": False, "alignment_asserts": False})
+                                                                   "size_asserts": False, "alignment_asserts": False,
+                                                                   "cpp_wrapper": True})
     return CompiledStep(fn, stage.name)
 
 
