@@ -112,3 +112,65 @@ def test_the_suite_gives_maze_tasks_the_sparse_reward_presets():
         assert (gmpo.beta, gmpo.expectile, gmpo.reward_scale) == (12.0, 0.9, "antmaze")
     cfg, names = _config("gmpo", ["cpu"], Task("hopper-medium-v5", None), [])
     assert names == ["cpu", "hopper-medium"] and cfg.reward_scale == "locomotion"
+
+
+def test_play_cells_are_the_branch_ends_from_d4rls_start_and_the_junctions():
+    from genpolicy.datagen.antmaze import play_cells
+
+    targets, starts = play_cells(task_maze("antmaze-medium"), (1, 1))
+    assert targets == [(1, 6), (6, 3), (6, 5)]
+    assert starts == [(2, 2), (2, 5), (3, 2), (3, 4), (4, 4)]
+    with pytest.raises(ValueError, match="no junctions"):
+        play_cells(task_maze("antmaze-umaze"), (3, 1))
+
+
+def test_the_ant_is_driven_by_bfs_waypoints_and_its_data_follows_the_task():
+    from genpolicy.datagen.antmaze import collect_antmaze
+    from genpolicy.rl.navigation import STARTS
+
+    seen = []
+
+    def still(obs):  # a controller that stands still: the ant neither falls nor arrives
+        seen.append(obs.copy())
+        return np.zeros(8)
+
+    ds = collect_antmaze("antmaze-umaze", "umaze", 800, still, progress=False)
+    maze = task_maze("antmaze-umaze")
+    assert ds.observations.shape == (800, 29) and ds.actions.shape == (800, 8)
+    assert seen[0].shape == (29,) and np.array_equal(seen[0][:27], ds.observations[0, 2:])
+    xy = ds.observations[0, :2].astype(np.float64)
+    assert maze.cell_of(xy) == STARTS["umaze"]
+    # its goal: the next cell on the shortest path from the start cell to the evaluation goal, relative to the ant
+    np.testing.assert_allclose(seen[0][27:], maze.xy(maze.next_waypoint(STARTS["umaze"], maze.goal)) - xy,
+                               rtol=1e-6, atol=1e-6)
+    assert list(np.nonzero(ds.timeouts)[0]) == [EPISODE_STEPS["ant"]["umaze"] - 1, 799] and not ds.terminals.any()
+    assert np.array_equal(ds.next_observations[:-1][~ds.timeouts[:-1]], ds.observations[1:][~ds.timeouts[:-1]])
+    for task, variant in (("antmaze-umaze", "play"), ("antmaze-medium", "umaze"), ("pointmaze-umaze", "diverse")):
+        with pytest.raises(ValueError):
+            collect_antmaze(task, variant, 10, still, progress=False)
+
+
+def test_data_maze_writes_an_antmaze_file_from_a_controller_snapshot(tmp_path):
+    import torch
+
+    from genpolicy.cli import main
+    from genpolicy.datagen.sac import Actor
+    from genpolicy.rl.datasets import load_dataset
+
+    assert main(["data", "maze", "antmaze-medium-play", "--out", str(tmp_path), "--no-progress"]) == 2  # no controller
+    torch.manual_seed(0)
+    snap = tmp_path / "step_0000001.pt"
+    torch.save({"actor": Actor(29, 8, (16,)).state_dict(), "obs_dim": 29, "act_dim": 8, "hidden": (16,), "step": 1,
+                "eval_return": 0.0, "env_id": "genpolicy/AntGoal-v0"}, snap)
+    assert main(["data", "maze", "antmaze-medium-play", "--transitions", "1200", "--controller", str(snap), "--out",
+                 str(tmp_path), "--no-progress"]) == 0
+    card = json.loads((tmp_path / "antmaze-medium-play-v0.json").read_text())
+    assert card["transitions"] == 1200 and card["env_id"] == "genpolicy/antmaze-medium-v0" and card["level"] == "play"
+    assert card["play_cells"] == {"targets": [[1, 6], [6, 3], [6, 5]],
+                                  "starts": [[2, 2], [2, 5], [3, 2], [3, 4], [4, 4]]}
+    ds = load_dataset(str(tmp_path / "antmaze-medium-play-v0.hdf5"))
+    assert len(ds) == 1200 and ds.observations.shape[1] == 29
+    starts = {tuple(c) for c in card["play_cells"]["starts"]}
+    maze = task_maze("antmaze-medium")
+    firsts = [0] + [i + 1 for i in np.nonzero(ds.timeouts | ds.terminals)[0][:-1]]
+    assert all(maze.cell_of(ds.observations[i, :2]) in starts for i in firsts)

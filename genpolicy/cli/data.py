@@ -36,11 +36,18 @@ def add_parser(sub, name: str, text: str, argv: list[str]) -> None:
                     help="write it as a Minari dataset under DIR (a MINARI_DATASETS_PATH); needs the minari extra")
     ex.add_argument("--id", help="its Minari id namespace/env/name-vN (default for suite names: genpolicy/ENV/LEVEL-vN)")
     ex.add_argument("--env", help="the Gymnasium id it was collected in (default: its data card's)")
-    mz = dsub.add_parser("maze", help="a point-mass maze dataset (D4RL's maze2d recipe: BFS waypoints, PD control)")
-    mz.add_argument("task", choices=["pointmaze-umaze", "pointmaze-medium", "pointmaze-large"])
-    mz.add_argument("--transitions", type=int, default=None, help="default: 100k / 200k / 400k (umaze/medium/large)")
+    mz = dsub.add_parser("maze", help="a maze dataset: the point mass (D4RL's maze2d recipe: BFS waypoints, PD "
+                         "control) or D4RL's six AntMaze datasets (the goal-reaching ant driven by BFS waypoints)")
+    mz.add_argument("task", choices=["pointmaze-umaze", "pointmaze-medium", "pointmaze-large", "antmaze-umaze",
+                                     "antmaze-umaze-diverse", "antmaze-medium-play", "antmaze-medium-diverse",
+                                     "antmaze-large-play", "antmaze-large-diverse"])
+    mz.add_argument("--transitions", type=int, default=None,
+                    help="default: point 100k / 200k / 400k (umaze/medium/large), ant 100k")
     mz.add_argument("--seed", type=int, default=0)
-    mz.add_argument("--noise", type=float, default=0.5, help="action noise std (D4RL's --noisy: 0.5)")
+    mz.add_argument("--noise", type=float, default=None,
+                    help="action noise std (default: 0.5 for the point, D4RL's --noisy; 0 for the ant)")
+    mz.add_argument("--controller", help="antmaze: the goal-reaching ant's policy snapshot "
+                    "(AGENT/policies/step_N.pt from 'genpolicy data behaviour ant-goal')")
     mz.add_argument("--out", default="datasets")
     mz.add_argument("--no-progress", dest="progress", action="store_false")
 
@@ -69,7 +76,7 @@ def run(ns) -> int:
     if ns.data_command == "maze":
         from ..datagen.maze import make_maze_dataset
 
-        card = make_maze_dataset(ns.task, ns.out, ns.transitions, ns.seed, ns.noise, ns.progress)
+        card = make_maze_dataset(ns.task, ns.out, ns.transitions, ns.seed, ns.noise, ns.progress, ns.controller)
         print(json.dumps(card, indent=2))
         return 0
     if ns.data_command == "make":

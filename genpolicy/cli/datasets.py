@@ -12,6 +12,7 @@ def add_parser(sub, name: str, text: str, argv: list[str]) -> None:
 
 
 def run(ns) -> int:
+    from ..datagen.antmaze import ANT_DATASETS
     from ..rl.datasets import available_datasets, dataset_dirs
 
     rows = available_datasets()
@@ -33,4 +34,9 @@ def run(ns) -> int:
         print(f"{r['name']:34s} {f(r.get('size_mb'), '6.1f')} {f(r.get('transitions'), '11d')} "
               f"{f(r.get('episodes'), '8d')} {f(r.get('return_mean'), '8.1f')} {f(r.get('score_mean'), '6.1f')}{note}")
     print("score: D4RL-normalized mean return of the data (100 = D4RL's expert reference return)")
+    here = {r["name"] for r in rows}
+    missing = [f"{n}-v0" for n in ANT_DATASETS if f"{n}-v0" not in here]
+    if missing:
+        print(f"not here: {', '.join(missing)}; each is one command from the goal-reaching ant's policy: "
+              "genpolicy data maze NAME --controller AGENT/policies/step_N.pt (datasets/README.md)")
     return 0

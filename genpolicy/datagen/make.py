@@ -39,7 +39,7 @@ from ..rl.datasets import TransitionDataset, episode_returns
 from ..rl.envs import REF_SCORES, env_family, normalized_score
 from .rollout import collect, save_d4rl_hdf5
 
-__all__ = ["ENVS", "LEVELS", "MakeConfig", "make_dataset", "data_card", "behaviour_dir", "dataset_name",
+__all__ = ["ENVS", "LEVELS", "MakeConfig", "make_dataset", "data_card", "actor_policy", "behaviour_dir", "dataset_name",
            "plot_behaviour_curves"]
 
 #: short name -> Gymnasium id
@@ -132,7 +132,8 @@ def pick_snapshots(returns: dict[int, float], medium_fraction: float,
     return medium, expert
 
 
-def _actor_policy(path: Path, seed: int):
+def actor_policy(path: Path, seed: int):
+    """A SAC policy snapshot as ``act(obs) -> action``: its actions sampled, from a generator seeded by ``seed``."""
     from .sac import load_actor
 
     actor, _ = load_actor(path)
@@ -191,7 +192,7 @@ def make_dataset(env: str, level: str, cfg: MakeConfig, progress: bool = True, c
             # the buffer is cut (possibly mid-episode) at the medium snapshot's step
             ds = TransitionDataset(**{k: rb[k] for k in rb.files}, source=str(bdir / "replay.npz")).head(step)
         else:
-            act = _actor_policy(bdir / "policies" / f"step_{step:07d}.pt", cfg.seed)
+            act = actor_policy(bdir / "policies" / f"step_{step:07d}.pt", cfg.seed)
             ds = collect(env_id, act, cfg.transitions, seed=cfg.seed, num_envs=cfg.num_envs, progress=progress)
     ds.validate()
     path = Path(cfg.out) / f"{dataset_name(env, level)}.hdf5"

@@ -1,4 +1,5 @@
-"""Point-mass maze datasets (D4RL's maze2d recipe) on the single-task mazes of :mod:`genpolicy.rl.navigation`.
+"""Maze datasets on the single-task mazes of :mod:`genpolicy.rl.navigation`: the point mass (D4RL's maze2d recipe,
+here) and the ant (D4RL's AntMaze recipe, :mod:`.antmaze`).
 
     genpolicy data maze pointmaze-umaze      # -> datasets/pointmaze-umaze-v0.hdf5 (+ .json data card)
 
@@ -21,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..rl.navigation import (EPISODE_STEPS, LAYOUTS, MAZE_TASKS, ROBOTICS_IDS, SUCCESS_RADIUS, robotics_gym,
-                             robotics_map, task_maze)
+from ..rl.navigation import (EPISODE_STEPS, LAYOUTS, MAZE_TASKS, ROBOTICS_IDS, STARTS, SUCCESS_RADIUS,
+                             robotics_gym, robotics_map, task_maze)
 from ..rl.transitions import TransitionDataset
+from .antmaze import ANT_DATASETS, ANT_SIZES, collect_antmaze, play_cells
 
 __all__ = ["POINT_SIZES", "collect_pointmaze", "make_maze_dataset", "P_GAIN", "D_GAIN"]
 
@@ -84,32 +86,57 @@ def collect_pointmaze(task: str, transitions: int, seed: int = 0, noise: float =
 
 
 def make_maze_dataset(task: str, out: str | Path = "datasets", transitions: int | None = None, seed: int = 0,
-                      noise: float = 0.5, progress: bool = True) -> dict:
-    """Collect, save ``OUT/TASK-v0.hdf5`` and its data card; returns the card."""
-    from .make import data_card
+                      noise: float | None = None, progress: bool = True, controller: str | Path | None = None) -> dict:
+    """Collect, save ``OUT/TASK-v0.hdf5`` and its data card; returns the card. ``task``: a ``pointmaze-*`` task or
+    one of D4RL's six AntMaze datasets (``antmaze-medium-play`` ...: :mod:`.antmaze`), which needs ``controller``,
+    a policy snapshot of the goal-reaching ant (``genpolicy data behaviour ant-goal``). ``noise``: action noise std
+    (default 0.5 for the point, D4RL's ``--noisy``; 0 for the ant, whose SAC policy samples its actions)."""
+    from .make import actor_policy, data_card
     from .rollout import save_d4rl_hdf5
 
-    if task not in MAZE_TASKS:
-        raise ValueError(f"unknown maze task {task!r}; known: {sorted(MAZE_TASKS)}")
-    kind, maze_name = MAZE_TASKS[task]
-    if kind != "point":
-        raise ValueError(f"{task}: the AntMaze datasets need the goal-reaching ant (genpolicy data behaviour ant-goal)"
-                         f"; not built yet")
-    n = transitions or POINT_SIZES[maze_name]
+    ant = task in ANT_DATASETS
+    points = sorted(t for t, (kind, _) in MAZE_TASKS.items() if kind == "point")
+    if not ant and task not in points:
+        raise ValueError(f"unknown maze dataset {task!r}; known: {points + sorted(ANT_DATASETS)}")
+    if ant and controller is None:
+        raise ValueError(f"{task}: give the goal-reaching ant's policy (--controller AGENT/policies/step_N.pt, "
+                         f"from 'genpolicy data behaviour ant-goal')")
+    if ant and not Path(controller).is_file():
+        raise FileNotFoundError(f"{task}: no controller at {controller}")
+    env_task, variant = ANT_DATASETS[task] if ant else (task, None)
+    maze_name = MAZE_TASKS[env_task][1]
+    n = transitions or (ANT_SIZES if ant else POINT_SIZES)[maze_name]
+    noise = (0.0 if ant else 0.5) if noise is None else noise
     t0 = time.perf_counter()
-    ds = collect_pointmaze(task, n, seed, noise, progress)
+    if ant:
+        ds = collect_antmaze(env_task, variant, n, actor_policy(Path(controller), seed), seed, noise, progress)
+    else:
+        ds = collect_pointmaze(task, n, seed, noise, progress)
     ds.validate()
     path = Path(out) / f"{task}-v0.hdf5"
     sha = save_d4rl_hdf5(ds, path)
     goals = int(ds.rewards.sum())
-    extra = {"seed": seed, "command": f"genpolicy data maze {task} --seed {seed}" + (f" --transitions {n}"
-             if transitions else ""), "controller": f"BFS waypoints, PD gains {P_GAIN:g}/{D_GAIN:g}, action noise "
-             f"std {noise:g}, goal cells uniform, new goal within {SUCCESS_RADIUS} of its centre",
-             "evaluation_goal_cell": list(task_maze(task).goal), "evaluation_goal_reached": goals,
-             "differs_from_d4rl": "a tenth of D4RL's transitions; a step reaching the evaluation goal is terminal and "
-             "the next starts a new episode (D4RL's maze2d is one stream without terminals); Gymnasium-Robotics' "
-             "PointMaze physics (mujoco 3+) instead of D4RL's mujoco-py point",
-             "seconds": round(time.perf_counter() - t0, 1)}
-    card = data_card(ds, f"genpolicy/{task}-v0", "waypoint", path, sha, extra)
+    command = (f"genpolicy data maze {task} --seed {seed}" + (f" --transitions {n}" if transitions else "")
+               + (f" --noise {noise:g}" if noise != (0.0 if ant else 0.5) else "")
+               + (f" --controller {controller}" if ant else ""))
+    if ant:
+        targets, starts = play_cells(task_maze(env_task), STARTS[maze_name]) if variant == "play" else (None, None)
+        extra = {"controller": f"the goal-reaching ant's SAC policy {controller}, its actions sampled, action noise "
+                 f"std {noise:g}, driven by BFS waypoints (the next cell's centre as its goal)",
+                 "variant": variant, "play_cells": targets and {"targets": [list(c) for c in targets],
+                                                                "starts": [list(c) for c in starts]},
+                 "differs_from_d4rl": "a tenth of D4RL's transitions; a step reaching the evaluation goal is terminal "
+                 "and the next starts a new episode; a fallen ant ends its episode (timeout); our SAC controller and "
+                 "Gymnasium-Robotics' AntMaze (mujoco 3+) instead of D4RL's; play cells by a written rule instead of "
+                 "by hand"}
+    else:
+        extra = {"controller": f"BFS waypoints, PD gains {P_GAIN:g}/{D_GAIN:g}, action noise std {noise:g}, goal cells "
+                 f"uniform, new goal within {SUCCESS_RADIUS} of its centre",
+                 "differs_from_d4rl": "a tenth of D4RL's transitions; a step reaching the evaluation goal is terminal "
+                 "and the next starts a new episode (D4RL's maze2d is one stream without terminals); "
+                 "Gymnasium-Robotics' PointMaze physics (mujoco 3+) instead of D4RL's mujoco-py point"}
+    extra = {"seed": seed, "command": command, **extra, "evaluation_goal_cell": list(task_maze(env_task).goal),
+             "evaluation_goal_reached": goals, "seconds": round(time.perf_counter() - t0, 1)}
+    card = data_card(ds, f"genpolicy/{env_task}-v0", variant or "waypoint", path, sha, extra)
     path.with_suffix(".json").write_text(json.dumps(card, indent=2))
     return card

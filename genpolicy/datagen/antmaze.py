@@ -1,0 +1,132 @@
+"""AntMaze datasets, D4RL's recipe: a goal-reaching ant driven through the maze by waypoints.
+
+    genpolicy data maze antmaze-medium-play --controller AGENT/policies/step_1000000.pt
+
+The controller is a policy of ``genpolicy/AntGoal-v0`` (our SAC: ``genpolicy data behaviour ant-goal``): it sees the
+ant's 27-D state and the vector from the ant to its goal. Here its goal is the centre of the next cell on a
+breadth-first shortest path (:meth:`~genpolicy.rl.mazes.Maze.next_waypoint`) to the commanded target cell, so it
+walks the maze cell by cell; a new target is drawn when the ant comes within :data:`ARRIVAL` of the target's centre.
+D4RL's variants set where episodes start and which targets are commanded:
+
+- ``umaze``: D4RL's fixed start cell, the evaluation goal as the only target;
+- ``*-diverse``: starts and targets drawn uniformly among the free cells;
+- ``*-play``: targets drawn among hand-picked cells and starts among a different hand-picked set. D4RL hand-picked
+  its cells; here the rule is written down so that it is reproducible: the targets are the ends of the maze's
+  branches as walked from D4RL's start cell (cells no neighbour of which is farther from it, by breadth-first
+  steps: 3 in medium, 4 in large), the starts its junctions (cells with three or more free neighbours: 5 and 7).
+
+The files follow the single-task tasks of :mod:`genpolicy.rl.navigation`: observation ``[x, y, the ant's 27-D
+state]``, reward 1 at the step the ant comes within 0.5 of the evaluation goal, and that step is terminal (the
+evaluation episode ends there; D4RL's files have no terminals); episodes of the task's length end in a timeout, or
+earlier, also as a timeout, when the ant falls (torso outside 0.2 <= z <= 1.0).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..rl.mazes import Maze
+from ..rl.navigation import (EPISODE_STEPS, LAYOUTS, MAZE_TASKS, ROBOTICS_IDS, STARTS, SUCCESS_RADIUS, robotics_gym,
+                             robotics_map, task_maze)
+from ..rl.transitions import TransitionDataset
+
+__all__ = ["ANT_DATASETS", "ANT_SIZES", "ARRIVAL", "play_cells", "collect_antmaze"]
+
+#: D4RL's six AntMaze datasets: name -> (task, variant)
+ANT_DATASETS = {"antmaze-umaze": ("antmaze-umaze", "umaze"), "antmaze-umaze-diverse": ("antmaze-umaze", "diverse"),
+                "antmaze-medium-play": ("antmaze-medium", "play"),
+                "antmaze-medium-diverse": ("antmaze-medium", "diverse"),
+                "antmaze-large-play": ("antmaze-large", "play"), "antmaze-large-diverse": ("antmaze-large", "diverse")}
+#: a tenth of D4RL's million transitions per file
+ANT_SIZES = {"umaze": 100_000, "medium": 100_000, "large": 100_000}
+#: within this of the target cell's centre, a new target is drawn (a quarter of the ant's 4-unit cell)
+ARRIVAL = 1.0
+
+Controller = Callable[[np.ndarray], np.ndarray]
+
+
+def play_cells(maze: Maze, start: tuple[int, int]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(targets, starts) of a ``play`` dataset: the branch ends of ``maze`` seen from ``start`` and its junctions
+    (see the module)."""
+    dist = maze.distances(start)
+    targets = [c for c in maze.cells if c in dist and all(dist[n] <= dist[c] for n in maze.neighbours(c))]
+    starts = [c for c in maze.cells if len(maze.neighbours(c)) >= 3]
+    if not starts:
+        raise ValueError("this maze has no junctions: no play variant (D4RL has none for the U maze)")
+    return targets, starts
+
+
+def collect_antmaze(task: str, variant: str, transitions: int, controller: Controller, seed: int = 0,
+                    noise: float = 0.0, progress: bool = True) -> TransitionDataset:
+    """``transitions`` steps of ``controller`` driven by waypoints through ``task`` (``antmaze-umaze`` ...) in
+    D4RL's ``variant`` (``umaze``, ``diverse`` or ``play``); ``noise``: std of Gaussian noise added to its actions
+    (clipped to the action box)."""
+    from tqdm.auto import tqdm
+
+    kind, maze_name = MAZE_TASKS[task]
+    if kind != "ant":
+        raise ValueError(f"{task}: collect_antmaze drives the ant; point-mass data comes from collect_pointmaze")
+    if variant not in ("umaze", "diverse", "play") or (variant == "umaze") != (maze_name == "umaze" and
+                                                                              variant != "diverse"):
+        raise ValueError(f"{task}: no {variant!r} variant (D4RL: umaze and diverse on the U maze, play and "
+                         f"diverse on medium and large)")
+    maze = task_maze(task)
+    if variant == "umaze":
+        targets, starts = [maze.goal], [STARTS[maze_name]]
+    elif variant == "diverse":
+        targets = starts = maze.cells
+    else:
+        targets, starts = play_cells(maze, STARTS[maze_name])
+    gym = robotics_gym()
+    env = gym.make(ROBOTICS_IDS["ant"], maze_map=robotics_map(LAYOUTS[maze_name]), continuing_task=True,
+                   reset_target=False, include_cfrc_ext_in_observation=False, max_episode_steps=10**9).unwrapped
+    low, high = env.action_space.low, env.action_space.high
+    rng = np.random.default_rng(seed)
+    goal_xy, horizon = maze.xy(maze.goal), EPISODE_STEPS["ant"][maze_name]
+    hop: dict = {}  # (cell, target) -> next waypoint, cached
+
+    def pick(cells):
+        return cells[rng.integers(len(cells))]
+
+    def start():
+        o, _ = env.reset(seed=int(rng.integers(2**31)), options={"reset_cell": np.array(pick(starts))})
+        return o
+
+    cols = {k: [] for k in ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")}
+    flat = lambda o: np.concatenate([o["achieved_goal"], o["observation"]]).astype(np.float32)  # noqa: E731
+    o, t, target = start(), 0, pick(targets)
+    for _ in tqdm(range(transitions), desc=f"ant controller {task} {variant}", disable=not progress,
+                  mininterval=1.0):
+        xy = o["achieved_goal"].astype(np.float64)
+        if np.linalg.norm(xy - maze.xy(target)) <= ARRIVAL:
+            target = pick(targets)
+        here = maze.cell_of(xy)
+        key = (here, target)
+        if key not in hop:
+            hop[key] = maze.next_waypoint(here, target) if _inside(maze, here) else target
+        seen = np.concatenate([o["observation"], maze.xy(hop[key]) - xy]).astype(np.float32)
+        act = np.asarray(controller(seen), dtype=np.float64) + noise * rng.standard_normal(low.shape)
+        act = np.clip(act, low, high).astype(np.float32)
+        nxt, _, _, _, _ = env.step(act)
+        reward = float(np.linalg.norm(nxt["achieved_goal"] - goal_xy) <= SUCCESS_RADIUS)
+        t += 1
+        z = float(env.ant_env.data.qpos[2])
+        timeout = not reward and (t >= horizon or not 0.2 <= z <= 1.0)
+        for k, v in zip(cols, (flat(o), act, reward, flat(nxt), bool(reward), timeout)):
+            cols[k].append(v)
+        if reward or timeout:
+            o, t = start(), 0
+        else:
+            o = nxt
+    env.close()
+    arr = {k: np.asarray(v, dtype=np.float32 if k not in ("terminals", "timeouts") else bool) for k, v in cols.items()}
+    arr["timeouts"][-1] = not arr["terminals"][-1]  # the stream's last step ends its episode
+    return TransitionDataset(arr["observations"], arr["actions"], arr["rewards"], arr["next_observations"],
+                             arr["terminals"], arr["timeouts"], source=f"genpolicy data maze {task} ({variant})")
+
+
+def _inside(maze: Maze, cell: tuple[int, int]) -> bool:
+    r, c = cell
+    return 0 <= r < maze.free.shape[0] and 0 <= c < maze.free.shape[1] and bool(maze.free[r, c])
