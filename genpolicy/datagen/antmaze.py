@@ -121,10 +121,7 @@ def collect_antmaze(task: str, variant: str, transitions: int, controller: Contr
         else:
             o = nxt
     env.close()
-    arr = {k: np.asarray(v, dtype=np.float32 if k not in ("terminals", "timeouts") else bool) for k, v in cols.items()}
-    arr["timeouts"][-1] = not arr["terminals"][-1]  # the stream's last step ends its episode
-    return TransitionDataset(arr["observations"], arr["actions"], arr["rewards"], arr["next_observations"],
-                             arr["terminals"], arr["timeouts"], source=f"genpolicy data maze {task} ({variant})")
+    return TransitionDataset.from_stream(cols, f"genpolicy data maze {task} ({variant})")
 
 
 def _inside(maze: Maze, cell: tuple[int, int]) -> bool:

@@ -79,10 +79,7 @@ def collect_pointmaze(task: str, transitions: int, seed: int = 0, noise: float =
         else:
             obs = nobs
     env.close()
-    arr = {k: np.asarray(v, dtype=np.float32 if k not in ("terminals", "timeouts") else bool) for k, v in cols.items()}
-    arr["timeouts"][-1] = not arr["terminals"][-1]  # the stream's last step ends its episode
-    return TransitionDataset(arr["observations"], arr["actions"], arr["rewards"], arr["next_observations"],
-                             arr["terminals"], arr["timeouts"], source=f"genpolicy data maze {task}")
+    return TransitionDataset.from_stream(cols, f"genpolicy data maze {task}")
 
 
 def make_maze_dataset(task: str, out: str | Path = "datasets", transitions: int | None = None, seed: int = 0,
