@@ -174,3 +174,17 @@ def test_data_maze_writes_an_antmaze_file_from_a_controller_snapshot(tmp_path):
     maze = task_maze("antmaze-medium")
     firsts = [0] + [i + 1 for i in np.nonzero(ds.timeouts | ds.terminals)[0][:-1]]
     assert all(maze.cell_of(ds.observations[i, :2]) in starts for i in firsts)
+
+
+def test_the_point_collector_regenerates_the_committed_files_stream():
+    """`genpolicy data maze pointmaze-umaze` (seed 0) is the command on the committed file's card: the collector's
+    first 3000 steps are that file's first 3000 rows (its order of random draws is part of the files)."""
+    from pathlib import Path
+
+    from genpolicy.rl.datasets import load_dataset
+
+    committed = load_dataset(str(Path(__file__).resolve().parents[1] / "datasets" / "pointmaze-umaze-v0.hdf5"))
+    ds = collect_pointmaze("pointmaze-umaze", 3000, seed=0, progress=False)
+    for key in ("observations", "actions", "rewards", "next_observations", "terminals"):
+        assert np.array_equal(getattr(ds, key), getattr(committed, key)[:3000]), key
+    assert np.array_equal(ds.timeouts[:-1], committed.timeouts[:2999])

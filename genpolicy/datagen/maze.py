@@ -51,8 +51,8 @@ def collect_pointmaze(task: str, transitions: int, seed: int = 0, noise: float =
     hop: dict = {}  # (cell, goal) -> next waypoint, cached
 
     def start():
-        cell = np.array(cells[rng.integers(len(cells))])
-        o, _ = env.reset(seed=int(rng.integers(2**31)), options={"reset_cell": cell})
+        seed = int(rng.integers(2**31))  # drawn before the cell: the committed files' order of draws
+        o, _ = env.reset(seed=seed, options={"reset_cell": np.array(cells[rng.integers(len(cells))])})
         return o["observation"].astype(np.float32)
 
     cols = {k: [] for k in ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")}
