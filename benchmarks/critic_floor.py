@@ -46,10 +46,10 @@ def gemm_shapes(obs: int, act: int, hidden: tuple[int, ...], batch: int) -> list
     return fwd(q) * 2 + fwd(v) + bwd(v) + fwd(v) + (fwd(q) + bwd(q)) * 2
 
 
-def floor_rate(shapes, repeats: int = 200, best_orientation: bool = False) -> float:
-    """Steps/s if a step were only its GEMMs, each timed alone (median of ``repeats`` calls). ``best_orientation``:
-    each product timed also as its transpose ``(n, k, m)`` and the faster taken (the floor of a step free to turn
-    its products, as the compiled step turns its first layers' weight gradients)."""
+def floor_rates(shapes, repeats: int = 200) -> tuple[float, float]:
+    """Steps/s if a step were only its GEMMs, each timed alone (median of ``repeats`` calls): as the step's shapes
+    are, and with each product taken in its faster orientation (``(m, k, n)`` or its transpose ``(n, k, m)``: the
+    floor of a step free to turn its products, as the compiled step turns its first layers' weight gradients)."""
     def median_time(m, k, n):
         a, b, out = torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)
         for _ in range(10):
@@ -62,10 +62,8 @@ def floor_rate(shapes, repeats: int = 200, best_orientation: bool = False) -> fl
         times.sort()
         return times[len(times) // 2]
 
-    total = 0.0
-    for m, k, n in shapes:
-        total += min(median_time(m, k, n), median_time(n, k, m)) if best_orientation else median_time(m, k, n)
-    return 1.0 / total
+    pairs = [(median_time(m, k, n), median_time(n, k, m)) for m, k, n in shapes]
+    return 1.0 / sum(t for t, _ in pairs), 1.0 / sum(min(pair) for pair in pairs)
 
 
 def loop_rate(obs: int, act: int, batch: int, steps: int, compile_mode: str) -> float:
@@ -94,7 +92,8 @@ def main(argv=None) -> dict:
     shapes = gemm_shapes(ns.obs, ns.act, (256, 256), ns.batch)
     rounds = []
     for r in range(ns.rounds):  # this machine's speed drifts: each ratio from numbers taken back to back
-        row = {"floor": floor_rate(shapes), "floor_best_orientation": floor_rate(shapes, best_orientation=True)}
+        floor, best = floor_rates(shapes)
+        row = {"floor": floor, "floor_best_orientation": best}
         for mode, key in (("off", "eager"), ("on", "compiled")):
             row[key] = loop_rate(ns.obs, ns.act, ns.batch, ns.steps, mode)
         row = {k: round(v, 1) for k, v in row.items()}

@@ -193,8 +193,7 @@ def test_a_sweep_through_the_cli_runs_every_variant_on_both_seed_sets_sharing_cr
 
     out = tmp_path / "s"
     assert main(["bench", "--algos", "iql", "gmpo", "--tasks", f"{hopper_like}:Hopper-v5", "--seeds", "0", "--out",
-                 str(out),
-                 "--no-progress", *TINY, "--sweep", "beta=1,3", "--select-seeds", "5"]) == 0
+                 str(out), "--no-progress", *TINY, "--sweep", "beta=1,3", "--select-seeds", "5"]) == 0
     assert sorted(p.name for p in (out / "hopper_like").iterdir()) == ["critic", "gmpo+beta=1", "gmpo+beta=3",
                                                                      "iql+beta=1", "iql+beta=3"]
     assert len(list((out / "hopper_like" / "critic").iterdir())) == 2  # seeds 0 and 5, shared by all four variants

@@ -62,7 +62,7 @@ def collect_antmaze(task: str, variant: str, transitions: int, controller: Contr
                     noise: float = 0.0, progress: bool = True) -> TransitionDataset:
     """``transitions`` steps of ``controller`` driven by waypoints through ``task`` (``antmaze-umaze`` ...) in
     D4RL's ``variant`` (``umaze``, ``diverse`` or ``play``); ``noise``: std of Gaussian noise added to its actions
-    (clipped to the action box)."""
+    (clipped to the action box). A ``play`` dataset's cells are in its ``metadata["play_cells"]``."""
     from tqdm.auto import tqdm
 
     kind, maze_name = MAZE_TASKS[task]
@@ -94,7 +94,7 @@ def collect_antmaze(task: str, variant: str, transitions: int, controller: Contr
         o, _ = env.reset(seed=int(rng.integers(2**31)), options={"reset_cell": np.array(pick(starts))})
         return o
 
-    cols = {k: [] for k in ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")}
+    steps = []
     flat = lambda o: np.concatenate([o["achieved_goal"], o["observation"]]).astype(np.float32)  # noqa: E731
     o, t, target = start(), 0, pick(targets)
     for _ in tqdm(range(transitions), desc=f"ant controller {task} {variant}", disable=not progress,
@@ -105,7 +105,7 @@ def collect_antmaze(task: str, variant: str, transitions: int, controller: Contr
         here = maze.cell_of(xy)
         key = (here, target)
         if key not in hop:
-            hop[key] = maze.next_waypoint(here, target) if _inside(maze, here) else target
+            hop[key] = maze.next_waypoint(here, target) if maze.contains(here) else target
         seen = np.concatenate([o["observation"], maze.xy(hop[key]) - xy]).astype(np.float32)
         act = np.asarray(controller(seen), dtype=np.float64) + noise * rng.standard_normal(low.shape)
         act = np.clip(act, low, high).astype(np.float32)
@@ -114,16 +114,13 @@ def collect_antmaze(task: str, variant: str, transitions: int, controller: Contr
         t += 1
         z = float(env.ant_env.data.qpos[2])
         timeout = not reward and (t >= horizon or not 0.2 <= z <= 1.0)
-        for k, v in zip(cols, (flat(o), act, reward, flat(nxt), bool(reward), timeout)):
-            cols[k].append(v)
+        steps.append((flat(o), act, reward, flat(nxt), bool(reward), timeout))
         if reward or timeout:
             o, t = start(), 0
         else:
             o = nxt
     env.close()
-    return TransitionDataset.from_stream(cols, f"genpolicy data maze {task} ({variant})")
-
-
-def _inside(maze: Maze, cell: tuple[int, int]) -> bool:
-    r, c = cell
-    return 0 <= r < maze.free.shape[0] and 0 <= c < maze.free.shape[1] and bool(maze.free[r, c])
+    ds = TransitionDataset.from_stream(steps, f"genpolicy data maze {task} ({variant})")
+    ds.metadata["play_cells"] = ({"targets": [list(c) for c in targets], "starts": [list(c) for c in starts]}
+                                 if variant == "play" else None)
+    return ds

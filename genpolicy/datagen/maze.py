@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..rl.navigation import (EPISODE_STEPS, LAYOUTS, MAZE_TASKS, ROBOTICS_IDS, STARTS, SUCCESS_RADIUS,
-                             robotics_gym, robotics_map, task_maze)
+from ..rl.navigation import (EPISODE_STEPS, LAYOUTS, MAZE_TASKS, ROBOTICS_IDS, SUCCESS_RADIUS, robotics_gym,
+                             robotics_map, task_maze)
 from ..rl.transitions import TransitionDataset
-from .antmaze import ANT_DATASETS, ANT_SIZES, collect_antmaze, play_cells
+from .antmaze import ANT_DATASETS, ANT_SIZES, collect_antmaze
 
 __all__ = ["POINT_SIZES", "collect_pointmaze", "make_maze_dataset", "P_GAIN", "D_GAIN"]
 
@@ -55,7 +55,7 @@ def collect_pointmaze(task: str, transitions: int, seed: int = 0, noise: float =
         o, _ = env.reset(seed=seed, options={"reset_cell": np.array(cells[rng.integers(len(cells))])})
         return o["observation"].astype(np.float32)
 
-    cols = {k: [] for k in ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")}
+    steps = []
     obs, t, target = start(), 0, cells[rng.integers(len(cells))]
     for _ in tqdm(range(transitions), desc=f"waypoint controller {task}", disable=not progress, mininterval=1.0):
         xy, vel = obs[:2].astype(np.float64), obs[2:].astype(np.float64)
@@ -64,7 +64,7 @@ def collect_pointmaze(task: str, transitions: int, seed: int = 0, noise: float =
             target = cells[rng.integers(len(cells))]
         key = (here, target)
         if key not in hop:
-            hop[key] = maze.next_waypoint(here, target) if maze.free[here] else target
+            hop[key] = maze.next_waypoint(here, target) if maze.contains(here) else target
         act = P_GAIN * (maze.xy(hop[key]) - xy) + D_GAIN * vel + noise * rng.standard_normal(2)
         act = np.clip(act, -1.0, 1.0).astype(np.float32)
         o, _, _, _, _ = env.step(act)
@@ -72,14 +72,13 @@ def collect_pointmaze(task: str, transitions: int, seed: int = 0, noise: float =
         reward = float(np.linalg.norm(nobs[:2] - goal_xy) <= SUCCESS_RADIUS)
         t += 1
         timeout = t >= horizon and not reward
-        for k, v in zip(cols, (obs, act, reward, nobs, bool(reward), timeout)):
-            cols[k].append(v)
+        steps.append((obs, act, reward, nobs, bool(reward), timeout))
         if reward or timeout:
             obs, t = start(), 0
         else:
             obs = nobs
     env.close()
-    return TransitionDataset.from_stream(cols, f"genpolicy data maze {task}")
+    return TransitionDataset.from_stream(steps, f"genpolicy data maze {task}")
 
 
 def make_maze_dataset(task: str, out: str | Path = "datasets", transitions: int | None = None, seed: int = 0,
@@ -103,7 +102,8 @@ def make_maze_dataset(task: str, out: str | Path = "datasets", transitions: int 
     env_task, variant = ANT_DATASETS[task] if ant else (task, None)
     maze_name = MAZE_TASKS[env_task][1]
     n = transitions or (ANT_SIZES if ant else POINT_SIZES)[maze_name]
-    noise = (0.0 if ant else 0.5) if noise is None else noise
+    default_noise = 0.0 if ant else 0.5
+    noise = default_noise if noise is None else noise
     t0 = time.perf_counter()
     if ant:
         ds = collect_antmaze(env_task, variant, n, actor_policy(Path(controller), seed), seed, noise, progress)
@@ -114,14 +114,12 @@ def make_maze_dataset(task: str, out: str | Path = "datasets", transitions: int 
     sha = save_d4rl_hdf5(ds, path)
     goals = int(ds.rewards.sum())
     command = (f"genpolicy data maze {task} --seed {seed}" + (f" --transitions {n}" if transitions else "")
-               + (f" --noise {noise:g}" if noise != (0.0 if ant else 0.5) else "")
+               + (f" --noise {noise:g}" if noise != default_noise else "")
                + (f" --controller {controller}" if ant else ""))
     if ant:
-        targets, starts = play_cells(task_maze(env_task), STARTS[maze_name]) if variant == "play" else (None, None)
         extra = {"controller": f"the goal-reaching ant's SAC policy {controller}, its actions sampled, action noise "
                  f"std {noise:g}, driven by BFS waypoints (the next cell's centre as its goal)",
-                 "variant": variant, "play_cells": targets and {"targets": [list(c) for c in targets],
-                                                                "starts": [list(c) for c in starts]},
+                 "variant": variant, "play_cells": ds.metadata["play_cells"],
                  "differs_from_d4rl": "a tenth of D4RL's transitions; a step reaching the evaluation goal is terminal "
                  "and the next starts a new episode; a fallen ant ends its episode (timeout); our SAC controller and "
                  "Gymnasium-Robotics' AntMaze (mujoco 3+) instead of D4RL's; play cells by a written rule instead of "

@@ -114,9 +114,13 @@ class Maze:
         x, y = float(xy[0]), float(xy[1])
         return int(round((rows - 1) / 2 - y / self.scale)), int(round(x / self.scale + (cols - 1) / 2))
 
-    def _check(self, cell) -> None:
+    def contains(self, cell) -> bool:
+        """Whether ``cell`` is a free cell of the maze (False for a wall or a cell outside the grid)."""
         r, c = cell
-        if not (0 <= r < self.free.shape[0] and 0 <= c < self.free.shape[1]) or not self.free[r, c]:
+        return 0 <= r < self.free.shape[0] and 0 <= c < self.free.shape[1] and bool(self.free[r, c])
+
+    def _check(self, cell) -> None:
+        if not self.contains(cell):
             raise ValueError(f"cell {cell} is a wall or outside the maze")
 
 

@@ -47,13 +47,13 @@ class TransitionDataset:
         return len(self.rewards)
 
     @classmethod
-    def from_stream(cls, cols: dict[str, list], source: str) -> "TransitionDataset":
-        """From per-step lists (``observations``, ``actions``, ``rewards``, ``next_observations``, ``terminals``,
-        ``timeouts``) of a collector's stream, whose last step ends its episode (a timeout unless terminal)."""
-        arr = {k: np.asarray(v, dtype=bool if k in ("terminals", "timeouts") else np.float32) for k, v in cols.items()}
-        arr["timeouts"][-1] = not arr["terminals"][-1]
-        return cls(arr["observations"], arr["actions"], arr["rewards"], arr["next_observations"], arr["terminals"],
-                   arr["timeouts"], source=source)
+    def from_stream(cls, steps: list[tuple], source: str) -> "TransitionDataset":
+        """From a collector's stream of ``(observation, action, reward, next_observation, terminal, timeout)``
+        steps, whose last step ends its episode (a timeout unless terminal)."""
+        obs, act, rew, nxt, term, tout = (np.asarray(col, dtype=bool if i >= 4 else np.float32)
+                                          for i, col in enumerate(zip(*steps)))
+        tout[-1] = not term[-1]
+        return cls(obs, act, rew, nxt, term, tout, source=source)
 
     def sha256(self) -> str:
         """Digest of the transitions (every array, in order): what a resumed run checks it is given again."""

@@ -126,11 +126,11 @@ def run_stage(runs: list[Run], stages: list, si: int, first: int, source, final:
     t0, t_first = time.perf_counter(), None
     log_every = runs[0].algo.cfg.log_every
     for step in bar:
-        upcoming = step + 1  # checked: the step before a log, an evaluation, a checkpoint or the stage's end
-        check = upcoming % log_every == 0 or any(runs[0].due(stage, upcoming, None))
+        done = step + 1
+        # checked: the step before a log, an evaluation, a checkpoint or the stage's end
+        check = done % log_every == 0 or any(runs[0].due(stage, done, None))
         for r, m in zip(runs, source.step(check)):
             r.logger.accumulate(m)
-        done = step + 1
         if t_first is None:
             t_first = time.perf_counter()  # the first step includes compiling (when compile is on)
         for r, st in zip(runs, stages):
