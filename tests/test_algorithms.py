@@ -32,6 +32,7 @@ NAMES = sorted(ALGORITHMS)
 #: every algorithm with its defaults, plus the variants that add stages or sampling
 CASES = [(n, {}) for n in NAMES] + [("gmpo", {"variant": "softmax"}), ("gmpg", {"variant": "static"}),
                                     ("gmpo", {"compile": "trace"}), ("gmpg", {"compile": "trace"}),
+                                    ("iql", {"compile": "on"}),  # Inductor: guards checked only before logs/saves
                                     ("gmpo", {"critic_batched": True}), ("gmpo", {"ema_decay": 0.9}),
                                     ("gmpo", {"policy_precision": "bf16"}), ("gmpg", {"policy_precision": "bf16"}),
                                     ("gmpg", {"kl_stop": 1e-4})]  # stops at policy step 3, the checkpoint's step
