@@ -49,7 +49,7 @@ def test_dm_control_levels_make_loadable_files_with_matching_cards(tmp_path, mon
 
     root = tmp_path / "behaviour"
     sac = SACConfig(total_steps=300, start_steps=100, batch_size=16, hidden=(16, 16), save_every=100,
-                    state_every=100, eval_episodes=1)
+                    state_every=100, eval_episodes=1, compile=False)
     hist = train_sac("dm_control/cartpole-swingup-v0", root / "cartpole-swingup", sac, progress=False)
     assert sorted(hist) == [100, 200, 300]
     cfg = MakeConfig(out=str(tmp_path / "out"), transitions=1200, behaviour_root=str(root), num_envs=2)

@@ -7,7 +7,8 @@ returns go to ``<dir>/policies/step_XXXXXXX.pt`` and ``<dir>/history.json``.
 
 A compact own implementation rather than stable-baselines3: SB3 drags in pandas/cloudpickle and a
 per-step Python overhead of its own; this one keeps the replay buffer as preallocated numpy arrays and the
-update fused into few kernels, and is small enough to read in one sitting.
+update compiled whole (``SACConfig.compile``: critics, actor, temperature and targets in one graph, 1.4x the eager
+update on one CPU thread), and is small enough to read in one sitting.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import math
 import random
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,8 @@ from torch import Tensor, nn
 
 from ..checkpoint import atomic_torch_save, atomic_write, capture_rng, load_torch, restore_rng
 from ..nets import mlp
+from ..optim import ensure_adam_state, minimize
+from ..rl.data import Batch
 from ..rl.datasets import close_last_episode
 
 __all__ = ["SACConfig", "SACAgent", "train_sac", "load_actor"]
@@ -57,6 +61,9 @@ class SACConfig:
     """write the full resumable state every this many env steps"""
     seed: int = 0
     """random seed"""
+    compile: bool = True
+    """compile the update whole (about 30 s once, then 1.4x the eager update's steps/s on one CPU thread; its random
+    draws are the eager kernels', so either form trains the same agent up to rounding)"""
 
 
 class Actor(nn.Module):
@@ -74,6 +81,20 @@ class Actor(nn.Module):
         logp = (-0.5 * ((u - mu) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
         logp = logp - (2 * (math.log(2) - u - nn.functional.softplus(-2 * u))).sum(-1)
         return a, logp
+
+
+def _critic_loss(agent: "SACAgent", obs: Tensor, act: Tensor, target: Tensor) -> tuple[Tensor, dict]:
+    q1, q2 = agent._q(obs, act)
+    return ((q1 - target) ** 2).mean() + ((q2 - target) ** 2).mean(), {}
+
+
+def _actor_loss(agent: "SACAgent", obs: Tensor, alpha: Tensor) -> tuple[Tensor, dict]:
+    a, logp = agent.actor(obs)
+    return (alpha * logp - torch.minimum(*agent._q(obs, a))).mean(), {"logp": logp}
+
+
+def _temperature_loss(agent: "SACAgent", logp: Tensor) -> tuple[Tensor, dict]:
+    return -(agent.log_alpha * (logp + agent.target_entropy)).mean(), {}
 
 
 class SACAgent(nn.Module):
@@ -96,37 +117,28 @@ class SACAgent(nn.Module):
         a, b = (self.q1_t, self.q2_t) if target else (self.q1, self.q2)
         return a(sa).squeeze(-1), b(sa).squeeze(-1)
 
-    def update(self, obs, act, rew, nobs, done) -> dict:
+    def update(self, batch: Batch, functional: bool = False) -> dict:
+        """One SAC step: twin critics, then the actor on the updated critics, then the temperature, then the
+        targets. ``functional``: the form :func:`genpolicy.optim.minimize` writes without ``backward`` (which
+        ``torch.compile`` captures whole); the eager one is the reference."""
         alpha = self.log_alpha.exp().detach()
         with torch.no_grad():
-            na, nlogp = self.actor(nobs)
-            tq = torch.minimum(*self._q(nobs, na, target=True)) - alpha * nlogp
-            target = rew + self.cfg.gamma * (1 - done) * tq
-        q1, q2 = self._q(obs, act)
-        q_loss = ((q1 - target) ** 2).mean() + ((q2 - target) ** 2).mean()
-        self.q_opt.zero_grad(set_to_none=True)
-        q_loss.backward()
-        self.q_opt.step()
-
-        a, logp = self.actor(obs)
-        for p in (*self.q1.parameters(), *self.q2.parameters()):
-            p.requires_grad_(False)
-        pi_loss = (alpha * logp - torch.minimum(*self._q(obs, a))).mean()
-        self.actor_opt.zero_grad(set_to_none=True)
-        pi_loss.backward()
-        self.actor_opt.step()
-        for p in (*self.q1.parameters(), *self.q2.parameters()):
-            p.requires_grad_(True)
-
-        alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
-        self.alpha_opt.zero_grad(set_to_none=True)
-        alpha_loss.backward()
-        self.alpha_opt.step()
+            na, nlogp = self.actor(batch.next_obs)
+            tq = torch.minimum(*self._q(batch.next_obs, na, target=True)) - alpha * nlogp
+            target = batch.rewards + self.cfg.gamma * (1 - batch.dones) * tq
+        q_loss, _, _ = minimize(self.q_opt, self, _critic_loss, batch.obs, batch.actions, target, functional=functional)
+        critics = [*self.q1.parameters(), *self.q2.parameters()]
+        if not functional:  # backward through the critics without filling their gradients
+            for p in critics:
+                p.requires_grad_(False)
+        pi_loss, aux, _ = minimize(self.actor_opt, self, _actor_loss, batch.obs, alpha, functional=functional)
+        if not functional:
+            for p in critics:
+                p.requires_grad_(True)
+        minimize(self.alpha_opt, self, _temperature_loss, aux["logp"], functional=functional)
         with torch.no_grad():
-            src = list(self.q1.parameters()) + list(self.q2.parameters())
-            dst = list(self.q1_t.parameters()) + list(self.q2_t.parameters())
-            torch._foreach_lerp_(dst, src, self.cfg.tau)
-        return {"q_loss": q_loss.detach(), "pi_loss": pi_loss.detach(), "alpha": alpha}
+            torch._foreach_lerp_([*self.q1_t.parameters(), *self.q2_t.parameters()], critics, self.cfg.tau)
+        return {"q_loss": q_loss, "pi_loss": pi_loss, "alpha": alpha}
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
@@ -182,12 +194,18 @@ def train_sac(env_id: str, out_dir: str | Path, cfg: SACConfig, progress: bool =
     from tqdm.auto import tqdm
 
     from ..rl.envs import make_env
+    from ..train.loop import compile_cpu_step
 
     out = Path(out_dir)
     (out / "policies").mkdir(parents=True, exist_ok=True)
     env = make_env(env_id, max_episode_steps=1000)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     agent, replay, step, history, ep_count = _start(out, cfg, obs_dim, act_dim, resume)
+    update = agent.update
+    if cfg.compile:
+        for opt in (agent.actor_opt, agent.q_opt, agent.alpha_opt):
+            ensure_adam_state(opt)
+        update = compile_cpu_step(partial(agent.update, functional=True), f"SAC {env_id}", fallback_random=True)
     rng = np.random.default_rng(cfg.seed + step)
     obs, _ = env.reset(seed=cfg.seed + ep_count)
     ep_ret = 0.0
@@ -208,7 +226,10 @@ def train_sac(env_id: str, out_dir: str | Path, cfg: SACConfig, progress: bool =
         if step >= cfg.start_steps:
             idx = rng.integers(0, replay.size, cfg.batch_size)
             t = lambda x: torch.from_numpy(x[idx])  # noqa: E731
-            agent.update(t(replay.o), t(replay.a), t(replay.r), t(replay.no), t(replay.te).float())
+            batch = Batch(t(replay.o), t(replay.a), t(replay.r), t(replay.no), t(replay.te).float())
+            # a compiled update's guards are checked before each snapshot and save
+            due = (step + 1) % cfg.save_every == 0 or (step + 1) % cfg.state_every == 0
+            update(batch, check=True) if due and cfg.compile else update(batch)
         bar.update(1)
         if step % cfg.save_every == 0:
             history[step] = _snapshot(out, agent, env_id, cfg, step, obs_dim, act_dim)

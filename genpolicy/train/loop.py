@@ -29,7 +29,7 @@ from .run import Run, TrainingInterrupted, evaluate_runs
 from .lock import hold_run_folder
 from .rundir import CHECKPOINT, write_summary
 
-__all__ = ["train", "run_stage", "stage_update", "CompiledStep", "SingleSource"]
+__all__ = ["train", "run_stage", "stage_update", "compile_cpu_step", "CompiledStep", "SingleSource"]
 
 
 def stage_update(algo: Algorithm, stage):
@@ -45,13 +45,19 @@ def stage_update(algo: Algorithm, stage):
         return torch.compile(stage.functional, fullgraph=True, backend="aot_eager")
     if algo.device.type != "cpu":
         return torch.compile(stage.functional, fullgraph=True, mode="reduce-overhead")
+    return compile_cpu_step(stage.functional, stage.name)
+
+
+def compile_cpu_step(fn, name: str, **options) -> "CompiledStep":
+    """``fn(batch)`` (a step written without host syncs) compiled whole for a CPU, as a :class:`CompiledStep`; narrow
+    products turned (:mod:`.gemm`). ``options``: more Inductor settings (e.g. ``fallback_random=True``: random draws
+    as the eager kernels make them, so that the compiled step draws what the eager one draws)."""
     # inputs' sizes and strides are Dynamo's guards, checked where CompiledStep checks them: not asserted again. The
     # C++ wrapper (the graph's buffer and kernel calls in C++ instead of Python): 163 against 157 steps/s for the IQL
     # critic at batch 256 on one thread (median of 6 alternating rounds), for 8 s more compiling
-    fn = torch.compile(stage.functional, fullgraph=True, options={"post_grad_custom_post_pass": NarrowProducts(),
-                                                                   "size_asserts": False, "alignment_asserts": False,
-                                                                   "cpp_wrapper": True})
-    return CompiledStep(fn, stage.name)
+    return CompiledStep(torch.compile(fn, fullgraph=True, options={
+        "post_grad_custom_post_pass": NarrowProducts(), "size_asserts": False, "alignment_asserts": False,
+        "cpp_wrapper": True, **options}), name)
 
 
 class CompiledStep:
