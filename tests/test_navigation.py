@@ -109,9 +109,23 @@ def test_the_suite_gives_maze_tasks_the_sparse_reward_presets():
         cfg, names = _config("iql", ["cpu"], Task(f"datasets/{name}.hdf5", None), [])
         assert names == ["cpu", "antmaze"] and (cfg.expectile, cfg.reward_scale, cfg.beta) == (0.9, "antmaze", 10.0)
         gmpo, _ = _config("gmpo", ["cpu"], Task(f"datasets/{name}.hdf5", None), [])
-        assert (gmpo.beta, gmpo.expectile, gmpo.reward_scale) == (12.0, 0.9, "antmaze")
+        beta = 12.0 if name.startswith("pointmaze") else 16.0  # the family's; umaze-diverse's own (Table 8)
+        assert (gmpo.beta, gmpo.expectile, gmpo.reward_scale) == (beta, 0.9, "antmaze")
     cfg, names = _config("gmpo", ["cpu"], Task("hopper-medium-v5", None), [])
     assert names == ["cpu", "hopper-medium"] and cfg.reward_scale == "locomotion"
+    # Table 8's beta per AntMaze task over the family's, and its one beta per method for every DeepMind Control task
+    for task, gmpo_beta, gmpg_beta in (("antmaze-umaze-diverse", 16.0, 1.0), ("antmaze-medium-play", 12.0, 0.25),
+                                       ("antmaze-large-diverse", 4.0, 1.0)):
+        gmpo, names = _config("gmpo", ["cpu"], Task(f"datasets/{task}-v0.hdf5", None), [])
+        gmpg, _ = _config("gmpg", ["cpu"], Task(f"datasets/{task}-v0.hdf5", None), [])
+        assert names == ["cpu", "antmaze", task] and (gmpo.beta, gmpg.beta) == (gmpo_beta, gmpg_beta)
+        assert gmpo.expectile == gmpg.expectile == 0.9
+    for task in ("cheetah-run-medium-replay-v0", "walker-walk-medium-v0"):
+        gmpo, names = _config("gmpo", ["cpu"], Task(task, None), [])
+        gmpg, gnames = _config("gmpg", ["cpu"], Task(task, None), [])
+        assert names == gnames == ["cpu", "dmc"] and (gmpo.beta, gmpg.beta) == (1.0, 4.0)
+        assert _config("iql", ["cpu"], Task(task, None), [])[1] == ["cpu"]  # Table 8 is GMPO's and GMPG's
+    assert _config("gmpg", ["cpu"], Task("walker2d-medium-v5", None), [])[1] == ["cpu", "walker2d-medium"]
 
 
 def test_play_cells_are_the_branch_ends_from_d4rls_start_and_the_junctions():

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..config import class_dict, class_union, load_presets, resolve_config, task_presets
 from ..rl.algos import ALGORITHMS
+from ..rl.envs import is_dm_control
 from ..train import CHECKPOINT, device_rng_state, run_config, train_stacked
 from .plan import Job, critic_job, critic_key, finished, job_dataset, run_job, run_jobs_locally, start_run
 from .report import collect, everything_in, plot_curves, write_table
@@ -21,6 +22,8 @@ __all__ = ["run_suite"]
 
 #: task names whose family preset applies before the task's own (sparse-reward navigation: expectile 0.9, r - 1)
 FAMILY_PRESETS = {"antmaze": "antmaze", "pointmaze": "antmaze"}
+#: the preset of every DeepMind Control task (the paper's Table 8 gives one beta per method for all nine)
+DMC_PRESET = "dmc"
 
 
 def _config(algo: str, budget: list[str], task: Task, sets: list[str]):
@@ -29,6 +32,8 @@ def _config(algo: str, budget: list[str], task: Task, sets: list[str]):
     presets = load_presets(algo)
     base = re.sub(r"-v\d+$", "", task.name)  # hopper-medium-v5 -> hopper-medium; antmaze-umaze-v0 -> antmaze-umaze
     family = [p for prefix, p in FAMILY_PRESETS.items() if base.startswith(prefix) and p in presets]
+    if is_dm_control(task.name) and DMC_PRESET in presets:
+        family.append(DMC_PRESET)
     names = [b for b in budget if b in presets] + family[:1] + task_presets(presets, budget, base)
     missing = [b for b in budget if b not in presets]
     if missing:
