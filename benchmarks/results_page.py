@@ -38,10 +38,16 @@ SIX = ["hopper-medium-v5:Hopper-v5", "walker2d-medium-v5:Walker2d-v5", "halfchee
        "halfcheetah-medium-replay-v5:HalfCheetah-v5"]
 HM, WM, HCM, HMR, WMR, HCMR = SIX
 SUITE, L0, FRESH = "runs/suite-six", "runs/suite-l0", "runs/suite-fresh"
+DMC = ["cheetah-run-medium-replay-v0:dm_control/cheetah-run-v0",
+       "cartpole-swingup-medium-replay-v0:dm_control/cartpole-swingup-v0"]
 C100K = ["iql-c100k", "gmpo-c100k-pb1024", "gmpg", "gmpg-t32", "gmpg-c100k"]
 
 #: table name -> (suite folder, tasks, algorithm columns)
 TABLES = {
+    "dmc-cpu": ("runs/suite-dmc", DMC, ["bc", "iql", "gmpo", "gmpg"]),
+    "pointmaze-cpu": ("runs/suite-nav", ["pointmaze-umaze-v0:genpolicy/pointmaze-umaze-v0",
+                                         "pointmaze-medium-v0:genpolicy/pointmaze-medium-v0",
+                                         "pointmaze-large-v0:genpolicy/pointmaze-large-v0"], ["bc", "iql", "gmpo"]),
     "hopper-medium-v5-cpu": (SUITE, [HM], ["bc", "iql", "td3bc", "gmpo", "gmpg"]),
     "hopper-medium-v5-cpu-all": (SUITE, [HM], ["bc", "iql", "td3bc", "gmpo", "gmpg", "idql", "sfbc", "qgpo", "srpo",
                                                "dql", "fql"]),

@@ -1,0 +1,105 @@
+"""How well the AntMaze controller walks (issue 39): each snapshot of the goal-reaching ant asked to reach the
+centre of a neighbouring cell, as the waypoint driver asks it (a benchmark, not a test).
+
+    python benchmarks/research/ant_controller.py AGENT/policies/step_0300000.pt [more snapshots ...]
+    python benchmarks/research/ant_controller.py AGENT/policies --every 100000 --out docs/results/ant-controller.csv
+
+Per snapshot, ``--episodes`` episodes in the open arena of ``genpolicy/AntGoal-v0``: the ant starts at the arena's
+centre cell, its goal is the centre of one of the 8 neighbouring cells (4 or 5.7 units away, the waypoint
+distances of the mazes), drawn in turn; an episode succeeds when the ant comes within ``ARRIVAL`` (1.0) of the goal
+(where the dataset driver draws the next target) within ``--steps`` steps. Reported: the success rate, the median
+steps to arrive (successes), the fall rate (torso outside 0.2 <= z <= 1.0) and the mean speed towards the goal
+(units per second over the episode), with the stochastic policy (as the datasets drive it) and its mean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from genpolicy.datagen.antmaze import ARRIVAL  # noqa: E402
+from genpolicy.datagen.sac import load_actor  # noqa: E402
+from genpolicy.rl.navigation import OPEN_ARENA, ROBOTICS_IDS, robotics_gym, robotics_map  # noqa: E402
+
+#: the 8 neighbours of the arena's centre cell (row, col), in the order episodes take them
+NEIGHBOURS = [(-1, 0), (0, 1), (1, 0), (0, -1), (-1, 1), (1, 1), (1, -1), (-1, -1)]
+CENTRE = (4, 4)  # the middle of the 7x7 free cells (row/col 1..7 of the 9x9 map)
+
+
+def walk(actor, episodes: int, steps: int, deterministic: bool, seed: int = 0) -> dict:
+    """Success rate, median steps to arrive, fall rate and mean speed towards the goal over ``episodes``."""
+    gym = robotics_gym()
+    env = gym.make(ROBOTICS_IDS["ant"], maze_map=robotics_map(OPEN_ARENA), continuing_task=True, reset_target=False,
+                   include_cfrc_ext_in_observation=False, max_episode_steps=10**9).unwrapped
+    dt = env.ant_env.dt
+    arrived, falls, speeds = [], 0, []
+    for ep in range(episodes):
+        dr, dc = NEIGHBOURS[ep % len(NEIGHBOURS)]
+        goal_cell = np.array([CENTRE[0] + dr, CENTRE[1] + dc])
+        o, _ = env.reset(seed=seed + ep, options={"reset_cell": np.array(CENTRE), "goal_cell": goal_cell})
+        goal = o["desired_goal"].copy()
+        d0 = float(np.linalg.norm(goal - o["achieved_goal"]))
+        d, t = d0, 0
+        for t in range(1, steps + 1):
+            seen = np.concatenate([o["observation"], goal - o["achieved_goal"]]).astype(np.float32)
+            with torch.no_grad():
+                a, _ = actor(torch.as_tensor(seen[None]), deterministic=deterministic)
+            o, _, _, _, _ = env.step(a[0].numpy())
+            d = float(np.linalg.norm(goal - o["achieved_goal"]))
+            if d <= ARRIVAL:
+                arrived.append(t)
+                break
+            if not 0.2 <= float(env.ant_env.data.qpos[2]) <= 1.0:
+                falls += 1
+                break
+        speeds.append((d0 - d) / (t * dt))
+    env.close()
+    return {"success": len(arrived) / episodes, "median_steps": float(np.median(arrived)) if arrived else None,
+            "falls": falls / episodes, "speed": float(np.mean(speeds))}
+
+
+def snapshots(paths: list[str], every: int) -> list[Path]:
+    out = []
+    for p in map(Path, paths):
+        files = sorted(p.glob("step_*.pt")) if p.is_dir() else [p]
+        out += [f for f in files if not every or int(f.stem.split("_")[1]) % every == 0]
+    if not out:
+        raise SystemExit(f"no policy snapshots (step_*.pt) in {' '.join(paths)}")
+    return out
+
+
+def main(argv=None) -> list[dict]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("paths", nargs="+", help="policy snapshots (step_NNNNNNN.pt) or a policies/ folder")
+    p.add_argument("--every", type=int, default=0, help="in a folder, only steps that are multiples of this")
+    p.add_argument("--episodes", type=int, default=24)
+    p.add_argument("--steps", type=int, default=300, help="steps allowed per neighbouring cell")
+    p.add_argument("--out", help="write the rows as CSV here")
+    ns = p.parse_args(argv)
+    torch.set_num_threads(1)
+    rows = []
+    for f in snapshots(ns.paths, ns.every):
+        actor, meta = load_actor(f)
+        for mode in ("stochastic", "mean"):
+            r = walk(actor, ns.episodes, ns.steps, deterministic=mode == "mean")
+            rounded = {k: None if v is None else round(v, 3) for k, v in r.items()}
+            row = {"step": meta["step"], "policy": mode, **rounded}
+            print(row, flush=True)
+            rows.append(row)
+    if ns.out:
+        with open(ns.out, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
