@@ -33,8 +33,10 @@ NEIGHBOURS = [(-1, 0), (0, 1), (1, 0), (0, -1), (-1, 1), (1, 1), (1, -1), (-1, -
 CENTRE = (4, 4)  # the middle of the 7x7 free cells (row/col 1..7 of the 9x9 map)
 
 
-def walk(actor, episodes: int, steps: int, deterministic: bool, seed: int = 0) -> dict:
-    """Success rate, median steps to arrive, fall rate and mean speed towards the goal over ``episodes``."""
+def walk(actor, episodes: int, steps: int, deterministic: bool, seed: int = 0, goal_norm: float = 0.0) -> dict:
+    """Success rate, median steps to arrive, fall rate and mean speed towards the goal over ``episodes``.
+    ``goal_norm``: > 0 shows the controller the goal's direction at this distance (D4RL's driver showed its ant
+    controller the waypoint's direction at distance 10, "in-distribution values"); 0: the vector itself."""
     gym = robotics_gym()
     env = gym.make(ROBOTICS_IDS["ant"], maze_map=robotics_map(OPEN_ARENA), continuing_task=True, reset_target=False,
                    include_cfrc_ext_in_observation=False, max_episode_steps=10**9).unwrapped
@@ -48,7 +50,10 @@ def walk(actor, episodes: int, steps: int, deterministic: bool, seed: int = 0) -
         d0 = float(np.linalg.norm(goal - o["achieved_goal"]))
         d, t = d0, 0
         for t in range(1, steps + 1):
-            seen = np.concatenate([o["observation"], goal - o["achieved_goal"]]).astype(np.float32)
+            rel = goal - o["achieved_goal"]
+            if goal_norm > 0:
+                rel = rel / max(float(np.linalg.norm(rel)), 1e-6) * goal_norm
+            seen = np.concatenate([o["observation"], rel]).astype(np.float32)
             with torch.no_grad():
                 a, _ = actor(torch.as_tensor(seen[None]), deterministic=deterministic)
             o, _, _, _, _ = env.step(a[0].numpy())
@@ -81,18 +86,21 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--every", type=int, default=0, help="in a folder, only steps that are multiples of this")
     p.add_argument("--episodes", type=int, default=24)
     p.add_argument("--steps", type=int, default=300, help="steps allowed per neighbouring cell")
+    p.add_argument("--goal-norms", nargs="+", type=float, default=[0.0],
+                   help="show the goal's direction at these distances (0: the goal vector itself)")
     p.add_argument("--out", help="write the rows as CSV here")
     ns = p.parse_args(argv)
     torch.set_num_threads(1)
     rows = []
     for f in snapshots(ns.paths, ns.every):
         actor, meta = load_actor(f)
-        for mode in ("stochastic", "mean"):
-            r = walk(actor, ns.episodes, ns.steps, deterministic=mode == "mean")
-            rounded = {k: None if v is None else round(v, 3) for k, v in r.items()}
-            row = {"step": meta["step"], "policy": mode, **rounded}
-            print(row, flush=True)
-            rows.append(row)
+        for norm in ns.goal_norms:
+            for mode in ("stochastic", "mean"):
+                r = walk(actor, ns.episodes, ns.steps, deterministic=mode == "mean", goal_norm=norm)
+                rounded = {k: None if v is None else round(v, 3) for k, v in r.items()}
+                row = {"step": meta["step"], "policy": mode, "goal_norm": norm, **rounded}
+                print(row, flush=True)
+                rows.append(row)
     if ns.out:
         with open(ns.out, "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=list(rows[0]))
