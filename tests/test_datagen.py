@@ -33,6 +33,15 @@ def behaviour(tmp_path_factory):
     return root, cfg, hist
 
 
+def test_a_missing_cpp_compiler_is_one_line_before_any_work(tmp_path):
+    import torch._inductor.config as inductor
+
+    with inductor.patch({"cpp.cxx": (None, "no-such-compiler-here")}):  # (monkeypatch's undo breaks the config)
+        with pytest.raises(RuntimeError, match="needs a C[+][+] compiler .*--no-compile"):
+            train_sac("Hopper-v5", tmp_path / "agent", SACConfig(total_steps=10), progress=False)
+    assert not (tmp_path / "agent").exists()
+
+
 def test_the_compiled_behaviour_update_trains_the_eager_agent(tmp_path):
     """SAC's update compiled whole draws the eager update's random numbers (the same global RNG stream, consumed
     alike) and ends 100 updates of a run, environment steps in between, within rounding of the eager run."""

@@ -196,6 +196,8 @@ def train_sac(env_id: str, out_dir: str | Path, cfg: SACConfig, progress: bool =
     from ..rl.envs import make_env
     from ..train.loop import compile_cpu_step
 
+    if cfg.compile:
+        _check_cpp_compiler()
     out = Path(out_dir)
     (out / "policies").mkdir(parents=True, exist_ok=True)
     env = make_env(env_id, max_episode_steps=1000)
@@ -243,6 +245,18 @@ def train_sac(env_id: str, out_dir: str | Path, cfg: SACConfig, progress: bool =
     bar.close()
     env.close()
     return history
+
+
+def _check_cpp_compiler() -> None:
+    """The compiled update needs the C++ compiler Inductor builds its kernels with: a one-line error before any
+    environment or network is made."""
+    from torch._inductor.cpp_builder import get_cpp_compiler
+
+    try:
+        get_cpp_compiler()
+    except Exception:
+        raise RuntimeError("SAC's compiled update needs a C++ compiler (g++ or $CXX) and none was found: install "
+                           "one, or train with the eager update (--no-compile)") from None
 
 
 def _start(out: Path, cfg: SACConfig, obs_dim: int, act_dim: int, resume: bool):
