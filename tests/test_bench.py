@@ -586,3 +586,11 @@ def test_the_selected_checkpoint_is_reported_on_episodes_it_was_not_chosen_on(ho
     row = next(csv.DictReader(open(tmp_path / "s" / "results.csv")))
     assert len(row["selected_scores"].split()) == 2
     assert "| task (selected checkpoint) | gmpo |" in table.read_text()
+
+
+def test_a_deepmind_control_dataset_scores_its_mean_return_where_d4rl_has_no_reference():
+    from genpolicy.suite.report import data_score
+
+    assert data_score({"name": "cheetah-run-medium-replay-v0", "score_mean": None, "return_mean": 142.8}) == 142.8
+    assert data_score({"name": "hopper-medium-v5", "score_mean": 37.5, "return_mean": 1200.0}) == 37.5
+    assert data_score({"name": "my-own-task-v0", "score_mean": None, "return_mean": 10.0}) is None  # no reference

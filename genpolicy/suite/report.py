@@ -19,11 +19,12 @@ from ..plotting import mean_curve, read_run, save_figure
 from ..policy import load_policy
 from ..rl.evaluate import evaluate_many
 from ..rl.datasets import available_datasets
+from ..rl.envs import is_dm_control
 from ..train.rundir import read_summary
 from .task import Task
 
-__all__ = ["everything_in", "act_latency", "selected_checkpoint", "HELD_OUT_SEEDS", "collect", "score_stats",
-           "score_cell", "write_table", "plot_curves"]
+__all__ = ["everything_in", "act_latency", "selected_checkpoint", "HELD_OUT_SEEDS", "collect", "data_score",
+           "score_stats", "score_cell", "write_table", "plot_curves"]
 
 
 def everything_in(out: str | Path, tasks: list[Task], algos: list[str]) -> tuple[list[Task], list[str]]:
@@ -99,12 +100,20 @@ def _seed_seconds(summary: dict) -> float:
     return (summary.get("wall_seconds") or 0.0) / len(summary.get("stacked_seeds") or [0])
 
 
+def data_score(dataset: dict) -> float | None:
+    """A dataset's own score (a row of ``available_datasets``): its mean normalized score; a DeepMind Control task's
+    score is its raw return (no D4RL reference), so there its mean return."""
+    if dataset.get("score_mean") is not None or not is_dm_control(dataset["name"]):
+        return dataset.get("score_mean")
+    return dataset.get("return_mean")
+
+
 def collect(out: str | Path, tasks: list[Task], algos: list[str], select: bool = True) -> list[dict]:
     """One row per (task, algorithm): final scores of the finished seeds, mean and standard error, train minutes
     (per seed and their mean), batch-1 act latency, and (``select``) the selected checkpoints' held-out scores
     (:func:`selected_checkpoint`)."""
 
-    data_scores = {r["name"]: r.get("score_mean") for r in available_datasets()}
+    data_scores = {r["name"]: data_score(r) for r in available_datasets()}
     rows = []
     for task in tasks:
         for algo in algos:
