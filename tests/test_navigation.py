@@ -162,6 +162,29 @@ def test_the_ant_is_driven_by_bfs_waypoints_and_its_data_follows_the_task():
     for task, variant in (("antmaze-umaze", "play"), ("antmaze-medium", "umaze"), ("pointmaze-umaze", "diverse")):
         with pytest.raises(ValueError):
             collect_antmaze(task, variant, 10, still, progress=False)
+    # a controller trained on the goal's direction at distance 10 (AntGoal-v1) is shown the waypoint that way
+    seen.clear()
+    collect_antmaze("antmaze-umaze", "umaze", 5, still, progress=False, goal_norm=10.0)
+    rel = maze.xy(maze.next_waypoint(STARTS["umaze"], maze.goal)) - xy
+    np.testing.assert_allclose(seen[0][27:], rel / np.linalg.norm(rel) * 10.0, rtol=1e-6, atol=1e-6)
+
+
+def test_the_second_controller_arena_pays_ant_v5s_weights_and_shows_the_goals_direction():
+    """AntGoal-v1 against v0, from the same seed and with the same actions: the same physics and goals, the reward
+    higher by exactly (1.0 - 0.3) - (0.5 - 0.1) |a|^2 a step, the goal shown as its direction at distance 10."""
+    v0, v1 = make_env("genpolicy/AntGoal-v0"), make_env("genpolicy/AntGoal-v1")
+    o0, _ = v0.reset(seed=3)
+    o1, _ = v1.reset(seed=3)
+    np.testing.assert_array_equal(o0[:27], o1[:27])
+    np.testing.assert_allclose(o1[27:], o0[27:] / np.linalg.norm(o0[27:]) * 10.0, rtol=1e-6)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        a = rng.uniform(-1, 1, 8).astype(np.float32)
+        o0, r0, te0, _, _ = v0.step(a)
+        o1, r1, te1, _, _ = v1.step(a)
+        aa = float(a.astype(np.float64) @ a.astype(np.float64))
+        assert r1 - r0 == pytest.approx(0.7 - 0.4 * aa, abs=1e-9) and te0 == te1
+        np.testing.assert_array_equal(o0[:27], o1[:27])
 
 
 def test_data_maze_writes_an_antmaze_file_from_a_controller_snapshot(tmp_path):
@@ -176,6 +199,11 @@ def test_data_maze_writes_an_antmaze_file_from_a_controller_snapshot(tmp_path):
     snap = tmp_path / "step_0000001.pt"
     torch.save({"actor": Actor(29, 8, (16,)).state_dict(), "obs_dim": 29, "act_dim": 8, "hidden": (16,), "step": 1,
                 "eval_return": 0.0, "env_id": "genpolicy/AntGoal-v0"}, snap)
+    other = tmp_path / "hopper_step.pt"
+    torch.save({**torch.load(snap), "env_id": "Hopper-v5"}, other)
+    assert main(["data", "maze", "antmaze-medium-play", "--transitions", "10", "--controller", str(other), "--out",
+                 str(tmp_path), "--no-progress"]) == 2  # a policy of another task: one line, nothing written
+    assert not (tmp_path / "antmaze-medium-play-v0.hdf5").exists()
     assert main(["data", "maze", "antmaze-medium-play", "--transitions", "1200", "--controller", str(snap), "--out",
                  str(tmp_path), "--no-progress"]) == 0
     card = json.loads((tmp_path / "antmaze-medium-play-v0.json").read_text())

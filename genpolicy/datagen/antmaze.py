@@ -29,7 +29,7 @@ import numpy as np
 
 from ..rl.mazes import Maze
 from ..rl.navigation import (EPISODE_STEPS, LAYOUTS, MAZE_TASKS, ROBOTICS_IDS, STARTS, SUCCESS_RADIUS, robotics_gym,
-                             robotics_map, task_maze)
+                             robotics_map, shown_goal, task_maze)
 from ..rl.transitions import TransitionDataset
 
 __all__ = ["ANT_DATASETS", "ANT_SIZES", "ARRIVAL", "play_cells", "collect_antmaze"]
@@ -59,10 +59,12 @@ def play_cells(maze: Maze, start: tuple[int, int]) -> tuple[list[tuple[int, int]
 
 
 def collect_antmaze(task: str, variant: str, transitions: int, controller: Controller, seed: int = 0,
-                    noise: float = 0.0, progress: bool = True) -> TransitionDataset:
+                    noise: float = 0.0, progress: bool = True, goal_norm: float = 0.0) -> TransitionDataset:
     """``transitions`` steps of ``controller`` driven by waypoints through ``task`` (``antmaze-umaze`` ...) in
     D4RL's ``variant`` (``umaze``, ``diverse`` or ``play``); ``noise``: std of Gaussian noise added to its actions
-    (clipped to the action box). A ``play`` dataset's cells are in its ``metadata["play_cells"]``."""
+    (clipped to the action box); ``goal_norm``: how the controller was shown its goal in training
+    (:data:`~genpolicy.rl.navigation.CONTROLLER_GOAL_NORM`). A ``play`` dataset's cells are in its
+    ``metadata["play_cells"]``."""
     from tqdm.auto import tqdm
 
     kind, maze_name = MAZE_TASKS[task]
@@ -106,7 +108,7 @@ def collect_antmaze(task: str, variant: str, transitions: int, controller: Contr
         key = (here, target)
         if key not in hop:
             hop[key] = maze.next_waypoint(here, target) if maze.contains(here) else target
-        seen = np.concatenate([o["observation"], maze.xy(hop[key]) - xy]).astype(np.float32)
+        seen = np.concatenate([o["observation"], shown_goal(maze.xy(hop[key]) - xy, goal_norm)]).astype(np.float32)
         act = np.asarray(controller(seen), dtype=np.float64) + noise * rng.standard_normal(low.shape)
         act = np.clip(act, low, high).astype(np.float32)
         nxt, _, _, _, _ = env.step(act)

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..rl.navigation import (EPISODE_STEPS, LAYOUTS, MAZE_TASKS, ROBOTICS_IDS, SUCCESS_RADIUS, robotics_gym,
-                             robotics_map, task_maze)
+from ..checkpoint import load_torch
+from ..rl.navigation import (CONTROLLER_GOAL_NORM, EPISODE_STEPS, LAYOUTS, MAZE_TASKS, ROBOTICS_IDS, SUCCESS_RADIUS,
+                             robotics_gym, robotics_map, task_maze)
 from ..rl.transitions import TransitionDataset
 from .antmaze import ANT_DATASETS, ANT_SIZES, collect_antmaze
 
@@ -106,7 +107,13 @@ def make_maze_dataset(task: str, out: str | Path = "datasets", transitions: int 
     noise = default_noise if noise is None else noise
     t0 = time.perf_counter()
     if ant:
-        ds = collect_antmaze(env_task, variant, n, actor_policy(Path(controller), seed), seed, noise, progress)
+        arena = load_torch(controller).get("env_id", "genpolicy/AntGoal-v0")
+        if arena not in CONTROLLER_GOAL_NORM:
+            raise ValueError(f"{controller}: a policy of {arena}, not of an ant controller's arena "
+                             f"({', '.join(CONTROLLER_GOAL_NORM)})")
+        goal_norm = CONTROLLER_GOAL_NORM[arena]
+        ds = collect_antmaze(env_task, variant, n, actor_policy(Path(controller), seed), seed, noise, progress,
+                             goal_norm)
     else:
         ds = collect_pointmaze(task, n, seed, noise, progress)
     ds.validate()
@@ -118,7 +125,8 @@ def make_maze_dataset(task: str, out: str | Path = "datasets", transitions: int 
                + (f" --controller {controller}" if ant else ""))
     if ant:
         extra = {"controller": f"the goal-reaching ant's SAC policy {controller}, its actions sampled, action noise "
-                 f"std {noise:g}, driven by BFS waypoints (the next cell's centre as its goal)",
+                 f"std {noise:g}, trained in {arena}, driven by BFS waypoints (the next cell's centre as its goal"
+                 + (f", shown as its direction at distance {goal_norm:g})" if goal_norm else ")"),
                  "variant": variant, "play_cells": ds.metadata["play_cells"],
                  "differs_from_d4rl": "a tenth of D4RL's transitions; a step reaching the evaluation goal is terminal "
                  "and the next starts a new episode; a fallen ant ends its episode (timeout); our SAC controller and "

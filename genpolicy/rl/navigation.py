@@ -4,6 +4,7 @@ AntMaze (``pip install 'genpolicy[nav]'``), and the open arena the AntMaze datas
     genpolicy/pointmaze-{umaze,medium,large}-v0    point mass; observation (x, y, vx, vy); 300 / 600 / 800 steps
     genpolicy/antmaze-{umaze,medium,large}-v0      Ant; observation (x, y, the ant's 27-D state); 700 / 1000 / 1000
     genpolicy/AntGoal-v0                           Ant in an open 7x7-cell arena, a goal relative to it, dense reward
+    genpolicy/AntGoal-v1                           the same, Ant-v5's reward weights, the goal shown as a direction
 
 The single-task variants follow D4RL: the agent's own state as observation (Gymnasium-Robotics' dict flattened as
 ``[achieved_goal (x, y), observation]`` for the ant, its ``observation`` for the point, which already starts with
@@ -16,7 +17,9 @@ mazes (cells 1 apart for the point, 4 for the ant, as in D4RL); the ant's 27-D s
 ``AntGoal-v0`` trains the AntMaze datasets' low-level controller (D4RL's recipe: a goal-reaching ant, then driven
 through the maze by waypoints): observation ``[the ant's 27-D state, goal - (x, y)]`` (29-D), reward the progress
 toward the goal per second minus 0.1 |a|^2 plus 0.3 while upright, +5 and a new goal on arrival (Gymnasium-Robotics'
-``reset_target``), the episode ended when the torso leaves 0.2 <= z <= 1.0 (fallen or flipped).
+``reset_target``), the episode ended when the torso leaves 0.2 <= z <= 1.0 (fallen or flipped). ``AntGoal-v1``: the
+same arena with Gymnasium Ant-v5's weights (1.0 while upright, 0.5 |a|^2) and D4RL's goal input (the goal's direction
+at distance 10, :data:`CONTROLLER_GOAL_NORM`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import numpy as np
 from .mazes import LAYOUTS, Maze
 
 __all__ = ["register", "robotics_gym", "MAZE_TASKS", "EPISODE_STEPS", "STARTS", "SCALES", "SUCCESS_RADIUS", "task_maze",
-           "robotics_map"]
+           "robotics_map", "CONTROLLER_GOAL_NORM", "shown_goal"]
 
 EPISODE_STEPS = {"point": {"umaze": 300, "medium": 600, "large": 800}, "ant": {"umaze": 700, "medium": 1000,
                                                                                "large": 1000}}
@@ -120,9 +123,12 @@ def _env_classes():
             return self._obs(o), float(success), success, False, info
 
     class AntGoal(_Base, gym.Env):
-        """The goal-reaching ant's training arena (see the module)."""
+        """The goal-reaching ant's training arena (see the module): ``upright`` per step while upright, ``control``
+        times |a|^2 subtracted, ``goal_norm`` > 0: the goal shown as its direction at that distance."""
 
-        def __init__(self, render_mode: str | None = None):
+        def __init__(self, render_mode: str | None = None, upright: float = 0.3, control: float = 0.1,
+                     goal_norm: float = 0.0):
+            self.upright, self.control, self.goal_norm = upright, control, goal_norm
             self.inner = gym.make(ROBOTICS_IDS["ant"], maze_map=robotics_map(OPEN_ARENA), continuing_task=True,
                                   reset_target=True, include_cfrc_ext_in_observation=False, render_mode=render_mode,
                                   max_episode_steps=10**9).unwrapped
@@ -132,7 +138,8 @@ def _env_classes():
             self.dt = self.inner.ant_env.dt
 
         def _obs(self, o) -> np.ndarray:
-            return np.concatenate([o["observation"], o["desired_goal"] - o["achieved_goal"]]).astype(np.float32)
+            return np.concatenate([o["observation"], shown_goal(o["desired_goal"] - o["achieved_goal"],
+                                                                self.goal_norm)]).astype(np.float32)
 
         def reset(self, *, seed=None, options=None):
             super().reset(seed=seed)
@@ -144,7 +151,7 @@ def _env_classes():
         def step(self, action):
             o, _, _, _, info = self.inner.step(action)
             action = np.asarray(action, dtype=np.float64)
-            reward = 0.3 - 0.1 * float(action @ action)
+            reward = self.upright - self.control * float(action @ action)
             dist = float(np.linalg.norm(o["desired_goal"] - o["achieved_goal"]))
             if np.array_equal(o["desired_goal"], self._goal):
                 reward += (self._dist - dist) / self.dt
@@ -157,6 +164,19 @@ def _env_classes():
             return self._obs(o), reward, fallen, False, dict(info, goal_distance=dist)
 
     return MazeTask, AntGoal
+
+
+#: how each controller arena shows the goal (0: the vector to it; d > 0: its direction at distance d), so that a
+#: driver shows waypoints to a controller as it was trained
+CONTROLLER_GOAL_NORM = {"genpolicy/AntGoal-v0": 0.0, "genpolicy/AntGoal-v1": 10.0}
+
+
+def shown_goal(rel: np.ndarray, goal_norm: float) -> np.ndarray:
+    """The goal vector ``rel`` as a controller sees it: itself, or (``goal_norm`` > 0) its direction at distance
+    ``goal_norm``, D4RL's "in-distribution" input for its ant controller."""
+    if goal_norm <= 0:
+        return rel
+    return rel / max(float(np.linalg.norm(rel)), 1e-6) * goal_norm
 
 
 _REGISTERED = False
@@ -173,4 +193,6 @@ def register() -> None:
         gym.register(f"genpolicy/{name}-v0", entry_point=maze_task, kwargs={"task": name},
                      max_episode_steps=EPISODE_STEPS[kind][maze])
     gym.register("genpolicy/AntGoal-v0", entry_point=ant_goal, max_episode_steps=1000)
+    gym.register("genpolicy/AntGoal-v1", entry_point=ant_goal, max_episode_steps=1000,
+                 kwargs={"upright": 1.0, "control": 0.5, "goal_norm": CONTROLLER_GOAL_NORM["genpolicy/AntGoal-v1"]})
     _REGISTERED = True
