@@ -40,7 +40,8 @@ HM, WM, HCM, HMR, WMR, HCMR = SIX
 SUITE, L0, FRESH = "runs/suite-six", "runs/suite-l0", "runs/suite-fresh"
 DMC = ["cheetah-run-medium-replay-v0:dm_control/cheetah-run-v0",
        "cartpole-swingup-medium-replay-v0:dm_control/cartpole-swingup-v0",
-       "walker-stand-medium-replay-v0:dm_control/walker-stand-v0"]
+       "walker-stand-medium-replay-v0:dm_control/walker-stand-v0",
+       "walker-walk-medium-replay-v0:dm_control/walker-walk-v0"]
 C100K = ["iql-c100k", "gmpo-c100k-pb1024", "gmpg", "gmpg-t32", "gmpg-c100k"]
 
 #: table name -> (suite folder, tasks, algorithm columns)
