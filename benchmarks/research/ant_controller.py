@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from genpolicy.datagen.antmaze import ARRIVAL  # noqa: E402
 from genpolicy.datagen.sac import load_actor  # noqa: E402
-from genpolicy.rl.navigation import OPEN_ARENA, ROBOTICS_IDS, robotics_gym, robotics_map  # noqa: E402
+from genpolicy.rl.navigation import (OPEN_ARENA, ROBOTICS_IDS, ant_fallen, robotics_gym, robotics_map,  # noqa: E402
+                                      shown_goal)
 
 #: the 8 neighbours of the arena's centre cell (row, col), in the order episodes take them
 NEIGHBOURS = [(-1, 0), (0, 1), (1, 0), (0, -1), (-1, 1), (1, 1), (1, -1), (-1, -1)]
@@ -41,6 +42,7 @@ def walk(actor, episodes: int, steps: int, deterministic: bool, seed: int = 0, g
     env = gym.make(ROBOTICS_IDS["ant"], maze_map=robotics_map(OPEN_ARENA), continuing_task=True, reset_target=False,
                    include_cfrc_ext_in_observation=False, max_episode_steps=10**9).unwrapped
     dt = env.ant_env.dt
+    torch.manual_seed(seed)  # the stochastic policy's draws: each row reproducible
     arrived, falls, speeds = [], 0, []
     for ep in range(episodes):
         dr, dc = NEIGHBOURS[ep % len(NEIGHBOURS)]
@@ -50,9 +52,7 @@ def walk(actor, episodes: int, steps: int, deterministic: bool, seed: int = 0, g
         d0 = float(np.linalg.norm(goal - o["achieved_goal"]))
         d, t = d0, 0
         for t in range(1, steps + 1):
-            rel = goal - o["achieved_goal"]
-            if goal_norm > 0:
-                rel = rel / max(float(np.linalg.norm(rel)), 1e-6) * goal_norm
+            rel = shown_goal(goal - o["achieved_goal"], goal_norm)
             seen = np.concatenate([o["observation"], rel]).astype(np.float32)
             with torch.no_grad():
                 a, _ = actor(torch.as_tensor(seen[None]), deterministic=deterministic)
@@ -61,7 +61,7 @@ def walk(actor, episodes: int, steps: int, deterministic: bool, seed: int = 0, g
             if d <= ARRIVAL:
                 arrived.append(t)
                 break
-            if not 0.2 <= float(env.ant_env.data.qpos[2]) <= 1.0:
+            if ant_fallen(env.ant_env):
                 falls += 1
                 break
         speeds.append((d0 - d) / (t * dt))

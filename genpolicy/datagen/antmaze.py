@@ -29,7 +29,7 @@ import numpy as np
 
 from ..rl.mazes import Maze
 from ..rl.navigation import (EPISODE_STEPS, LAYOUTS, MAZE_TASKS, ROBOTICS_IDS, STARTS, SUCCESS_RADIUS, robotics_gym,
-                             robotics_map, shown_goal, task_maze)
+                             ant_fallen, robotics_map, shown_goal, task_maze)
 from ..rl.transitions import TransitionDataset
 
 __all__ = ["ANT_DATASETS", "ANT_SIZES", "ARRIVAL", "play_cells", "collect_antmaze"]
@@ -114,8 +114,7 @@ def collect_antmaze(task: str, variant: str, transitions: int, controller: Contr
         nxt, _, _, _, _ = env.step(act)
         reward = float(np.linalg.norm(nxt["achieved_goal"] - goal_xy) <= SUCCESS_RADIUS)
         t += 1
-        z = float(env.ant_env.data.qpos[2])
-        timeout = not reward and (t >= horizon or not 0.2 <= z <= 1.0)
+        timeout = not reward and (t >= horizon or ant_fallen(env.ant_env))
         steps.append((flat(o), act, reward, flat(nxt), bool(reward), timeout))
         if reward or timeout:
             o, t = start(), 0

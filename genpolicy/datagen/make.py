@@ -38,6 +38,7 @@ from ..config import check_choices
 from ..rl.datasets import TransitionDataset, episode_returns
 from ..rl.envs import REF_SCORES, env_family, normalized_score
 from .rollout import collect, save_d4rl_hdf5
+from .sac import load_actor
 
 __all__ = ["ENVS", "LEVELS", "MakeConfig", "make_dataset", "data_card", "actor_policy", "behaviour_dir", "dataset_name",
            "plot_behaviour_curves"]
@@ -133,11 +134,9 @@ def pick_snapshots(returns: dict[int, float], medium_fraction: float,
     return medium, expert
 
 
-def actor_policy(path: Path, seed: int):
-    """A SAC policy snapshot as ``act(obs) -> action``: its actions sampled, from a generator seeded by ``seed``."""
-    from .sac import load_actor
-
-    actor, _ = load_actor(path)
+def actor_policy(actor, seed: int):
+    """A SAC actor (:func:`~.sac.load_actor`) as ``act(obs) -> action``: its actions sampled, from a generator
+    seeded by ``seed``."""
     gen = torch.Generator().manual_seed(seed)
 
     @torch.no_grad()
@@ -193,7 +192,7 @@ def make_dataset(env: str, level: str, cfg: MakeConfig, progress: bool = True, c
             # the buffer is cut (possibly mid-episode) at the medium snapshot's step
             ds = TransitionDataset(**{k: rb[k] for k in rb.files}, source=str(bdir / "replay.npz")).head(step)
         else:
-            act = actor_policy(bdir / "policies" / f"step_{step:07d}.pt", cfg.seed)
+            act = actor_policy(load_actor(bdir / "policies" / f"step_{step:07d}.pt")[0], cfg.seed)
             ds = collect(env_id, act, cfg.transitions, seed=cfg.seed, num_envs=cfg.num_envs, progress=progress)
     ds.validate()
     path = Path(cfg.out) / f"{dataset_name(env, level)}.hdf5"

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import load_torch
 from ..rl.navigation import (CONTROLLER_GOAL_NORM, EPISODE_STEPS, LAYOUTS, MAZE_TASKS, ROBOTICS_IDS, SUCCESS_RADIUS,
                              robotics_gym, robotics_map, task_maze)
 from ..rl.transitions import TransitionDataset
 from .antmaze import ANT_DATASETS, ANT_SIZES, collect_antmaze
+from .sac import load_actor
 
 __all__ = ["POINT_SIZES", "collect_pointmaze", "make_maze_dataset", "P_GAIN", "D_GAIN"]
 
@@ -107,13 +107,13 @@ def make_maze_dataset(task: str, out: str | Path = "datasets", transitions: int 
     noise = default_noise if noise is None else noise
     t0 = time.perf_counter()
     if ant:
-        arena = load_torch(controller).get("env_id", "genpolicy/AntGoal-v0")
+        actor, snapshot = load_actor(controller)
+        arena = snapshot.get("env_id", "genpolicy/AntGoal-v0")
         if arena not in CONTROLLER_GOAL_NORM:
             raise ValueError(f"{controller}: a policy of {arena}, not of an ant controller's arena "
                              f"({', '.join(CONTROLLER_GOAL_NORM)})")
         goal_norm = CONTROLLER_GOAL_NORM[arena]
-        ds = collect_antmaze(env_task, variant, n, actor_policy(Path(controller), seed), seed, noise, progress,
-                             goal_norm)
+        ds = collect_antmaze(env_task, variant, n, actor_policy(actor, seed), seed, noise, progress, goal_norm)
     else:
         ds = collect_pointmaze(task, n, seed, noise, progress)
     ds.validate()

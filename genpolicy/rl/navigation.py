@@ -29,7 +29,7 @@ import numpy as np
 from .mazes import LAYOUTS, Maze
 
 __all__ = ["register", "robotics_gym", "MAZE_TASKS", "EPISODE_STEPS", "STARTS", "SCALES", "SUCCESS_RADIUS", "task_maze",
-           "robotics_map", "CONTROLLER_GOAL_NORM", "shown_goal"]
+           "robotics_map", "CONTROLLER_GOAL_NORM", "shown_goal", "ant_fallen"]
 
 EPISODE_STEPS = {"point": {"umaze": 300, "medium": 600, "large": 800}, "ant": {"umaze": 700, "medium": 1000,
                                                                                "large": 1000}}
@@ -159,9 +159,7 @@ def _env_classes():
                 reward += 5.0
                 self._goal = o["desired_goal"].copy()
             self._dist = dist
-            z = float(self.inner.ant_env.data.qpos[2])
-            fallen = not (0.2 <= z <= 1.0)
-            return self._obs(o), reward, fallen, False, dict(info, goal_distance=dist)
+            return self._obs(o), reward, ant_fallen(self.inner.ant_env), False, dict(info, goal_distance=dist)
 
     return MazeTask, AntGoal
 
@@ -169,6 +167,12 @@ def _env_classes():
 #: how each controller arena shows the goal (0: the vector to it; d > 0: its direction at distance d), so that a
 #: driver shows waypoints to a controller as it was trained
 CONTROLLER_GOAL_NORM = {"genpolicy/AntGoal-v0": 0.0, "genpolicy/AntGoal-v1": 10.0}
+
+
+def ant_fallen(ant_env) -> bool:
+    """Whether a Gymnasium-Robotics ant has fallen or flipped: its torso outside 0.2 <= z <= 1.0 (Ant-v5's healthy
+    range), which ends a controller's training episode and an AntMaze dataset's episode."""
+    return not 0.2 <= float(ant_env.data.qpos[2]) <= 1.0
 
 
 def shown_goal(rel: np.ndarray, goal_norm: float) -> np.ndarray:
