@@ -187,6 +187,42 @@ def test_the_second_controller_arena_pays_ant_v5s_weights_and_shows_the_goals_di
         np.testing.assert_array_equal(o0[:27], o1[:27])
 
 
+def test_the_third_controller_arena_draws_near_goals_and_pays_ten_times_the_speed_toward_them():
+    """AntGoal-v2: every goal within 10 units of where the ant was when it was drawn and inside the arena, the raw
+    goal vector shown, reward 1.0 - 0.5 |a|^2 + 10 x the distance gained per second; on reaching a goal (within
+    0.5) a new near one replaces it with no bonus."""
+    from genpolicy.rl.navigation import SUCCESS_RADIUS
+
+    env = make_env("genpolicy/AntGoal-v2")
+    inner = env.unwrapped
+    rng = np.random.default_rng(1)
+    for seed in range(5):
+        o, _ = env.reset(seed=seed)
+        xy = inner.inner.data.qpos[:2].copy()
+        goal = inner._goal.copy()
+        assert np.linalg.norm(goal - xy) <= 10.0 + 1e-9 and np.all(np.abs(goal) <= 13.0)
+        np.testing.assert_allclose(o[27:], goal - xy, rtol=1e-5, atol=1e-5)
+        dist = np.linalg.norm(goal - xy)
+        for _ in range(5):
+            a = rng.uniform(-1, 1, 8).astype(np.float32)
+            o, r, _, _, info = env.step(a)
+            new = np.linalg.norm(goal - inner.inner.data.qpos[:2])
+            aa = float(a.astype(np.float64) @ a.astype(np.float64))
+            assert r == pytest.approx(1.0 - 0.5 * aa + 10.0 * (dist - new) / inner.dt, abs=1e-6)
+            dist = new
+    # put the goal under the ant: the next step reaches it, pays no bonus and draws a new goal within 10 units
+    env.reset(seed=7)
+    xy = inner.inner.data.qpos[:2].copy()
+    inner._goal, inner._dist = xy.copy(), 0.0
+    a = np.zeros(8, np.float32)
+    o, r, _, _, info = env.step(a)
+    moved = np.linalg.norm(inner.inner.data.qpos[:2] - xy)
+    assert moved < SUCCESS_RADIUS and r == pytest.approx(1.0 - 10.0 * moved / inner.dt, abs=1e-6)
+    assert not np.array_equal(inner._goal, xy) and np.linalg.norm(inner._goal - inner.inner.data.qpos[:2]) <= 10.0
+    assert info["goal_distance"] == pytest.approx(np.linalg.norm(inner._goal - inner.inner.data.qpos[:2]))
+    np.testing.assert_array_equal(inner.inner.goal, inner._goal)  # the rendered target follows
+
+
 def test_data_maze_writes_an_antmaze_file_from_a_controller_snapshot(tmp_path):
     import torch
 

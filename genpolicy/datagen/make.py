@@ -48,8 +48,8 @@ ENVS = {"halfcheetah": "HalfCheetah-v5", "hopper": "Hopper-v5", "walker2d": "Wal
         "cartpole-swingup": "dm_control/cartpole-swingup-v0", "cheetah-run": "dm_control/cheetah-run-v0",
         "walker-walk": "dm_control/walker-walk-v0", "walker-stand": "dm_control/walker-stand-v0",
         "finger-turn_hard": "dm_control/finger-turn_hard-v0", "fish-swim": "dm_control/fish-swim-v0",
-        # the AntMaze datasets' goal-reaching controller, two reward recipes (genpolicy.rl.navigation)
-        "ant-goal": "genpolicy/AntGoal-v0", "ant-goal-v1": "genpolicy/AntGoal-v1"}
+        # the AntMaze datasets' goal-reaching controller, three recipes (genpolicy.rl.navigation)
+        "ant-goal": "genpolicy/AntGoal-v0", "ant-goal-v1": "genpolicy/AntGoal-v1", "ant-goal-v2": "genpolicy/AntGoal-v2"}
 LEVELS = ("random", "medium", "expert", "medium-replay")
 
 

@@ -5,6 +5,7 @@ AntMaze (``pip install 'genpolicy[nav]'``), and the open arena the AntMaze datas
     genpolicy/antmaze-{umaze,medium,large}-v0      Ant; observation (x, y, the ant's 27-D state); 700 / 1000 / 1000
     genpolicy/AntGoal-v0                           Ant in an open 7x7-cell arena, a goal relative to it, dense reward
     genpolicy/AntGoal-v1                           the same, Ant-v5's reward weights, the goal shown as a direction
+    genpolicy/AntGoal-v2                           Ant-v5's weights, 10 x the speed toward goals drawn within 10 units
 
 The single-task variants follow D4RL: the agent's own state as observation (Gymnasium-Robotics' dict flattened as
 ``[achieved_goal (x, y), observation]`` for the ant, its ``observation`` for the point, which already starts with
@@ -19,7 +20,10 @@ through the maze by waypoints): observation ``[the ant's 27-D state, goal - (x, 
 toward the goal per second minus 0.1 |a|^2 plus 0.3 while upright, +5 and a new goal on arrival (Gymnasium-Robotics'
 ``reset_target``), the episode ended when the torso leaves 0.2 <= z <= 1.0 (fallen or flipped). ``AntGoal-v1``: the
 same arena with Gymnasium Ant-v5's weights (1.0 while upright, 0.5 |a|^2) and D4RL's goal input (the goal's direction
-at distance 10, :data:`CONTROLLER_GOAL_NORM`).
+at distance 10, :data:`CONTROLLER_GOAL_NORM`). ``AntGoal-v2``: the recipe of Minari's D4RL AntMaze controller
+(``GoalReachAnt``): Ant-v5's weights with the speed toward the goal counted 10 times, each goal drawn within 10 units
+of the ant (uniform direction and radius, kept 1 unit off the walls), so that training goals are as near as the
+maze's waypoints (4-5.7 units); a goal is reached within 0.5 and replaced by a new near one, with no bonus.
 """
 
 from __future__ import annotations
@@ -124,40 +128,57 @@ def _env_classes():
 
     class AntGoal(_Base, gym.Env):
         """The goal-reaching ant's training arena (see the module): ``upright`` per step while upright, ``control``
-        times |a|^2 subtracted, ``goal_norm`` > 0: the goal shown as its direction at that distance."""
+        times |a|^2 subtracted, ``progress`` times the speed toward the goal added, ``goal_norm`` > 0: the goal
+        shown as its direction at that distance; ``near`` > 0: each goal drawn within ``near`` of the ant (uniform
+        direction and radius, inside the arena) instead of in a uniformly drawn cell, reached within
+        :data:`SUCCESS_RADIUS` and replaced without a bonus."""
 
         def __init__(self, render_mode: str | None = None, upright: float = 0.3, control: float = 0.1,
-                     goal_norm: float = 0.0):
+                     goal_norm: float = 0.0, progress: float = 1.0, near: float = 0.0):
             self.upright, self.control, self.goal_norm = upright, control, goal_norm
+            self.progress, self.near = progress, near
             self.inner = gym.make(ROBOTICS_IDS["ant"], maze_map=robotics_map(OPEN_ARENA), continuing_task=True,
-                                  reset_target=True, include_cfrc_ext_in_observation=False, render_mode=render_mode,
-                                  max_episode_steps=10**9).unwrapped
+                                  reset_target=near <= 0, include_cfrc_ext_in_observation=False,
+                                  render_mode=render_mode, max_episode_steps=10**9).unwrapped
             self.observation_space = spaces.Box(-np.inf, np.inf, (29,), np.float32)
             self.action_space = self.inner.action_space
             self.render_mode = render_mode
             self.dt = self.inner.ant_env.dt
+            self._half = (len(OPEN_ARENA) - 2) / 2 * SCALES["ant"] - 1.0  # goals keep 1 unit off the walls
 
         def _obs(self, o) -> np.ndarray:
-            return np.concatenate([o["observation"], shown_goal(o["desired_goal"] - o["achieved_goal"],
+            return np.concatenate([o["observation"], shown_goal(self._goal - o["achieved_goal"],
                                                                 self.goal_norm)]).astype(np.float32)
+
+        def _near_goal(self, xy: np.ndarray) -> np.ndarray:
+            angle, radius = self.np_random.uniform(0, 2 * np.pi), self.np_random.uniform(0, self.near)
+            goal = np.clip(xy + radius * np.array([np.cos(angle), np.sin(angle)]), -self._half, self._half)
+            self.inner.goal = goal
+            self.inner.update_target_site_pos()
+            return goal
 
         def reset(self, *, seed=None, options=None):
             super().reset(seed=seed)
             o, info = self.inner.reset(seed=seed, options=options)
-            self._goal = o["desired_goal"].copy()
-            self._dist = float(np.linalg.norm(o["desired_goal"] - o["achieved_goal"]))
+            self._goal = self._near_goal(o["achieved_goal"]) if self.near > 0 else o["desired_goal"].copy()
+            self._dist = float(np.linalg.norm(self._goal - o["achieved_goal"]))
             return self._obs(o), info
 
         def step(self, action):
             o, _, _, _, info = self.inner.step(action)
             action = np.asarray(action, dtype=np.float64)
             reward = self.upright - self.control * float(action @ action)
-            dist = float(np.linalg.norm(o["desired_goal"] - o["achieved_goal"]))
-            if np.array_equal(o["desired_goal"], self._goal):
-                reward += (self._dist - dist) / self.dt
-            else:  # reached: Gymnasium-Robotics drew a new goal
+            dist = float(np.linalg.norm(self._goal - o["achieved_goal"]))
+            redrawn = self.near <= 0 and not np.array_equal(o["desired_goal"], self._goal)
+            if redrawn:  # Gymnasium-Robotics drew a new goal on arrival: a bonus instead of the progress
                 reward += 5.0
                 self._goal = o["desired_goal"].copy()
+                dist = float(np.linalg.norm(self._goal - o["achieved_goal"]))
+            else:
+                reward += self.progress * (self._dist - dist) / self.dt
+            if self.near > 0 and dist <= SUCCESS_RADIUS:  # reached: a new goal near the ant
+                self._goal = self._near_goal(o["achieved_goal"])
+                dist = float(np.linalg.norm(self._goal - o["achieved_goal"]))
             self._dist = dist
             return self._obs(o), reward, ant_fallen(self.inner.ant_env), False, dict(info, goal_distance=dist)
 
@@ -166,7 +187,7 @@ def _env_classes():
 
 #: how each controller arena shows the goal (0: the vector to it; d > 0: its direction at distance d), so that a
 #: driver shows waypoints to a controller as it was trained
-CONTROLLER_GOAL_NORM = {"genpolicy/AntGoal-v0": 0.0, "genpolicy/AntGoal-v1": 10.0}
+CONTROLLER_GOAL_NORM = {"genpolicy/AntGoal-v0": 0.0, "genpolicy/AntGoal-v1": 10.0, "genpolicy/AntGoal-v2": 0.0}
 
 
 def ant_fallen(ant_env) -> bool:
@@ -199,4 +220,6 @@ def register() -> None:
     gym.register("genpolicy/AntGoal-v0", entry_point=ant_goal, max_episode_steps=1000)
     gym.register("genpolicy/AntGoal-v1", entry_point=ant_goal, max_episode_steps=1000,
                  kwargs={"upright": 1.0, "control": 0.5, "goal_norm": CONTROLLER_GOAL_NORM["genpolicy/AntGoal-v1"]})
+    gym.register("genpolicy/AntGoal-v2", entry_point=ant_goal, max_episode_steps=1000,
+                 kwargs={"upright": 1.0, "control": 0.5, "progress": 10.0, "near": 10.0})
     _REGISTERED = True
