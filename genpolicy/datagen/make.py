@@ -49,7 +49,8 @@ ENVS = {"halfcheetah": "HalfCheetah-v5", "hopper": "Hopper-v5", "walker2d": "Wal
         "walker-walk": "dm_control/walker-walk-v0", "walker-stand": "dm_control/walker-stand-v0",
         "finger-turn_hard": "dm_control/finger-turn_hard-v0", "fish-swim": "dm_control/fish-swim-v0",
         # the AntMaze datasets' goal-reaching controller, three recipes (genpolicy.rl.navigation)
-        "ant-goal": "genpolicy/AntGoal-v0", "ant-goal-v1": "genpolicy/AntGoal-v1", "ant-goal-v2": "genpolicy/AntGoal-v2"}
+        "ant-goal": "genpolicy/AntGoal-v0", "ant-goal-v1": "genpolicy/AntGoal-v1",
+        "ant-goal-v2": "genpolicy/AntGoal-v2"}
 LEVELS = ("random", "medium", "expert", "medium-replay")
 
 
