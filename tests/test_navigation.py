@@ -158,6 +158,9 @@ def test_the_ant_is_driven_by_bfs_waypoints_and_its_data_follows_the_task():
     np.testing.assert_allclose(seen[0][27:], maze.xy(maze.next_waypoint(STARTS["umaze"], maze.goal)) - xy,
                                rtol=1e-6, atol=1e-6)
     assert list(np.nonzero(ds.timeouts)[0]) == [EPISODE_STEPS["ant"]["umaze"] - 1, 799] and not ds.terminals.any()
+    # the card's walking record: the still ant reached nothing, never fell, and entered only its start cell
+    assert ds.metadata["walk"] == {"targets_reached": 0, "episodes_ended_by_falls": 0,
+                                   "free_cells_entered": round(1 / len(maze.cells), 3)}
     assert np.array_equal(ds.next_observations[:-1][~ds.timeouts[:-1]], ds.observations[1:][~ds.timeouts[:-1]])
     for task, variant in (("antmaze-umaze", "play"), ("antmaze-medium", "umaze"), ("pointmaze-umaze", "diverse")):
         with pytest.raises(ValueError):
@@ -185,6 +188,20 @@ def test_the_second_controller_arena_pays_ant_v5s_weights_and_shows_the_goals_di
         aa = float(a.astype(np.float64) @ a.astype(np.float64))
         assert r1 - r0 == pytest.approx(0.7 - 0.4 * aa, abs=1e-9) and te0 == te1
         np.testing.assert_array_equal(o0[:27], o1[:27])
+
+
+def test_the_antmaze_walking_record_counts_arrivals_and_falls(monkeypatch):
+    import genpolicy.datagen.antmaze as antmaze
+
+    def still(obs):
+        return np.zeros(8)
+
+    monkeypatch.setattr(antmaze, "ARRIVAL", 1e9)  # every step arrives at its target: a new one each step
+    assert antmaze.collect_antmaze("antmaze-umaze", "diverse", 30, still, progress=False).metadata["walk"][
+        "targets_reached"] == 30
+    monkeypatch.setattr(antmaze, "ant_fallen", lambda ant_env: True)  # every step falls: 30 one-step episodes
+    ds = antmaze.collect_antmaze("antmaze-umaze", "umaze", 30, still, progress=False)  # starts far from the goal
+    assert ds.metadata["walk"]["episodes_ended_by_falls"] == 30 and ds.timeouts.all()
 
 
 def test_the_third_controller_arena_draws_near_goals_and_pays_ten_times_the_speed_toward_them():

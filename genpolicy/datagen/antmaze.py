@@ -64,7 +64,8 @@ def collect_antmaze(task: str, variant: str, transitions: int, controller: Contr
     D4RL's ``variant`` (``umaze``, ``diverse`` or ``play``); ``noise``: std of Gaussian noise added to its actions
     (clipped to the action box); ``goal_norm``: how the controller was shown its goal in training
     (:data:`~genpolicy.rl.navigation.CONTROLLER_GOAL_NORM`). A ``play`` dataset's cells are in its
-    ``metadata["play_cells"]``."""
+    ``metadata["play_cells"]``; how well it walked in ``metadata["walk"]``: commanded targets reached, episodes
+    ended by a fall, and the share of the maze's free cells the ant entered."""
     from tqdm.auto import tqdm
 
     kind, maze_name = MAZE_TASKS[task]
@@ -99,12 +100,14 @@ def collect_antmaze(task: str, variant: str, transitions: int, controller: Contr
     steps = []
     flat = lambda o: np.concatenate([o["achieved_goal"], o["observation"]]).astype(np.float32)  # noqa: E731
     o, t, target = start(), 0, pick(targets)
+    reached, falls, visited = 0, 0, set()
     for _ in tqdm(range(transitions), desc=f"ant controller {task} {variant}", disable=not progress,
                   mininterval=1.0):
         xy = o["achieved_goal"].astype(np.float64)
         if np.linalg.norm(xy - maze.xy(target)) <= ARRIVAL:
-            target = pick(targets)
+            target, reached = pick(targets), reached + 1
         here = maze.cell_of(xy)
+        visited.add(here)
         key = (here, target)
         if key not in hop:
             hop[key] = maze.next_waypoint(here, target) if maze.contains(here) else target
@@ -114,7 +117,9 @@ def collect_antmaze(task: str, variant: str, transitions: int, controller: Contr
         nxt, _, _, _, _ = env.step(act)
         reward = float(np.linalg.norm(nxt["achieved_goal"] - goal_xy) <= SUCCESS_RADIUS)
         t += 1
-        timeout = not reward and (t >= horizon or ant_fallen(env.ant_env))
+        fell = not reward and ant_fallen(env.ant_env)
+        falls += fell
+        timeout = not reward and (t >= horizon or fell)
         steps.append((flat(o), act, reward, flat(nxt), bool(reward), timeout))
         if reward or timeout:
             o, t = start(), 0
@@ -124,4 +129,6 @@ def collect_antmaze(task: str, variant: str, transitions: int, controller: Contr
     ds = TransitionDataset.from_stream(steps, f"genpolicy data maze {task} ({variant})")
     ds.metadata["play_cells"] = ({"targets": [list(c) for c in targets], "starts": [list(c) for c in starts]}
                                  if variant == "play" else None)
+    ds.metadata["walk"] = {"targets_reached": reached, "episodes_ended_by_falls": int(falls),
+                           "free_cells_entered": round(len(visited & set(maze.cells)) / len(maze.cells), 3)}
     return ds

@@ -127,7 +127,7 @@ def make_maze_dataset(task: str, out: str | Path = "datasets", transitions: int 
         extra = {"controller": f"the goal-reaching ant's SAC policy {controller}, its actions sampled, action noise "
                  f"std {noise:g}, trained in {arena}, driven by BFS waypoints (the next cell's centre as its goal"
                  + (f", shown as its direction at distance {goal_norm:g})" if goal_norm else ")"),
-                 "variant": variant, "play_cells": ds.metadata["play_cells"],
+                 "variant": variant, "play_cells": ds.metadata["play_cells"], "walk": ds.metadata["walk"],
                  "differs_from_d4rl": "a tenth of D4RL's transitions; a step reaching the evaluation goal is terminal "
                  "and the next starts a new episode; a fallen ant ends its episode (timeout); our SAC controller and "
                  "Gymnasium-Robotics' AntMaze (mujoco 3+) instead of D4RL's; play cells by a written rule instead of "
