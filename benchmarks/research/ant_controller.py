@@ -10,6 +10,10 @@ distances of the mazes), drawn in turn; an episode succeeds when the ant comes w
 (where the dataset driver draws the next target) within ``--steps`` steps. Reported: the success rate, the median
 steps to arrive (successes), the fall rate (torso outside 0.2 <= z <= 1.0) and the mean speed towards the goal
 (units per second over the episode), with the stochastic policy (as the datasets drive it) and its mean.
+
+First it prints what the mazes ask: the slowest average speed along the waypoints (BFS cells x 4 units) that reaches
+each AntMaze task's evaluation goal from its start within the episode (umaze 0.69, medium 0.80, large 1.12 units/s):
+a controller slower than that cannot make data in which the start reaches the goal.
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from genpolicy.datagen.antmaze import ARRIVAL  # noqa: E402
 from genpolicy.datagen.sac import load_actor  # noqa: E402
-from genpolicy.rl.navigation import (OPEN_ARENA, ROBOTICS_IDS, ant_fallen, robotics_gym, robotics_map,  # noqa: E402
-                                      shown_goal)
+from genpolicy.rl.navigation import (EPISODE_STEPS, OPEN_ARENA, ROBOTICS_IDS, SCALES, STARTS, ant_fallen,  # noqa: E402
+                                      robotics_gym, robotics_map, shown_goal, task_maze)
 
 #: the 8 neighbours of the arena's centre cell (row, col), in the order episodes take them
 NEIGHBOURS = [(-1, 0), (0, 1), (1, 0), (0, -1), (-1, 1), (1, 1), (1, -1), (-1, -1)]
@@ -70,6 +74,17 @@ def walk(actor, episodes: int, steps: int, deterministic: bool, seed: int = 0, g
             "falls": falls / episodes, "speed": float(np.mean(speeds))}
 
 
+def needed_speeds(dt: float = 0.05) -> dict:
+    """Per AntMaze task: the shortest waypoint path from D4RL's start cell to the evaluation goal (units) and the
+    slowest average speed (units/s) that covers it within the task's episode (``dt``: Ant's 5 x 0.01 s a step)."""
+    out = {}
+    for maze, steps in EPISODE_STEPS["ant"].items():
+        m = task_maze(f"antmaze-{maze}")
+        units = m.distances(STARTS[maze])[m.goal] * SCALES["ant"]
+        out[f"antmaze-{maze}"] = {"path_units": units, "seconds": steps * dt, "speed": round(units / (steps * dt), 2)}
+    return out
+
+
 def snapshots(paths: list[str], every: int) -> list[Path]:
     out = []
     for p in map(Path, paths):
@@ -91,6 +106,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--out", help="write the rows as CSV here")
     ns = p.parse_args(argv)
     torch.set_num_threads(1)
+    print("needed:", needed_speeds(), flush=True)
     rows = []
     for f in snapshots(ns.paths, ns.every):
         actor, meta = load_actor(f)
