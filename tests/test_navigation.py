@@ -283,3 +283,19 @@ def test_the_point_collector_regenerates_the_committed_files_stream():
     for key in ("observations", "actions", "rewards", "next_observations", "terminals"):
         assert np.array_equal(getattr(ds, key), getattr(committed, key)[:3000]), key
     assert np.array_equal(ds.timeouts[:-1], committed.timeouts[:2999])
+
+
+def test_the_controller_benchmark_states_the_speed_each_maze_needs():
+    """benchmarks/research/ant_controller.py: on the U maze the start (3, 1) reaches the goal (1, 1) round the wall in
+    6 cells (right twice, up twice, left twice), 24 units in the 700-step (35 s) episode: 0.69 units/s."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "research" / "ant_controller.py"
+    spec = importlib.util.spec_from_file_location("ant_controller", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    need = bench.needed_speeds()
+    assert need["antmaze-umaze"] == {"path_units": 24.0, "seconds": 35.0, "speed": 0.69}
+    assert need["antmaze-medium"]["seconds"] == need["antmaze-large"]["seconds"] == 50.0
+    assert need["antmaze-umaze"]["speed"] < need["antmaze-medium"]["speed"] < need["antmaze-large"]["speed"]
