@@ -269,6 +269,18 @@ def test_data_maze_writes_an_antmaze_file_from_a_controller_snapshot(tmp_path):
     maze = task_maze("antmaze-medium")
     firsts = [0] + [i + 1 for i in np.nonzero(ds.timeouts | ds.terminals)[0][:-1]]
     assert all(maze.cell_of(ds.observations[i, :2]) in starts for i in firsts)
+    assert card["goal_norm"] == 0.0 and "--goal-norm" not in card["command"]  # v0 trained on the vector itself
+    # D4RL's driver input for a controller trained otherwise: recorded in the card and its command
+    assert main(["data", "maze", "antmaze-umaze", "--transitions", "50", "--controller", str(snap), "--goal-norm",
+                 "10", "--out", str(tmp_path), "--no-progress"]) == 0
+    card = json.loads((tmp_path / "antmaze-umaze-v0.json").read_text())
+    assert card["goal_norm"] == 10.0 and card["command"].endswith("--goal-norm 10")
+    assert "direction at distance 10" in card["controller"]
+    for bad in (["antmaze-umaze", "--controller", str(snap), "--goal-norm", "-1"],
+                ["pointmaze-umaze", "--goal-norm", "10"]):  # one line, before any collection
+        assert main(["data", "maze", *bad, "--transitions", "10", "--out", str(tmp_path / "bad"),
+                     "--no-progress"]) == 2
+    assert not (tmp_path / "bad").exists()
 
 
 def test_the_point_collector_regenerates_the_committed_files_stream():

@@ -48,6 +48,9 @@ def add_parser(sub, name: str, text: str, argv: list[str]) -> None:
                     help="action noise std (default: 0.5 for the point, D4RL's --noisy; 0 for the ant)")
     mz.add_argument("--controller", help="antmaze: the goal-reaching ant's policy snapshot "
                     "(AGENT/policies/step_N.pt from 'genpolicy data behaviour ant-goal')")
+    mz.add_argument("--goal-norm", type=float, default=None,
+                    help="antmaze: show each waypoint to the controller as its direction at this distance (D4RL's "
+                    "driver: 10; 0: the vector itself); default: as the controller's arena showed goals in training")
     mz.add_argument("--out", default="datasets")
     mz.add_argument("--no-progress", dest="progress", action="store_false")
 
@@ -76,7 +79,8 @@ def run(ns) -> int:
     if ns.data_command == "maze":
         from ..datagen.maze import make_maze_dataset
 
-        card = make_maze_dataset(ns.task, ns.out, ns.transitions, ns.seed, ns.noise, ns.progress, ns.controller)
+        card = make_maze_dataset(ns.task, ns.out, ns.transitions, ns.seed, ns.noise, ns.progress, ns.controller,
+                                 ns.goal_norm)
         print(json.dumps(card, indent=2))
         return 0
     if ns.data_command == "make":

@@ -83,11 +83,14 @@ def collect_pointmaze(task: str, transitions: int, seed: int = 0, noise: float =
 
 
 def make_maze_dataset(task: str, out: str | Path = "datasets", transitions: int | None = None, seed: int = 0,
-                      noise: float | None = None, progress: bool = True, controller: str | Path | None = None) -> dict:
+                      noise: float | None = None, progress: bool = True, controller: str | Path | None = None,
+                      goal_norm: float | None = None) -> dict:
     """Collect, save ``OUT/TASK-v0.hdf5`` and its data card; returns the card. ``task``: a ``pointmaze-*`` task or
     one of D4RL's six AntMaze datasets (``antmaze-medium-play`` ...: :mod:`.antmaze`), which needs ``controller``,
     a policy snapshot of the goal-reaching ant (``genpolicy data behaviour ant-goal``). ``noise``: action noise std
-    (default 0.5 for the point, D4RL's ``--noisy``; 0 for the ant, whose SAC policy samples its actions)."""
+    (default 0.5 for the point, D4RL's ``--noisy``; 0 for the ant, whose SAC policy samples its actions).
+    ``goal_norm``: the ant is shown each waypoint as its direction at this distance (0: the vector itself; default:
+    as its arena showed goals in training, :data:`~genpolicy.rl.navigation.CONTROLLER_GOAL_NORM`)."""
     from .make import actor_policy, data_card
     from .rollout import save_d4rl_hdf5
 
@@ -100,6 +103,9 @@ def make_maze_dataset(task: str, out: str | Path = "datasets", transitions: int 
                          f"from 'genpolicy data behaviour ant-goal')")
     if ant and not Path(controller).is_file():
         raise FileNotFoundError(f"{task}: no controller at {controller}")
+    if goal_norm is not None and (not ant or goal_norm < 0):
+        raise ValueError(f"{task}: --goal-norm is a distance >= 0 at which the ant controller sees its waypoint"
+                         + ("" if ant else " (AntMaze datasets only)"))
     env_task, variant = ANT_DATASETS[task] if ant else (task, None)
     maze_name = MAZE_TASKS[env_task][1]
     n = transitions or (ANT_SIZES if ant else POINT_SIZES)[maze_name]
@@ -112,7 +118,8 @@ def make_maze_dataset(task: str, out: str | Path = "datasets", transitions: int 
         if arena not in CONTROLLER_GOAL_NORM:
             raise ValueError(f"{controller}: a policy of {arena}, not of an ant controller's arena "
                              f"({', '.join(CONTROLLER_GOAL_NORM)})")
-        goal_norm = CONTROLLER_GOAL_NORM[arena]
+        trained_norm = CONTROLLER_GOAL_NORM[arena]
+        goal_norm = trained_norm if goal_norm is None else goal_norm
         ds = collect_antmaze(env_task, variant, n, actor_policy(actor, seed), seed, noise, progress, goal_norm)
     else:
         ds = collect_pointmaze(task, n, seed, noise, progress)
@@ -122,12 +129,14 @@ def make_maze_dataset(task: str, out: str | Path = "datasets", transitions: int 
     goals = int(ds.rewards.sum())
     command = (f"genpolicy data maze {task} --seed {seed}" + (f" --transitions {n}" if transitions else "")
                + (f" --noise {noise:g}" if noise != default_noise else "")
-               + (f" --controller {controller}" if ant else ""))
+               + (f" --controller {controller}" if ant else "")
+               + (f" --goal-norm {goal_norm:g}" if ant and goal_norm != trained_norm else ""))
     if ant:
         extra = {"controller": f"the goal-reaching ant's SAC policy {controller}, its actions sampled, action noise "
                  f"std {noise:g}, trained in {arena}, driven by BFS waypoints (the next cell's centre as its goal"
                  + (f", shown as its direction at distance {goal_norm:g})" if goal_norm else ")"),
-                 "variant": variant, "play_cells": ds.metadata["play_cells"], "walk": ds.metadata["walk"],
+                 "goal_norm": goal_norm, "variant": variant, "play_cells": ds.metadata["play_cells"],
+                 "walk": ds.metadata["walk"],
                  "differs_from_d4rl": "a tenth of D4RL's transitions; a step reaching the evaluation goal is terminal "
                  "and the next starts a new episode; a fallen ant ends its episode (timeout); our SAC controller and "
                  "Gymnasium-Robotics' AntMaze (mujoco 3+) instead of D4RL's; play cells by a written rule instead of "
