@@ -196,12 +196,13 @@ def test_the_antmaze_walking_record_counts_arrivals_and_falls(monkeypatch):
     def still(obs):
         return np.zeros(8)
 
-    monkeypatch.setattr(antmaze, "ARRIVAL", 1e9)  # every step arrives at its target: a new one each step
-    assert antmaze.collect_antmaze("antmaze-umaze", "diverse", 30, still, progress=False).metadata["walk"][
-        "targets_reached"] == 30
-    monkeypatch.setattr(antmaze, "ant_fallen", lambda ant_env: True)  # every step falls: 30 one-step episodes
-    ds = antmaze.collect_antmaze("antmaze-umaze", "umaze", 30, still, progress=False)  # starts far from the goal
+    monkeypatch.setattr(antmaze, "ARRIVAL", 1e9)  # always within reach of its one target (umaze): one arrival,
+    assert antmaze.collect_antmaze("antmaze-umaze", "umaze", 30, still, progress=False).metadata["walk"][
+        "targets_reached"] == 1  # then a stay, not 29 more arrivals
+    monkeypatch.setattr(antmaze, "ant_fallen", lambda ant_env: True)  # every step falls: 30 one-step episodes,
+    ds = antmaze.collect_antmaze("antmaze-umaze", "umaze", 30, still, progress=False)  # each arriving once
     assert ds.metadata["walk"]["episodes_ended_by_falls"] == 30 and ds.timeouts.all()
+    assert ds.metadata["walk"]["targets_reached"] == 30
 
 
 def test_the_third_controller_arena_draws_near_goals_and_pays_ten_times_the_speed_toward_them():

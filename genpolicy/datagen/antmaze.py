@@ -64,8 +64,9 @@ def collect_antmaze(task: str, variant: str, transitions: int, controller: Contr
     D4RL's ``variant`` (``umaze``, ``diverse`` or ``play``); ``noise``: std of Gaussian noise added to its actions
     (clipped to the action box); ``goal_norm``: how the controller was shown its goal in training
     (:data:`~genpolicy.rl.navigation.CONTROLLER_GOAL_NORM`). A ``play`` dataset's cells are in its
-    ``metadata["play_cells"]``; how well it walked in ``metadata["walk"]``: commanded targets reached, episodes
-    ended by a fall, and the share of the maze's free cells the ant entered."""
+    ``metadata["play_cells"]``; how well it walked in ``metadata["walk"]``: arrivals at commanded targets (each
+    counted once, not for every step spent there), episodes ended by a fall, and the share of the maze's free cells
+    the ant entered."""
     from tqdm.auto import tqdm
 
     kind, maze_name = MAZE_TASKS[task]
@@ -100,12 +101,16 @@ def collect_antmaze(task: str, variant: str, transitions: int, controller: Contr
     steps = []
     flat = lambda o: np.concatenate([o["achieved_goal"], o["observation"]]).astype(np.float32)  # noqa: E731
     o, t, target = start(), 0, pick(targets)
-    reached, falls, visited = 0, 0, set()
+    reached, falls, visited, was_near = 0, 0, set(), False
     for _ in tqdm(range(transitions), desc=f"ant controller {task} {variant}", disable=not progress,
                   mininterval=1.0):
         xy = o["achieved_goal"].astype(np.float64)
-        if np.linalg.norm(xy - maze.xy(target)) <= ARRIVAL:
-            target, reached = pick(targets), reached + 1
+        if np.linalg.norm(xy - maze.xy(target)) <= ARRIVAL:  # arrived (counted once, not while it stays)
+            reached += not was_near
+            old, target = target, pick(targets)
+            was_near = target == old
+        else:
+            was_near = False
         here = maze.cell_of(xy)
         visited.add(here)
         key = (here, target)
@@ -122,7 +127,7 @@ def collect_antmaze(task: str, variant: str, transitions: int, controller: Contr
         timeout = not reward and (t >= horizon or fell)
         steps.append((flat(o), act, reward, flat(nxt), bool(reward), timeout))
         if reward or timeout:
-            o, t = start(), 0
+            o, t, was_near = start(), 0, False
         else:
             o = nxt
     env.close()
