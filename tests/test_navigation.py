@@ -298,6 +298,36 @@ def test_the_point_collector_regenerates_the_committed_files_stream():
     assert np.array_equal(ds.timeouts[:-1], committed.timeouts[:2999])
 
 
+def test_a_controller_snapshot_exported_as_safetensors_drives_the_same_data(tmp_path):
+    """``genpolicy data actor``: the actor and its metadata in one safetensors file (no pickle); the AntMaze command
+    makes the same file from it as from the ``.pt`` snapshot; no silent overwrite."""
+    import torch
+
+    from genpolicy.cli import main
+    from genpolicy.datagen.sac import Actor, load_actor
+
+    torch.manual_seed(0)
+    snap = tmp_path / "step_0000001.pt"
+    torch.save({"actor": Actor(29, 8, (16,)).state_dict(), "obs_dim": 29, "act_dim": 8, "hidden": (16,), "step": 1,
+                "eval_return": 2.5, "env_id": "genpolicy/AntGoal-v0"}, snap)
+    out = tmp_path / "ctl" / "ant.safetensors"
+    assert main(["data", "actor", str(snap), "-o", str(out)]) == 0
+    assert main(["data", "actor", str(snap), "-o", str(out)]) == 2  # exists: one line, untouched
+    assert main(["data", "actor", str(snap), "-o", str(tmp_path / "ant.pt")]) == 2  # not .safetensors
+    a, meta = load_actor(snap)
+    b, meta_b = load_actor(out)
+    assert {k: meta_b[k] for k in ("obs_dim", "act_dim", "step", "eval_return", "env_id")} == {
+        "obs_dim": 29, "act_dim": 8, "step": 1, "eval_return": 2.5, "env_id": "genpolicy/AntGoal-v0"}
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k])
+    cards = []
+    for i, ctl in enumerate((snap, out)):
+        assert main(["data", "maze", "antmaze-umaze", "--transitions", "40", "--controller", str(ctl), "--out",
+                     str(tmp_path / f"d{i}"), "--no-progress"]) == 0
+        cards.append(json.loads((tmp_path / f"d{i}" / "antmaze-umaze-v0.json").read_text()))
+    assert cards[0]["sha256"] == cards[1]["sha256"]
+
+
 def test_the_controller_benchmark_states_the_speed_each_maze_needs():
     """benchmarks/research/ant_controller.py: on the U maze the start (3, 1) reaches the goal (1, 1) round the wall in
     6 cells (right twice, up twice, left twice), 24 units in the 700-step (35 s) episode: 0.69 units/s."""

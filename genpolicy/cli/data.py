@@ -26,6 +26,11 @@ def add_parser(sub, name: str, text: str, argv: list[str]) -> None:
     bh.add_argument("--no-progress", dest="progress", action="store_false")
     bh.add_argument("--fresh", action="store_true", help="start over instead of resuming")
     add_dataclass_args(bh, SACConfig)
+    ac = dsub.add_parser("actor", help="write a behaviour agent's policy snapshot as one safetensors file (no pickle; "
+                         "'genpolicy data maze --controller' reads it)")
+    ac.add_argument("snapshot", help="AGENT/policies/step_N.pt")
+    ac.add_argument("-o", "--out", required=True, help="output file (.safetensors)")
+    ac.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     cv = dsub.add_parser("curves", help="plot the behaviour agents' snapshot returns and the medium/expert picks")
     cv.add_argument("--out-png", default="datasets/behaviour_curves.png")
     cv.add_argument("envs", nargs="*", help="short env names (default: every agent found)")
@@ -63,6 +68,15 @@ def run(ns) -> int:
         from ..datagen.make import plot_behaviour_curves
 
         print(plot_behaviour_curves(dataclass_from_args(MakeConfig, ns), ns.out_png, ns.envs or None))
+        return 0
+    if ns.data_command == "actor":
+        from ..datagen.sac import export_actor, load_actor
+
+        if Path(ns.out).exists() and not ns.overwrite:
+            raise FileExistsError(f"{ns.out} exists; pass --overwrite to replace it")
+        out = export_actor(ns.snapshot, ns.out)
+        meta = load_actor(out)[1]
+        print(json.dumps({"file": str(out), **{k: v for k, v in meta.items() if k != "actor"}}, indent=1))
         return 0
     if ns.data_command == "export":
         from ..rl.datasets import load_dataset

@@ -32,7 +32,7 @@ from ..optim import ensure_adam_state, minimize
 from ..rl.data import Batch
 from ..rl.datasets import close_last_episode
 
-__all__ = ["SACConfig", "SACAgent", "train_sac", "load_actor"]
+__all__ = ["SACConfig", "SACAgent", "train_sac", "load_actor", "export_actor"]
 
 
 @dataclass
@@ -295,9 +295,38 @@ def _save_state(out: Path, agent: SACAgent, replay: _Replay, step: int, history:
     atomic_torch_save(st, out / "state.pt")
 
 
+_META_KEYS = ("obs_dim", "act_dim", "hidden", "step", "eval_return", "env_id")
+
+
 def load_actor(path: str | Path) -> tuple[Actor, dict]:
-    """A policy snapshot written by :func:`train_sac`: the actor and its metadata."""
-    d = load_torch(path)
+    """A policy snapshot written by :func:`train_sac` (``.pt``) or by :func:`export_actor` (``.safetensors``, no
+    pickle): the actor and its metadata."""
+    if Path(path).suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if "genpolicy_sac_actor" not in meta:
+                raise ValueError(f"{path}: not a SAC actor written by 'genpolicy data actor'")
+            d = {**json.loads(meta["genpolicy_sac_actor"]), "actor": {k: f.get_tensor(k) for k in f.keys()}}
+    else:
+        d = load_torch(path)
     actor = Actor(d["obs_dim"], d["act_dim"], tuple(d["hidden"]))
     actor.load_state_dict(d["actor"])
     return actor.eval(), d
+
+
+def export_actor(snapshot: str | Path, out: str | Path) -> Path:
+    """Write a policy snapshot's actor and metadata as one safetensors file (weights only, no pickle: reading it
+    cannot run code), which :func:`load_actor` reads back."""
+    from safetensors.torch import save_file
+
+    actor, d = load_actor(snapshot)
+    out = Path(out)
+    if out.suffix != ".safetensors":
+        raise ValueError(f"{out}: the actor file is written as .safetensors")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {k: (list(d[k]) if k == "hidden" else d[k]) for k in _META_KEYS if k in d}
+    save_file({k: v.detach().contiguous() for k, v in actor.state_dict().items()}, str(out),
+              metadata={"genpolicy_sac_actor": json.dumps(meta)})
+    return out
