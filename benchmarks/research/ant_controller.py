@@ -103,6 +103,8 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--steps", type=int, default=300, help="steps allowed per neighbouring cell")
     p.add_argument("--goal-norms", nargs="+", type=float, default=[0.0],
                    help="show the goal's direction at these distances (0: the goal vector itself)")
+    p.add_argument("--seed", type=int, default=0, help="episode i resets with seed + i (pick a snapshot on one seed, "
+                   "report it on another)")
     p.add_argument("--out", help="write the rows as CSV here")
     ns = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -112,7 +114,7 @@ def main(argv=None) -> list[dict]:
         actor, meta = load_actor(f)
         for norm in ns.goal_norms:
             for mode in ("stochastic", "mean"):
-                r = walk(actor, ns.episodes, ns.steps, deterministic=mode == "mean", goal_norm=norm)
+                r = walk(actor, ns.episodes, ns.steps, deterministic=mode == "mean", seed=ns.seed, goal_norm=norm)
                 rounded = {k: None if v is None else round(v, 3) for k, v in r.items()}
                 row = {"step": meta["step"], "policy": mode, "goal_norm": norm, **rounded}
                 print(row, flush=True)
