@@ -37,6 +37,7 @@ def run(ns) -> int:
     here = {r["name"] for r in rows}
     missing = [f"{n}-v0" for n in ANT_DATASETS if f"{n}-v0" not in here]
     if missing:
-        print(f"not here: {', '.join(missing)}; each is one command from the goal-reaching ant's policy: "
-              "genpolicy data maze NAME --controller AGENT/policies/step_N.pt (datasets/README.md)")
+        print(f"not here: {', '.join(missing)}; each is one command from the committed goal-reaching ant: "
+              "genpolicy data maze NAME --controller datasets/controllers/ant-goal.safetensors --goal-norm 10 "
+              "(datasets/README.md)")
     return 0
