@@ -97,20 +97,40 @@ def save_d4rl_hdf5(ds: TransitionDataset, path: str | Path, metadata: dict | Non
             f.create_dataset("next_observations", data=nobs, **kw)
         else:
             f.create_dataset("final_observations", data=nobs[ends], **kw)
-            layout = h5py.VirtualLayout(shape=nobs.shape, dtype=np.float32)
-            src_obs = h5py.VirtualSource(".", "observations", shape=obs.shape)  # "." = this file
-            src_fin = h5py.VirtualSource(".", "final_observations", shape=(len(ends),) + obs.shape[1:])
-            start = 0
-            for j, e in enumerate(ends):
-                if e > start:
-                    layout[start:e] = src_obs[start + 1:e + 1]
-                layout[e] = src_fin[j]
-                start = e + 1
-            f.create_virtual_dataset("next_observations", layout)
+            _virtual_next(f, obs.shape, ends)
         if metadata:
             f.attrs["metadata"] = json.dumps(metadata)
     tmp.replace(path)
     return sha256_of(path)
+
+
+def _virtual_next(f, shape: tuple, ends: np.ndarray) -> None:
+    """``next_observations`` as a virtual dataset over this file's ``observations`` (rows ``start+1 .. end``) and
+    ``final_observations`` (row ``end``) per episode, made through HDF5's own calls rather than h5py's
+    ``VirtualLayout`` so that it records no creation time: the same data then make the same file, byte for byte,
+    and the card's sha256 can be checked by regenerating it."""
+    import h5py
+
+    h5p, h5s, h5d, h5t = h5py.h5p, h5py.h5s, h5py.h5d, h5py.h5t
+    dcpl = h5p.create(h5p.DATASET_CREATE)
+    dcpl.set_obj_track_times(False)
+    vspace = h5s.create_simple(shape)
+    obs_space, fin_space = h5s.create_simple(shape), h5s.create_simple((len(ends),) + tuple(shape[1:]))
+    width = tuple(shape[1:])
+
+    def rows(space, start, n):  # a copy of ``space`` with rows start .. start+n-1 selected
+        sel = space.copy()
+        sel.select_hyperslab((start,) + (0,) * len(width), (n,) + width)
+        return sel
+
+    start = 0
+    for j, e in enumerate(ends):
+        if e > start:
+            dcpl.set_virtual(rows(vspace, start, e - start), b".", b"observations",
+                             rows(obs_space, start + 1, e - start))
+        dcpl.set_virtual(rows(vspace, e, 1), b".", b"final_observations", rows(fin_space, j, 1))
+        start = e + 1
+    h5d.create(f.id, b"next_observations", h5t.IEEE_F32LE, vspace, dcpl=dcpl)
 
 
 def sha256_of(path: str | Path) -> str:
