@@ -49,7 +49,10 @@ SKIP = {"pip install": "installs packages", "python -m pytest": "this is the tes
 SKIP_CONTAINING = {"--backend ray": "needs the cluster `ray start` makes (tests/test_distributed.py covers it)"}
 PLACEHOLDERS = {"runs/bench/RUN": "runs/bench/hopper-medium-gmpg",
                 # the ant controller the docs train for 1M steps is trained for 400 here (its last snapshot)
-                "ant-goal/policies/step_1000000.pt": "ant-goal/policies/step_0000400.pt"}
+                "ant-goal/policies/step_1000000.pt": "ant-goal/policies/step_0000400.pt",
+                # the committed controller, from the scratch folder the commands run in
+                "datasets/controllers/ant-goal.safetensors": str(REPO / "datasets" / "controllers" /
+                                                                 "ant-goal.safetensors")}
 
 
 def _blocks(lang: str) -> list[str]:

@@ -33,7 +33,8 @@ def run(ns) -> int:
         note = "  (registered)" if r.get("registered") else note
         print(f"{r['name']:34s} {f(r.get('size_mb'), '6.1f')} {f(r.get('transitions'), '11d')} "
               f"{f(r.get('episodes'), '8d')} {f(r.get('return_mean'), '8.1f')} {f(r.get('score_mean'), '6.1f')}{note}")
-    print("score: D4RL-normalized mean return of the data (100 = D4RL's expert reference return)")
+    print("score: D4RL-normalized mean return of the data (100 = D4RL's expert reference return; mazes: the share of "
+          "episodes that reach the goal x 100)")
     here = {r["name"] for r in rows}
     missing = [f"{n}-v0" for n in ANT_DATASETS if f"{n}-v0" not in here]
     if missing:
