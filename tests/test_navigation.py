@@ -128,6 +128,22 @@ def test_the_suite_gives_maze_tasks_the_sparse_reward_presets():
     assert _config("gmpg", ["cpu"], Task("walker2d-medium-v5", None), [])[1] == ["cpu", "walker2d-medium"]
 
 
+def test_a_navigation_tasks_final_score_counts_100_seeded_episodes_for_every_algorithm():
+    """D4RL's and the paper's protocol: the success rate on 100 episodes per seed, whatever the algorithm (bc has no
+    navigation preset); locomotion keeps the default 50; --set still wins."""
+    from genpolicy.rl.algos import ALGORITHMS
+    from genpolicy.suite import Task
+    from genpolicy.suite.runner import NAV_FINAL_EPISODES, _config
+
+    assert NAV_FINAL_EPISODES == 100
+    for algo in ALGORITHMS:
+        for name in ("antmaze-large-play-v0", "pointmaze-medium-v0"):
+            assert _config(algo, [], Task(f"datasets/{name}.hdf5", None), [])[0].final_eval_episodes == 100
+        assert _config(algo, [], Task("hopper-medium-v5", None), [])[0].final_eval_episodes == 50
+    cfg, _ = _config("bc", [], Task("datasets/antmaze-umaze-v0.hdf5", None), ["final_eval_episodes=3"])
+    assert cfg.final_eval_episodes == 3
+
+
 def test_play_cells_are_the_branch_ends_from_d4rls_start_and_the_junctions():
     from genpolicy.datagen.antmaze import play_cells
 

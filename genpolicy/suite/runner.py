@@ -22,13 +22,15 @@ __all__ = ["run_suite"]
 
 #: task names whose family preset applies before the task's own (sparse-reward navigation: expectile 0.9, r - 1)
 FAMILY_PRESETS = {"antmaze": "antmaze", "pointmaze": "antmaze"}
+#: a navigation task's final score: its success rate on this many seeded episodes per seed (D4RL's and the paper's)
+NAV_FINAL_EPISODES = 100
 #: the preset of every DeepMind Control task (the paper's Table 8 gives one beta per method for all nine)
 DMC_PRESET = "dmc"
 
 
 def _config(algo: str, budget: list[str], task: Task, sets: list[str]):
     """A run's config in a suite: defaults < budget presets < the task family's (navigation) < the task's own <
-    ``--set``; and the preset names applied."""
+    a navigation task's final episodes (:data:`NAV_FINAL_EPISODES`) < ``--set``; and the preset names applied."""
     presets = load_presets(algo)
     base = re.sub(r"-v\d+$", "", task.name)  # hopper-medium-v5 -> hopper-medium; antmaze-umaze-v0 -> antmaze-umaze
     family = [p for prefix, p in FAMILY_PRESETS.items() if base.startswith(prefix) and p in presets]
@@ -41,7 +43,8 @@ def _config(algo: str, budget: list[str], task: Task, sets: list[str]):
     cls = ALGORITHMS[algo].Config
     fields = {f.name for f in dataclasses.fields(cls)}
     own_sets = [s for s in sets if s.split("=", 1)[0].strip() in fields]  # --set keys apply where they exist
-    return resolve_config(cls, names, presets, {}, own_sets), names
+    flags = {"final_eval_episodes": NAV_FINAL_EPISODES} if base.startswith(tuple(FAMILY_PRESETS)) else {}
+    return resolve_config(cls, names, presets, flags, own_sets), names
 
 
 def _check_same_settings(d: Path, algo: str, cfg, shared: bool) -> None:
