@@ -321,10 +321,10 @@ def export_actor(snapshot: str | Path, out: str | Path) -> Path:
     cannot run code), which :func:`load_actor` reads back."""
     from safetensors.torch import save_file
 
-    actor, d = load_actor(snapshot)
     out = Path(out)
     if out.suffix != ".safetensors":
         raise ValueError(f"{out}: the actor file is written as .safetensors")
+    actor, d = load_actor(snapshot)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {k: (list(d[k]) if k == "hidden" else d[k]) for k in _META_KEYS if k in d}
     save_file({k: v.detach().contiguous() for k, v in actor.state_dict().items()}, str(out),
