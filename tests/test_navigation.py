@@ -175,7 +175,7 @@ def test_the_ant_is_driven_by_bfs_waypoints_and_its_data_follows_the_task():
                                rtol=1e-6, atol=1e-6)
     assert list(np.nonzero(ds.timeouts)[0]) == [EPISODE_STEPS["ant"]["umaze"] - 1, 799] and not ds.terminals.any()
     # the card's walking record: the still ant reached nothing, never fell, and entered only its start cell
-    assert ds.metadata["walk"] == {"targets_reached": 0, "episodes_ended_by_falls": 0,
+    assert ds.metadata["walk"] == {"targets_reached": 0, "episodes_with_falls": 0,
                                    "free_cells_entered": round(1 / len(maze.cells), 3)}
     assert np.array_equal(ds.next_observations[:-1][~ds.timeouts[:-1]], ds.observations[1:][~ds.timeouts[:-1]])
     for task, variant in (("antmaze-umaze", "play"), ("antmaze-medium", "umaze"), ("pointmaze-umaze", "diverse")):
@@ -215,10 +215,12 @@ def test_the_antmaze_walking_record_counts_arrivals_and_falls(monkeypatch):
     monkeypatch.setattr(antmaze, "ARRIVAL", 1e9)  # always within reach of its one target (umaze): one arrival,
     assert antmaze.collect_antmaze("antmaze-umaze", "umaze", 30, still, progress=False).metadata["walk"][
         "targets_reached"] == 1  # then a stay, not 29 more arrivals
-    monkeypatch.setattr(antmaze, "ant_fallen", lambda ant_env: True)  # every step falls: 30 one-step episodes,
-    ds = antmaze.collect_antmaze("antmaze-umaze", "umaze", 30, still, progress=False)  # each arriving once
-    assert ds.metadata["walk"]["episodes_ended_by_falls"] == 30 and ds.timeouts.all()
-    assert ds.metadata["walk"]["targets_reached"] == 30
+    monkeypatch.setattr(antmaze, "ant_fallen", lambda ant_env: True)  # falls at its first step, every episode:
+    monkeypatch.setattr(antmaze, "FALLEN_STEPS", 4)  # each episode goes on 4 steps on the ground, then ends (t 1..5)
+    ds = antmaze.collect_antmaze("antmaze-umaze", "umaze", 30, still, progress=False)
+    assert list(np.nonzero(ds.timeouts)[0]) == [4, 9, 14, 19, 24, 29] and not ds.terminals.any()
+    assert ds.metadata["walk"]["episodes_with_falls"] == 6  # one fall counted per episode, not per step down
+    assert ds.metadata["walk"]["targets_reached"] == 6  # each episode arriving once
 
 
 def test_the_third_controller_arena_draws_near_goals_and_pays_ten_times_the_speed_toward_them():

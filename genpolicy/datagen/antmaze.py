@@ -18,7 +18,12 @@ D4RL's variants set where episodes start and which targets are commanded:
 The files follow the single-task tasks of :mod:`genpolicy.rl.navigation`: observation ``[x, y, the ant's 27-D
 state]``, reward 1 at the step the ant comes within 0.5 of the evaluation goal, and that step is terminal (the
 evaluation episode ends there; D4RL's files have no terminals); episodes of the task's length end in a timeout, or
-earlier, also as a timeout, when the ant falls (torso outside 0.2 <= z <= 1.0).
+earlier, also as a timeout, :data:`FALLEN_STEPS` steps after the ant falls (torso outside 0.2 <= z <= 1.0). Those
+steps on the ground are kept on purpose: an evaluation episode goes on after a fall (as D4RL's) and a fallen ant does
+not reach the goal, so a critic has to learn that a fall costs the rest of the episode. Ending the episode at the
+fall (as these files first did) left the fallen state only as a truncated episode's last next observation, valued by
+extrapolation from the upright states around it: falling looked free, and the critic-weighted actors fell (AntMaze
+umaze, IQL's actor: 3 of 6 episodes down against bc's 1; docs/research/2026-12-07-antmaze-rows.md).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from ..rl.navigation import (EPISODE_STEPS, LAYOUTS, MAZE_TASKS, ROBOTICS_IDS, S
                              ant_fallen, robotics_map, shown_goal, task_maze)
 from ..rl.transitions import TransitionDataset
 
-__all__ = ["ANT_DATASETS", "ANT_SIZES", "ARRIVAL", "play_cells", "collect_antmaze"]
+__all__ = ["ANT_DATASETS", "ANT_SIZES", "ARRIVAL", "FALLEN_STEPS", "play_cells", "collect_antmaze"]
 
 #: D4RL's six AntMaze datasets: name -> (task, variant)
 ANT_DATASETS = {"antmaze-umaze": ("antmaze-umaze", "umaze"), "antmaze-umaze-diverse": ("antmaze-umaze", "diverse"),
@@ -43,6 +48,9 @@ ANT_DATASETS = {"antmaze-umaze": ("antmaze-umaze", "umaze"), "antmaze-umaze-dive
 ANT_SIZES = {"umaze": 100_000, "medium": 100_000, "large": 100_000}
 #: within this of the target cell's centre, a new target is drawn (a quarter of the ant's 4-unit cell)
 ARRIVAL = 1.0
+#: steps recorded after a fall before the episode ends (5 s of the ant on the ground: enough transitions among fallen
+#: states for a critic to value them as absorbing, few enough to keep the files about walking; D4RL runs to the horizon)
+FALLEN_STEPS = 100
 
 Controller = Callable[[np.ndarray], np.ndarray]
 
@@ -65,8 +73,8 @@ def collect_antmaze(task: str, variant: str, transitions: int, controller: Contr
     (clipped to the action box); ``goal_norm``: how the controller was shown its goal in training
     (:data:`~genpolicy.rl.navigation.CONTROLLER_GOAL_NORM`). A ``play`` dataset's cells are in its
     ``metadata["play_cells"]``; how well it walked in ``metadata["walk"]``: arrivals at commanded targets (each
-    counted once, not for every step spent there), episodes ended by a fall, and the share of the maze's free cells
-    the ant entered."""
+    counted once, not for every step spent there), episodes in which the ant fell (each then ends
+    :data:`FALLEN_STEPS` steps later, or at its horizon), and the share of the maze's free cells the ant entered."""
     from tqdm.auto import tqdm
 
     kind, maze_name = MAZE_TASKS[task]
@@ -101,7 +109,7 @@ def collect_antmaze(task: str, variant: str, transitions: int, controller: Contr
     steps = []
     flat = lambda o: np.concatenate([o["achieved_goal"], o["observation"]]).astype(np.float32)  # noqa: E731
     o, t, target = start(), 0, pick(targets)
-    reached, falls, visited, was_near = 0, 0, set(), False
+    reached, falls, visited, was_near, fell_at = 0, 0, set(), False, None
     for _ in tqdm(range(transitions), desc=f"ant controller {task} {variant}", disable=not progress,
                   mininterval=1.0):
         xy = o["achieved_goal"].astype(np.float64)
@@ -122,18 +130,18 @@ def collect_antmaze(task: str, variant: str, transitions: int, controller: Contr
         nxt, _, _, _, _ = env.step(act)
         reward = float(np.linalg.norm(nxt["achieved_goal"] - goal_xy) <= SUCCESS_RADIUS)
         t += 1
-        fell = not reward and ant_fallen(env.ant_env)
-        falls += fell
-        timeout = not reward and (t >= horizon or fell)
+        if fell_at is None and not reward and ant_fallen(env.ant_env):
+            fell_at, falls = t, falls + 1
+        timeout = not reward and (t >= horizon or (fell_at is not None and t - fell_at >= FALLEN_STEPS))
         steps.append((flat(o), act, reward, flat(nxt), bool(reward), timeout))
         if reward or timeout:
-            o, t, was_near = start(), 0, False
+            o, t, was_near, fell_at = start(), 0, False, None
         else:
             o = nxt
     env.close()
     ds = TransitionDataset.from_stream(steps, f"genpolicy data maze {task} ({variant})")
     ds.metadata["play_cells"] = ({"targets": [list(c) for c in targets], "starts": [list(c) for c in starts]}
                                  if variant == "play" else None)
-    ds.metadata["walk"] = {"targets_reached": reached, "episodes_ended_by_falls": int(falls),
+    ds.metadata["walk"] = {"targets_reached": reached, "episodes_with_falls": int(falls),
                            "free_cells_entered": round(len(visited & set(maze.cells)) / len(maze.cells), 3)}
     return ds

@@ -25,7 +25,7 @@ import numpy as np
 from ..rl.navigation import (CONTROLLER_GOAL_NORM, EPISODE_STEPS, LAYOUTS, MAZE_TASKS, ROBOTICS_IDS, SUCCESS_RADIUS,
                              robotics_gym, robotics_map, task_maze)
 from ..rl.transitions import TransitionDataset
-from .antmaze import ANT_DATASETS, ANT_SIZES, collect_antmaze
+from .antmaze import ANT_DATASETS, ANT_SIZES, FALLEN_STEPS, collect_antmaze
 from .sac import load_actor
 
 __all__ = ["POINT_SIZES", "collect_pointmaze", "make_maze_dataset", "P_GAIN", "D_GAIN"]
@@ -138,9 +138,9 @@ def make_maze_dataset(task: str, out: str | Path = "datasets", transitions: int 
                  "goal_norm": goal_norm, "variant": variant, "play_cells": ds.metadata["play_cells"],
                  "walk": ds.metadata["walk"],
                  "differs_from_d4rl": "a tenth of D4RL's transitions; a step reaching the evaluation goal is terminal "
-                 "and the next starts a new episode; a fallen ant ends its episode (timeout); our SAC controller and "
-                 "Gymnasium-Robotics' AntMaze (mujoco 3+) instead of D4RL's; play cells by a written rule instead of "
-                 "by hand"}
+                 f"and the next starts a new episode; a fallen ant's episode ends (timeout) {FALLEN_STEPS} steps after "
+                 "the fall where D4RL's runs to its horizon; our SAC controller and Gymnasium-Robotics' AntMaze "
+                 "(mujoco 3+) instead of D4RL's; play cells by a written rule instead of by hand"}
     else:
         extra = {"controller": f"BFS waypoints, PD gains {P_GAIN:g}/{D_GAIN:g}, action noise std {noise:g}, goal cells "
                  f"uniform, new goal within {SUCCESS_RADIUS} of its centre",
