@@ -20,10 +20,11 @@ state]``, reward 1 at the step the ant comes within 0.5 of the evaluation goal, 
 evaluation episode ends there; D4RL's files have no terminals); episodes of the task's length end in a timeout, or
 earlier, also as a timeout, :data:`FALLEN_STEPS` steps after the ant falls (torso outside 0.2 <= z <= 1.0). Those
 steps on the ground are kept on purpose: an evaluation episode goes on after a fall (as D4RL's) and a fallen ant does
-not reach the goal, so a critic has to learn that a fall costs the rest of the episode. Ending the episode at the
-fall (as these files first did) left the fallen state only as a truncated episode's last next observation, valued by
-extrapolation from the upright states around it: falling looked free, and the critic-weighted actors fell (AntMaze
-umaze, IQL's actor: 3 of 6 episodes down against bc's 1; docs/research/2026-12-07-antmaze-rows.md).
+not reach the goal, so the data show what a fall costs. Ending the episode at the fall (as these files first did)
+left the fallen state only as a truncated episode's last next observation, valued by extrapolation from the upright
+states around it: falling looked free, and the critic-weighted actors fell (AntMaze umaze, IQL's actor: 3 of 6
+episodes down against bc's 1). With the steps kept, a 100k-step IQL critic still values the first fallen state as the
+step before it (docs/research/2026-12-07-antmaze-rows.md).
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ ANT_DATASETS = {"antmaze-umaze": ("antmaze-umaze", "umaze"), "antmaze-umaze-dive
 ANT_SIZES = {"umaze": 100_000, "medium": 100_000, "large": 100_000}
 #: within this of the target cell's centre, a new target is drawn (a quarter of the ant's 4-unit cell)
 ARRIVAL = 1.0
-#: steps recorded after a fall before the episode ends (5 s of the ant on the ground: enough transitions among fallen
-#: states for a critic to value them as absorbing, few enough to keep the files about walking; D4RL runs to the horizon)
+#: steps recorded after a fall before the episode ends (5 s of the ant on the ground, a return of -63 at r - 1 and
+#: gamma 0.99 before the timeout's bootstrap; few enough to keep the files about walking; D4RL runs to the horizon)
 FALLEN_STEPS = 100
 
 Controller = Callable[[np.ndarray], np.ndarray]
