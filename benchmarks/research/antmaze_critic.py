@@ -19,7 +19,6 @@ Reads the suite's shared critic of (task, seed) (through its ``iql`` run) and th
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from iql_collapse import _critic_folder, _critic_state, advantage_stats  # noqa: E402
+from iql_collapse import _critic_folder, _critic_state, advantage_stats, emit  # noqa: E402
 
 
 def mc_returns(rewards: np.ndarray, dones: np.ndarray, ends: np.ndarray, gamma: float):
@@ -116,10 +115,7 @@ def main() -> None:
     for algo_name in a.algos:
         report[f"episodes_{algo_name}"] = episodes(Path(a.suite) / a.task / algo_name / f"seed-{a.seed}", env_id,
                                                    a.episodes)
-    text = json.dumps(report, indent=1)
-    print(text)
-    if a.out:
-        Path(a.out).write_text(text + "\n")
+    emit(report, a.out)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,14 @@ def advantage_stats(algo, data, beta: float, clamp: float = 100.0, batches: int 
             "clamped_fraction": float(np.mean(clamped))}
 
 
+def emit(report: dict, out: str | None) -> None:
+    """Print ``report`` as JSON and, with ``out``, write it there too."""
+    text = json.dumps(report, indent=1)
+    print(text)
+    if out:
+        Path(out).write_text(text + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suite", required=True)
@@ -94,10 +102,7 @@ def main() -> None:
         report[f"actor seed {s} on critic seed {other}"] = {"final_score": summ["final_score"],
                                                             "evals": [(e["step"], round(e["score"], 1))
                                                                       for e in summ["evals"]]}
-    text = json.dumps(report, indent=1)
-    print(text)
-    if a.out:
-        Path(a.out).write_text(text + "\n")
+    emit(report, a.out)
 
 
 if __name__ == "__main__":
