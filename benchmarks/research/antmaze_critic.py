@@ -27,23 +27,28 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from iql_collapse import _critic_folder, _critic_state, advantage_stats, emit  # noqa: E402
+from iql_collapse import advantage_stats, critic_folder, critic_state, emit  # noqa: E402
 
 
 def mc_returns(rewards: np.ndarray, dones: np.ndarray, ends: np.ndarray, gamma: float):
-    """Discounted return to the episode's end of every row, and whether its episode ends at a terminal."""
-    mc, reached, g, term = np.zeros(len(rewards)), np.zeros(len(rewards), bool), 0.0, False
-    for i in range(len(rewards) - 1, -1, -1):
-        if ends[i]:
-            g, term = 0.0, bool(dones[i])
-        g = rewards[i] + gamma * g
-        mc[i], reached[i] = g, term
-    return mc, reached
+    """Discounted return to the episode's end of every row (SfBC's plain returns), and whether its episode ends at a
+    terminal."""
+    from genpolicy.rl.algos.sfbc import planning_returns
+
+    last = np.nonzero(ends)[0]
+    end_of = np.searchsorted(last, np.arange(len(rewards)))  # each row's episode's last row (index into ``last``)
+    inside = end_of < len(last)
+    reached = np.zeros(len(rewards), bool)
+    reached[inside] = dones[last[end_of[inside]]] > 0
+    return planning_returns(rewards, ends, gamma, None), reached
 
 
 def fallen(obs: np.ndarray) -> np.ndarray:
-    """The ant's torso outside 0.2 <= z <= 1.0 (observation: x, y, then the ant's qpos[2:], z first)."""
-    return (obs[:, 2] < 0.2) | (obs[:, 2] > 1.0)
+    """The ant's torso outside its healthy range (observation: x, y, then the ant's qpos[2:], z first)."""
+    from genpolicy.rl.navigation import ANT_HEALTHY_Z
+
+    low, high = ANT_HEALTHY_Z
+    return (obs[:, 2] < low) | (obs[:, 2] > high)
 
 
 def episodes(run: Path, env_id: str, n: int) -> list[dict]:
@@ -86,7 +91,7 @@ def main() -> None:
     run = Path(a.suite) / a.task / "iql" / f"seed-{a.seed}"
     cfg = run_config(run, "iql")
     algo, data = prepare_run("iql", cfg, a.task)
-    algo.critic.load_state_dict(_critic_state(_critic_folder(run)))
+    algo.critic.load_state_dict(critic_state(critic_folder(run)))
     with torch.no_grad():
         v = torch.cat([algo.critic.v(data.obs[i:i + 4096]) for i in range(0, data.size, 4096)]).numpy().ravel()
     rewards, dones = data.rewards.numpy().ravel(), data.dones.numpy().ravel()

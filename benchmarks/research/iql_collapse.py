@@ -24,14 +24,14 @@ import numpy as np
 import torch
 
 
-def _critic_state(folder: Path) -> dict:
+def critic_state(folder: Path) -> dict:
     from genpolicy.train import load_checkpoint
 
     modules = load_checkpoint(folder / "checkpoint.pt")["state"]["modules"]
     return {k[len("critic."):]: v for k, v in modules.items() if k.startswith("critic.")}
 
 
-def _critic_folder(run: Path) -> Path:
+def critic_folder(run: Path) -> Path:
     from genpolicy.train import load_checkpoint
 
     return Path(load_checkpoint(run / "checkpoint.pt")["meta"]["critic_from"])
@@ -79,7 +79,7 @@ def main() -> None:
     root = Path(a.suite) / a.task / "iql"
     report = {}
     runs = {s: root / f"seed-{s}" for s in (a.good, a.bad)}
-    critics = {s: _critic_folder(runs[s]) for s in runs}
+    critics = {s: critic_folder(runs[s]) for s in runs}
     for s, run in runs.items():
         summary = json.loads((run / "summary.json").read_text())
         policy = load_policy(run / "checkpoint.pt")
@@ -87,7 +87,7 @@ def main() -> None:
         res = evaluate_many([policy.act], a.env, a.episodes, seeds=[s + 30_000], policy_seeds=[s + 32_345])[0]
         cfg = run_config(run, "iql")
         algo, data = prepare_run("iql", cfg, a.task)
-        algo.critic.load_state_dict(_critic_state(critics[s]))
+        algo.critic.load_state_dict(critic_state(critics[s]))
         report[f"seed-{s}"] = {"final_score": summary["final_score"],
                                "evals": [(e["step"], round(e["score"], 1), round(e["length_mean"], 1))
                                          for e in summary["evals"]],
@@ -96,7 +96,7 @@ def main() -> None:
     for s, other in ((a.good, a.bad), (a.bad, a.good)):
         cfg = dataclasses.replace(run_config(runs[s], "iql"), critic_steps=0)
         algo, data = prepare_run("iql", cfg, a.task)
-        algo.critic.load_state_dict(_critic_state(critics[other]))
+        algo.critic.load_state_dict(critic_state(critics[other]))
         out = Path(a.suite) / "crossed" / f"actor-{s}-critic-{other}"
         summ = train(algo, data, out, env_id=a.env, resume=(out / "checkpoint.pt").exists(), progress=False)
         report[f"actor seed {s} on critic seed {other}"] = {"final_score": summ["final_score"],

@@ -33,7 +33,7 @@ import numpy as np
 from .mazes import LAYOUTS, Maze
 
 __all__ = ["register", "robotics_gym", "MAZE_TASKS", "EPISODE_STEPS", "STARTS", "SCALES", "SUCCESS_RADIUS", "task_maze",
-           "robotics_map", "CONTROLLER_GOAL_NORM", "shown_goal", "ant_fallen"]
+           "robotics_map", "CONTROLLER_GOAL_NORM", "shown_goal", "ANT_HEALTHY_Z", "ant_fallen"]
 
 EPISODE_STEPS = {"point": {"umaze": 300, "medium": 600, "large": 800}, "ant": {"umaze": 700, "medium": 1000,
                                                                                "large": 1000}}
@@ -190,10 +190,16 @@ def _env_classes():
 CONTROLLER_GOAL_NORM = {"genpolicy/AntGoal-v0": 0.0, "genpolicy/AntGoal-v1": 10.0, "genpolicy/AntGoal-v2": 0.0}
 
 
+#: the ant's torso height range Ant-v5 calls healthy; outside it the ant has fallen or flipped
+ANT_HEALTHY_Z = (0.2, 1.0)
+
+
 def ant_fallen(ant_env) -> bool:
-    """Whether a Gymnasium-Robotics ant has fallen or flipped: its torso outside 0.2 <= z <= 1.0 (Ant-v5's healthy
-    range), which ends a controller's training episode and an AntMaze dataset's episode."""
-    return not 0.2 <= float(ant_env.data.qpos[2]) <= 1.0
+    """Whether a Gymnasium-Robotics ant has fallen or flipped: its torso outside :data:`ANT_HEALTHY_Z`, which ends a
+    controller's training episode, and an AntMaze dataset's episode ``FALLEN_STEPS`` steps later
+    (:mod:`genpolicy.datagen.antmaze`)."""
+    low, high = ANT_HEALTHY_Z
+    return not low <= float(ant_env.data.qpos[2]) <= high
 
 
 def shown_goal(rel: np.ndarray, goal_norm: float) -> np.ndarray:
