@@ -197,3 +197,18 @@ def test_behaviour_curves_plot(behaviour, tmp_path):
         from genpolicy.datagen.make import plot_behaviour_curves
 
         plot_behaviour_curves(MakeConfig(behaviour_root=str(tmp_path / "none")), tmp_path / "x.png")
+
+
+def test_datasets_not_here_names_each_missing_family_with_its_command():
+    from genpolicy.cli.datasets import not_here
+    from genpolicy.datagen.antmaze import ANT_DATASETS
+    from genpolicy.rl.envs import DM_CONTROL_TASKS
+
+    every = {f"{n}-v0" for n in ANT_DATASETS} | {f"{t}-{lvl}-v0" for t in DM_CONTROL_TASKS
+                                                  for lvl in ("medium-replay", "medium")}
+    assert not_here(every) == []
+    lines = not_here(every - {"antmaze-large-play-v0", "fish-swim-medium-v0"})
+    assert len(lines) == 2
+    assert "antmaze-large-play-v0;" in lines[0] and "genpolicy data maze NAME" in lines[0]
+    assert "of fish-swim;" in lines[1] and "genpolicy data behaviour TASK" in lines[1]
+    assert "finger-turn_hard" not in lines[1]

@@ -12,7 +12,6 @@ def add_parser(sub, name: str, text: str, argv: list[str]) -> None:
 
 
 def run(ns) -> int:
-    from ..datagen.antmaze import ANT_DATASETS
     from ..rl.datasets import available_datasets, dataset_dirs
 
     rows = available_datasets()
@@ -35,10 +34,26 @@ def run(ns) -> int:
               f"{f(r.get('episodes'), '8d')} {f(r.get('return_mean'), '8.1f')} {f(r.get('score_mean'), '6.1f')}{note}")
     print("score: D4RL-normalized mean return of the data (100 = D4RL's expert reference return; mazes: the share of "
           "episodes that reach the goal x 100)")
-    here = {r["name"] for r in rows}
+    for line in not_here({r["name"] for r in rows}):
+        print(line)
+    return 0
+
+
+def not_here(here: set[str]) -> list[str]:
+    """One line per family whose datasets can be made here but are not in ``here``, with the command that makes
+    them (the AntMaze files from the committed controller; a DeepMind Control task's two levels from its agent)."""
+    from ..datagen.antmaze import ANT_DATASETS
+    from ..rl.envs import DM_CONTROL_TASKS
+
+    lines = []
     missing = [f"{n}-v0" for n in ANT_DATASETS if f"{n}-v0" not in here]
     if missing:
-        print(f"not here: {', '.join(missing)}; each is one command from the committed goal-reaching ant: "
-              "genpolicy data maze NAME --controller datasets/controllers/ant-goal.safetensors --goal-norm 10 "
-              "(datasets/README.md)")
-    return 0
+        lines.append(f"not here: {', '.join(missing)}; each is one command from the committed goal-reaching ant: "
+                     "genpolicy data maze NAME --controller datasets/controllers/ant-goal.safetensors --goal-norm 10 "
+                     "(datasets/README.md)")
+    tasks = [t for t in DM_CONTROL_TASKS if any(f"{t}-{lvl}-v0" not in here for lvl in ("medium-replay", "medium"))]
+    if tasks:
+        lines.append(f"not here: the medium-replay / medium files of {', '.join(tasks)}; each task is its agent "
+                     "(resumable) then one command per level: genpolicy data behaviour TASK --total-steps 500000; "
+                     "genpolicy data make TASK medium-replay --transitions 100000 (datasets/README.md)")
+    return lines
