@@ -98,7 +98,8 @@ def main() -> None:
     ends = data.episode_ends.numpy().ravel() > 0
     mc, reached = mc_returns(rewards, dones, ends, cfg.gamma)
     near = reached & (mc > -10)
-    report = {"task": a.task, "seed": a.seed, "critic_steps": cfg.critic_steps,
+    # the actor run's config has critic_steps 0 (its critic is the suite's shared one): the steps are the critic's
+    report = {"task": a.task, "seed": a.seed, "critic_steps": run_config(critic_folder(run), "iql").critic_steps,
               "propagation": {"rows": int(reached.sum()), "corr": float(np.corrcoef(v[reached], mc[reached])[0, 1]),
                               "v_mean": float(v[reached].mean()), "mc_mean": float(mc[reached].mean()),
                               "v_near_goal": float(v[near].mean()), "mc_near_goal": float(mc[near].mean())},
