@@ -11,8 +11,9 @@ finished run); the numbers are the suite's own (`genpolicy.suite.collect`/`write
 
 The committed CSVs are the record of runs whose folders are not on this machine (run folders are not committed, and
 a fresh checkout has none): a seed that the committed ``NAME.csv`` holds and no run folder here has is carried into
-the rebuilt table with its committed score, and said so on stderr, so rebuilding after adding seeds never drops
-the others. A seed whose folder is here is taken from it (a score that differs from the committed one is reported).
+the rebuilt table with its committed score (and its selected checkpoint's held-out score), and said so on stderr, so
+rebuilding after adding seeds never drops the others. A seed whose folder is here is taken from it (a score that
+differs from the committed one is reported).
 A cell's train minutes count the carried seeds by the committed total less the minutes of its seeds whose runs are
 here (so rebuilding again gives the same table); a one-task table's curves (PNG) are left as committed when seeds
 were carried, since their learning curves are not here.
@@ -103,7 +104,11 @@ def committed_rows(path: Path) -> dict[tuple[str, str], dict]:
     for r in csv.DictReader(path.open(newline="")):
         seeds, scores = [int(x) for x in r["seeds"].split()], [float(x) for x in r["scores"].split()]
         num = {k: float(r[k]) if r[k] else None for k in ("mean", "se", "train_minutes", "act_ms")}
-        out[r["task"], r["algo"]] = {"seeds": seeds, "scores": scores, **num}
+        # the selected checkpoints' scores name no seeds: they are the seeds' own when there is one per seed
+        chosen = [float(x) for x in (r.get("selected_scores") or "").split()]
+        out[r["task"], r["algo"]] = {"seeds": seeds, "scores": scores, **num,
+                                     "selected": dict(zip(seeds, chosen)) if len(chosen) == len(seeds) else None,
+                                     "selected_count": len(chosen)}
     return out
 
 
@@ -134,6 +139,14 @@ def carry_committed(rows: list[dict], committed: dict[tuple[str, str], dict], lo
         pairs = sorted([*here.items(), *missing])
         r["seeds"], r["scores"] = [s for s, _ in pairs], [x for _, x in pairs]
         r.update(score_stats(r["scores"]))
+        if c["selected"] is not None:  # the carried seeds' selected checkpoints too
+            chosen = dict(zip(r.get("selected_seeds", []), r.get("selected_scores", [])))
+            chosen.update({s: c["selected"][s] for s, _ in missing})
+            r["selected_seeds"], r["selected_scores"] = sorted(chosen), [chosen[s] for s in sorted(chosen)]
+            r["selected"] = score_stats(r["selected_scores"])
+        elif c["selected_count"]:
+            log(f"{r['task']} {r['algo']}: the committed selected-checkpoint scores ({c['selected_count']} for "
+                f"{len(c['seeds'])} seeds) cannot be matched to seeds; not carried")
         if not here:  # the committed row whole: its mean and s.e. from unrounded scores
             r["mean"], r["se"] = c["mean"], c["se"]
     return carried

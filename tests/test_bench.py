@@ -380,6 +380,47 @@ def test_rebuilding_a_results_table_keeps_the_committed_seeds_whose_run_folders_
     assert "t1 bc seed 1: run here 55.000, committed 54.000" in capsys.readouterr().err
 
 
+def test_rebuilding_a_results_table_carries_the_committed_selected_checkpoints_with_their_seeds(tmp_path,
+                                                                                                 monkeypatch):
+    """The selected checkpoints' held-out scores of seeds whose run folders are absent stay in the rebuilt table
+    beside the runs here, each with its own seed (the CSV lists them in seed order, one per seed)."""
+    import csv
+    import json
+
+    page = _load_bench_script("results_page")
+    suite, docs = tmp_path / "suite", tmp_path / "docs"
+    docs.mkdir()
+    monkeypatch.setitem(page.TABLES, "t", (str(suite), ["t1:Env-v5"], ["bc"]))
+
+    def run(seed, score, chosen):
+        d = suite / "t1" / "bc" / f"seed-{seed}"
+        d.mkdir(parents=True)
+        (d / "summary.json").write_text(json.dumps({"final_score": score, "wall_seconds": 60}))
+        (d / "act_latency.json").write_text(json.dumps({"ms_batch1": 0.5}))
+        (d / "selected.json").write_text(json.dumps({"score": chosen}))
+
+    run(0, 30.0, 31.0)
+    run(2, 50.0, 58.0)
+    page.build("t", docs)
+    for d in list(suite.glob("t1/bc/seed-*")):  # a fresh checkout with one new seed between the committed two
+        for f in d.iterdir():
+            f.unlink()
+        d.rmdir()
+    run(1, 40.0, 46.0)
+    md = page.build("t", docs)
+    row = next(csv.DictReader(open(docs / "t.csv")))
+    assert row["seeds"] == "0 1 2" and row["scores"] == "30.000 40.000 50.000"
+    assert row["selected_scores"] == "31.000 46.000 58.000" and float(row["selected_mean"]) == 45.0
+    assert "| t1 | 45.0 ± 7.8 (3) |" in md
+    # a committed row whose selected scores cannot be matched to its seeds is left out, and said so
+    text = (docs / "t.csv").read_text().replace("31.000 46.000 58.000", "31.000 46.000")
+    (docs / "t.csv").write_text(text)
+    logged = []
+    rows = [{"task": "t1", "algo": "bc", "seeds": [], "scores": [], "seed_minutes": [], "act_ms": None}]
+    page.carry_committed(rows, page.committed_rows(docs / "t.csv"), log=logged.append)
+    assert "selected" not in rows[0] and any("cannot be matched to seeds" in m for m in logged)
+
+
 def test_rescoring_keeps_the_committed_rows_it_did_not_score_again(tmp_path, capsys):
     """rescore.py on a checkout without some runs' folders: their committed per-seed rows stay in the CSV (and in
     the table, for this call's tasks and columns), so that re-scoring never drops them."""

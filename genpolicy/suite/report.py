@@ -117,7 +117,7 @@ def collect(out: str | Path, tasks: list[Task], algos: list[str], select: bool =
     rows = []
     for task in tasks:
         for algo in algos:
-            scores, seeds, secs, act_ms, warned, chosen = [], [], [], [], [], []
+            scores, seeds, secs, act_ms, warned, chosen, chosen_seeds = [], [], [], [], [], [], []
             for f in sorted((Path(out) / task.name / algo).glob("seed-*/summary.json")):
                 s = read_summary(f.parent)
                 if s is None:  # torn or empty: the run is not finished (running it again finishes it)
@@ -130,6 +130,7 @@ def collect(out: str | Path, tasks: list[Task], algos: list[str], select: bool =
                     sel = selected_checkpoint(f.parent) if select else None
                     if sel is not None:
                         chosen.append(sel["score"])
+                        chosen_seeds.append(seeds[-1])
                     warned += [{"seed": seeds[-1], **w} for w in s.get("warnings", [])]
             n = len(scores)
             rows.append({"task": task.name, "algo": algo, "seeds": seeds, **score_stats(scores),
@@ -137,7 +138,8 @@ def collect(out: str | Path, tasks: list[Task], algos: list[str], select: bool =
                          "seed_minutes": [x / 60 for x in secs],
                          "train_minutes": round(float(np.mean(secs)) / 60, 1) if n else None,
                          "act_ms": round(float(np.median(act_ms)), 2) if n else None, "warnings": warned,
-                         "selected": score_stats(chosen), "selected_scores": chosen})
+                         "selected": score_stats(chosen), "selected_scores": chosen,
+                         "selected_seeds": chosen_seeds})
     return rows
 
 
