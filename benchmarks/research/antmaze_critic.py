@@ -91,7 +91,8 @@ def main() -> None:
     run = Path(a.suite) / a.task / "iql" / f"seed-{a.seed}"
     cfg = run_config(run, "iql")
     algo, data = prepare_run("iql", cfg, a.task)
-    algo.critic.load_state_dict(critic_state(critic_folder(run)))
+    critic_dir = critic_folder(run)  # the suite's shared critic that the actor run trained on
+    algo.critic.load_state_dict(critic_state(critic_dir))
     with torch.no_grad():
         v = torch.cat([algo.critic.v(data.obs[i:i + 4096]) for i in range(0, data.size, 4096)]).numpy().ravel()
     rewards, dones = data.rewards.numpy().ravel(), data.dones.numpy().ravel()
@@ -99,7 +100,7 @@ def main() -> None:
     mc, reached = mc_returns(rewards, dones, ends, cfg.gamma)
     near = reached & (mc > -10)
     # the actor run's config has critic_steps 0 (its critic is the suite's shared one): the steps are the critic's
-    report = {"task": a.task, "seed": a.seed, "critic_steps": run_config(critic_folder(run), "iql").critic_steps,
+    report = {"task": a.task, "seed": a.seed, "critic_steps": run_config(critic_dir, "iql").critic_steps,
               "propagation": {"rows": int(reached.sum()), "corr": float(np.corrcoef(v[reached], mc[reached])[0, 1]),
                               "v_mean": float(v[reached].mean()), "mc_mean": float(mc[reached].mean()),
                               "v_near_goal": float(v[near].mean()), "mc_near_goal": float(mc[near].mean())},
