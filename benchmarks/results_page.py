@@ -42,15 +42,20 @@ SUITE, L0, FRESH = "runs/suite-six", "runs/suite-l0", "runs/suite-fresh"
 DMC = ["cheetah-run-medium-replay-v0:dm_control/cheetah-run-v0",
        "cartpole-swingup-medium-replay-v0:dm_control/cartpole-swingup-v0",
        "walker-stand-medium-replay-v0:dm_control/walker-stand-v0",
-       "walker-walk-medium-replay-v0:dm_control/walker-walk-v0"]
+       "walker-walk-medium-replay-v0:dm_control/walker-walk-v0",
+       "finger-turn_hard-medium-replay-v0:dm_control/finger-turn_hard-v0",
+       "fish-swim-medium-replay-v0:dm_control/fish-swim-v0"]
 ANTMAZE = [f"antmaze-{d}-v0:genpolicy/antmaze-{d.split('-')[0]}-v0" for d in
            ("umaze", "umaze-diverse", "medium-play", "medium-diverse", "large-play", "large-diverse")]
+MEDIUM_EXPERT = [f"{e}-medium-expert-v5:{E}-v5" for e, E in
+                 (("hopper", "Hopper"), ("walker2d", "Walker2d"), ("halfcheetah", "HalfCheetah"))]
 C100K = ["iql-c100k", "gmpo-c100k-pb1024", "gmpg", "gmpg-t32", "gmpg-c100k"]
 
 #: table name -> (suite folder, tasks, algorithm columns)
 TABLES = {
     "dmc-cpu": ("runs/suite-dmc", DMC, ["bc", "iql", "gmpo", "gmpg"]),
     "antmaze-cpu": ("runs/suite-antmaze", ANTMAZE, ["bc", "iql", "gmpo", "gmpg"]),
+    "medium-expert-recipe": (SUITE, MEDIUM_EXPERT, ["bc", "td3bc", "iql", "gmpo", "gmpg"]),
     "pointmaze-cpu": ("runs/suite-nav", ["pointmaze-umaze-v0:genpolicy/pointmaze-umaze-v0",
                                          "pointmaze-medium-v0:genpolicy/pointmaze-medium-v0",
                                          "pointmaze-large-v0:genpolicy/pointmaze-large-v0"], ["bc", "iql", "gmpo"]),

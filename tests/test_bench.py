@@ -635,3 +635,36 @@ def test_a_deepmind_control_dataset_scores_its_mean_return_where_d4rl_has_no_ref
     assert data_score({"name": "cheetah-run-medium-replay-v0", "score_mean": None, "return_mean": 142.8}) == 142.8
     assert data_score({"name": "hopper-medium-v5", "score_mean": 37.5, "return_mean": 1200.0}) == 37.5
     assert data_score({"name": "my-own-task-v0", "score_mean": None, "return_mean": 10.0}) is None  # no reference
+
+
+def test_todo_lists_the_cells_that_neither_a_run_here_nor_the_committed_table_holds(tmp_path, monkeypatch):
+    """benchmarks/todo.py: a seed counts as done when its run folder here has a summary or the committed CSV lists
+    it; the rest come out one command per task and seed (seeds outermost), and a task whose dataset is not here
+    as a comment."""
+    import json
+
+    todo = _load_bench_script("todo")
+    suite, docs = tmp_path / "suite", tmp_path / "docs"
+    docs.mkdir()
+    data = tmp_path / "data.hdf5"
+    data.write_bytes(b"")  # a path that exists: the dataset is here
+    monkeypatch.setitem(todo.TABLES, "t", (str(suite), [f"{data}:Env-v5", "absent-medium-v0:Env-v5"], ["bc", "iql"]))
+    monkeypatch.setitem(todo.BENCH_ARGS, "t", ["--budget", "cpu", "recipe"])
+    (docs / "t.csv").write_text(  # committed: bc seeds 0 and 2 on the present task
+        "task,algo,n,mean,se,data_score,train_minutes,act_ms,seeds,scores\n"
+        "data,bc,2,50.0,1.0,,2.0,0.08,0 2,49.000 51.000\n")
+    d = suite / "data" / "iql" / "seed-0"  # here: iql seed 0 finished, iql seed 1 started only
+    d.mkdir(parents=True)
+    (d / "summary.json").write_text(json.dumps({"final_score": 1.0}))
+    (suite / "data" / "iql" / "seed-1").mkdir()
+    assert todo.missing("t", [0, 1, 2], docs) == [
+        ("absent-medium-v0:Env-v5", 0, ["bc", "iql"]), (f"{data}:Env-v5", 1, ["bc", "iql"]),
+        ("absent-medium-v0:Env-v5", 1, ["bc", "iql"]), (f"{data}:Env-v5", 2, ["iql"]),
+        ("absent-medium-v0:Env-v5", 2, ["bc", "iql"])]
+    assert todo.missing("t", [0], docs, algos=["bc"]) == [("absent-medium-v0:Env-v5", 0, ["bc"])]
+    lines = todo.commands("t", [1], docs)
+    assert lines[0] == (f"genpolicy bench --algos bc iql --tasks {data}:Env-v5 --seeds 1 --budget cpu recipe "
+                        f"--out {suite}")
+    assert lines[1].startswith("# absent-medium-v0 is not here") and len(lines) == 2
+    with pytest.raises(ValueError, match="no bench arguments"):
+        todo.commands("six-tasks-cpu", [0], docs)
