@@ -106,6 +106,30 @@ def test_make_produces_a_loadable_file_with_a_matching_card(behaviour, tmp_path,
         assert card["behaviour_policy_steps"] in (100, 200, 300, 400, 500, 600)
 
 
+def test_a_committed_snapshot_makes_the_same_medium_file_as_the_agent(behaviour, tmp_path):
+    """What the repository commits of an agent (datasets/agents/TASK): its history.json and the medium snapshot
+    exported as safetensors. `data make TASK medium` from there writes the file the full agent folder writes."""
+    import shutil
+
+    from genpolicy.datagen.make import snapshot_file
+    from genpolicy.datagen.sac import export_actor
+
+    root, _, _ = behaviour
+    full = MakeConfig(out=str(tmp_path / "full"), transitions=300, behaviour_root=str(root), num_envs=2)
+    card = make_dataset("hopper", "medium", full, progress=False)
+    step = card["behaviour_policy_steps"]
+    slim = tmp_path / "agents" / "hopper"
+    (slim / "policies").mkdir(parents=True)
+    shutil.copy(root / "hopper" / "history.json", slim / "history.json")
+    name = f"step_{step:07d}"
+    export_actor(root / "hopper" / "policies" / f"{name}.pt", slim / "policies" / f"{name}.safetensors")
+    assert snapshot_file(slim, step).suffix == ".safetensors"
+    assert snapshot_file(root / "hopper", step).suffix == ".pt"  # training's own snapshot wins where it exists
+    again = make_dataset("hopper", "medium", MakeConfig(out=str(tmp_path / "slim"), transitions=300,
+                                                        behaviour_root=str(slim.parent), num_envs=2), progress=False)
+    assert again["sha256"] == card["sha256"] and again["behaviour_policy_steps"] == step
+
+
 def test_suite_names_and_medium_expert_composition(behaviour, tmp_path, monkeypatch):
     root, _, _ = behaviour
     cfg = MakeConfig(out=str(tmp_path), transitions=300, behaviour_root=str(root), num_envs=2)
@@ -199,7 +223,7 @@ def test_behaviour_curves_plot(behaviour, tmp_path):
         plot_behaviour_curves(MakeConfig(behaviour_root=str(tmp_path / "none")), tmp_path / "x.png")
 
 
-def test_datasets_not_here_names_each_missing_family_with_its_command():
+def test_datasets_not_here_names_each_missing_family_with_its_command(tmp_path):
     from genpolicy.cli.datasets import not_here
     from genpolicy.datagen.antmaze import ANT_DATASETS
     from genpolicy.rl.envs import DM_CONTROL_TASKS
@@ -207,8 +231,26 @@ def test_datasets_not_here_names_each_missing_family_with_its_command():
     every = {f"{n}-v0" for n in ANT_DATASETS} | {f"{t}-{lvl}-v0" for t in DM_CONTROL_TASKS
                                                   for lvl in ("medium-replay", "medium")}
     assert not_here(every) == []
-    lines = not_here(every - {"antmaze-large-play-v0", "fish-swim-medium-v0"})
+    lines = not_here(every - {"antmaze-large-play-v0", "fish-swim-medium-v0"}, agents=tmp_path)  # no agents
     assert len(lines) == 2
     assert "antmaze-large-play-v0;" in lines[0] and "genpolicy data maze NAME" in lines[0]
     assert "of fish-swim;" in lines[1] and "genpolicy data behaviour TASK" in lines[1]
     assert "finger-turn_hard" not in lines[1]
+
+
+def test_datasets_not_here_points_a_missing_medium_file_at_its_committed_snapshot(tmp_path):
+    """A DeepMind Control task whose agent's snapshot is committed (history.json in AGENTS/TASK): its missing medium
+    file is one `data make` from there; its missing medium-replay file still needs the agent."""
+    from genpolicy.cli.datasets import not_here
+    from genpolicy.datagen.antmaze import ANT_DATASETS
+    from genpolicy.rl.envs import DM_CONTROL_TASKS
+
+    every = {f"{n}-v0" for n in ANT_DATASETS} | {f"{t}-{lvl}-v0" for t in DM_CONTROL_TASKS
+                                                  for lvl in ("medium-replay", "medium")}
+    (tmp_path / "fish-swim").mkdir()
+    (tmp_path / "fish-swim" / "history.json").write_text("{}")
+    lines = not_here(every - {"fish-swim-medium-v0"}, agents=tmp_path)
+    assert len(lines) == 1 and "medium files of fish-swim;" in lines[0]
+    assert f"genpolicy data make TASK medium --behaviour-root {tmp_path}" in lines[0]
+    lines = not_here(every - {"fish-swim-medium-v0", "fish-swim-medium-replay-v0"}, agents=tmp_path)
+    assert len(lines) == 2 and "medium-replay / medium files of fish-swim;" in lines[1]

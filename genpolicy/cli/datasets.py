@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+#: DeepMind Control agents' snapshots committed beside the datasets (history.json and the medium snapshot as
+#: safetensors), from which ``genpolicy data make TASK medium --behaviour-root`` remakes a medium file
+COMMITTED_AGENTS = Path(__file__).resolve().parents[2] / "datasets" / "agents"
 
 
 def add_parser(sub, name: str, text: str, argv: list[str]) -> None:
@@ -39,19 +44,27 @@ def run(ns) -> int:
     return 0
 
 
-def not_here(here: set[str]) -> list[str]:
+def not_here(here: set[str], agents: Path | None = None) -> list[str]:
     """One line per family whose datasets can be made here but are not in ``here``, with the command that makes
-    them (the AntMaze files from the committed controller; a DeepMind Control task's two levels from its agent)."""
+    them (the AntMaze files from the committed controller; a DeepMind Control task's medium file from its committed
+    policy snapshot in ``agents`` (default: the repository's ``datasets/agents``), its other files from its agent)."""
     from ..datagen.antmaze import ANT_DATASETS
     from ..rl.envs import DM_CONTROL_TASKS
 
+    agents = COMMITTED_AGENTS if agents is None else agents
     lines = []
     missing = [f"{n}-v0" for n in ANT_DATASETS if f"{n}-v0" not in here]
     if missing:
         lines.append(f"not here: {', '.join(missing)}; each is one command from the committed goal-reaching ant: "
                      "genpolicy data maze NAME --controller datasets/controllers/ant-goal.safetensors --goal-norm 10 "
                      "(datasets/README.md)")
-    tasks = [t for t in DM_CONTROL_TASKS if any(f"{t}-{lvl}-v0" not in here for lvl in ("medium-replay", "medium"))]
+    committed = [t for t in DM_CONTROL_TASKS if f"{t}-medium-v0" not in here and (agents / t / "history.json").exists()]
+    if committed:
+        lines.append(f"not here: the medium files of {', '.join(committed)}; each is one command (about a minute) from "
+                     f"the committed snapshot: genpolicy data make TASK medium --behaviour-root {agents} "
+                     "--transitions 100000 (datasets/README.md)")
+    tasks = [t for t in DM_CONTROL_TASKS if f"{t}-medium-replay-v0" not in here
+             or (f"{t}-medium-v0" not in here and t not in committed)]
     if tasks:
         lines.append(f"not here: the medium-replay / medium files of {', '.join(tasks)}; each task is its agent "
                      "(resumable) then one command per level: genpolicy data behaviour TASK --total-steps 500000; "

@@ -99,6 +99,16 @@ def dataset_name(env: str, level: str) -> str:
     return f"{env}-{level}-{ENVS[env].rsplit('-', 1)[-1]}"
 
 
+def snapshot_file(bdir: Path, step: int) -> Path:
+    """The agent's policy snapshot at ``step``: ``policies/step_N.pt`` as training wrote it, else the
+    ``.safetensors`` export of it (``genpolicy data actor``; what the repository commits of an agent)."""
+    pt = bdir / "policies" / f"step_{step:07d}.pt"
+    st = pt.with_suffix(".safetensors")
+    if pt.exists() or not st.exists():
+        return pt
+    return st
+
+
 def _snapshots(bdir: Path) -> dict[int, float]:
     hist = bdir / "history.json"
     if not hist.exists():
@@ -193,7 +203,7 @@ def make_dataset(env: str, level: str, cfg: MakeConfig, progress: bool = True, c
             # the buffer is cut (possibly mid-episode) at the medium snapshot's step
             ds = TransitionDataset(**{k: rb[k] for k in rb.files}, source=str(bdir / "replay.npz")).head(step)
         else:
-            act = actor_policy(load_actor(bdir / "policies" / f"step_{step:07d}.pt")[0], cfg.seed)
+            act = actor_policy(load_actor(snapshot_file(bdir, step))[0], cfg.seed)
             ds = collect(env_id, act, cfg.transitions, seed=cfg.seed, num_envs=cfg.num_envs, progress=progress)
     ds.validate()
     path = Path(cfg.out) / f"{dataset_name(env, level)}.hdf5"
