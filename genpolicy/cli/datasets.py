@@ -5,10 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-#: DeepMind Control agents' snapshots committed beside the datasets (history.json and the medium snapshot as
-#: safetensors), from which ``genpolicy data make TASK medium --behaviour-root`` remakes a medium file
-COMMITTED_AGENTS = Path(__file__).resolve().parents[2] / "datasets" / "agents"
-
 
 def add_parser(sub, name: str, text: str, argv: list[str]) -> None:
     p = sub.add_parser(name, help=text, description=text + " (searched in $GENPOLICY_DATASETS, ./datasets and the "
@@ -49,9 +45,11 @@ def not_here(here: set[str], agents: Path | None = None) -> list[str]:
     them (the AntMaze files from the committed controller; a DeepMind Control task's medium file from its committed
     policy snapshot in ``agents`` (default: the repository's ``datasets/agents``), its other files from its agent)."""
     from ..datagen.antmaze import ANT_DATASETS
+    from ..rl.datasets import REPO_DATASETS
     from ..rl.envs import DM_CONTROL_TASKS
 
-    agents = COMMITTED_AGENTS if agents is None else agents
+    # DeepMind Control agents' history.json and medium snapshot (safetensors), committed beside the datasets
+    agents = REPO_DATASETS / "agents" if agents is None else agents
     lines = []
     missing = [f"{n}-v0" for n in ANT_DATASETS if f"{n}-v0" not in here]
     if missing:

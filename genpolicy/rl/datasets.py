@@ -23,8 +23,12 @@ from .transitions import (REQUIRED_KEYS, DatasetError, TransitionDataset, close_
 __all__ = [
     "DatasetError", "TransitionDataset", "load_dataset",
     "load_d4rl_hdf5", "load_minari", "load_npz", "episode_returns", "REQUIRED_KEYS", "register_dataset",
-    "DATASET_REGISTRY", "dataset_dirs", "available_datasets", "concat_datasets", "close_last_episode", "check_h5_items",
+    "DATASET_REGISTRY", "REPO_DATASETS", "dataset_dirs", "available_datasets", "concat_datasets", "close_last_episode",
+    "check_h5_items",
 ]
+
+#: the repository's ``datasets/`` folder (the committed suite files, controllers and agents)
+REPO_DATASETS = Path(__file__).resolve().parents[2] / "datasets"
 
 #: name -> path of a dataset known by name (filled by :func:`register_dataset`)
 DATASET_REGISTRY: dict[str, Path] = {}
@@ -252,7 +256,7 @@ def dataset_dirs() -> list[Path]:
     """Where suite names are looked up: ``$GENPOLICY_DATASETS`` (os.pathsep-separated), ``./datasets``, and the
     repository's ``datasets/`` folder."""
     dirs = [Path(d) for d in os.environ.get("GENPOLICY_DATASETS", "").split(os.pathsep) if d]
-    dirs += [Path("datasets"), Path(__file__).resolve().parents[2] / "datasets"]
+    dirs += [Path("datasets"), REPO_DATASETS]
     return dirs
 
 
