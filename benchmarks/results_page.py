@@ -199,6 +199,17 @@ HEADLINE = {
 }
 
 
+#: The headline's further rows (issue 40: nine rows with the medium-expert tasks), from a suite table's final scores at
+#: each preset's act setting (GMPO's preset acts at T = 0, GMPG's at T = 1, the Gaussian actors by their mean): table,
+#: tasks, headline column -> that table's algorithm. Columns it has no runs for stay empty.
+HEADLINE_MORE = ("medium-expert-recipe", MEDIUM_EXPERT,
+                 {"bc": "bc", "td3bc": "td3bc", "iql": "iql", "gmpo T=0": "gmpo", "gmpg T=1": "gmpg"})
+
+#: A comparison counted in the headline's "above iql / above the data" line needs this many seeds in each cell (the
+#: other composed tables count every cell: their one-seed baselines say so beside them).
+COUNT_SEEDS = 3
+
+
 #: Every method of the library on the six tasks at the `cpu` budget (25k-step shared IQL critics,
 #: `reward_scale=locomotion` on every task, as its runs were made), composed from the two `cpu` suite tables: the
 #: references and GMPG from "six-tasks-cpu", IQL's actor, GMPO and the paper's baselines from
@@ -291,20 +302,31 @@ def compose(name: str, docs: Path) -> str:
     data = {r["name"]: r.get("score_mean") for r in available_datasets()}
     got, costs, own = composed_scores(spec, docs)
     tasks, cols = [parse_task(t).name for t in SIX], list(spec)
+    source = {}  # (task, column) -> (table, algo, setting) of a further row's cell
+    if name == "headline":
+        table, more, algos = HEADLINE_MORE
+        more = [parse_task(t).name for t in more]
+        g, c, o = composed_scores({col: (table, a, None) for col, a in algos.items()}, docs)
+        for part, whole in ((g, got), (c, costs), (o, own)):
+            whole.update({k: v for k, v in part.items() if k[0] in more})
+        source = {(t, col): (table, a, None) for t in more for col, a in algos.items()}
+        tasks += more
     mean = {k: own[k]["mean"] if k in own else float(np.mean(v)) for k, v in got.items() if v}
     lines = ["| task | data | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     for t in tasks:
         cells = [score_cell(own.get((t, c)) or score_stats(got.get((t, c), []))) for c in cols]
-        lines.append(f"| {t} | {data[t]:.1f} | " + " | ".join(cells) + " |")
-    above = []
+        lines.append(f"| {t} | {'-' if data.get(t) is None else f'{data[t]:.1f}'} | " + " | ".join(cells) + " |")
+    least = COUNT_SEEDS if name == "headline" else 1
+    above, counted = [], lambda t, c: len(got.get((t, c), [])) >= least
     for c in cols:
         if c == "iql":
             continue
-        ts = [t for t in tasks if (t, c) in mean]
-        n_iql = sum(mean[t, c] > mean[t, "iql"] for t in ts if (t, "iql") in mean)
-        n_data = sum(mean[t, c] > data[t] for t in ts)
+        ts = [t for t in tasks if (t, c) in mean and counted(t, c)]
+        n_iql = sum(mean[t, c] > mean[t, "iql"] for t in ts if (t, "iql") in mean and counted(t, "iql"))
+        n_data = sum(mean[t, c] > data[t] for t in ts if data.get(t) is not None)
         above.append(f"{c}: above iql on {n_iql} of {len(ts)}, above the data on {n_data} of {len(ts)}")
-    lines += ["", "Mean ± s.e. over seeds (number of seeds). " + "; ".join(above) + "."]
+    lines += ["", "Mean ± s.e. over seeds (number of seeds). " + (f"Counted where a cell has {least} seeds or more: "
+                                                                  if least > 1 else "") + "; ".join(above) + "."]
     if all(v[2] is None or len(v) > 3 for v in spec.values()):  # every column has costs
         def cost(t, c):
             m, a = costs.get((t, c), (None, None))
@@ -320,7 +342,7 @@ def compose(name: str, docs: Path) -> str:
         w.writerow(["task", "column", "table", "algo", "setting", "scores", "train_minutes", "act_ms"])
         for t in tasks:
             for c in cols:
-                table, algo, setting = spec[c][:3]
+                table, algo, setting = source.get((t, c), spec[c][:3])
                 m, a = costs.get((t, c), (None, None))
                 w.writerow([t, c, table, algo, setting or "", " ".join(f"{x:.3f}" for x in got.get((t, c), [])),
                             "" if m is None else f"{m:g}", "" if a is None else f"{a:g}"])
@@ -336,7 +358,7 @@ def _headline_plot(tasks, cols, got, data, out: Path) -> None:
 
     from genpolicy.plotting import save_figure
 
-    fig, ax = plt.subplots(figsize=(max(11.0, 1.2 * len(cols) + 2), 4.2))
+    fig, ax = plt.subplots(figsize=(max(11.0, 1.2 * len(cols) + 2, 1.5 * len(tasks)), 4.2))
     width = 0.8 / len(cols)
     colors = [*plt.get_cmap("tab10").colors, "black", "0.75"]  # distinct up to 12 columns
     j0 = 0
@@ -354,8 +376,9 @@ def _headline_plot(tasks, cols, got, data, out: Path) -> None:
             ax.scatter(x, seeds, s=7, color="k", zorder=3, linewidths=0, label="seeds" if i == j0 and t == tasks[0]
                        else None)
     for j, t in enumerate(tasks):
-        ax.hlines(data[t], j - 0.45, j + 0.45, colors="k", linestyles="dashed", label="data" if j == 0 else None)
-    ax.set_xticks(range(len(tasks)), [t.replace("-v5", "") for t in tasks], fontsize=8)
+        if data.get(t) is not None:  # a composed dataset has no card, so no data score
+            ax.hlines(data[t], j - 0.45, j + 0.45, colors="k", linestyles="dashed", label="data" if j == 0 else None)
+    ax.set_xticks(range(len(tasks)), [t.replace("-v5", "").replace("-", "\n", 1) for t in tasks], fontsize=8)
     ax.set_ylabel("D4RL-normalized score")
     if any(len(v) == 1 for v in got.values()):
         ax.set_title("mean ± s.e. over seeds, dots: the seeds; hatched: one seed", fontsize=8)

@@ -456,36 +456,52 @@ def test_rescoring_keeps_the_committed_rows_it_did_not_score_again(tmp_path, cap
 
 def test_the_headline_table_composes_the_committed_tables_and_counts_the_wins_from_their_means(tmp_path):
     """results_page.py --headline: each column's seeds from its own committed CSV (a suite table's per-row seed
-    list, a rescore table's per-seed rows of one setting), and the above-IQL / above-data counts from the means."""
+    list, a rescore table's per-seed rows of one setting), the medium-expert rows from their suite table's final
+    scores (GMPO's preset at T = 0, GMPG's at T = 1), and the above-IQL / above-data counts from the means of cells
+    with 3 seeds or more only (a one-seed cell is shown, not counted)."""
     import csv
 
     pytest.importorskip("matplotlib")
     page = _load_bench_script("results_page")
     tasks = [page.parse_task(t).name for t in page.SIX]
+    head = ["task", "algo", "n", "mean", "se", "data_score", "train_minutes", "act_ms", "seeds", "scores"]
     with open(tmp_path / "six-tasks-cpu.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["task", "algo", "n", "mean", "se", "data_score", "train_minutes", "act_ms", "seeds", "scores"])
+        w.writerow(head)
         for t in tasks:
-            w.writerow([t, "bc", 2, 2.0, 1.0, 0, 1, 0.1, "0 1", "1.000 3.000"])
+            w.writerow([t, "bc", 3, 2.0, 1.0, 0, 1, 0.1, "0 1 2", "1.000 3.000 2.000"])
             w.writerow([t, "td3bc", 1, 99.0, "", 0, 1, 0.1, "0", "99.000"])
     with open(tmp_path / "six-tasks-c100k-temperature.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["task", "algo", "setting", "seed", "score"])
         for i, t in enumerate(tasks):
-            for seed in (0, 1):
+            for seed in (0, 1, 2):
                 w.writerow([t, "iql-c100k", "act_temperature=1", seed, 50.0])
                 w.writerow([t, "gmpo-c100k-pb1024", "act_temperature=0", seed, 60.0 if i < 4 else 40.0])
                 w.writerow([t, "gmpo-c100k-pb1024", "act_temperature=1", seed, 0.0])
-                w.writerow([t, "gmpg-c100k-rk4", "act_temperature=0", seed, 51.0 + seed])
+                w.writerow([t, "gmpg-c100k-rk4", "act_temperature=0", seed, 50.0 + seed])
+    me = [page.parse_task(t).name for t in page.MEDIUM_EXPERT]
+    with open(tmp_path / "medium-expert-recipe.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(head)
+        w.writerow([me[0], "iql", 1, 90.0, "", "", 2, 0.08, "0", "90.000"])
+        w.writerow([me[0], "gmpo", 1, 97.0, "", "", 10, 2.0, "0", "97.000"])
+        w.writerow([me[0], "gmpg", 3, 80.0, 1.0, "", 9, 2.0, "0 1 2", "79.000 80.000 81.000"])
     md = page.headline(tmp_path)
-    assert md.splitlines()[2].startswith("| hopper-medium-v5 | 37.5 | 2.0 ± 1.0 (2) | 99.0 (1) | 50.0 ± 0.0 (2) | "
-                                         "60.0 ± 0.0 (2) | 0.0 ± 0.0 (2) | 51.5 ± 0.5 (2) | - |")
-    assert "gmpo T=0: above iql on 4 of 6, above the data on 6 of 6" in md
+    lines = md.splitlines()
+    assert lines[2].startswith("| hopper-medium-v5 | 37.5 | 2.0 ± 1.0 (3) | 99.0 (1) | 50.0 ± 0.0 (3) | "
+                               "60.0 ± 0.0 (3) | 0.0 ± 0.0 (3) | 51.0 ± 0.6 (3) | - |")
+    assert lines[8] == "| hopper-medium-expert-v5 | 52.4 | - | - | 90.0 (1) | 97.0 (1) | - | - | 80.0 ± 1.0 (3) |"
+    assert lines[9] == "| walker2d-medium-expert-v5 | 53.6 |" + " - |" * 7 and len(lines[:11]) == 11
+    assert "gmpo T=0: above iql on 4 of 6, above the data on 6 of 6" in md  # the one-seed medium-expert cell: not
     assert "gmpo T=1: above iql on 0 of 6, above the data on 0 of 6" in md
-    assert "td3bc: above iql on 6 of 6" in md and "gmpg T=0: above iql on 6 of 6" in md
-    assert "gmpg T=1: above iql on 0 of 0" in md  # a column without runs counts no task
+    assert "td3bc: above iql on 0 of 0" in md  # one seed everywhere: shown, never counted
+    assert "gmpg T=0: above iql on 6 of 6" in md
+    assert "gmpg T=1: above iql on 0 of 1, above the data on 1 of 1" in md  # 3 seeds; IQL's cell has one
     rows = list(csv.DictReader(open(tmp_path / "headline.csv")))
-    assert len(rows) == 6 * len(page.HEADLINE) and (tmp_path / "headline.png").stat().st_size > 0
+    assert len(rows) == 9 * len(page.HEADLINE) and (tmp_path / "headline.png").stat().st_size > 0
+    assert [(r["table"], r["algo"]) for r in rows if r["task"] == me[0] and r["column"] == "gmpg T=1"] == [
+        ("medium-expert-recipe", "gmpg")]
 
 
 def test_the_all_methods_table_takes_each_column_from_its_suite_table_with_the_rows_own_stats_and_costs(tmp_path):

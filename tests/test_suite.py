@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from genpolicy.datagen.rollout import sha256_of
-from genpolicy.rl.datasets import episode_returns, load_dataset
+from genpolicy.rl.datasets import available_datasets, episode_returns, load_dataset
 from genpolicy.rl.envs import normalized_score
 
 ROOT = Path(__file__).resolve().parents[1] / "datasets"
@@ -46,3 +46,15 @@ def test_medium_expert_is_composed_from_the_two_files(env):
     assert len(both) == len(med) + len(exp)
     np.testing.assert_array_equal(both.observations[: len(med)], med.observations)
     np.testing.assert_array_equal(both.observations[len(med):], exp.observations)
+
+
+@pytest.mark.parametrize("env", sorted(ENVS))
+def test_medium_expert_facts_are_those_of_the_composed_data(env):
+    """`genpolicy datasets` and the results page's data column: the composition's transitions, episodes, mean return
+    and mean normalized score, computed from the two cards, equal those of the data it loads."""
+    name = f"{env}-medium-expert-v5"
+    facts = {r["name"]: r for r in available_datasets()}[name]
+    rets = episode_returns(load_dataset(name))
+    assert facts["composed"] and facts["transitions"] == len(load_dataset(name)) and facts["episodes"] == len(rets)
+    assert facts["return_mean"] == pytest.approx(rets.mean(), rel=1e-5)
+    assert facts["score_mean"] == pytest.approx(normalized_score(ENVS[env], rets).mean(), rel=1e-5)

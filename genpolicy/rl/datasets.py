@@ -278,12 +278,26 @@ def available_datasets() -> list[dict]:
             me = name.replace("-medium-", "-medium-expert-")
             expert = name.replace("-medium-", "-expert-")
             if expert in found and me not in found:
-                found[me] = {"name": me, "path": f"{found[name]['path']} + {found[expert]['path']}",
-                             "size_mb": None, "transitions": None, "episodes": None, "return_mean": None,
-                             "score_mean": None, "composed": True}
+                found[me] = _composed_facts(me, found[name], found[expert])
     for name, path in DATASET_REGISTRY.items():
         found.setdefault(name, {"name": name, "path": str(path), "registered": True})
     return [found[k] for k in sorted(found)]
+
+
+def _composed_facts(name: str, a: dict, b: dict) -> dict:
+    """The facts of the dataset ``a`` ∪ ``b`` from its two parts' cards: counts add up, a mean over episodes is the
+    parts' means weighted by their episode counts (None where a card lacks a fact); no file, so no size."""
+    def add(k):
+        return None if a[k] is None or b[k] is None else a[k] + b[k]
+
+    def per_episode(k):
+        if a[k] is None or b[k] is None or not add("episodes"):
+            return None
+        return (a[k] * a["episodes"] + b[k] * b["episodes"]) / add("episodes")
+
+    return {"name": name, "path": f"{a['path']} + {b['path']}", "size_mb": None,
+            "transitions": add("transitions"), "episodes": add("episodes"), "return_mean": per_episode("return_mean"),
+            "score_mean": per_episode("score_mean"), "composed": True}
 
 
 def _suite_lookup(name: str, action_bounds) -> TransitionDataset | None:
