@@ -376,7 +376,7 @@ def _headline_plot(tasks, cols, got, data, out: Path) -> None:
             ax.scatter(x, seeds, s=7, color="k", zorder=3, linewidths=0, label="seeds" if i == j0 and t == tasks[0]
                        else None)
     for j, t in enumerate(tasks):
-        if data.get(t) is not None:  # a composed dataset has no card, so no data score
+        if data.get(t) is not None:  # a dataset without a card has no data score
             ax.hlines(data[t], j - 0.45, j + 0.45, colors="k", linestyles="dashed", label="data" if j == 0 else None)
     ax.set_xticks(range(len(tasks)), [t.replace("-v5", "").replace("-", "\n", 1) for t in tasks], fontsize=8)
     ax.set_ylabel("D4RL-normalized score")
