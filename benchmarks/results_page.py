@@ -205,10 +205,6 @@ HEADLINE = {
 HEADLINE_MORE = ("medium-expert-recipe", MEDIUM_EXPERT,
                  {"bc": "bc", "td3bc": "td3bc", "iql": "iql", "gmpo T=0": "gmpo", "gmpg T=1": "gmpg"})
 
-#: A comparison counted in the headline's "above iql / above the data" line needs this many seeds in each cell (the
-#: other composed tables count every cell: their one-seed baselines say so beside them).
-COUNT_SEEDS = 3
-
 
 #: Every method of the library on the six tasks at the `cpu` budget (25k-step shared IQL critics,
 #: `reward_scale=locomotion` on every task, as its runs were made), composed from the two `cpu` suite tables: the
@@ -241,6 +237,11 @@ ALL_RECIPE = {
 
 #: composed table name -> its columns (output: docs/NAME.csv and NAME.png)
 COMPOSED = {"headline": HEADLINE, "six-tasks-cpu-all": ALL_CPU, "six-tasks-recipe-all": ALL_RECIPE}
+#: composed table name -> its rows beyond the six tasks (as :data:`HEADLINE_MORE`)
+MORE_ROWS = {"headline": HEADLINE_MORE}
+#: composed table name -> the seeds each cell needs for its "above iql / above the data" counts (default 1: the other
+#: composed tables count every cell, their one-seed baselines say so beside them)
+COUNT_SEEDS = {"headline": 3}
 
 
 def composed_scores(spec: dict, docs: Path) -> tuple[dict, dict, dict]:
@@ -302,21 +303,19 @@ def compose(name: str, docs: Path) -> str:
     data = {r["name"]: r.get("score_mean") for r in available_datasets()}
     got, costs, own = composed_scores(spec, docs)
     tasks, cols = [parse_task(t).name for t in SIX], list(spec)
-    source = {}  # (task, column) -> (table, algo, setting) of a further row's cell
-    if name == "headline":
-        table, more, algos = HEADLINE_MORE
-        more = [parse_task(t).name for t in more]
-        g, c, o = composed_scores({col: (table, a, None) for col, a in algos.items()}, docs)
-        for part, whole in ((g, got), (c, costs), (o, own)):
+    more, more_spec = [], {}  # further rows, and their columns' sources
+    if name in MORE_ROWS:
+        table, extra, algos = MORE_ROWS[name]
+        more, more_spec = [parse_task(t).name for t in extra], {col: (table, a, None) for col, a in algos.items()}
+        for part, whole in zip(composed_scores(more_spec, docs), (got, costs, own)):
             whole.update({k: v for k, v in part.items() if k[0] in more})
-        source = {(t, col): (table, a, None) for t in more for col, a in algos.items()}
         tasks += more
     mean = {k: own[k]["mean"] if k in own else float(np.mean(v)) for k, v in got.items() if v}
     lines = ["| task | data | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     for t in tasks:
         cells = [score_cell(own.get((t, c)) or score_stats(got.get((t, c), []))) for c in cols]
         lines.append(f"| {t} | {'-' if data.get(t) is None else f'{data[t]:.1f}'} | " + " | ".join(cells) + " |")
-    least = COUNT_SEEDS if name == "headline" else 1
+    least = COUNT_SEEDS.get(name, 1)
     above, counted = [], lambda t, c: len(got.get((t, c), [])) >= least
     for c in cols:
         if c == "iql":
@@ -342,7 +341,7 @@ def compose(name: str, docs: Path) -> str:
         w.writerow(["task", "column", "table", "algo", "setting", "scores", "train_minutes", "act_ms"])
         for t in tasks:
             for c in cols:
-                table, algo, setting = source.get((t, c), spec[c][:3])
+                table, algo, setting = (more_spec.get(c, spec[c]) if t in more else spec[c])[:3]
                 m, a = costs.get((t, c), (None, None))
                 w.writerow([t, c, table, algo, setting or "", " ".join(f"{x:.3f}" for x in got.get((t, c), [])),
                             "" if m is None else f"{m:g}", "" if a is None else f"{a:g}"])

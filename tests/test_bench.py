@@ -493,7 +493,8 @@ def test_the_headline_table_composes_the_committed_tables_and_counts_the_wins_fr
                                "60.0 ± 0.0 (3) | 0.0 ± 0.0 (3) | 51.0 ± 0.6 (3) | - |")
     assert lines[8] == "| hopper-medium-expert-v5 | 52.4 | - | - | 90.0 (1) | 97.0 (1) | - | - | 80.0 ± 1.0 (3) |"
     assert lines[9] == "| walker2d-medium-expert-v5 | 53.6 |" + " - |" * 7 and len(lines[:11]) == 11
-    assert "gmpo T=0: above iql on 4 of 6, above the data on 6 of 6" in md  # the one-seed medium-expert cell: not
+    assert "gmpo T=0: above iql on 4 of 6, above the data on 6 of 6" in md  # its one-seed medium-expert cell: not
+    # counted
     assert "gmpo T=1: above iql on 0 of 6, above the data on 0 of 6" in md
     assert "td3bc: above iql on 0 of 0" in md  # one seed everywhere: shown, never counted
     assert "gmpg T=0: above iql on 6 of 6" in md

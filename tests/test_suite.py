@@ -54,7 +54,8 @@ def test_medium_expert_facts_are_those_of_the_composed_data(env):
     and mean normalized score, computed from the two cards, equal those of the data it loads."""
     name = f"{env}-medium-expert-v5"
     facts = {r["name"]: r for r in available_datasets()}[name]
-    rets = episode_returns(load_dataset(name))
-    assert facts["composed"] and facts["transitions"] == len(load_dataset(name)) and facts["episodes"] == len(rets)
+    ds = load_dataset(name)
+    rets = episode_returns(ds)
+    assert facts["composed"] and facts["transitions"] == len(ds) and facts["episodes"] == len(rets)
     assert facts["return_mean"] == pytest.approx(rets.mean(), rel=1e-5)
     assert facts["score_mean"] == pytest.approx(normalized_score(ENVS[env], rets).mean(), rel=1e-5)
