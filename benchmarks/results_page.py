@@ -1,6 +1,6 @@
-"""Rebuild the per-table files of docs/results.md (docs/results/NAME.csv, and NAME.png for one-task tables) from the
-suite folders that `genpolicy bench` wrote, and print each table in markdown (the page's tables are pasted from
-this output).
+"""Rebuild the per-table files of docs/results.md (docs/results/NAME.csv, and NAME.png: curves for a one-task table,
+bars with every seed for a table of several tasks) from the suite folders that `genpolicy bench` wrote, and print
+each table in markdown (the page's tables are pasted from this output).
 
     python benchmarks/results_page.py                  # every table whose runs exist here
     python benchmarks/results_page.py --only six-tasks-c100k walker2d-medium-v5-cpu-recipe
@@ -102,13 +102,15 @@ TABLES = {
 
 
 def committed_rows(path: Path) -> dict[tuple[str, str], dict]:
-    """The committed table ``path`` (a suite ``results.csv``) by (task, algorithm): seeds, scores and costs."""
+    """The committed table ``path`` (a suite ``results.csv``) by (task, algorithm): seeds, scores, costs and the
+    data's score."""
     if not path.exists():
         return {}
     out = {}
     for r in csv.DictReader(path.open(newline="")):
         seeds, scores = [int(x) for x in r["seeds"].split()], [float(x) for x in r["scores"].split()]
         num = {k: float(r[k]) if r[k] else None for k in ("mean", "se", "train_minutes", "act_ms")}
+        num["data"] = float(r["data_score"]) if r.get("data_score") else None
         # the selected checkpoints' scores name no seeds: they are the seeds' own when there is one per seed
         chosen = [float(x) for x in (r.get("selected_scores") or "").split()]
         out[r["task"], r["algo"]] = {"seeds": seeds, "scores": scores, **num,
@@ -158,7 +160,8 @@ def carry_committed(rows: list[dict], committed: dict[tuple[str, str], dict], lo
 
 
 def build(name: str, docs: Path) -> str | None:
-    """Write ``docs/NAME.csv`` (and ``.png`` for a one-task table); the markdown table, or None without runs."""
+    """Write ``docs/NAME.csv`` and ``docs/NAME.png`` (a one-task table's curves when no seed was carried; bars for
+    several tasks); the markdown table, or None without runs."""
     suite, specs, algos = TABLES[name]
     suite, tasks = Path(suite), [parse_task(t) for t in specs]
     present = {a for a in algos if any(any((suite / t.name / a).glob("seed-*/summary.json")) for t in tasks)}
@@ -181,7 +184,23 @@ def build(name: str, docs: Path) -> str | None:
             png = plot_curves(view, tasks[0], algos)
             if png:
                 shutil.copy(png, docs / f"{name}.png")
+    if len(tasks) > 1:  # several tasks: bars with every seed, from the table just written (carried seeds included)
+        table = committed_rows(docs / f"{name}.csv")
+        got = {k: r["scores"] for k, r in table.items()}
+        data = {t.name: next((r["data"] for (task, _), r in table.items() if task == t.name), None) for t in tasks}
+        _headline_plot([t.name for t in tasks], algos, got, data, docs / f"{name}.png", _score_label(tasks[0].env))
     return md
+
+
+def _score_label(env_id: str | None) -> str:
+    """A plot's y label for the score of ``env_id``: D4RL's normalization where it has reference returns (success
+    x 100 for the mazes), else the raw return."""
+    from genpolicy.rl.envs import env_family
+
+    fam = env_family(env_id) if env_id else None
+    if fam is None:
+        return "episode return"
+    return "success rate (%)" if fam.endswith("maze") else "D4RL-normalized score"
 
 
 #: The page's headline table (bc, TD3+BC, IQL's actor, GMPO and GMPG on the six tasks), composed from committed per-table CSVs:
@@ -349,7 +368,7 @@ def compose(name: str, docs: Path) -> str:
     return "\n".join(lines)
 
 
-def _headline_plot(tasks, cols, got, data, out: Path) -> None:
+def _headline_plot(tasks, cols, got, data, out: Path, ylabel: str = "D4RL-normalized score") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -377,8 +396,9 @@ def _headline_plot(tasks, cols, got, data, out: Path) -> None:
     for j, t in enumerate(tasks):
         if data.get(t) is not None:  # a dataset without a card has no data score
             ax.hlines(data[t], j - 0.45, j + 0.45, colors="k", linestyles="dashed", label="data" if j == 0 else None)
-    ax.set_xticks(range(len(tasks)), [t.replace("-v5", "").replace("-", "\n", 1) for t in tasks], fontsize=8)
-    ax.set_ylabel("D4RL-normalized score")
+    ax.set_xticks(range(len(tasks)), [t.removesuffix("-v5").removesuffix("-v0").replace("-", "\n", 1) for t in tasks],
+                  fontsize=8)
+    ax.set_ylabel(ylabel)
     if any(len(v) == 1 for v in got.values()):
         ax.set_title("mean ± s.e. over seeds, dots: the seeds; hatched: one seed", fontsize=8)
     else:

@@ -380,6 +380,46 @@ def test_rebuilding_a_results_table_keeps_the_committed_seeds_whose_run_folders_
     assert "t1 bc seed 1: run here 55.000, committed 54.000" in capsys.readouterr().err
 
 
+def test_a_results_table_of_several_tasks_plots_every_seed_of_every_cell_carried_ones_included(tmp_path,
+                                                                                               monkeypatch):
+    """results_page.py on a table of several tasks draws bars with each seed as a dot (a PNG beside the CSV), from
+    the rebuilt table: the committed seeds whose run folders are absent are drawn too; the y label says the
+    score's unit (raw return where the environment has no D4RL reference returns)."""
+    import json
+
+    pytest.importorskip("matplotlib")
+    page = _load_bench_script("results_page")
+    suite, docs = tmp_path / "suite", tmp_path / "docs"
+    docs.mkdir()
+    monkeypatch.setitem(page.TABLES, "t", (str(suite), ["t1:dm_control/cheetah-run-v0", "t2:dm_control/cheetah-run-v0"],
+                                            ["bc", "iql"]))
+
+    def run(task, algo, seed, score):
+        d = suite / task / algo / f"seed-{seed}"
+        d.mkdir(parents=True)
+        (d / "summary.json").write_text(json.dumps({"final_score": score, "wall_seconds": 60}))
+        (d / "act_latency.json").write_text(json.dumps({"ms_batch1": 0.5}))
+
+    run("t1", "bc", 0, 100.0)
+    run("t2", "iql", 0, 300.0)
+    page.build("t", docs)
+    assert (docs / "t.png").stat().st_size > 0
+    for d in list(suite.glob("t*/*/seed-*")):  # a fresh checkout with one new seed
+        for f in d.iterdir():
+            f.unlink()
+        d.rmdir()
+    run("t1", "bc", 1, 140.0)
+    drawn = {}
+    monkeypatch.setattr(page, "_headline_plot", lambda *a: drawn.update(zip(
+        ("tasks", "cols", "got", "data", "out", "ylabel"), a)))
+    page.build("t", docs)
+    assert drawn["tasks"] == ["t1", "t2"] and drawn["cols"] == ["bc", "iql"] and drawn["out"] == docs / "t.png"
+    assert drawn["got"] == {("t1", "bc"): [100.0, 140.0], ("t1", "iql"): [], ("t2", "bc"): [], ("t2", "iql"): [300.0]}
+    assert drawn["data"] == {"t1": None, "t2": None} and drawn["ylabel"] == "episode return"
+    assert page._score_label("genpolicy/antmaze-umaze-v0") == "success rate (%)"
+    assert page._score_label("Hopper-v5") == "D4RL-normalized score"
+
+
 def test_rebuilding_a_results_table_carries_the_committed_selected_checkpoints_with_their_seeds(tmp_path,
                                                                                                  monkeypatch):
     """The selected checkpoints' held-out scores of seeds whose run folders are absent stay in the rebuilt table
