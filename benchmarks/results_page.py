@@ -203,10 +203,10 @@ def _score_label(env_id: str | None) -> str:
     return "success rate (%)" if fam.endswith("maze") else "D4RL-normalized score"
 
 
-#: The page's headline table (bc, TD3+BC, IQL's actor, GMPO and GMPG on the six tasks), composed from committed per-table CSVs:
-#: column -> (table, algorithm label, act-time setting of a rescore table or None for a suite table). The Gaussian
-#: references (bc uses no critic; td3bc trains its own) come from the `cpu` table; IQL's actor, GMPO and GMPG from
-#: the recipe's runs (100k-step shared critics) re-scored on the same 50 episodes.
+#: The page's headline table (bc, TD3+BC, IQL's actor, GMPO and GMPG on the six tasks), composed from committed per-
+#: table CSVs: column -> (table, algorithm label, act-time setting of a rescore table or None for a suite table). The
+#: Gaussian references (bc uses no critic; td3bc trains its own) come from the `cpu` table; IQL's actor, GMPO and GMPG
+#: from the recipe's runs (100k-step shared critics) re-scored on the same 50 episodes.
 HEADLINE = {
     "bc": ("six-tasks-cpu", "bc", None),
     "td3bc": ("six-tasks-cpu", "td3bc", None),
