@@ -694,6 +694,25 @@ def test_a_deepmind_control_dataset_scores_its_mean_return_where_d4rl_has_no_ref
     assert data_score({"name": "my-own-task-v0", "score_mean": None, "return_mean": 10.0}) is None  # no reference
 
 
+def test_a_suite_table_says_its_scores_are_raw_returns_where_its_tasks_are_deepmind_control(tmp_path):
+    import json
+
+    from genpolicy.suite import Task, collect, write_table
+    from genpolicy.suite.report import score_words
+
+    for task in ("cheetah-run-medium-replay-v0", "hopper-medium-v5"):
+        d = tmp_path / task / "bc" / "seed-0"
+        d.mkdir(parents=True)
+        (d / "summary.json").write_text(json.dumps({"final_score": 10.0}))
+        (d / "act_latency.json").write_text(json.dumps({"ms_batch1": 1.0}))
+    dmc = write_table(collect(tmp_path, [Task("cheetah-run-medium-replay-v0", None)], ["bc"]), tmp_path / "a")
+    assert "Final episode return (raw: DeepMind Control has no D4RL reference returns), mean" in dmc.read_text()
+    loco = write_table(collect(tmp_path, [Task("hopper-medium-v5", None)], ["bc"]), tmp_path / "b")
+    assert "Final D4RL-normalized score, mean" in loco.read_text()
+    assert score_words(["cheetah-run-medium-replay-v0", "hopper-medium-v5"]).startswith("score (D4RL-normalized; the "
+                                                                                       "raw episode return on")
+
+
 def test_todo_lists_the_cells_that_neither_a_run_here_nor_the_committed_table_holds(tmp_path, monkeypatch):
     """benchmarks/todo.py: a seed counts as done when its run folder here has a summary or the committed CSV lists
     it; the rest come out one command per task and seed (seeds outermost), and a task whose dataset is not here

@@ -108,6 +108,17 @@ def data_score(dataset: dict) -> float | None:
     return dataset.get("return_mean")
 
 
+def score_words(names: list[str]) -> str:
+    """What the scores of datasets ``names`` are: D4RL-normalized, or the raw episode return of DeepMind Control
+    tasks (no D4RL reference returns), or a mix of both."""
+    dmc = [is_dm_control(n) for n in names]
+    if all(dmc) and dmc:
+        return "episode return (raw: DeepMind Control has no D4RL reference returns)"
+    if any(dmc):
+        return "score (D4RL-normalized; the raw episode return on DeepMind Control tasks)"
+    return "D4RL-normalized score"
+
+
 def collect(out: str | Path, tasks: list[Task], algos: list[str], select: bool = True) -> list[dict]:
     """One row per (task, algorithm): final scores of the finished seeds, mean and standard error, train minutes
     (per seed and their mean), batch-1 act latency, and (``select``) the selected checkpoints' held-out scores
@@ -179,8 +190,8 @@ def write_table(rows: list[dict], out: str | Path) -> Path:
         ds = next((by[(t, a)]["data_score"] for a in algos if (t, a) in by), None)
         lines.append(f"| {t} | {'-' if ds is None else f'{ds:.1f}'} | "
                      + " | ".join(score_cell(by.get((t, a))) for a in algos) + " |")
-    lines += ["", "Final D4RL-normalized score, mean ± standard error over seeds (number of seeds); "
-                  "data: the dataset's own mean normalized score.", "",
+    lines += ["", f"Final {score_words(tasks)}, mean ± standard error over seeds (number of seeds); data: the "
+                  "dataset's own mean score, in the same unit.", "",
               "| task | " + " | ".join(algos) + " |", "|---|" + "---|" * len(algos)]
     for t in tasks:
         lines.append(f"| {t} | " + " | ".join(_cost(by.get((t, a))) for a in algos) + " |")
@@ -243,9 +254,10 @@ def plot_curves(out: str | Path, task: Task, algos: list[str]) -> Path | None:
         plt.close(fig)
         return None
 
-    data = next((r.get("score_mean") for r in available_datasets() if r["name"] == task.name), None)
+    data = next((data_score(r) for r in available_datasets() if r["name"] == task.name), None)
     if data is not None:
         ax.axhline(data, ls="--", color="0.35", lw=1, label="the data's own score")
-    ax.set(title=f"{task.name}", xlabel="step of the evaluating stage", ylabel="score (D4RL-normalized)")
+    ylabel = "episode return" if is_dm_control(task.name) else "score (D4RL-normalized)"
+    ax.set(title=f"{task.name}", xlabel="step of the evaluating stage", ylabel=ylabel)
     ax.legend(fontsize=8, loc="best")
     return save_figure(fig, Path(out) / f"curves-{task.name}.png")
