@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from genpolicy.suite import collect, parse_task, plot_curves, score_stats, write_table  # noqa: E402
+from genpolicy.suite import collect, parse_task, plot_curves, score_label, score_stats, write_table  # noqa: E402
 
 SIX = ["hopper-medium-v5:Hopper-v5", "walker2d-medium-v5:Walker2d-v5", "halfcheetah-medium-v5:HalfCheetah-v5",
        "hopper-medium-replay-v5:Hopper-v5", "walker2d-medium-replay-v5:Walker2d-v5",
@@ -102,15 +102,13 @@ TABLES = {
 
 
 def committed_rows(path: Path) -> dict[tuple[str, str], dict]:
-    """The committed table ``path`` (a suite ``results.csv``) by (task, algorithm): seeds, scores, costs and the
-    data's score."""
+    """The committed table ``path`` (a suite ``results.csv``) by (task, algorithm): seeds, scores and costs."""
     if not path.exists():
         return {}
     out = {}
     for r in csv.DictReader(path.open(newline="")):
         seeds, scores = [int(x) for x in r["seeds"].split()], [float(x) for x in r["scores"].split()]
         num = {k: float(r[k]) if r[k] else None for k in ("mean", "se", "train_minutes", "act_ms")}
-        num["data"] = float(r["data_score"]) if r.get("data_score") else None
         # the selected checkpoints' scores name no seeds: they are the seeds' own when there is one per seed
         chosen = [float(x) for x in (r.get("selected_scores") or "").split()]
         out[r["task"], r["algo"]] = {"seeds": seeds, "scores": scores, **num,
@@ -184,23 +182,11 @@ def build(name: str, docs: Path) -> str | None:
             png = plot_curves(view, tasks[0], algos)
             if png:
                 shutil.copy(png, docs / f"{name}.png")
-    if len(tasks) > 1:  # several tasks: bars with every seed, from the table just written (carried seeds included)
-        table = committed_rows(docs / f"{name}.csv")
-        got = {k: r["scores"] for k, r in table.items()}
-        data = {t.name: next((r["data"] for (task, _), r in table.items() if task == t.name), None) for t in tasks}
-        _headline_plot([t.name for t in tasks], algos, got, data, docs / f"{name}.png", _score_label(tasks[0].env))
+        if len(tasks) > 1:  # several tasks: bars with every seed of the table's rows (carried seeds included)
+            _headline_plot([t.name for t in tasks], algos, {(r["task"], r["algo"]): r["scores"] for r in rows},
+                           {r["task"]: r["data_score"] for r in rows}, docs / f"{name}.png",
+                           score_label(tasks[0].env))
     return md
-
-
-def _score_label(env_id: str | None) -> str:
-    """A plot's y label for the score of ``env_id``: D4RL's normalization where it has reference returns (success
-    x 100 for the mazes), else the raw return."""
-    from genpolicy.rl.envs import env_family
-
-    fam = env_family(env_id) if env_id else None
-    if fam is None:
-        return "episode return"
-    return "success rate (%)" if fam.endswith("maze") else "D4RL-normalized score"
 
 
 #: The page's headline table (bc, TD3+BC, IQL's actor, GMPO and GMPG on the six tasks), composed from committed per-

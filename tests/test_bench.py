@@ -416,8 +416,8 @@ def test_a_results_table_of_several_tasks_plots_every_seed_of_every_cell_carried
     assert drawn["tasks"] == ["t1", "t2"] and drawn["cols"] == ["bc", "iql"] and drawn["out"] == docs / "t.png"
     assert drawn["got"] == {("t1", "bc"): [100.0, 140.0], ("t1", "iql"): [], ("t2", "bc"): [], ("t2", "iql"): [300.0]}
     assert drawn["data"] == {"t1": None, "t2": None} and drawn["ylabel"] == "episode return"
-    assert page._score_label("genpolicy/antmaze-umaze-v0") == "success rate (%)"
-    assert page._score_label("Hopper-v5") == "D4RL-normalized score"
+    assert page.score_label("genpolicy/antmaze-umaze-v0") == "success rate (%)"
+    assert page.score_label("Hopper-v5") == "D4RL-normalized score"
 
 
 def test_rebuilding_a_results_table_carries_the_committed_selected_checkpoints_with_their_seeds(tmp_path,

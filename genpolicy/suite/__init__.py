@@ -10,7 +10,8 @@ runs (they have ``summary.json``), resumes a half-finished one from its checkpoi
 the run folders (so rows are never duplicated).
 """
 
-from .report import act_latency, collect, everything_in, plot_curves, score_cell, score_stats, write_table
+from .report import (act_latency, collect, everything_in, plot_curves, score_cell, score_label, score_stats,
+                     write_table)
 from .plan import Job, run_job
 from .root import RunRoot
 from .runner import run_suite
@@ -19,4 +20,4 @@ from .task import Task, parse_task
 
 __all__ = ["Task", "parse_task", "run_suite", "Job", "run_job", "RunRoot", "Variant", "select", "variants",
            "write_selection", "collect", "write_table", "plot_curves", "everything_in", "act_latency",
-           "score_stats", "score_cell"]
+           "score_stats", "score_cell", "score_label"]

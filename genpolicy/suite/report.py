@@ -19,7 +19,7 @@ from ..plotting import mean_curve, read_run, save_figure
 from ..policy import load_policy
 from ..rl.evaluate import evaluate_many
 from ..rl.datasets import available_datasets
-from ..rl.envs import is_dm_control
+from ..rl.envs import env_family, is_dm_control
 from ..train.rundir import read_summary
 from .task import Task
 
@@ -117,6 +117,16 @@ def score_words(names: list[str]) -> str:
     if any(dmc):
         return "score (D4RL-normalized; the raw episode return on DeepMind Control tasks)"
     return "D4RL-normalized score"
+
+
+def score_label(env_id: str | None) -> str:
+    """A plot's y label for the scores on ``env_id`` (a Gymnasium id or a dataset name): D4RL's normalization where
+    its family has reference returns (success x 100 for the mazes), else the raw episode return, as
+    :func:`genpolicy.rl.evaluate.evaluate` scores it."""
+    fam = env_family(env_id) if env_id else None
+    if fam is None:
+        return "episode return"
+    return "success rate (%)" if fam.endswith("maze") else "D4RL-normalized score"
 
 
 def collect(out: str | Path, tasks: list[Task], algos: list[str], select: bool = True) -> list[dict]:
@@ -257,7 +267,6 @@ def plot_curves(out: str | Path, task: Task, algos: list[str]) -> Path | None:
     data = next((data_score(r) for r in available_datasets() if r["name"] == task.name), None)
     if data is not None:
         ax.axhline(data, ls="--", color="0.35", lw=1, label="the data's own score")
-    ylabel = "episode return" if is_dm_control(task.name) else "score (D4RL-normalized)"
-    ax.set(title=f"{task.name}", xlabel="step of the evaluating stage", ylabel=ylabel)
+    ax.set(title=f"{task.name}", xlabel="step of the evaluating stage", ylabel=score_label(task.env or task.name))
     ax.legend(fontsize=8, loc="best")
     return save_figure(fig, Path(out) / f"curves-{task.name}.png")
