@@ -695,22 +695,29 @@ def test_a_deepmind_control_dataset_scores_its_mean_return_where_d4rl_has_no_ref
 
 
 def test_a_suite_table_says_its_scores_are_raw_returns_where_its_tasks_are_deepmind_control(tmp_path):
+    """The table's footer names the unit from each task's environment (its name where it has none): raw return on
+    DeepMind Control, success rate on the mazes, D4RL's normalization on locomotion, each with its tasks when mixed."""
     import json
 
     from genpolicy.suite import Task, collect, write_table
     from genpolicy.suite.report import score_words
 
-    for task in ("cheetah-run-medium-replay-v0", "hopper-medium-v5"):
+    for task in ("cheetah-run-medium-replay-v0", "hopper-medium-v5", "my-maze-data"):
         d = tmp_path / task / "bc" / "seed-0"
         d.mkdir(parents=True)
         (d / "summary.json").write_text(json.dumps({"final_score": 10.0}))
         (d / "act_latency.json").write_text(json.dumps({"ms_batch1": 1.0}))
-    dmc = write_table(collect(tmp_path, [Task("cheetah-run-medium-replay-v0", None)], ["bc"]), tmp_path / "a")
-    assert "Final episode return (raw: DeepMind Control has no D4RL reference returns), mean" in dmc.read_text()
+    dmc = write_table(collect(tmp_path, [Task("cheetah-run-medium-replay-v0", "dm_control/cheetah-run-v0")], ["bc"]),
+                      tmp_path / "a")
+    assert "Final episode return (raw: no D4RL reference returns for this environment), mean" in dmc.read_text()
     loco = write_table(collect(tmp_path, [Task("hopper-medium-v5", None)], ["bc"]), tmp_path / "b")
     assert "Final D4RL-normalized score, mean" in loco.read_text()
-    assert score_words(["cheetah-run-medium-replay-v0", "hopper-medium-v5"]).startswith("score (D4RL-normalized; the "
-                                                                                       "raw episode return on")
+    maze = write_table(collect(tmp_path, [Task("my-maze-data", "genpolicy/antmaze-umaze-v0")], ["bc"]), tmp_path / "c")
+    assert "Final success rate (%), mean" in maze.read_text()  # the env decides: the name alone says nothing
+    rows = collect(tmp_path, [Task("cheetah-run-medium-replay-v0", None), Task("hopper-medium-v5", "Hopper-v5")],
+                   ["bc"])
+    assert score_words(rows) == ("score (episode return on cheetah-run-medium-replay-v0; D4RL-normalized score on "
+                                 "hopper-medium-v5)")
 
 
 def test_todo_lists_the_cells_that_neither_a_run_here_nor_the_committed_table_holds(tmp_path, monkeypatch):

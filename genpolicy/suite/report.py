@@ -108,15 +108,17 @@ def data_score(dataset: dict) -> float | None:
     return dataset.get("return_mean")
 
 
-def score_words(names: list[str]) -> str:
-    """What the scores of datasets ``names`` are: D4RL-normalized, or the raw episode return of DeepMind Control
-    tasks (no D4RL reference returns), or a mix of both."""
-    dmc = [is_dm_control(n) for n in names]
-    if all(dmc) and dmc:
-        return "episode return (raw: DeepMind Control has no D4RL reference returns)"
-    if any(dmc):
-        return "score (D4RL-normalized; the raw episode return on DeepMind Control tasks)"
-    return "D4RL-normalized score"
+def score_words(rows: list[dict]) -> str:
+    """What the scores of a table's ``rows`` (of :func:`collect`) are, from each row's environment (its task's name
+    where it has none): one :func:`score_label` for all, or each label with its tasks."""
+    by_label: dict[str, dict[str, None]] = {}
+    for r in rows:
+        by_label.setdefault(score_label(r.get("env") or r["task"]), {})[r["task"]] = None
+    words = {"episode return": "episode return (raw: no D4RL reference returns for this environment)"}
+    if len(by_label) == 1:
+        label = next(iter(by_label))
+        return words.get(label, label)
+    return "score (" + "; ".join(f"{label} on {', '.join(tasks)}" for label, tasks in by_label.items()) + ")"
 
 
 def score_label(env_id: str | None) -> str:
@@ -154,7 +156,7 @@ def collect(out: str | Path, tasks: list[Task], algos: list[str], select: bool =
                         chosen_seeds.append(seeds[-1])
                     warned += [{"seed": seeds[-1], **w} for w in s.get("warnings", [])]
             n = len(scores)
-            rows.append({"task": task.name, "algo": algo, "seeds": seeds, **score_stats(scores),
+            rows.append({"task": task.name, "env": task.env, "algo": algo, "seeds": seeds, **score_stats(scores),
                          "scores": scores, "data_score": data_scores.get(task.name),
                          "seed_minutes": [x / 60 for x in secs],
                          "train_minutes": round(float(np.mean(secs)) / 60, 1) if n else None,
@@ -200,7 +202,7 @@ def write_table(rows: list[dict], out: str | Path) -> Path:
         ds = next((by[(t, a)]["data_score"] for a in algos if (t, a) in by), None)
         lines.append(f"| {t} | {'-' if ds is None else f'{ds:.1f}'} | "
                      + " | ".join(score_cell(by.get((t, a))) for a in algos) + " |")
-    lines += ["", f"Final {score_words(tasks)}, mean ± standard error over seeds (number of seeds); data: the "
+    lines += ["", f"Final {score_words(rows)}, mean ± standard error over seeds (number of seeds); data: the "
                   "dataset's own mean score, in the same unit.", "",
               "| task | " + " | ".join(algos) + " |", "|---|" + "---|" * len(algos)]
     for t in tasks:
