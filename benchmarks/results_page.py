@@ -326,9 +326,11 @@ def compose(name: str, docs: Path) -> str:
         if c == "iql":
             continue
         ts = [t for t in tasks if (t, c) in mean and counted(t, c)]
-        n_iql = sum(mean[t, c] > mean[t, "iql"] for t in ts if (t, "iql") in mean and counted(t, "iql"))
-        n_data = sum(mean[t, c] > data[t] for t in ts if data.get(t) is not None)
-        above.append(f"{c}: above iql on {n_iql} of {len(ts)}, above the data on {n_data} of {len(ts)}")
+        vs_iql = [t for t in ts if (t, "iql") in mean and counted(t, "iql")]  # both cells counted, or no comparison
+        vs_data = [t for t in ts if data.get(t) is not None]
+        n_iql = sum(mean[t, c] > mean[t, "iql"] for t in vs_iql)
+        n_data = sum(mean[t, c] > data[t] for t in vs_data)
+        above.append(f"{c}: above iql on {n_iql} of {len(vs_iql)}, above the data on {n_data} of {len(vs_data)}")
     lines += ["", "Mean ± s.e. over seeds (number of seeds). " + (f"Counted where a cell has {least} seeds or more: "
                                                                   if least > 1 else "") + "; ".join(above) + "."]
     if all(v[2] is None or len(v) > 3 for v in spec.values()):  # every column has costs
