@@ -370,8 +370,8 @@ def _headline_plot(tasks, cols, got, data, out: Path, ylabel: str = "D4RL-normal
     j0 = 0
     for i, c in enumerate(cols):
         stats = [score_stats(got.get((t, c), [])) for t in tasks]
-        ys = [s["mean"] if s["mean"] is not None else 0.0 for s in stats]
-        err = [s["se"] or 0.0 for s in stats]
+        ys = [s["mean"] if s["mean"] is not None else np.nan for s in stats]  # no run: no bar (a zero-height one
+        err = [s["se"] or 0.0 for s in stats]                                   # would read as a score of 0)
         bars = ax.bar(np.arange(len(tasks)) + (i - (len(cols) - 1) / 2) * width, ys, width, yerr=err, capsize=2,
                       label=c, color=colors[i % len(colors)], edgecolor="white", linewidth=0.3)
         for bar, st, t in zip(bars, stats, tasks):
@@ -391,7 +391,7 @@ def _headline_plot(tasks, cols, got, data, out: Path, ylabel: str = "D4RL-normal
         ax.set_title("mean ± s.e. over seeds, dots: the seeds; hatched: one seed", fontsize=8)
     else:
         ax.set_title("mean ± s.e. over seeds; dots: the seeds", fontsize=8)
-    ax.legend(fontsize=7, ncol=4)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: no bar is ever hidden
     save_figure(fig, out)
 
 
