@@ -494,6 +494,25 @@ def test_rescoring_keeps_the_committed_rows_it_did_not_score_again(tmp_path, cap
                                                       ["t1", "gmpo", "act_temperature=0", "2", "44.000"]]
 
 
+def test_result_bars_draw_no_bar_for_a_cell_without_runs_and_keep_the_legend_off_the_bars(tmp_path, monkeypatch):
+    """A missing cell must not read as a score of 0: it has no bar (a real 0 keeps its bar and its seeds' dots)."""
+    import math
+
+    pytest.importorskip("matplotlib")
+    page = _load_bench_script("results_page")
+    import genpolicy.plotting
+
+    figs = []
+    monkeypatch.setattr(genpolicy.plotting, "save_figure", lambda fig, out: figs.append(fig))
+    page._headline_plot(["a", "b"], ["x", "y"], {("a", "x"): [1.0, 3.0], ("b", "x"): [0.0, 0.0], ("a", "y"): [2.0]},
+                        {"a": 1.0, "b": None}, tmp_path / "bars.png")
+    ax = figs[0].axes[0]
+    heights = {(round(r.get_x() + r.get_width() / 2, 2)): r.get_height() for r in ax.patches}
+    assert heights[-0.2] == 2.0 and heights[0.8] == 0.0 and heights[0.2] == 2.0  # x on a, x on b (a real 0), y on a
+    assert math.isnan(heights[1.2])  # y on b: no runs, no bar drawn
+    assert ax.get_legend().get_bbox_to_anchor().x0 >= ax.get_window_extent().x1 - 1  # outside the axes
+
+
 def test_the_headline_table_composes_the_committed_tables_and_counts_the_wins_from_their_means(tmp_path):
     """results_page.py --headline: each column's seeds from its own committed CSV (a suite table's per-row seed
     list, a rescore table's per-seed rows of one setting), the medium-expert rows from their suite table's final
