@@ -44,3 +44,30 @@ def test_tasks_a_variant_did_not_run_count_as_the_baseline(tmp_path):
     text = rule.main([str(tmp_path)])
     assert "| gmpo-code | gmpo | 50.0 → 52.0 | 4 of 6 | none | yes |" in text
     assert "| gmpg-vpsde | gmpg | not run yet |" in text
+
+
+def _csv(tmp_path, cells):
+    rows = "".join(f"{task},{algo},{n},{mean},1,40,1,0.1,,\n" for task, algo, n, mean in cells)
+    (tmp_path / "results.csv").write_text("task,algo,n,mean,se,data_score,train_minutes,act_ms,seeds,scores\n" + rows)
+    return rule.main([str(tmp_path)])
+
+
+def test_no_verdict_until_every_task_and_seed_is_in(tmp_path):
+    full = [(f"t{i}", "gmpg", 3, 50) for i in range(6)]
+    better = [(f"t{i}", "gmpg-vpsde", 3, 60) for i in range(6)]
+    assert "| gmpg-vpsde | gmpg | 50.0 → 60.0 | 6 of 6 | none | yes |" in _csv(tmp_path, full + better)
+    # the last task still running for the change: tasks it lacks must not count as today's
+    text = _csv(tmp_path, full + better[:5])
+    assert "pending: today's on 6 of 6 tasks, the change on 5 of 6, 0 task(s) below 3 seeds |" in text
+    # a cell at two seeds, and today's method on three tasks only
+    assert "1 task(s) below 3 seeds |" in _csv(tmp_path, full[:5] + [("t5", "gmpg", 2, 50)] + better)
+    assert "pending: today's on 3 of 6 tasks, the change on 3 of 6," in _csv(tmp_path, full[:3] + better[:3])
+    # a change defined on four tasks gets its verdict at four
+    gmpo = [(f"t{i}", "gmpo", 3, 50) for i in range(6)] + [(f"t{i}", "gmpo-code", 3, 40) for i in range(4)]
+    assert "| gmpo-code | gmpo | 50.0 → 43.3 | 0 of 6 | t0, t1, t2, t3 | no |" in _csv(tmp_path, gmpo)
+
+
+def test_the_per_task_table_gives_each_difference_with_its_standard_error(tmp_path):
+    text = _csv(tmp_path, [("t0", "gmpg", 3, 50), ("t1", "gmpg", 3, 40), ("t0", "gmpg-no-clip", 3, 53)])
+    assert "| gmpg-no-clip | t0 | 50.0 ± 1.0 | 53.0 ± 1.0 | +3.0 ± 1.4 |" in text
+    assert "| gmpg-no-clip | t1 | 40.0 ± 1.0 | not run: counts as today's | |" in text

@@ -56,7 +56,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parents[1])]  # genpolicy, rescore
+_here = Path(__file__).resolve()
+sys.path[:0] = [str(_here.parents[2]), str(_here.parents[1])]  # genpolicy, rescore
 
 import torch  # noqa: E402
 

@@ -1,6 +1,7 @@
 """Why one seed of IQL's actor collapses on walker2d-medium (issue 42): critic, actor or evaluation?
 
-    python benchmarks/research/iql_collapse.py --suite runs/iql-walker --good 0 --bad 2 --out docs/results/iql-walker2d-collapse.json
+    python benchmarks/research/iql_collapse.py --suite runs/iql-walker --good 0 --bad 2 \
+        --out docs/results/iql-walker2d-collapse.json
 
 Reads a suite folder holding ``iql`` runs of both seeds at the results table's budget (``genpolicy bench --algos iql
 --tasks walker2d-medium-v5:Walker2d-v5 --seeds 2 0 --budget cpu recipe``) and measures, for each seed:

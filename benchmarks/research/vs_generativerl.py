@@ -38,7 +38,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parents[1])]  # genpolicy, harness
+_here = Path(__file__).resolve()
+sys.path[:0] = [str(_here.parents[2]), str(_here.parents[1])]  # genpolicy, harness
 
 OBS, ACT = 17, 6
 
