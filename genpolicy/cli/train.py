@@ -12,7 +12,6 @@ from pathlib import Path
 from ..config import add_dataclass_args, load_presets, resolve_config, to_yaml
 
 
-
 def _argv_presets(argv: list[str]) -> list[str]:
     return [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--preset"]
 

@@ -39,7 +39,6 @@ def collect_pointmaze(task: str, transitions: int, seed: int = 0, noise: float =
     """``transitions`` steps of the waypoint controller in ``task`` (a ``pointmaze-*`` name; see the module)."""
     from tqdm.auto import tqdm
 
-
     kind, maze_name = MAZE_TASKS[task]
     if kind != "point":
         raise ValueError(f"{task}: collect_pointmaze drives a point mass; AntMaze data needs the ant controller")

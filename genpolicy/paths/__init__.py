@@ -35,6 +35,7 @@ def make_path(name: str, **kwargs) -> GaussianPath:
         raise ValueError(f"unknown path {name!r}; expected one of {sorted(PATHS)}")
     return PATHS[key](**kwargs)
 
+
 #: the path names a config may name (one list: the keys of PATHS)
 PathName = Literal[tuple(PATHS)]
 #: what a network may output

@@ -41,9 +41,6 @@ def everything_in(out: str | Path, tasks: list[Task], algos: list[str]) -> tuple
 def act_latency(run_dir: Path, repeats: int = 20) -> float:
     """Median milliseconds of one eager ``act`` on one observation (the data's mean) of the run's final policy,
     measured once and kept in ``act_latency.json`` (with the torch version and thread count it was measured with)."""
-
-
-
     f = run_dir / "act_latency.json"
     if f.exists():
         return json.loads(f.read_text())["ms_batch1"]
@@ -247,7 +244,6 @@ def plot_curves(out: str | Path, task: Task, algos: list[str]) -> Path | None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     drew = False

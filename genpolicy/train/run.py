@@ -79,7 +79,6 @@ def evaluate_runs(algos: list[Algorithm], env_id: str, episodes: int) -> list[di
     return out
 
 
-
 class Run:
     """One run of :func:`train`: the position, the loop's own state (scores, offsets), logging and saving."""
 
@@ -231,7 +230,6 @@ class Run:
             st["best_score"], st["best_stage_step"] = res["score"], [stage, done]
             self.save(BEST, si, done)
         bar.write(f"[{stage} {done}] score {res['score']:.1f} (return {res['return_mean']:.1f})")
-
 
 
 def _stage_steps(algo: Algorithm, cfg) -> list[int]:

@@ -95,7 +95,6 @@ def load_checkpoint(path: str | Path) -> dict:
     return load_torch(path)
 
 
-
 class Logger:
     """JSONL + TensorBoard metrics, CSV evaluations. Keeps metric sums as tensors between writes."""
 
@@ -172,7 +171,6 @@ class Logger:
     def close(self):
         if self.tb is not None:
             self.tb.close()
-
 
 
 #: the entries of :func:`software` whose change on resume is warned about (floating-point results may change)

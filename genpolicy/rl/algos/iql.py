@@ -48,7 +48,6 @@ class IQLAWRConfig(CriticConfig):
     """hidden sizes of the actor"""
 
 
-
 def _awr(actor: GaussianActor, obs: Tensor, act: Tensor, w: Tensor) -> tuple[Tensor, dict]:
     return -(w * actor.log_prob(obs, act)).mean(), {}
 

@@ -73,7 +73,6 @@ class SRPOConfig(DiffusionPolicyConfig):
     """omega(t): score = alpha/sigma (SRPO's earlier default), vds = sigma^2 (its final default), stable = 1"""
 
 
-
 def srpo_time_weight(alpha: Tensor, sigma: Tensor, kind: str) -> Tensor:
     """omega(t) of the score regularizer (SRPO Sec 4.2's choices)."""
     if kind == "score":
