@@ -8,11 +8,13 @@ For runs with an IQL critic (GMPO, GMPG, IQL, ...):
 * on 4096 dataset rows: the advantage A = Q - V of the data's actions, the GMPO weights exp(beta A) clamped at
   ``weight_clamp`` (share at the clamp, effective sample size ESS/N = (sum w)^2 / (N sum w^2)), and the critic's
   advantage of the policy's own actions A(s, pi(s)) with their distance to the data's action and share at the box edge;
-* a few seeded episodes: their lengths, and V(s) with A(s, pi(s)) along the first one, to see whether the critic
-  recognises the states the policy ends in (V falls before a fall in the data; a V that rises while the policy falls
-  means the policy left the states the critic knows).
+* a few seeded episodes: their lengths and returns (optionally one observation entry at each end), and V(s) with
+  A(s, pi(s)) along the first one, to see whether the critic recognises the states the policy ends in (V falls before
+  a fall in the data; a V that rises while the policy falls means the policy left the states the critic knows).
 
     python benchmarks/research/policy_diag.py runs/suite-six/walker2d-medium-v5/gmpo/seed-0 --episodes 5
+    python benchmarks/research/policy_diag.py runs/suite-six/halfcheetah-medium-expert-v5/gmpo/seed-2 --episodes 10 \\
+        --final-obs 1
     python benchmarks/research/policy_diag.py runs/suite-six/walker2d-medium-v5/sfbc/seed-0 \\
         --critic runs/suite-six/walker2d-medium-v5/critic/seed-0-e2005988
 """
@@ -68,6 +70,8 @@ def main(argv=None) -> int:
     p.add_argument("run", help="run folder (its checkpoint.pt is read)")
     p.add_argument("--episodes", type=int, default=5)
     p.add_argument("--rows", type=int, default=4096)
+    p.add_argument("--final-obs", type=int, metavar="I", help="also print observation entry I at each episode's end, "
+                   "by return (e.g. 1: HalfCheetah's torso pitch in rad, beyond +-1.6 on its back)")
     p.add_argument("--critic", help="SfBC runs: an IQL critic run (folder) on the same dataset to compare its Q with")
     ns = p.parse_args(argv)
 
@@ -128,10 +132,10 @@ def main(argv=None) -> int:
     import gymnasium as gym
 
     env = gym.make(env_id)
-    lengths, trace = [], []
+    lengths, returns, trace = [], [], []
     for ep in range(ns.episodes):
         o, _ = env.reset(seed=ep)
-        done, t = False, 0
+        done, t, ret = False, 0, 0.0
         while not done:
             torch.manual_seed(ep * 100_000 + t)
             ot = torch.as_tensor(o, dtype=torch.float32)[None]
@@ -140,10 +144,15 @@ def main(argv=None) -> int:
                 n = algo.normalizer(ot)
                 with torch.no_grad():
                     trace.append((t, float(critic.v(n)), float(critic.advantage(n, torch.as_tensor(a)[None]))))
-            o, _, term, trunc, _ = env.step(a)
-            done, t = term or trunc, t + 1
+            o, r, term, trunc, _ = env.step(a)
+            done, t, ret = term or trunc, t + 1, ret + float(r)
         lengths.append(t)
+        returns.append((ret, float(o[ns.final_obs]) if ns.final_obs is not None else None))
     print(f"episode lengths (seeds 0-{ns.episodes - 1}): {lengths}")
+    returns.sort(key=lambda r: r[0])
+    print(f"episode returns, sorted (a bimodal policy shows two groups): {[round(r) for r, _ in returns]}")
+    if ns.final_obs is not None:
+        print(f"observation {ns.final_obs} at each episode's end, in that order: {[round(x, 2) for _, x in returns]}")
     step = max(1, len(trace) // 12)
     print("episode 0, V(s) and A(s, pi(s)) along it: " + ", ".join(f"t={t}: V {v:.1f} A {a:+.2f}"
                                                                   for t, v, a in trace[::step] + trace[-2:]))
