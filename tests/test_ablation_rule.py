@@ -71,3 +71,19 @@ def test_the_per_task_table_gives_each_difference_with_its_standard_error(tmp_pa
     text = _csv(tmp_path, [("t0", "gmpg", 3, 50), ("t1", "gmpg", 3, 40), ("t0", "gmpg-no-clip", 3, 53)])
     assert "| gmpg-no-clip | t0 | 50.0 ± 1.0 | 53.0 ± 1.0 | +3.0 ± 1.4 |" in text
     assert "| gmpg-no-clip | t1 | 40.0 ± 1.0 | not run: counts as today's | |" in text
+
+
+def test_a_suite_in_progress_is_read_from_its_finished_run_folders(tmp_path):
+    import json
+
+    for seed, score in [(0, 40.0), (1, 44.0)]:
+        run = tmp_path / "t0" / "gmpg" / f"seed-{seed}"
+        run.mkdir(parents=True)
+        (run / "summary.json").write_text(json.dumps({"final_score": score, "seed_seconds": 60.0}))
+        (run / "act_latency.json").write_text(json.dumps({"ms_batch1": 2.0}))
+    (tmp_path / "t0" / "gmpg-vpsde" / "seed-0").mkdir(parents=True)  # started, not finished: no summary
+    (tmp_path / "results.csv").write_text("task,algo,n,mean,se\nt0,gmpg,1,99,0\n")  # stale: written before seed 1
+    res = rule.read_suite(tmp_path)
+    assert res == {"gmpg": {"t0": (42.0, 2.0, 2)}}
+    text = rule.main([str(tmp_path)])
+    assert "Finished runs (seeds) so far: gmpg t0 (2)" in text and "| gmpg-vpsde | gmpg | not run yet |" in text

@@ -6,6 +6,9 @@ task is it lower by more than two standard errors of the difference (``sqrt(se_a
 only some tasks (``gmpo-code``: the code's settings differ from ours on four) counts as today's method on the others.
 
     python benchmarks/research/ablation_rule.py runs/ablation --out docs/results/ablation.md
+
+While the ablation runs, the same command reads its finished run folders and says what is done; a verdict waits
+until every task and seed of a comparison is in.
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # genpolicy, run from a checkout
 
 #: each variant label and the method it is measured against
 BASELINES = {"gmpg-paper-gradient": "gmpg", "gmpg-vpsde": "gmpg", "gmpg-paper-gradient-bits": "gmpg",
@@ -54,6 +60,24 @@ def read(results_csv: Path) -> dict[str, dict[str, tuple[float, float, int]]]:
     return out
 
 
+def read_suite(suite: Path) -> dict[str, dict[str, tuple[float, float, int]]]:
+    """As :func:`read`, from the suite's finished run folders where it has any (so that a run in progress, which
+    has not yet rewritten ``results.csv``, shows what it has finished), else from its ``results.csv``."""
+    if not any(suite.glob("*/*/seed-*/summary.json")):
+        if not (suite / "results.csv").exists():
+            raise SystemExit(f"{suite}: no finished run and no results.csv (run benchmarks/research/ablation.sh)")
+        return read(suite / "results.csv")
+    from genpolicy.suite import collect
+    from genpolicy.suite.report import everything_in
+
+    tasks, algos = everything_in(suite, [], [])
+    out: dict[str, dict[str, tuple[float, float, int]]] = {}
+    for r in collect(suite, tasks, algos, select=False):
+        if r["n"]:
+            out.setdefault(r["algo"], {})[r["task"]] = (r["mean"], r["se"] or 0.0, r["n"])
+    return out
+
+
 def pending(base: dict, variant: dict, runs_on: int = TASKS) -> str:
     """Why no verdict may be given yet ("" once it may): today's method must have all six tasks, the change the
     ``runs_on`` tasks it is run on, and every cell of both the full seeds; a verdict on part of the table could
@@ -67,10 +91,10 @@ def pending(base: dict, variant: dict, runs_on: int = TASKS) -> str:
 
 def main(argv=None) -> str:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("suite", type=Path, help="the suite's run root (its results.csv)")
+    p.add_argument("suite", type=Path, help="the suite's run root (its run folders, else its results.csv)")
     p.add_argument("--out", type=Path, help="write the table (markdown) here")
     ns = p.parse_args(argv)
-    res = read(ns.suite / "results.csv")
+    res = read_suite(ns.suite)
     lines = ["| change | against | six-task mean (today → with it) | above on | lower by > 2 s.e. | adopted |",
              "|---|---|---|---|---|---|"]
     detail = ["| change | task | today | with it | difference |", "|---|---|---|---|---|"]
@@ -88,6 +112,9 @@ def main(argv=None) -> str:
         detail += [f"| {label} | {r['task']} | {r['base']:.1f} ± {r['base_se']:.1f} | "
                    + (f"{r['variant']:.1f} ± {r['variant_se']:.1f} | {r['diff']:+.1f} ± {r['se_diff']:.1f} |"
                       if r["ran"] else "not run: counts as today's | |") for r in v["rows"]]
+    done = [f"{label} " + ", ".join(f"{t} ({c[2]})" for t, c in sorted(res[label].items()))
+            for label in dict.fromkeys([*BASELINES.values(), *BASELINES]) if label in res]
+    lines += ["", "Finished runs (seeds) so far: " + ("; ".join(done) if done else "none")]
     if len(detail) > 2:
         lines += ["", "Per task: mean ± s.e. over seeds; the difference (change − today) ± its s.e.", "", *detail]
     text = "\n".join(lines) + "\n"
