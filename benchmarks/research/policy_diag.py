@@ -72,8 +72,12 @@ def main(argv=None) -> int:
     p.add_argument("--rows", type=int, default=4096)
     p.add_argument("--final-obs", type=int, metavar="I", help="also print observation entry I at each episode's end, "
                    "by return (e.g. 1: HalfCheetah's torso pitch in rad, beyond +-1.6 on its back)")
+    p.add_argument("--beyond", type=float, metavar="X", help="with --final-obs: also the first step at which |entry I| "
+                   "exceeded X in each episode (- where it never did)")
     p.add_argument("--critic", help="SfBC runs: an IQL critic run (folder) on the same dataset to compare its Q with")
     ns = p.parse_args(argv)
+    if ns.beyond is not None and ns.final_obs is None:
+        p.error("--beyond needs --final-obs (the observation entry it watches)")
 
     import yaml
 
@@ -135,7 +139,7 @@ def main(argv=None) -> int:
     lengths, returns, trace = [], [], []
     for ep in range(ns.episodes):
         o, _ = env.reset(seed=ep)
-        done, t, ret = False, 0, 0.0
+        done, t, ret, first = False, 0, 0.0, None
         while not done:
             torch.manual_seed(ep * 100_000 + t)
             ot = torch.as_tensor(o, dtype=torch.float32)[None]
@@ -146,13 +150,18 @@ def main(argv=None) -> int:
                     trace.append((t, float(critic.v(n)), float(critic.advantage(n, torch.as_tensor(a)[None]))))
             o, r, term, trunc, _ = env.step(a)
             done, t, ret = term or trunc, t + 1, ret + float(r)
+            if first is None and ns.beyond is not None and abs(float(o[ns.final_obs])) > ns.beyond:
+                first = t
         lengths.append(t)
-        returns.append((ret, float(o[ns.final_obs]) if ns.final_obs is not None else None))
+        returns.append((ret, float(o[ns.final_obs]) if ns.final_obs is not None else None, first))
     print(f"episode lengths (seeds 0-{ns.episodes - 1}): {lengths}")
     returns.sort(key=lambda r: r[0])
-    print(f"episode returns, sorted (a bimodal policy shows two groups): {[round(r) for r, _ in returns]}")
+    print(f"episode returns, sorted (a bimodal policy shows two groups): {[round(r[0]) for r in returns]}")
     if ns.final_obs is not None:
-        print(f"observation {ns.final_obs} at each episode's end, in that order: {[round(x, 2) for _, x in returns]}")
+        print(f"observation {ns.final_obs} at each episode's end, in that order: {[round(r[1], 2) for r in returns]}")
+    if ns.beyond is not None:
+        print(f"first step with |observation {ns.final_obs}| > {ns.beyond:g}, in that order: "
+              f"{[r[2] if r[2] is not None else '-' for r in returns]}")
     step = max(1, len(trace) // 12)
     print("episode 0, V(s) and A(s, pi(s)) along it: " + ", ".join(f"t={t}: V {v:.1f} A {a:+.2f}"
                                                                   for t, v, a in trace[::step] + trace[-2:]))
