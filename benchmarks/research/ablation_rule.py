@@ -30,8 +30,9 @@ TASKS, SEEDS = 6, 3  # the verdict waits until today's method has every task, an
 RUNS_ON = {"gmpo-code": 4}
 
 
-def verdict(base: dict[str, tuple[float, float]], variant: dict[str, tuple[float, float]]) -> dict:
-    """``base`` and ``variant``: task -> (mean, s.e.) over seeds; tasks missing from ``variant`` count as ``base``'s.
+def verdict(base: dict[str, tuple], variant: dict[str, tuple]) -> dict:
+    """``base`` and ``variant``: task -> (mean, s.e.[, seeds]) over seeds; tasks missing from ``variant`` count as
+    ``base``'s.
     Returns the per-task differences, the counts and whether the rule adopts the change."""
     rows, above, worse = [], 0, []
     for task, cell in sorted(base.items()):
