@@ -515,9 +515,9 @@ def test_result_bars_draw_no_bar_for_a_cell_without_runs_and_keep_the_legend_off
 
 def test_the_headline_table_composes_the_committed_tables_and_counts_the_wins_from_their_means(tmp_path):
     """results_page.py --headline: each column's seeds from its own committed CSV (a suite table's per-row seed
-    list, a rescore table's per-seed rows of one setting), the medium-expert rows from their suite table's final
-    scores (GMPO's preset at T = 0, GMPG's at T = 1), and the above-IQL / above-data counts from the means of cells
-    with 3 seeds or more only (a one-seed cell is shown, not counted)."""
+    list, a rescore table's per-seed rows of one setting), the medium-expert rows likewise (bc and TD3+BC from their
+    suite table, IQL's actor, GMPO and GMPG from their rescore table), and the above-IQL / above-data counts from the
+    means of cells with 3 seeds or more only (a one-seed cell is shown, not counted)."""
     import csv
 
     pytest.importorskip("matplotlib")
@@ -543,14 +543,21 @@ def test_the_headline_table_composes_the_committed_tables_and_counts_the_wins_fr
     with open(tmp_path / "medium-expert-recipe.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(head)
-        w.writerow([me[0], "iql", 1, 90.0, "", "", 2, 0.08, "0", "90.000"])
-        w.writerow([me[0], "gmpo", 1, 97.0, "", "", 10, 2.0, "0", "97.000"])
-        w.writerow([me[0], "gmpg", 3, 80.0, 1.0, "", 9, 2.0, "0 1 2", "79.000 80.000 81.000"])
+        w.writerow([me[0], "bc", 1, 70.0, "", "", 2, 0.08, "0", "70.000"])
+        w.writerow([me[0], "gmpo", 3, 10.0, 0.0, "", 10, 2.0, "0 1 2", "10.000 10.000 10.000"])  # not the rescore's
+    with open(tmp_path / "medium-expert-temperature.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["task", "algo", "setting", "seed", "score"])
+        w.writerow([me[0], "iql", "act_temperature=1", 0, 90.0])
+        w.writerow([me[0], "gmpo", "act_temperature=0", 0, 97.0])
+        for seed in (0, 1, 2):
+            w.writerow([me[0], "gmpg", "act_temperature=1", seed, 79.0 + seed])
     md = page.headline(tmp_path)
     lines = md.splitlines()
     assert lines[2].startswith("| hopper-medium-v5 | 37.5 | 2.0 ± 1.0 (3) | 99.0 (1) | 50.0 ± 0.0 (3) | "
                                "60.0 ± 0.0 (3) | 0.0 ± 0.0 (3) | 51.0 ± 0.6 (3) | - |")
-    assert lines[8] == "| hopper-medium-expert-v5 | 52.4 | - | - | 90.0 (1) | 97.0 (1) | - | - | 80.0 ± 1.0 (3) |"
+    assert lines[8] == ("| hopper-medium-expert-v5 | 52.4 | 70.0 (1) | - | 90.0 (1) | 97.0 (1) | - | - | "
+                        "80.0 ± 0.6 (3) |")
     assert lines[9] == "| walker2d-medium-expert-v5 | 53.6 |" + " - |" * 7 and len(lines[:11]) == 11
     assert "gmpo T=0: above iql on 4 of 6, above the data on 6 of 6" in md  # its one-seed medium-expert cell: not
     # counted
@@ -561,8 +568,11 @@ def test_the_headline_table_composes_the_committed_tables_and_counts_the_wins_fr
     # comparison with it is counted either way
     rows = list(csv.DictReader(open(tmp_path / "headline.csv")))
     assert len(rows) == 9 * len(page.HEADLINE) and (tmp_path / "headline.png").stat().st_size > 0
-    assert [(r["table"], r["algo"]) for r in rows if r["task"] == me[0] and r["column"] == "gmpg T=1"] == [
-        ("medium-expert-recipe", "gmpg")]
+    assert [(r["table"], r["algo"], r["setting"], r["train_minutes"]) for r in rows
+            if r["task"] == me[0] and r["column"] == "gmpg T=1"] == [("medium-expert-temperature", "gmpg",
+                                                                    "act_temperature=1", "")]
+    assert [r["train_minutes"] for r in rows if r["task"] == me[0] and r["column"] == "gmpo T=0"] == ["10"]  # its
+    # runs' cost, from their suite table
 
 
 def test_the_all_methods_table_takes_each_column_from_its_suite_table_with_the_rows_own_stats_and_costs(tmp_path):
