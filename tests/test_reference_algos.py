@@ -30,7 +30,7 @@ def _fit(name, cfg, steps: dict):
 def test_bc_recovers_the_data_mean_and_spread():
     algo, a, _ = _fit("bc", BCConfig(policy_lr=1e-3, actor_hidden=(64, 64)), {"policy": 1500})
     assert abs(a.mean()) < 0.08, a.mean()  # the mean of the two modes
-    std = float(algo.actor.log_std.exp())
+    std = float(algo.actor.log_std.detach().exp())
     assert abs(std - 0.6) < 0.06, std  # one Gaussian over both modes: std = sqrt(0.6^2 + 0.05^2) = 0.602
 
 
