@@ -79,8 +79,8 @@ def test_a_suite_in_progress_is_read_from_its_finished_run_folders(tmp_path):
     for seed, score in [(0, 40.0), (1, 44.0)]:
         run = tmp_path / "t0" / "gmpg" / f"seed-{seed}"
         run.mkdir(parents=True)
-        (run / "summary.json").write_text(json.dumps({"final_score": score, "seed_seconds": 60.0}))
-        (run / "act_latency.json").write_text(json.dumps({"ms_batch1": 2.0}))
+        (run / "summary.json").write_text(json.dumps({"final_score": score, "seed_seconds": 60.0}))  # no
+        # checkpoint: reading the scores must not load or time a policy
     (tmp_path / "t0" / "gmpg-vpsde" / "seed-0").mkdir(parents=True)  # started, not finished: no summary
     (tmp_path / "results.csv").write_text("task,algo,n,mean,se\nt0,gmpg,1,99,0\n")  # stale: written before seed 1
     res = rule.read_suite(tmp_path)

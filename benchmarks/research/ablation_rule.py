@@ -73,7 +73,7 @@ def read_suite(suite: Path) -> dict[str, dict[str, tuple[float, float, int]]]:
 
     tasks, algos = everything_in(suite, [], [])
     out: dict[str, dict[str, tuple[float, float, int]]] = {}
-    for r in collect(suite, tasks, algos, select=False):
+    for r in collect(suite, tasks, algos, select=False, latency=False):
         if r["n"]:
             out.setdefault(r["algo"], {})[r["task"]] = (r["mean"], r["se"] or 0.0, r["n"])
     return out

@@ -128,10 +128,11 @@ def score_label(env_id: str | None) -> str:
     return "success rate (%)" if fam.endswith("maze") else "D4RL-normalized score"
 
 
-def collect(out: str | Path, tasks: list[Task], algos: list[str], select: bool = True) -> list[dict]:
+def collect(out: str | Path, tasks: list[Task], algos: list[str], select: bool = True,
+            latency: bool = True) -> list[dict]:
     """One row per (task, algorithm): final scores of the finished seeds, mean and standard error, train minutes
-    (per seed and their mean), batch-1 act latency, and (``select``) the selected checkpoints' held-out scores
-    (:func:`selected_checkpoint`)."""
+    (per seed and their mean), (``latency``) batch-1 act latency, and (``select``) the selected checkpoints'
+    held-out scores (:func:`selected_checkpoint`). Without ``select`` and ``latency`` no policy is loaded."""
 
     data_scores = {r["name"]: data_score(r) for r in available_datasets()}
     rows = []
@@ -146,7 +147,8 @@ def collect(out: str | Path, tasks: list[Task], algos: list[str], select: bool =
                     scores.append(s["final_score"])
                     seeds.append(int(f.parent.name.split("-")[1]))
                     secs.append(_seed_seconds(s))
-                    act_ms.append(act_latency(f.parent))
+                    if latency:
+                        act_ms.append(act_latency(f.parent))
                     sel = selected_checkpoint(f.parent) if select else None
                     if sel is not None:
                         chosen.append(sel["score"])
@@ -157,7 +159,7 @@ def collect(out: str | Path, tasks: list[Task], algos: list[str], select: bool =
                          "scores": scores, "data_score": data_scores.get(task.name),
                          "seed_minutes": [x / 60 for x in secs],
                          "train_minutes": round(float(np.mean(secs)) / 60, 1) if n else None,
-                         "act_ms": round(float(np.median(act_ms)), 2) if n else None, "warnings": warned,
+                         "act_ms": round(float(np.median(act_ms)), 2) if act_ms else None, "warnings": warned,
                          "selected": score_stats(chosen), "selected_scores": chosen,
                          "selected_seeds": chosen_seeds})
     return rows
